@@ -1,0 +1,14 @@
+// Subcommands of the single `hearth` binary: each file registers one with CLI11.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace hearth::cli {
+
+void add_info(CLI::App& app);
+void add_run(CLI::App& app);
+void add_bench(CLI::App& app);
+void add_perplexity(CLI::App& app);
+void add_quantize(CLI::App& app);
+void add_synth(CLI::App& app);
+
+}  // namespace hearth::cli

@@ -1,0 +1,77 @@
+#include <map>
+#include <string>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "model/model.h"
+
+namespace hearth::cli {
+
+void add_info(CLI::App& app) {
+    auto* cmd = app.add_subcommand("info", "Show a model's architecture, hyper-parameters, tensor types and size");
+    struct Opts {
+        std::string model;
+        bool json = false;
+    };
+    auto o = std::make_shared<Opts>();
+    cmd->add_option("-m,--model", o->model, "GGUF model file")->required();
+    cmd->add_flag("--json", o->json, "Print JSON");
+    cmd->callback([o] {
+        auto m = Model::load(o->model);
+        const HParams& hp = m->hp;
+        std::map<std::string, std::pair<int, int64_t>> types;  // name -> (tensors, bytes)
+        for (const auto& t : m->file.tensors()) {
+            auto& e = types[dtype_name(t.type)];
+            e.first++;
+            e.second += static_cast<int64_t>(t.nbytes);
+        }
+        // KV cache for the training context at f32, the engine's current cache type.
+        const int64_t kv_bytes = 2 * hp.n_layer * hp.kv_dim() * hp.n_ctx_train * 4;
+        if (o->json) {
+            nlohmann::json j;
+            j["file"] = o->model;
+            j["architecture"] = hp.arch;
+            j["name"] = hp.name;
+            j["gguf_version"] = m->file.version();
+            j["n_vocab"] = hp.n_vocab;
+            j["n_ctx_train"] = hp.n_ctx_train;
+            j["n_embd"] = hp.n_embd;
+            j["n_layer"] = hp.n_layer;
+            j["n_head"] = hp.n_head;
+            j["n_head_kv"] = hp.n_head_kv;
+            j["head_dim"] = hp.head_dim;
+            j["n_ff"] = hp.n_ff;
+            j["rope_base"] = hp.rope_base;
+            j["rms_eps"] = hp.rms_eps;
+            j["tied_output"] = hp.tied_output;
+            j["n_params"] = m->n_params();
+            j["weight_bytes"] = m->weight_bytes();
+            j["bytes_per_token"] = m->bytes_per_token();
+            j["kv_cache_bytes_full_context"] = kv_bytes;
+            for (const auto& [name, e] : types) j["tensor_types"][name] = {{"tensors", e.first}, {"bytes", e.second}};
+            fmt::print("{}\n", j.dump(2));
+            return;
+        }
+        fmt::print("file            {}\n", o->model);
+        fmt::print("architecture    {}{}\n", hp.arch, hp.name.empty() ? "" : " (" + hp.name + ")");
+        fmt::print("vocab           {}\n", hp.n_vocab);
+        fmt::print("context (train) {}\n", hp.n_ctx_train);
+        fmt::print("embedding       {}\n", hp.n_embd);
+        fmt::print("layers          {}\n", hp.n_layer);
+        fmt::print("heads           {} query / {} kv, head size {}\n", hp.n_head, hp.n_head_kv, hp.head_dim);
+        fmt::print("feed-forward    {}\n", hp.n_ff);
+        fmt::print("rope            base {}, {}\n", hp.rope_base, hp.rope_type == RopeType::Norm ? "normal" : "neox");
+        fmt::print("output          {}\n", hp.tied_output ? "tied to token_embd" : "separate");
+        fmt::print("parameters      {} ({:.1f} M)\n", m->n_params(), m->n_params() / 1e6);
+        fmt::print("weights         {:.1f} MiB\n", m->weight_bytes() / 1048576.0);
+        fmt::print("read per token  {:.1f} MiB\n", m->bytes_per_token() / 1048576.0);
+        fmt::print("kv cache        {:.1f} MiB at {} tokens\n", kv_bytes / 1048576.0, hp.n_ctx_train);
+        fmt::print("tensor types   ");
+        for (const auto& [name, e] : types) fmt::print(" {} x{} ({:.1f} MiB)", name, e.first, e.second / 1048576.0);
+        fmt::print("\n");
+    });
+}
+
+}  // namespace hearth::cli

@@ -1,0 +1,330 @@
+// The transformer forward pass for decoder-only models, over a batch of (token, pos, seq, logits) entries.
+// Written by hand (the core of the engine): one OpenMP team runs the whole micro-batch, splitting each
+// operation across threads and meeting at a barrier between operations, so a decoded token pays for one
+// fork/join instead of one per matrix.
+#include "model/forward.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <unordered_map>
+
+#include "base/error.h"
+#include "tensor/kernels.h"
+
+namespace hearth {
+namespace {
+
+// Contiguous share [begin, end) of n items for thread ith of nth, in multiples of `grain`.
+inline void split(int64_t n, int ith, int nth, int64_t grain, int64_t& begin, int64_t& end) {
+    const int64_t chunks = (n + grain - 1) / grain;
+    const int64_t c0 = chunks * ith / nth, c1 = chunks * (ith + 1) / nth;
+    begin = std::min(n, c0 * grain);
+    end = std::min(n, c1 * grain);
+}
+
+void rms_norm_row(const float* x, const float* w, float* y, int64_t n, float eps) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
+    const float scale = 1.0f / std::sqrt(static_cast<float>(sum / static_cast<double>(n)) + eps);
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale * w[i];
+}
+
+}  // namespace
+
+struct Context::Scratch {
+    int64_t cap = 0;  // tokens the buffers hold
+    std::vector<float> x, xn, q, k, v, att, gate, up, y;
+    std::vector<uint8_t> act;  // quantized activations (shared, built cooperatively)
+    const void* act_src = nullptr;
+    int64_t act_generation = 0;
+    kernels::ActKind act_kind = kernels::ActKind::F32;
+    std::vector<std::vector<float>> per_thread_tile;    // gemm output tiles
+    std::vector<std::vector<float>> per_thread_scores;  // attention scores
+    std::vector<float> rope_cos, rope_sin;              // [T][rope_dim/2]
+};
+
+Context::Context(const Model& model, const ContextParams& params)
+    : model_(model), params_(params), s_(std::make_unique<Scratch>()) {
+    if (params.n_threads < 0) fail("threads must be positive (got {})", params.n_threads);
+    if (params.n_ctx <= 0) fail("context size must be positive (got {})", params.n_ctx);
+    if (params.n_ubatch <= 0) fail("micro-batch size must be positive (got {})", params.n_ubatch);
+    n_threads_ = params.n_threads > 0 ? params.n_threads : omp_get_num_procs();
+    const HParams& hp = model.hp;
+    KvCacheConfig kc;
+    kc.n_layer = static_cast<int>(hp.n_layer);
+    kc.kv_dim = static_cast<int>(hp.kv_dim());
+    kc.block_size = params.kv_block_size;
+    kc.n_blocks = (params.n_ctx + params.kv_block_size - 1) / params.kv_block_size;
+    kv_ = std::make_unique<KvCache>(kc);
+}
+
+Context::~Context() = default;
+
+const std::vector<float>& Context::decode(const Batch& batch) {
+    const HParams& hp = model_.hp;
+    const int n_out = batch.n_logits();
+    logits_.assign(static_cast<size_t>(n_out) * hp.n_vocab, 0.0f);
+    // Validate everything before touching the cache.
+    std::unordered_map<int32_t, int32_t> next_pos;  // per sequence: the position the batch may write next
+    for (const auto& e : batch.entries) {
+        if (e.token < 0 || e.token >= hp.n_vocab) fail("token id {} is out of range [0, {})", e.token, hp.n_vocab);
+        if (e.seq < 0) fail("sequence id {} is negative", e.seq);
+        auto it = next_pos.find(e.seq);
+        const int32_t limit = it == next_pos.end() ? kv_->seq_len(e.seq) : it->second;
+        if (e.pos < 0 || e.pos > limit)
+            fail("position {} of sequence {} does not continue it (its next position is {})", e.pos, e.seq, limit);
+        if (e.pos >= params_.n_ctx)
+            fail("position {} is beyond the context size {}", e.pos, params_.n_ctx);
+        next_pos[e.seq] = std::max(limit, e.pos + 1);
+    }
+    for (const auto& [seq, n] : next_pos) kv_->reserve(seq, n);
+
+    float* out = logits_.data();
+    const auto& E = batch.entries;
+    for (size_t i = 0; i < E.size(); i += static_cast<size_t>(params_.n_ubatch)) {
+        const int n = static_cast<int>(std::min(E.size() - i, static_cast<size_t>(params_.n_ubatch)));
+        run_ubatch(E.data() + i, n, out);
+        for (int j = 0; j < n; ++j) out += E[i + j].logits ? hp.n_vocab : 0;
+    }
+    return logits_;
+}
+
+void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
+    const Model& m = model_;
+    const HParams& hp = m.hp;
+    Scratch& s = *s_;
+    const int64_t E = hp.n_embd, QD = hp.q_dim(), KVD = hp.kv_dim(), F = hp.n_ff, HD = hp.head_dim;
+    const int64_t V = hp.n_vocab;
+    const int nt = n_threads_;
+    const kernels::KernelTable& K = kernels::active();
+
+    if (s.cap < T) {
+        s.cap = T;
+        s.x.resize(T * E);
+        s.xn.resize(T * E);
+        s.q.resize(T * QD);
+        s.k.resize(T * KVD);
+        s.v.resize(T * KVD);
+        s.att.resize(T * QD);
+        s.gate.resize(T * F);
+        s.up.resize(T * F);
+        s.y.resize(T * std::max(E, V));
+        const int64_t maxc = std::max({E, QD, F});
+        s.act.resize(static_cast<size_t>(T) * kernels::act_row_bytes(DType::Q8_0, (maxc + 31) / 32 * 32) + 64);
+        s.rope_cos.resize(T * hp.rope_dim / 2);
+        s.rope_sin.resize(T * hp.rope_dim / 2);
+    }
+    s.per_thread_tile.resize(nt);
+    s.per_thread_scores.resize(nt);
+    for (auto& sc : s.per_thread_scores) sc.resize(params_.n_ctx);
+
+    // Embeddings.
+    for (int t = 0; t < T; ++t)
+        kernels::dequantize_row(m.tok_embd.type, m.tok_embd.data + m.tok_embd.row_bytes * entries[t].token,
+                                s.x.data() + t * E, E);
+
+    // Rope angles per token: theta_i = pos * freq_scale * base^(-2i/d) / factor_i, built by repeated
+    // multiplication in float as ggml does, so that we round like the reference.
+    const int64_t half = hp.rope_dim / 2;
+    const float theta_scale = std::pow(hp.rope_base, -2.0f / static_cast<float>(hp.rope_dim));
+    const float* freq_factors = m.rope_freqs.empty() ? nullptr : reinterpret_cast<const float*>(m.rope_freqs[0].data);
+    for (int t = 0; t < T; ++t) {
+        float theta = static_cast<float>(entries[t].pos);
+        for (int64_t i = 0; i < half; ++i) {
+            const float th = hp.rope_freq_scale * theta / (freq_factors ? freq_factors[i] : 1.0f);
+            s.rope_cos[t * half + i] = std::cos(th);
+            s.rope_sin[t * half + i] = std::sin(th);
+            theta *= theta_scale;
+        }
+    }
+
+    // Output rows wanted.
+    std::vector<int> out_rows;
+    for (int t = 0; t < T; ++t)
+        if (entries[t].logits) out_rows.push_back(t);
+    const int n_out = static_cast<int>(out_rows.size());
+
+    // Resolve the KV cell of every entry once.
+    std::vector<const std::vector<int32_t>*> tables(T);
+    for (int t = 0; t < T; ++t) tables[t] = &kv_->blocks(entries[t].seq);
+    const int bs = kv_->config().block_size;
+
+    s.act_src = nullptr;
+
+#pragma omp parallel num_threads(nt)
+    {
+        const int ith = omp_get_thread_num();
+        const int nth = omp_get_num_threads();
+        auto& tile = s.per_thread_tile[ith];
+        auto& scores = s.per_thread_scores[ith];
+        int64_t generation = s.act_generation;
+
+        // Prepares the activations X[T][cols] in the format weight w wants (cooperatively, then a barrier).
+        // `fresh` says X was rewritten since the last call, so a cached conversion of it is stale.
+        auto prepare = [&](const Weight& w, const float* X, int rows_in,
+                           bool fresh) -> std::pair<const void*, size_t> {
+            if (fresh) ++generation;  // every thread counts the same calls, so they agree
+            const kernels::ActKind kind = kernels::act_kind(w.type);
+            if (kind == kernels::ActKind::F32) return {X, static_cast<size_t>(w.cols) * sizeof(float)};
+            const size_t stride = kernels::act_row_bytes(w.type, w.cols);
+            if (s.act_generation != generation || s.act_src != X || s.act_kind != kind) {
+#pragma omp barrier
+                for (int t = ith; t < rows_in; t += nth)
+                    K.quantize_act(X + t * w.cols, reinterpret_cast<BlockQ8A*>(s.act.data() + t * stride), w.cols);
+#pragma omp barrier
+#pragma omp single
+                {
+                    s.act_src = X;
+                    s.act_kind = kind;
+                    s.act_generation = generation;
+                }
+            }
+            return {s.act.data(), stride};
+        };
+
+        // Y[T][w.rows] = X[T][w.cols] * W^T, this thread's share of the rows. No barrier at the end.
+        auto matmul = [&](const Weight& w, std::pair<const void*, size_t> act, int rows_in, float* Y) {
+            const kernels::GemmFn gemm = K.gemm[static_cast<int>(w.type)];
+            int64_t r0, r1;
+            split(w.rows, ith, nth, 16, r0, r1);
+            if (rows_in == 1) {
+                if (r1 > r0) gemm(w.cols, w.data + r0 * w.row_bytes, w.row_bytes, act.first, act.second, Y + r0, 1,
+                                  static_cast<int>(r1 - r0), 1);
+                return;
+            }
+            constexpr int kTokBlock = 64, kRowBlock = 16;
+            tile.resize(kTokBlock * kRowBlock);
+            for (int t0 = 0; t0 < rows_in; t0 += kTokBlock) {
+                const int nc = std::min(kTokBlock, rows_in - t0);
+                const uint8_t* a = static_cast<const uint8_t*>(act.first) + t0 * act.second;
+                for (int64_t r = r0; r < r1; r += kRowBlock) {
+                    const int nr = static_cast<int>(std::min<int64_t>(kRowBlock, r1 - r));
+                    gemm(w.cols, w.data + r * w.row_bytes, w.row_bytes, a, act.second, tile.data(), nc, nr, nc);
+                    for (int i = 0; i < nr; ++i)
+                        for (int c = 0; c < nc; ++c) Y[(t0 + c) * w.rows + r + i] = tile[i * nc + c];
+                }
+            }
+        };
+
+        for (int64_t il = 0; il < hp.n_layer; ++il) {
+            const LayerWeights& L = m.layers[il];
+            for (int t = ith; t < T; t += nth)
+                rms_norm_row(s.x.data() + t * E, reinterpret_cast<const float*>(L.attn_norm.data), s.xn.data() + t * E,
+                             E, hp.rms_eps);
+#pragma omp barrier
+            matmul(L.wq, prepare(L.wq, s.xn.data(), T, true), T, s.q.data());
+            matmul(L.wk, prepare(L.wk, s.xn.data(), T, false), T, s.k.data());
+            matmul(L.wv, prepare(L.wv, s.xn.data(), T, false), T, s.v.data());
+#pragma omp barrier
+            // Rope on q and k, then store k and v in the cache.
+            for (int t = ith; t < T; t += nth) {
+                const float* cs = s.rope_cos.data() + t * half;
+                const float* sn = s.rope_sin.data() + t * half;
+                auto rope = [&](float* v, int64_t n_heads) {
+                    for (int64_t h = 0; h < n_heads; ++h) {
+                        float* x = v + h * HD;
+                        if (hp.rope_type == RopeType::Norm) {
+                            for (int64_t i = 0; i < half; ++i) {
+                                const float a = x[2 * i], b = x[2 * i + 1];
+                                x[2 * i] = a * cs[i] - b * sn[i];
+                                x[2 * i + 1] = a * sn[i] + b * cs[i];
+                            }
+                        } else {
+                            for (int64_t i = 0; i < half; ++i) {
+                                const float a = x[i], b = x[i + half];
+                                x[i] = a * cs[i] - b * sn[i];
+                                x[i + half] = a * sn[i] + b * cs[i];
+                            }
+                        }
+                    }
+                };
+                rope(s.q.data() + t * QD, hp.n_head);
+                rope(s.k.data() + t * KVD, hp.n_head_kv);
+                std::memcpy(kv_->k(static_cast<int>(il), entries[t].seq, entries[t].pos), s.k.data() + t * KVD,
+                            KVD * sizeof(float));
+                std::memcpy(kv_->v(static_cast<int>(il), entries[t].seq, entries[t].pos), s.v.data() + t * KVD,
+                            KVD * sizeof(float));
+            }
+#pragma omp barrier
+            // Attention: one (token, head) pair at a time over the sequence's cells 0..pos.
+            {
+                const int64_t group = hp.n_head / hp.n_head_kv;
+                const float scale = 1.0f / std::sqrt(static_cast<float>(HD));
+                int64_t i0, i1;
+                split(static_cast<int64_t>(T) * hp.n_head, ith, nth, 1, i0, i1);
+                for (int64_t item = i0; item < i1; ++item) {
+                    const int t = static_cast<int>(item / hp.n_head);
+                    const int64_t h = item % hp.n_head, g = h / group;
+                    const float* q = s.q.data() + t * QD + h * HD;
+                    const int32_t n_kv = entries[t].pos + 1;
+                    const auto& table = *tables[t];
+                    float mx = -INFINITY;
+                    for (int32_t p = 0; p < n_kv; ++p) {
+                        const float* kc = kv_->k_block(static_cast<int>(il), table[p / bs]) + (p % bs) * KVD + g * HD;
+                        float d = 0;
+                        for (int64_t j = 0; j < HD; ++j) d += q[j] * kc[j];
+                        scores[p] = d * scale;
+                        mx = std::max(mx, scores[p]);
+                    }
+                    float sum = 0;
+                    for (int32_t p = 0; p < n_kv; ++p) {
+                        scores[p] = std::exp(scores[p] - mx);
+                        sum += scores[p];
+                    }
+                    float* o = s.att.data() + t * QD + h * HD;
+                    std::fill(o, o + HD, 0.0f);
+                    const float inv = 1.0f / sum;
+                    for (int32_t p = 0; p < n_kv; ++p) {
+                        const float* vc = kv_->v_block(static_cast<int>(il), table[p / bs]) + (p % bs) * KVD + g * HD;
+                        const float wgt = scores[p] * inv;
+                        for (int64_t j = 0; j < HD; ++j) o[j] += wgt * vc[j];
+                    }
+                }
+            }
+#pragma omp barrier
+            matmul(L.wo, prepare(L.wo, s.att.data(), T, true), T, s.y.data());
+#pragma omp barrier
+            for (int t = ith; t < T; t += nth) {
+                float* x = s.x.data() + t * E;
+                const float* y = s.y.data() + t * E;
+                for (int64_t i = 0; i < E; ++i) x[i] += y[i];
+                rms_norm_row(x, reinterpret_cast<const float*>(L.ffn_norm.data), s.xn.data() + t * E, E, hp.rms_eps);
+            }
+#pragma omp barrier
+            matmul(L.ffn_gate, prepare(L.ffn_gate, s.xn.data(), T, true), T, s.gate.data());
+            matmul(L.ffn_up, prepare(L.ffn_up, s.xn.data(), T, false), T, s.up.data());
+#pragma omp barrier
+            {
+                int64_t i0, i1;
+                split(static_cast<int64_t>(T) * F, ith, nth, 64, i0, i1);
+                for (int64_t i = i0; i < i1; ++i) {
+                    const float g = s.gate[i];
+                    s.gate[i] = g / (1.0f + std::exp(-g)) * s.up[i];
+                }
+            }
+#pragma omp barrier
+            matmul(L.ffn_down, prepare(L.ffn_down, s.gate.data(), T, true), T, s.y.data());
+#pragma omp barrier
+            for (int t = ith; t < T; t += nth) {
+                float* x = s.x.data() + t * E;
+                const float* y = s.y.data() + t * E;
+                for (int64_t i = 0; i < E; ++i) x[i] += y[i];
+            }
+#pragma omp barrier
+        }
+
+        // Final norm of the rows that want logits, then the output projection.
+        if (n_out > 0) {
+            for (int j = ith; j < n_out; j += nth)
+                rms_norm_row(s.x.data() + out_rows[j] * E, reinterpret_cast<const float*>(m.output_norm.data),
+                             s.xn.data() + j * E, E, hp.rms_eps);
+#pragma omp barrier
+            matmul(m.output, prepare(m.output, s.xn.data(), n_out, true), n_out, logits_out);
+        }
+    }
+}
+
+}  // namespace hearth

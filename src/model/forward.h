@@ -1,0 +1,49 @@
+// The forward pass: runs a Batch of (token, position, sequence, wants-logits) entries through the model,
+// reading and writing the paged KV cache. One Context per independent cache (a server keeps one and batches
+// all its sequences through it).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "model/model.h"
+#include "runtime/batch.h"
+#include "runtime/kv_cache.h"
+
+namespace hearth {
+
+struct ContextParams {
+    int n_ctx = 4096;      // KV cells in the pool (all sequences together)
+    int n_threads = 0;     // 0: every core
+    int n_ubatch = 512;    // micro-batch: larger batches are split into chunks of this many entries
+    int kv_block_size = 16;
+};
+
+class Context {
+public:
+    Context(const Model& model, const ContextParams& params);
+    ~Context();
+
+    // Runs the batch. Returns the logits of the entries with logits == true, n_vocab floats each, in batch
+    // order. Positions of a sequence must continue it (pos <= current length); throws hearth::Error on an
+    // invalid token, position or sequence, or when the cache is full.
+    const std::vector<float>& decode(const Batch& batch);
+
+    KvCache& kv() { return *kv_; }
+    const Model& model() const { return model_; }
+    int n_threads() const { return n_threads_; }
+    int n_ctx() const { return params_.n_ctx; }
+
+private:
+    struct Scratch;
+    void run_ubatch(const BatchEntry* entries, int n, float* logits_out);
+
+    const Model& model_;
+    ContextParams params_;
+    int n_threads_;
+    std::unique_ptr<KvCache> kv_;
+    std::unique_ptr<Scratch> s_;
+    std::vector<float> logits_;
+};
+
+}  // namespace hearth

@@ -1,0 +1,31 @@
+#include "model/weights.h"
+
+#include <fmt/ranges.h>
+
+#include "base/error.h"
+
+namespace hearth {
+
+Weight get_weight(const gguf::File& f, const std::string& name, int64_t cols, int64_t rows, bool optional) {
+    const gguf::TensorInfo* t = f.find_tensor(name);
+    if (!t) {
+        if (optional) return {};
+        fail("{}: tensor '{}' is missing", f.path(), name);
+    }
+    const std::vector<int64_t> want = rows == 0 ? std::vector<int64_t>{cols} : std::vector<int64_t>{cols, rows};
+    if (t->dims != want)
+        fail("{}: tensor '{}' has shape [{}], expected [{}]", f.path(), name, fmt::join(t->dims, ", "),
+             fmt::join(want, ", "));
+    const DTypeInfo& info = dtype_info(t->type);
+    if (!info.supported) fail("{}: tensor '{}' has type {}, which hearth does not support", f.path(), name, info.name);
+    Weight w;
+    w.name = name;
+    w.type = t->type;
+    w.data = t->data;
+    w.cols = cols;
+    w.rows = rows == 0 ? 1 : rows;
+    w.row_bytes = row_bytes(t->type, cols);
+    return w;
+}
+
+}  // namespace hearth

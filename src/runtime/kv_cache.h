@@ -1,0 +1,54 @@
+// Paged KV cache: fixed-size blocks of cells from one pool, and one block table per sequence, so sequences
+// grow without copying and (later) share prefix blocks. Cell i of a sequence holds position i.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <unordered_map>
+#include <vector>
+
+namespace hearth {
+
+struct KvCacheConfig {
+    int n_layer = 0;
+    int kv_dim = 0;          // n_head_kv * head_dim (K and V have the same width here)
+    int block_size = 16;     // cells per block
+    int64_t n_blocks = 0;    // blocks in the pool
+};
+
+class KvCache {
+public:
+    explicit KvCache(const KvCacheConfig& cfg);
+
+    const KvCacheConfig& config() const { return cfg_; }
+    // Makes sure sequence `seq` has cells for positions [0, n_pos); throws hearth::Error when the pool is full.
+    void reserve(int32_t seq, int32_t n_pos);
+    // Positions of `seq` currently held (one past the highest reserved position).
+    int32_t seq_len(int32_t seq) const;
+    // Drops positions >= pos of `seq` (pos 0 removes the sequence), returning whole blocks to the pool.
+    void truncate(int32_t seq, int32_t pos);
+    void clear();
+    int64_t free_blocks() const { return static_cast<int64_t>(free_.size()); }
+    size_t bytes() const { return k_.size() * sizeof(float) * 2; }
+
+    // Cell address of (seq, pos) in layer il; the sequence must have reserved pos.
+    float* k(int il, int32_t seq, int32_t pos) { return k_.data() + offset(il, seq, pos); }
+    float* v(int il, int32_t seq, int32_t pos) { return v_.data() + offset(il, seq, pos); }
+    // The block table of a sequence, for kernels that walk a sequence block by block.
+    const std::vector<int32_t>& blocks(int32_t seq) const;
+    const float* k_block(int il, int32_t block) const { return k_.data() + block_offset(il, block); }
+    const float* v_block(int il, int32_t block) const { return v_.data() + block_offset(il, block); }
+
+private:
+    size_t block_offset(int il, int32_t block) const {
+        return (static_cast<size_t>(il) * cfg_.n_blocks + block) * cfg_.block_size * cfg_.kv_dim;
+    }
+    size_t offset(int il, int32_t seq, int32_t pos) const;
+
+    KvCacheConfig cfg_;
+    std::vector<float> k_, v_;
+    std::vector<int32_t> free_;
+    std::unordered_map<int32_t, std::vector<int32_t>> tables_;
+    std::unordered_map<int32_t, int32_t> lengths_;
+};
+
+}  // namespace hearth

@@ -1,0 +1,59 @@
+// Compute kernels over the block formats of dtype.h: a scalar reference for every type, plus AVX2 and
+// AVX-512 (VNNI, BF16) paths chosen at run time from CPUID. The reference stays beside the SIMD code and the
+// tests compare them. Written by hand: no packaged library computes on GGUF's quantized formats.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "tensor/dtype.h"
+
+namespace hearth::kernels {
+
+// ---- scalar reference (kernels/ref.cpp) ------------------------------------------------------------
+// n is a multiple of the type's block size; callers check it.
+void dequantize_row(DType t, const void* src, float* dst, int64_t n);
+// Quantizes n floats into type t (F32, F16, BF16 and every supported quantized type).
+void quantize_row(DType t, const float* src, void* dst, int64_t n);
+// The activation type a weight of type t is multiplied with: Q8A blocks for quantized weights, F32 for
+// F32/F16/BF16 weights.
+enum class ActKind { F32, Q8A };
+ActKind act_kind(DType weight_type);
+// Bytes needed for one activation row of n elements in the format act_kind(t) demands.
+size_t act_row_bytes(DType weight_type, int64_t n);
+void quantize_act_ref(const float* x, BlockQ8A* y, int64_t n);  // n multiple of 32
+// Dot product of one weight row (type t) with one activation row (float* or BlockQ8A*, see act_kind).
+float vec_dot_ref(DType t, const void* w, const void* act, int64_t n);
+
+// ---- dispatched kernels ----------------------------------------------------------------------------
+enum class Isa { Ref = 0, Avx2 = 1, Avx512 = 2 };
+
+using QuantizeActFn = void (*)(const float* x, BlockQ8A* y, int64_t n);
+using DotFn = float (*)(const void* w, const void* act, int64_t n);
+// Computes out[r * out_stride + c] = dot(W row r, act row c) for r < nr, c < nc.
+// W rows are w_stride bytes apart, activation rows act_stride bytes apart. Lets a kernel reuse each
+// decoded weight block across several activation rows (prefill) or rows across one activation (decode).
+using GemmFn = void (*)(int64_t n, const void* w, size_t w_stride, const void* act, size_t act_stride,
+                        float* out, size_t out_stride, int nr, int nc);
+
+constexpr int kMaxTypeId = 31;
+struct KernelTable {
+    Isa isa;
+    const char* name;  // "ref", "avx2", "avx512"
+    QuantizeActFn quantize_act;
+    DotFn dot[kMaxTypeId];    // indexed by DType id; nullptr where unsupported
+    GemmFn gemm[kMaxTypeId];  // indexed by DType id; nullptr where unsupported
+};
+
+// Best table this CPU supports; HEARTH_ISA=ref|avx2|avx512 in the environment forces one (clamped to what
+// the CPU can run, with a warning on stderr).
+const KernelTable& active();
+// Table for a specific ISA, or nullptr if the CPU cannot run it.
+const KernelTable* table_for(Isa isa);
+bool cpu_supports(Isa isa);
+
+// Per-ISA table builders (kernels/ref.cpp, kernels/avx2.cpp, kernels/avx512.cpp).
+const KernelTable& ref_table();
+const KernelTable& avx2_table();
+const KernelTable& avx512_table();
+
+}  // namespace hearth::kernels

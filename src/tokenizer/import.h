@@ -1,0 +1,20 @@
+// Bringing a tokenizer from another format into GGUF metadata (tokenizer.ggml.* keys): a vocab GGUF, a
+// Hugging Face tokenizer.json (BPE), or a GPT-2 style encoder.json + vocab.bpe pair (Llama 3).
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "gguf/gguf.h"
+
+namespace hearth::tok {
+
+struct ImportedTokenizer {
+    int64_t n_tokens = 0;
+    std::string model;  // tokenizer.ggml.model
+};
+
+// Sets every tokenizer.* key in `w`. `pre` overrides tokenizer.ggml.pre for the JSON formats (else guessed
+// from the source). Throws hearth::Error on a missing file, malformed JSON or an unsupported tokenizer model.
+ImportedTokenizer import_tokenizer(const std::string& path, gguf::Writer& w, const std::string& pre = "");
+
+}  // namespace hearth::tok
