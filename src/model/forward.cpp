@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "base/error.h"
+#include "model/attention.h"
 #include "tensor/kernels.h"
 
 namespace hearth {
@@ -161,6 +162,7 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
         auto& tile = s.per_thread_tile[ith];
         auto& scores = s.per_thread_scores[ith];
         int64_t generation = s.act_generation;
+        std::vector<const float*> kblocks, vblocks;
 
         // Prepares the activations X[T][cols] in the format weight w wants (cooperatively, then a barrier).
         // `fresh` says X was rewritten since the last call, so a cached conversion of it is stale.
@@ -255,33 +257,26 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                 const float scale = 1.0f / std::sqrt(static_cast<float>(HD));
                 int64_t i0, i1;
                 split(static_cast<int64_t>(T) * hp.n_head, ith, nth, 1, i0, i1);
+                int last_t = -1;
+                KvHeadView view{nullptr, nullptr, bs, KVD, 0};
                 for (int64_t item = i0; item < i1; ++item) {
                     const int t = static_cast<int>(item / hp.n_head);
-                    const int64_t h = item % hp.n_head, g = h / group;
-                    const float* q = s.q.data() + t * QD + h * HD;
-                    const int32_t n_kv = entries[t].pos + 1;
-                    const auto& table = *tables[t];
-                    float mx = -INFINITY;
-                    for (int32_t p = 0; p < n_kv; ++p) {
-                        const float* kc = kv_->k_block(static_cast<int>(il), table[p / bs]) + (p % bs) * KVD + g * HD;
-                        float d = 0;
-                        for (int64_t j = 0; j < HD; ++j) d += q[j] * kc[j];
-                        scores[p] = d * scale;
-                        mx = std::max(mx, scores[p]);
+                    const int64_t h = item % hp.n_head;
+                    if (t != last_t) {  // block pointers of this entry's sequence, for this layer
+                        const auto& table = *tables[t];
+                        kblocks.resize(table.size());
+                        vblocks.resize(table.size());
+                        for (size_t b = 0; b < table.size(); ++b) {
+                            kblocks[b] = kv_->k_block(static_cast<int>(il), table[b]);
+                            vblocks[b] = kv_->v_block(static_cast<int>(il), table[b]);
+                        }
+                        view.k_blocks = kblocks.data();
+                        view.v_blocks = vblocks.data();
+                        last_t = t;
                     }
-                    float sum = 0;
-                    for (int32_t p = 0; p < n_kv; ++p) {
-                        scores[p] = std::exp(scores[p] - mx);
-                        sum += scores[p];
-                    }
-                    float* o = s.att.data() + t * QD + h * HD;
-                    std::fill(o, o + HD, 0.0f);
-                    const float inv = 1.0f / sum;
-                    for (int32_t p = 0; p < n_kv; ++p) {
-                        const float* vc = kv_->v_block(static_cast<int>(il), table[p / bs]) + (p % bs) * KVD + g * HD;
-                        const float wgt = scores[p] * inv;
-                        for (int64_t j = 0; j < HD; ++j) o[j] += wgt * vc[j];
-                    }
+                    view.head_offset = (h / group) * HD;
+                    attend_head(s.q.data() + t * QD + h * HD, view, entries[t].pos + 1, static_cast<int>(HD), scale,
+                                scores.data(), s.att.data() + t * QD + h * HD);
                 }
             }
 #pragma omp barrier

@@ -12,12 +12,12 @@ Weight get_weight(const gguf::File& f, const std::string& name, int64_t cols, in
         if (optional) return {};
         fail("{}: tensor '{}' is missing", f.path(), name);
     }
+    const DTypeInfo& info = dtype_info(t->type);
+    if (!info.supported) fail("{}: tensor '{}' has type {}, which hearth does not support", f.path(), name, info.name);
     const std::vector<int64_t> want = rows == 0 ? std::vector<int64_t>{cols} : std::vector<int64_t>{cols, rows};
     if (t->dims != want)
         fail("{}: tensor '{}' has shape [{}], expected [{}]", f.path(), name, fmt::join(t->dims, ", "),
              fmt::join(want, ", "));
-    const DTypeInfo& info = dtype_info(t->type);
-    if (!info.supported) fail("{}: tensor '{}' has type {}, which hearth does not support", f.path(), name, info.name);
     Weight w;
     w.name = name;
     w.type = t->type;

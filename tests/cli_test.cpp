@@ -1,0 +1,236 @@
+// End-to-end tests of the `hearth` binary: real models from ../shared, every subcommand, and bad input.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "gguf/gguf.h"
+#include "test_util.h"
+
+namespace hearth {
+namespace {
+
+struct Result {
+    int code = -1;
+    std::string out, err;
+};
+
+std::string tmp_dir() {
+    static const std::string dir = [] {
+        auto d = std::filesystem::temp_directory_path() / ("hearth_cli_test_" + std::to_string(getpid()));
+        std::filesystem::create_directories(d);
+        return d.string();
+    }();
+    return dir;
+}
+
+Result hearth(const std::string& args) {
+    const std::string err_path = tmp_dir() + "/stderr.txt";
+    const std::string cmd = std::string(HEARTH_BINARY) + " " + args + " 2>" + err_path;
+    Result r;
+    FILE* p = popen(cmd.c_str(), "r");
+    if (!p) return r;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+    const int status = pclose(p);
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r.err = test::read_file(err_path);
+    return r;
+}
+
+std::string q(const std::string& s) { return "'" + s + "'"; }
+std::string stories() { return q(test::shared("models/stories260K.gguf")); }
+
+// The three blocks of the llama2.c reference file, keyed by their command line.
+std::vector<std::pair<std::string, std::string>> reference_blocks() {
+    std::ifstream in(test::shared("models/stories260K.greedy-reference.txt"));
+    std::vector<std::pair<std::string, std::string>> blocks;
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("### ", 0) == 0) {
+            blocks.push_back({line, ""});
+        } else if (!blocks.empty()) {
+            blocks.back().second += line + "\n";
+        }
+    }
+    for (auto& [cmd, text] : blocks)  // run.c ends its output with one newline; the file adds a blank line
+        while (!text.empty() && text.back() == '\n') text.pop_back();
+    return blocks;
+}
+
+void expect_one_line_error(const Result& r, const std::string& needle) {
+    EXPECT_NE(r.code, 0);
+    EXPECT_LT(r.code, 128) << "crashed with signal " << r.code - 128;
+    EXPECT_NE(r.err.find("error: "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err;
+    EXPECT_LE(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+TEST(Cli, Stories260KGreedyMatchesLlama2cByteForByte) {
+    const auto blocks = reference_blocks();
+    ASSERT_EQ(blocks.size(), 3u);
+    // Block 1: no prompt, 256 steps (run.c's -n counts positions: BOS + 255... each step emits one token).
+    {
+        const std::string want = blocks[0].second;
+        const Result r = hearth("run -m " + stories() + " -p '' -n 256 --temp 0");
+        ASSERT_EQ(r.code, 0) << r.err;
+        std::string got = r.out;
+        ASSERT_FALSE(got.empty());
+        got.pop_back();  // our trailing newline
+        EXPECT_EQ(got.substr(0, want.size()), want);
+        EXPECT_EQ(got, want);
+    }
+    // Block 3: prompt "Lily and Tom went to", 64 positions in all.
+    {
+        const std::string want = blocks[2].second;
+        const Result js = hearth("run -m " + stories() + " -p 'Lily and Tom went to' -n 0 --json");
+        ASSERT_EQ(js.code, 0) << js.err;
+        const auto j = nlohmann::json::parse(js.out);
+        const int n_prompt = static_cast<int>(j["prompt_tokens"].size());  // BOS included
+        const Result r = hearth("run -m " + stories() + " -p 'Lily and Tom went to' -n " +
+                                std::to_string(64 - (n_prompt - 1)) + " --temp 0");
+        ASSERT_EQ(r.code, 0) << r.err;
+        std::string got = r.out;
+        got.pop_back();
+        EXPECT_EQ(got, want);
+    }
+}
+
+TEST(Cli, RunJsonAndSeededSamplingIsReproducible) {
+    const std::string args = "run -m " + stories() + " -p 'Once upon a time' -n 24 --temp 0.9 --top-p 0.9 --json";
+    const Result a = hearth(args + " --seed 7"), b = hearth(args + " --seed 7"), c = hearth(args + " --seed 8");
+    ASSERT_EQ(a.code, 0) << a.err;
+    const auto ja = nlohmann::json::parse(a.out), jb = nlohmann::json::parse(b.out), jc = nlohmann::json::parse(c.out);
+    EXPECT_EQ(ja["tokens"], jb["tokens"]);
+    EXPECT_EQ(ja["text"], jb["text"]);
+    EXPECT_NE(ja["tokens"], jc["tokens"]);
+    EXPECT_EQ(ja["tokens"].size(), 24u);
+    EXPECT_EQ(ja["prompt_tokens"][0], 1);  // BOS
+}
+
+TEST(Cli, InfoReportsTheModel) {
+    const Result r = hearth("info -m " + stories() + " --json");
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["architecture"], "llama");
+    EXPECT_EQ(j["n_embd"], 64);
+    EXPECT_EQ(j["n_layer"], 5);
+    EXPECT_EQ(j["n_head"], 8);
+    EXPECT_EQ(j["n_head_kv"], 4);
+    EXPECT_EQ(j["n_vocab"], 512);
+    EXPECT_EQ(j["tensor_types"]["F32"]["tensors"], 48);
+    EXPECT_GT(j["n_params"].get<int64_t>(), 250000);
+    const Result text = hearth("info -m " + stories());
+    EXPECT_NE(text.out.find("layers          5"), std::string::npos) << text.out;
+}
+
+TEST(Cli, PerplexityMatchesTheGolden) {
+    const Result r = hearth("perplexity -m " + stories() + " -f " + q(test::shared("conformance/texts/ppl-text.txt")) +
+                            " -c 128 --json");
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["tokens"], 986);
+    EXPECT_EQ(j["chunks"], 7);
+    EXPECT_EQ(j["scored_tokens"], 441);
+    EXPECT_NEAR(j["ppl"].get<double>(), 11.984608, 11.984608 * 5e-3);
+}
+
+TEST(Cli, BenchReportsSpeeds) {
+    const Result r = hearth("bench -m " + stories() + " -p 32 -n 8 -r 2 -t 2 --json");
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_GT(j["pp"]["median"].get<double>(), 0);
+    EXPECT_GT(j["tg"]["median"].get<double>(), 0);
+    EXPECT_EQ(j["pp"]["runs"].size(), 2u);
+    EXPECT_EQ(j["threads"], 2);
+}
+
+TEST(Cli, SynthQuantizeRun) {
+    const std::string f16 = tmp_dir() + "/tiny.f16.gguf", q8 = tmp_dir() + "/tiny.q8_0.gguf",
+                      q4k = tmp_dir() + "/tiny.q4km.gguf";
+    Result r = hearth("synth --shape embd=256,layers=2,heads=4,kv_heads=2,ff=512 --vocab " + stories() + " -o " + f16);
+    ASSERT_EQ(r.code, 0) << r.err;
+    r = hearth("quantize " + f16 + " " + q8 + " Q8_0 --json");
+    ASSERT_EQ(r.code, 0) << r.err;
+    auto j = nlohmann::json::parse(r.out);
+    EXPECT_LT(j["bytes_out"].get<double>(), j["bytes_in"].get<double>() * 0.6);
+    r = hearth("quantize " + f16 + " " + q4k + " Q4_K_M");
+    ASSERT_EQ(r.code, 0) << r.err;
+    r = hearth("info -m " + q4k + " --json");
+    ASSERT_EQ(r.code, 0) << r.err;
+    j = nlohmann::json::parse(r.out);
+    EXPECT_TRUE(j["tensor_types"].contains("Q4_K"));
+    EXPECT_TRUE(j["tensor_types"].contains("Q6_K"));
+    EXPECT_EQ(j["n_vocab"], 512);
+    for (const std::string& m : {f16, q8, q4k}) {
+        r = hearth("run -m " + m + " -p 'Once upon a time' -n 8 --temp 0 --json");
+        ASSERT_EQ(r.code, 0) << r.err;
+        EXPECT_EQ(nlohmann::json::parse(r.out)["tokens"].size(), 8u);
+    }
+    // Quantizing an already quantized file is refused.
+    r = hearth("quantize " + q8 + " " + tmp_dir() + "/x.gguf Q4_0");
+    expect_one_line_error(r, "already");
+}
+
+TEST(Cli, BadInputGivesOneLineErrors) {
+    expect_one_line_error(hearth("info -m /nonexistent/model.gguf"), "/nonexistent/model.gguf");
+    // Truncated copy of a real model.
+    const std::string data = test::read_file(test::shared("models/stories260K.gguf"));
+    const std::string cut = tmp_dir() + "/truncated.gguf";
+    std::ofstream(cut, std::ios::binary).write(data.data(), static_cast<std::streamsize>(data.size() / 2));
+    expect_one_line_error(hearth("run -m " + cut + " -p hi -n 1"), "truncated.gguf");
+    // Not a GGUF at all.
+    const std::string junk = tmp_dir() + "/junk.gguf";
+    std::ofstream(junk) << "this is not a model file, just text\n";
+    expect_one_line_error(hearth("info -m " + junk), "junk.gguf");
+    // Unknown architecture, unsupported tensor type.
+    {
+        gguf::File f = gguf::File::open(test::shared("models/stories260K.gguf"));
+        gguf::Writer w;
+        w.copy_metadata(f);
+        w.set("general.architecture", gguf::Value::str("mamba9"));
+        for (const auto& t : f.tensors()) w.add_tensor(t.name, t.type, t.dims, t.data, t.nbytes);
+        w.write(tmp_dir() + "/arch.gguf");
+        expect_one_line_error(hearth("info -m " + tmp_dir() + "/arch.gguf"), "mamba9");
+        gguf::Writer w2;
+        w2.copy_metadata(f);
+        std::vector<uint8_t> fake;
+        for (const auto& t : f.tensors()) {
+            if (t.name == "blk.0.attn_q.weight") {
+                // A type hearth does not compute with (IQ2_XXS: 66-byte blocks of 256).
+                fake.assign(66 * 64, 0);
+                w2.add_tensor(t.name, DType(16), {256, 64}, fake.data(), fake.size());
+            } else {
+                w2.add_tensor(t.name, t.type, t.dims, t.data, t.nbytes);
+            }
+        }
+        w2.write(tmp_dir() + "/type.gguf");
+        const Result r = hearth("info -m " + tmp_dir() + "/type.gguf");
+        expect_one_line_error(r, "blk.0.attn_q.weight");
+        EXPECT_NE(r.err.find("IQ2_XXS"), std::string::npos) << r.err;
+    }
+    // Prompt longer than the context; zero threads; bad sampling values.
+    expect_one_line_error(hearth("run -m " + stories() + " -c 8 -p 'Once upon a time there was a little girl named Lily'"),
+                          "context");
+    expect_one_line_error(hearth("run -m " + stories() + " -t 0 -p hi"), "threads");
+    expect_one_line_error(hearth("bench -m " + stories() + " -t 0"), "threads");
+    expect_one_line_error(hearth("run -m " + stories() + " -p hi --top-p 0"), "top_p");
+    expect_one_line_error(hearth("quantize " + stories() + " " + tmp_dir() + "/q.gguf Q9_9"), "Q9_9");
+    expect_one_line_error(hearth("synth --shape nonsense -o " + tmp_dir() + "/s.gguf"), "nonsense");
+}
+
+TEST(Cli, HelpOnEverySubcommand) {
+    for (const char* sub : {"info", "run", "bench", "perplexity", "quantize", "synth"}) {
+        const Result r = hearth(std::string(sub) + " --help");
+        EXPECT_EQ(r.code, 0) << sub;
+        EXPECT_NE(r.out.find("--"), std::string::npos) << sub;
+    }
+}
+
+}  // namespace
+}  // namespace hearth
