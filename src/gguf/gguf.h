@@ -82,6 +82,8 @@ public:
     const std::string& path() const { return name_; }
     uint32_t version() const { return version_; }
     size_t alignment() const { return alignment_; }
+    // Start of the tensor data section: the end of the tensor infos rounded up to alignment(). A file without
+    // tensors may end before it (llama.cpp's vocab-only files are not padded).
     size_t data_offset() const { return data_offset_; }
     const uint8_t* bytes() const { return base_; }
     size_t size() const { return size_; }

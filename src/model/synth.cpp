@@ -62,6 +62,8 @@ SynthShape synth_shape(const std::string& spec) {
         s.n_vocab = num("vocab", 0, false);
         s.head_dim = num("head_dim", 0, false);
         s.tied = num("tied", 1, false) != 0;
+        s.llama3_rope = num("llama3_rope", 0, false) != 0;
+        s.rope_base = static_cast<float>(num("rope_base", 10000, false));
         if (!kv.empty()) fail("shape '{}': unknown key '{}'", spec, kv.begin()->first);
     } else {
         fail("unknown shape '{}' (smollm2-135m, smollm2-360m, llama3.2-1b, tiny, or embd=..,layers=..,heads=..,ff=..)",

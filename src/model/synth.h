@@ -19,7 +19,7 @@ struct SynthShape {
 };
 
 // Named shapes: smollm2-135m, smollm2-360m, llama3.2-1b, tiny (for tests); or explicit
-// "embd=576,layers=30,heads=9,kv_heads=3,ff=1536[,vocab=N][,head_dim=64][,tied=0]".
+// "embd=576,layers=30,heads=9,kv_heads=3,ff=1536[,vocab=N][,head_dim=64][,tied=0][,rope_base=B][,llama3_rope=1]".
 SynthShape synth_shape(const std::string& spec);
 
 struct SynthOptions {

@@ -1,0 +1,896 @@
+// AVX-512 kernels (F, BW, VL, DQ, VNNI, BF16, VBMI). Only reached through dispatch.cpp when the CPU and the OS
+// support all of these; nothing in this file runs at static-initialisation time (the table is constant-
+// initialised), and every helper has internal linkage so no differently-compiled copy of an inline function
+// can leak into the plain x86-64 part of the binary.
+//
+// Quantized weights x Q8A activations
+// -----------------------------------
+// The activation rows are first repacked (per call, per thread, into a thread-local buffer) into "groups" of
+// 128 elements = 4 activation blocks. A group holds two 64-byte vectors V0, V1 of int8 codes, arranged so that
+// int32 lane p of `dpbusd(dpbusd(0, W0, V0), W1, V1)` sums 8 products that all belong to one activation block
+// and to one weight scale group; the per-lane float scale d_a (`da`), the integer offset correction (`ci`,
+// see below) and the per-half activation sums times d_a (`ms`, for formats with minimums) come with it.
+// Each weight format has its own arrangement (a "layout", chosen so that unpacking the weights is cheap), and
+// unpacks 4 weight blocks (or half a K-quant super-block) into the matching W0, W1 of *unsigned* codes:
+// formats with signed codes are shifted up by an offset (Q4_0: +8, Q5_0: +16, Q8_0 and IQ4_NL: +128,
+// Q3_K: +4, Q6_K: +32), and sum((q + off) * a) - off * sum(a) is made exact in int32 by starting the
+// accumulator at ci = -off * (activation half sums), placed in one lane of each scale group.
+// The int32 lanes are then converted and scaled lane-wise: acc += float(I) * da * sw, where sw holds the weight
+// scale (d, or d * sub-scale) of each lane. Minimums (Q4_1, Q5_1, Q2_K, Q4_K, Q5_K) add m * d_a * sum(a).
+// Nothing is reduced horizontally until the end of a row.
+//
+// The gemm is tiled: each tile keeps R x C float accumulators (R weight rows, C activation columns), unpacks a
+// weight group once per row and uses it for C columns. Decode (one column) uses 8 rows at a time.
+//
+// F32 / F16 / BF16 weights: F16 via vcvtph2ps, BF16 via a 16-bit shift into f32, then f32 FMA against the f32
+// activations. Products are exact in f32 (bf16/f16 x f32 fits a 24-bit mantissa product only up to rounding of
+// the f32 product itself), so the result differs from the reference only by the order of the f32 additions:
+// |error| <= ~(n / 16 + 4) * 2^-24 * sum |w_i * a_i| in the worst case, typically far below.
+#include <immintrin.h>
+// GCC 12's _mm512_undefined_*() / _mm256_undefined_*() self-initialise, which -Wuninitialized reports at every
+// inlined use (GCC bug 105593); the values are never read.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "tensor/kernels.h"
+#include "tensor/quantize.h"  // only for the IQ4_NL level table (a constant, no code)
+
+namespace hearth::kernels {
+namespace {
+
+#define HK_INLINE inline __attribute__((always_inline))
+
+// ---------------------------------------------------------------------------------------------------------
+// Thread-local scratch (packed activations).
+// ---------------------------------------------------------------------------------------------------------
+struct Scratch {
+    void* p = nullptr;
+    size_t cap = 0;
+    ~Scratch() { std::free(p); }
+};
+thread_local Scratch t_scratch;
+
+void* scratch(size_t bytes) {
+    if (bytes > t_scratch.cap) {
+        std::free(t_scratch.p);
+        const size_t cap = (bytes + 4095) & ~size_t(4095);
+        t_scratch.p = std::aligned_alloc(64, cap);
+        if (!t_scratch.p) std::abort();
+        t_scratch.cap = cap;
+    }
+    return t_scratch.p;
+}
+
+HK_INLINE float h2f(const uint8_t* p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+HK_INLINE uint32_t rd32(const uint8_t* p) {
+    uint32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+HK_INLINE __m512i ld(const void* p) { return _mm512_loadu_si512(p); }
+HK_INLINE __m512i bc8(int v) { return _mm512_set1_epi8(static_cast<char>(v)); }
+
+// ---------------------------------------------------------------------------------------------------------
+// Constant tables
+// ---------------------------------------------------------------------------------------------------------
+struct alignas(64) Bytes64 {
+    uint8_t b[64];
+};
+struct alignas(64) Ints16 {
+    int32_t v[16];
+};
+struct alignas(16) Bytes16 {
+    uint8_t b[16];
+};
+
+template <class F>
+constexpr Bytes64 make_bytes(F f) {
+    Bytes64 r{};
+    for (int i = 0; i < 64; ++i) r.b[i] = static_cast<uint8_t>(f(i));
+    return r;
+}
+template <class F>
+constexpr Ints16 make_ints(F f) {
+    Ints16 r{};
+    for (int i = 0; i < 16; ++i) r.v[i] = f(i);
+    return r;
+}
+template <class F>
+constexpr Bytes16 make_bytes16(F f) {
+    Bytes16 r{};
+    for (int i = 0; i < 16; ++i) r.b[i] = static_cast<uint8_t>(f(i));
+    return r;
+}
+HK_INLINE __m512i ldt(const Bytes64& t) { return _mm512_load_si512(t.b); }
+HK_INLINE __m512i ldt(const Ints16& t) { return _mm512_load_si512(t.v); }
+HK_INLINE __m128i ldt(const Bytes16& t) { return _mm_load_si128(reinterpret_cast<const __m128i*>(t.b)); }
+
+// Index for vpermt2b over two loads: bytes [0, 64) of the group from the first, [o1, o1 + 64) from the second.
+constexpr int two_src(int x, int o1) { return x < 64 ? x : 64 + (x - o1); }
+
+// An activation layout: element offset (within the 128-element group, a multiple of 4) of each dword of V0/V1.
+struct Layout {
+    uint8_t e0[16];
+    uint8_t e1[16];
+};
+constexpr Layout layout_a(int s0, int s1, int s2, int s3) {
+    const int sg[4] = {s0, s1, s2, s3};
+    Layout l{};
+    for (int p = 0; p < 16; ++p) {
+        l.e0[p] = static_cast<uint8_t>(32 * sg[p / 4] + 4 * (p % 4));
+        l.e1[p] = static_cast<uint8_t>(l.e0[p] + 16);
+    }
+    return l;
+}
+constexpr Layout layout_b() {
+    Layout l{};
+    for (int p = 0; p < 16; ++p) {
+        l.e0[p] = static_cast<uint8_t>(8 * p);
+        l.e1[p] = static_cast<uint8_t>(8 * p + 4);
+    }
+    return l;
+}
+// Lane L of V0 = first 16 codes of block L, of V1 = last 16 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL).
+constexpr Layout kLayoutA = layout_a(0, 1, 2, 3);
+// Same with the blocks in the order 0, 2, 1, 3 (Q4_K, Q5_K: what the nibble split gives for free).
+constexpr Layout kLayoutA0213 = layout_a(0, 2, 1, 3);
+// Dword p of V0 = codes 8p..8p+3, of V1 = 8p+4..8p+7 (Q2_K, Q3_K, Q6_K: 16-element scale groups).
+constexpr Layout kLayoutB = layout_b();
+
+// Tables derived from a layout for the activation packer.
+struct LayoutTables {
+    Bytes64 idx0, idx1;  // vpermt2b over the 128 natural codes
+    Ints16 blk;          // block of each int32 lane
+    Ints16 ca, cb;       // half-sum index (0..7) added into ci of each lane, 8 = none
+};
+constexpr LayoutTables make_layout_tables(const Layout& l) {
+    LayoutTables t{};
+    for (int i = 0; i < 64; ++i) {
+        t.idx0.b[i] = static_cast<uint8_t>(l.e0[i / 4] + i % 4);
+        t.idx1.b[i] = static_cast<uint8_t>(l.e1[i / 4] + i % 4);
+    }
+    bool done[8] = {};
+    for (int p = 0; p < 16; ++p) {
+        t.blk.v[p] = l.e0[p] / 32;
+        t.ca.v[p] = 8;
+        t.cb.v[p] = 8;
+        const int h0 = l.e0[p] / 16, h1 = l.e1[p] / 16;  // half index 0..7 within the group
+        if (!done[h0]) {
+            done[h0] = true;
+            t.ca.v[p] = h0;
+        }
+        if (!done[h1]) {
+            done[h1] = true;
+            t.cb.v[p] = h1;
+        }
+    }
+    return t;
+}
+constexpr LayoutTables kTabA = make_layout_tables(kLayoutA);
+constexpr LayoutTables kTabA0213 = make_layout_tables(kLayoutA0213);
+constexpr LayoutTables kTabB = make_layout_tables(kLayoutB);
+
+// ---------------------------------------------------------------------------------------------------------
+// Packed activations
+// ---------------------------------------------------------------------------------------------------------
+struct alignas(64) PGroup {
+    int8_t v0[64];
+    int8_t v1[64];
+    float da[16];    // d_a of the block of each int32 lane
+    int32_t ci[16];  // -off * half sums, one lane per scale group
+    float ms[16];    // d_a * half sum: lanes 0..7 this group's 8 halves; 8..15 the next group's (even groups)
+};
+static_assert(sizeof(PGroup) == 320);
+
+constexpr Ints16 kIdxHalfBlk = make_ints([](int i) { return i < 8 ? i / 2 : 4; });  // lane 4 of d4 is zero
+
+// Packs one activation row of nblocks Q8A blocks into ceil(nblocks / 4) groups.
+void pack_act(const BlockQ8A* a, int64_t nblocks, const LayoutTables& t, int off, PGroup* out) {
+    const int64_t ng = (nblocks + 3) / 4;
+    const __m512i idx0 = ldt(t.idx0), idx1 = ldt(t.idx1);
+    const __m512i blk = ldt(t.blk), ca = ldt(t.ca), cb = ldt(t.cb);
+    const __m512i hb = ldt(kIdxHalfBlk);
+    const __m512i noff = _mm512_set1_epi32(-off);
+    for (int64_t g = 0; g < ng; ++g) {
+        const BlockQ8A* b = a + 4 * g;
+        const int nv = nblocks - 4 * g >= 4 ? 4 : int(nblocks - 4 * g);
+        __m512i x0, x1;
+        alignas(16) float d[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        alignas(64) int32_t hs[16] = {};
+        if (nv == 4) {
+            x0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)b[0].qs)),
+                                    _mm256_loadu_si256((const __m256i*)b[1].qs), 1);
+            x1 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)b[2].qs)),
+                                    _mm256_loadu_si256((const __m256i*)b[3].qs), 1);
+        } else {
+            alignas(64) int8_t nat[128] = {};
+            for (int j = 0; j < nv; ++j) std::memcpy(nat + 32 * j, b[j].qs, 32);
+            x0 = _mm512_load_si512(nat);
+            x1 = _mm512_load_si512(nat + 64);
+        }
+        for (int j = 0; j < nv; ++j) {
+            d[j] = b[j].d;
+            hs[2 * j] = b[j].sum[0];
+            hs[2 * j + 1] = b[j].sum[1];
+        }
+        PGroup& o = out[g];
+        _mm512_store_si512(o.v0, _mm512_permutex2var_epi8(x0, idx0, x1));
+        _mm512_store_si512(o.v1, _mm512_permutex2var_epi8(x0, idx1, x1));
+        const __m512 d4 = _mm512_castps256_ps512(_mm256_load_ps(d));
+        _mm512_store_ps(o.da, _mm512_permutexvar_ps(blk, d4));
+        const __m512i hsv = _mm512_load_si512(hs);  // lanes 8..15 are zero
+        const __m512i cia = _mm512_permutexvar_epi32(ca, hsv), cib = _mm512_permutexvar_epi32(cb, hsv);
+        _mm512_store_si512(o.ci, _mm512_mullo_epi32(_mm512_add_epi32(cia, cib), noff));
+        const __m512 ms = _mm512_mul_ps(_mm512_cvtepi32_ps(hsv), _mm512_permutexvar_ps(hb, d4));
+        _mm512_store_ps(o.ms, ms);
+        if (g & 1) std::memcpy(out[g - 1].ms + 8, o.ms, 8 * sizeof(float));
+    }
+}
+
+enum MinKind { kNoMin, kGroupMin, kSuperMin };
+
+// ---------------------------------------------------------------------------------------------------------
+// Weight formats. unpack() gets the start of a 4-block group (32-element formats) or of a super-block plus
+// the half (K-quants) and returns the unsigned codes W0, W1 in the format's layout, the lane scales S and,
+// for kGroupMin, the lane minimums M (lanes 0..7 = the 8 halves).
+// ---------------------------------------------------------------------------------------------------------
+struct NoPrep {};
+
+// ---- Q4_0 ----
+constexpr Bytes64 kQ40Q = make_bytes([](int i) { return two_src(18 * (i / 16) + 2 + i % 16, 8); });
+constexpr Bytes64 kQ40D = make_bytes([](int i) { return i < 32 ? two_src(18 * (i / 8) + (i & 1), 8) : 0; });
+struct Q4_0T {
+    static constexpr int kBlockBytes = 18;
+    static constexpr bool kSuper = false;
+    static constexpr int kOff = 8;
+    static constexpr MinKind kMin = kNoMin;
+    static constexpr const LayoutTables* kTab = &kTabA;
+    using Prep = NoPrep;
+    static HK_INLINE void prep(const uint8_t*, Prep&) {}
+    static HK_INLINE void unpack(const uint8_t* p, int, const Prep&, __m512i& w0, __m512i& w1, __m512& s, __m512&) {
+        const __m512i l0 = ld(p), l1 = ld(p + 8);
+        const __m512i q = _mm512_permutex2var_epi8(l0, ldt(kQ40Q), l1);
+        const __m512i m = bc8(0x0F);
+        w0 = _mm512_and_si512(q, m);
+        w1 = _mm512_and_si512(_mm512_srli_epi16(q, 4), m);
+        s = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi8(l0, ldt(kQ40D), l1)));
+    }
+};
+
+// ---- IQ4_NL: Q4_0's layout, codes looked up in the level table (+128 to make them unsigned) ----
+constexpr Bytes64 kIQ4NLLut = make_bytes([](int i) { return quant::kIQ4NL[i % 16] + 128; });
+struct IQ4_NLT {
+    static constexpr int kBlockBytes = 18;
+    static constexpr bool kSuper = false;
+    static constexpr int kOff = 128;
+    static constexpr MinKind kMin = kNoMin;
+    static constexpr const LayoutTables* kTab = &kTabA;
+    using Prep = NoPrep;
+    static HK_INLINE void prep(const uint8_t*, Prep&) {}
+    static HK_INLINE void unpack(const uint8_t* p, int, const Prep&, __m512i& w0, __m512i& w1, __m512& s, __m512&) {
+        const __m512i l0 = ld(p), l1 = ld(p + 8);
+        const __m512i q = _mm512_permutex2var_epi8(l0, ldt(kQ40Q), l1);
+        const __m512i m = bc8(0x0F), lut = ldt(kIQ4NLLut);
+        w0 = _mm512_shuffle_epi8(lut, _mm512_and_si512(q, m));
+        w1 = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(q, 4), m));
+        s = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi8(l0, ldt(kQ40D), l1)));
+    }
+};
+
+// ---- Q4_1 ----
+constexpr Bytes64 kQ41Q = make_bytes([](int i) { return two_src(20 * (i / 16) + 4 + i % 16, 16); });
+constexpr Bytes64 kQ41D = make_bytes([](int i) { return i < 32 ? two_src(20 * (i / 8) + (i & 1), 16) : 0; });
+constexpr Bytes64 kQ41M = make_bytes([](int i) { return i < 16 ? two_src(20 * (i / 4) + 2 + (i & 1), 16) : 0; });
+struct Q4_1T {
+    static constexpr int kBlockBytes = 20;
+    static constexpr bool kSuper = false;
+    static constexpr int kOff = 0;
+    static constexpr MinKind kMin = kGroupMin;
+    static constexpr const LayoutTables* kTab = &kTabA;
+    using Prep = NoPrep;
+    static HK_INLINE void prep(const uint8_t*, Prep&) {}
+    static HK_INLINE void unpack(const uint8_t* p, int, const Prep&, __m512i& w0, __m512i& w1, __m512& s,
+                                 __m512& mn) {
+        const __m512i l0 = ld(p), l1 = ld(p + 16);
+        const __m512i q = _mm512_permutex2var_epi8(l0, ldt(kQ41Q), l1);
+        const __m512i m = bc8(0x0F);
+        w0 = _mm512_and_si512(q, m);
+        w1 = _mm512_and_si512(_mm512_srli_epi16(q, 4), m);
+        s = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi8(l0, ldt(kQ41D), l1)));
+        mn = _mm512_cvtph_ps(
+            _mm512_castsi512_si256(_mm512_maskz_permutex2var_epi8(0xFFFFull, l0, ldt(kQ41M), l1)));
+    }
+};
+
+// ---- Q5_0 ----
+constexpr Bytes64 kQ50Q = make_bytes([](int i) { return two_src(22 * (i / 16) + 6 + i % 16, 24); });
+constexpr Bytes64 kQ50D = make_bytes([](int i) { return i < 32 ? two_src(22 * (i / 8) + (i & 1), 24) : 0; });
+constexpr Bytes64 kQ50H0 = make_bytes([](int i) { return two_src(22 * (i / 16) + 2 + (i % 16) / 8, 24); });
+constexpr Bytes64 kQ50H1 = make_bytes([](int i) { return two_src(22 * (i / 16) + 4 + (i % 16) / 8, 24); });
+constexpr Bytes64 kBit8 = make_bytes([](int i) { return 1 << (i % 8); });
+struct Q5_0T {
+    static constexpr int kBlockBytes = 22;
+    static constexpr bool kSuper = false;
+    static constexpr int kOff = 16;
+    static constexpr MinKind kMin = kNoMin;
+    static constexpr const LayoutTables* kTab = &kTabA;
+    using Prep = NoPrep;
+    static HK_INLINE void prep(const uint8_t*, Prep&) {}
+    static HK_INLINE void unpack(const uint8_t* p, int, const Prep&, __m512i& w0, __m512i& w1, __m512& s, __m512&) {
+        const __m512i l0 = ld(p), l1 = ld(p + 24);
+        const __m512i q = _mm512_permutex2var_epi8(l0, ldt(kQ50Q), l1);
+        const __m512i m = bc8(0x0F), b16 = bc8(0x10), bits = ldt(kBit8);
+        const __mmask64 k0 = _mm512_test_epi8_mask(_mm512_permutex2var_epi8(l0, ldt(kQ50H0), l1), bits);
+        const __mmask64 k1 = _mm512_test_epi8_mask(_mm512_permutex2var_epi8(l0, ldt(kQ50H1), l1), bits);
+        const __m512i lo = _mm512_and_si512(q, m), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m);
+        w0 = _mm512_mask_add_epi8(lo, k0, lo, b16);
+        w1 = _mm512_mask_add_epi8(hi, k1, hi, b16);
+        s = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi8(l0, ldt(kQ50D), l1)));
+    }
+};
+
+// ---- Q5_1 ----
+constexpr Bytes64 kQ51Q = make_bytes([](int i) { return two_src(24 * (i / 16) + 8 + i % 16, 32); });
+constexpr Bytes64 kQ51D = make_bytes([](int i) { return i < 32 ? two_src(24 * (i / 8) + (i & 1), 32) : 0; });
+constexpr Bytes64 kQ51M = make_bytes([](int i) { return i < 16 ? two_src(24 * (i / 4) + 2 + (i & 1), 32) : 0; });
+constexpr Bytes64 kQ51H0 = make_bytes([](int i) { return two_src(24 * (i / 16) + 4 + (i % 16) / 8, 32); });
+constexpr Bytes64 kQ51H1 = make_bytes([](int i) { return two_src(24 * (i / 16) + 6 + (i % 16) / 8, 32); });
+struct Q5_1T {
+    static constexpr int kBlockBytes = 24;
+    static constexpr bool kSuper = false;
+    static constexpr int kOff = 0;
+    static constexpr MinKind kMin = kGroupMin;
+    static constexpr const LayoutTables* kTab = &kTabA;
+    using Prep = NoPrep;
+    static HK_INLINE void prep(const uint8_t*, Prep&) {}
+    static HK_INLINE void unpack(const uint8_t* p, int, const Prep&, __m512i& w0, __m512i& w1, __m512& s,
+                                 __m512& mn) {
+        const __m512i l0 = ld(p), l1 = ld(p + 32);
+        const __m512i q = _mm512_permutex2var_epi8(l0, ldt(kQ51Q), l1);
+        const __m512i m = bc8(0x0F), b16 = bc8(0x10), bits = ldt(kBit8);
+        const __mmask64 k0 = _mm512_test_epi8_mask(_mm512_permutex2var_epi8(l0, ldt(kQ51H0), l1), bits);
+        const __mmask64 k1 = _mm512_test_epi8_mask(_mm512_permutex2var_epi8(l0, ldt(kQ51H1), l1), bits);
+        const __m512i lo = _mm512_and_si512(q, m), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m);
+        w0 = _mm512_mask_add_epi8(lo, k0, lo, b16);
+        w1 = _mm512_mask_add_epi8(hi, k1, hi, b16);
+        s = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi8(l0, ldt(kQ51D), l1)));
+        mn = _mm512_cvtph_ps(
+            _mm512_castsi512_si256(_mm512_maskz_permutex2var_epi8(0xFFFFull, l0, ldt(kQ51M), l1)));
+    }
+};
+
+// ---- Q8_0 (codes + 128) ----
+constexpr Bytes64 kQ80Lo = make_bytes([](int i) { return 34 * (i / 16) + 2 + i % 16; });  // loads at 0, 64
+constexpr Bytes64 kQ80Hi = make_bytes([](int i) {                                     // loads at 8, 72
+    const int x = 34 * (i / 16) + 18 + i % 16;
+    return x < 72 ? x - 8 : 64 + (x - 72);
+});
+constexpr Bytes64 kQ80D = make_bytes([](int i) { return i < 32 ? 34 * (i / 8) + (i & 1) : 0; });
+struct Q8_0T {
+    static constexpr int kBlockBytes = 34;
+    static constexpr bool kSuper = false;
+    static constexpr int kOff = 128;
+    static constexpr MinKind kMin = kNoMin;
+    static constexpr const LayoutTables* kTab = &kTabA;
+    using Prep = NoPrep;
+    static HK_INLINE void prep(const uint8_t*, Prep&) {}
+    static HK_INLINE void unpack(const uint8_t* p, int, const Prep&, __m512i& w0, __m512i& w1, __m512& s, __m512&) {
+        const __m512i l0 = ld(p), l1 = ld(p + 64), l2 = ld(p + 8), l3 = ld(p + 72);
+        const __m512i x80 = bc8(0x80);
+        w0 = _mm512_xor_si512(_mm512_permutex2var_epi8(l0, ldt(kQ80Lo), l1), x80);
+        w1 = _mm512_xor_si512(_mm512_permutex2var_epi8(l2, ldt(kQ80Hi), l3), x80);
+        s = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi8(l0, ldt(kQ80D), l1)));
+    }
+};
+
+// ---- K-quants ----
+// Q4_K / Q5_K: half g of the super-block holds sub-blocks 4g..4g+3, placed in lanes as 4g, 4g+2, 4g+1, 4g+3.
+constexpr int kSig0213[4] = {0, 2, 1, 3};
+constexpr Ints16 kQ4KS0 = make_ints([](int p) { return kSig0213[p / 4]; });
+constexpr Ints16 kQ4KS1 = make_ints([](int p) { return 4 + kSig0213[p / 4]; });
+constexpr Ints16 kQ4KM = make_ints([](int p) { return 8 + p / 2; });
+struct KPrep {
+    __m512 s[2];
+    __m512 m;
+};
+HK_INLINE void k_scales_prep(const uint8_t* sp, KPrep& pr) {
+    const float d = h2f(sp), dmin = h2f(sp + 2);
+    const uint32_t a0 = rd32(sp + 4), a1 = rd32(sp + 8), a2 = rd32(sp + 12);
+    const uint32_t sc_lo = a0 & 0x3f3f3f3fu, mn_lo = a1 & 0x3f3f3f3fu;
+    const uint32_t sc_hi = (a2 & 0x0f0f0f0fu) | (((a0 >> 6) & 0x03030303u) << 4);
+    const uint32_t mn_hi = ((a2 >> 4) & 0x0f0f0f0fu) | (((a1 >> 6) & 0x03030303u) << 4);
+    const __m128i scm = _mm_set_epi32(int(mn_hi), int(mn_lo), int(sc_hi), int(sc_lo));
+    const __m512 dd = _mm512_insertf32x8(_mm512_set1_ps(d), _mm256_set1_ps(dmin), 1);
+    const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(scm)), dd);
+    pr.s[0] = _mm512_permutexvar_ps(ldt(kQ4KS0), f);
+    pr.s[1] = _mm512_permutexvar_ps(ldt(kQ4KS1), f);
+    pr.m = _mm512_permutexvar_ps(ldt(kQ4KM), f);
+}
+struct Q4_KT {
+    static constexpr int kBlockBytes = 144;
+    static constexpr bool kSuper = true;
+    static constexpr int kOff = 0;
+    static constexpr MinKind kMin = kSuperMin;
+    static constexpr const LayoutTables* kTab = &kTabA0213;
+    using Prep = KPrep;
+    static HK_INLINE void prep(const uint8_t* sp, Prep& pr) { k_scales_prep(sp, pr); }
+    static HK_INLINE void unpack(const uint8_t* sp, int g, const Prep& pr, __m512i& w0, __m512i& w1, __m512& s,
+                                 __m512&) {
+        const __m512i q = ld(sp + 16 + 64 * g);
+        const __m512i m = bc8(0x0F);
+        const __m512i t = _mm512_and_si512(q, m), h = _mm512_and_si512(_mm512_srli_epi16(q, 4), m);
+        w0 = _mm512_shuffle_i64x2(t, h, 0x88);
+        w1 = _mm512_shuffle_i64x2(t, h, 0xDD);
+        s = pr.s[g];
+    }
+};
+constexpr Bytes64 kQ5KBit0 = make_bytes([](int i) { return 1 << kSig0213[i / 16]; });
+constexpr Bytes64 kQ5KBit1 = make_bytes([](int i) { return 1 << (4 + kSig0213[i / 16]); });
+struct Q5_KT {
+    static constexpr int kBlockBytes = 176;
+    static constexpr bool kSuper = true;
+    static constexpr int kOff = 0;
+    static constexpr MinKind kMin = kSuperMin;
+    static constexpr const LayoutTables* kTab = &kTabA0213;
+    using Prep = KPrep;
+    static HK_INLINE void prep(const uint8_t* sp, Prep& pr) { k_scales_prep(sp, pr); }
+    static HK_INLINE void unpack(const uint8_t* sp, int g, const Prep& pr, __m512i& w0, __m512i& w1, __m512& s,
+                                 __m512&) {
+        const __m512i q = ld(sp + 48 + 64 * g);
+        const __m512i m = bc8(0x0F), b16 = bc8(0x10);
+        const __m512i t = _mm512_and_si512(q, m), h = _mm512_and_si512(_mm512_srli_epi16(q, 4), m);
+        const __m512i bits = g ? ldt(kQ5KBit1) : ldt(kQ5KBit0);
+        const __m512i qh0 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i*)(sp + 16)));
+        const __m512i qh1 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i*)(sp + 32)));
+        const __m512i lo = _mm512_shuffle_i64x2(t, h, 0x88), hi = _mm512_shuffle_i64x2(t, h, 0xDD);
+        w0 = _mm512_mask_add_epi8(lo, _mm512_test_epi8_mask(qh0, bits), lo, b16);
+        w1 = _mm512_mask_add_epi8(hi, _mm512_test_epi8_mask(qh1, bits), hi, b16);
+        s = pr.s[g];
+    }
+};
+
+// Layout-B formats: codes of a half super-block arrive as T (elements 0..63) and H (64..127); V0 takes the
+// even dwords, V1 the odd ones, so lane p covers elements 8p..8p+7 (half 8n + p/2 of the super-block).
+constexpr Ints16 kEvenD = make_ints([](int p) { return p < 8 ? 2 * p : 16 + 2 * (p - 8); });
+constexpr Ints16 kOddD = make_ints([](int p) { return p < 8 ? 2 * p + 1 : 17 + 2 * (p - 8); });
+constexpr Bytes16 kHalfPat0 = make_bytes16([](int p) { return p / 2; });
+constexpr Bytes16 kHalfPat1 = make_bytes16([](int p) { return 8 + p / 2; });
+HK_INLINE void split_b(__m512i t, __m512i h, __m512i& w0, __m512i& w1) {
+    w0 = _mm512_permutex2var_epi32(t, ldt(kEvenD), h);
+    w1 = _mm512_permutex2var_epi32(t, ldt(kOddD), h);
+}
+// Lane scales of both halves from 16 signed int8 scales and d.
+HK_INLINE void sixteen_scales(__m128i sc, float d, __m512 s[2]) {
+    const __m512 dv = _mm512_set1_ps(d);
+    s[0] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_shuffle_epi8(sc, ldt(kHalfPat0)))), dv);
+    s[1] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_shuffle_epi8(sc, ldt(kHalfPat1)))), dv);
+}
+// 16-bit lane shift counts: lower 256 bits a, upper b.
+constexpr Bytes64 shift_pair(int a, int b) {
+    Bytes64 r{};
+    for (int i = 0; i < 64; i += 2) {
+        r.b[i] = static_cast<uint8_t>(i < 32 ? a : b);
+        r.b[i + 1] = 0;
+    }
+    return r;
+}
+constexpr Bytes64 kSh42 = shift_pair(4, 2);
+constexpr Bytes64 kSh02 = shift_pair(0, 2);
+constexpr Bytes64 kSh46 = shift_pair(4, 6);
+
+struct SPrep {
+    __m512 s[2];
+};
+struct Q6_KT {
+    static constexpr int kBlockBytes = 210;
+    static constexpr bool kSuper = true;
+    static constexpr int kOff = 32;
+    static constexpr MinKind kMin = kNoMin;
+    static constexpr const LayoutTables* kTab = &kTabB;
+    using Prep = SPrep;
+    static HK_INLINE void prep(const uint8_t* sp, Prep& pr) {
+        sixteen_scales(_mm_loadu_si128((const __m128i*)(sp + 192)), h2f(sp + 208), pr.s);
+    }
+    static HK_INLINE void unpack(const uint8_t* sp, int g, const Prep& pr, __m512i& w0, __m512i& w1, __m512& s,
+                                 __m512&) {
+        const __m512i ql = ld(sp + 64 * g);
+        const __m512i z = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i*)(sp + 128 + 32 * g)));
+        const __m512i m = bc8(0x0F), m30 = bc8(0x30);
+        const __m512i t = _mm512_ternarylogic_epi32(_mm512_and_si512(ql, m), _mm512_sllv_epi16(z, ldt(kSh42)), m30,
+                                                    0xF8);
+        const __m512i h = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m),
+                                                    _mm512_srlv_epi16(z, ldt(kSh02)), m30, 0xF8);
+        split_b(t, h, w0, w1);
+        s = pr.s[g];
+    }
+};
+
+constexpr Bytes64 q3_bits(int b0, int b1) {
+    Bytes64 r{};
+    for (int i = 0; i < 64; ++i) r.b[i] = static_cast<uint8_t>(1 << (i < 32 ? b0 : b1));
+    return r;
+}
+constexpr Bytes64 kQ3BitT0 = q3_bits(0, 1), kQ3BitH0 = q3_bits(2, 3), kQ3BitT1 = q3_bits(4, 5),
+                  kQ3BitH1 = q3_bits(6, 7);
+struct Q3_KT {
+    static constexpr int kBlockBytes = 110;
+    static constexpr bool kSuper = true;
+    static constexpr int kOff = 4;
+    static constexpr MinKind kMin = kNoMin;
+    static constexpr const LayoutTables* kTab = &kTabB;
+    using Prep = SPrep;
+    static HK_INLINE void prep(const uint8_t* sp, Prep& pr) {
+        const uint32_t a0 = rd32(sp + 96), a1 = rd32(sp + 100), t = rd32(sp + 104);
+        const uint32_t s0 = (a0 & 0x0f0f0f0fu) | ((t & 0x03030303u) << 4);
+        const uint32_t s1 = (a1 & 0x0f0f0f0fu) | (((t >> 2) & 0x03030303u) << 4);
+        const uint32_t s2 = ((a0 >> 4) & 0x0f0f0f0fu) | (((t >> 4) & 0x03030303u) << 4);
+        const uint32_t s3 = ((a1 >> 4) & 0x0f0f0f0fu) | (((t >> 6) & 0x03030303u) << 4);
+        const __m128i sc = _mm_sub_epi8(_mm_set_epi32(int(s3), int(s2), int(s1), int(s0)), _mm_set1_epi8(32));
+        sixteen_scales(sc, h2f(sp + 108), pr.s);
+    }
+    static HK_INLINE void unpack(const uint8_t* sp, int g, const Prep& pr, __m512i& w0, __m512i& w1, __m512& s,
+                                 __m512&) {
+        const __m512i z = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i*)(sp + 32 + 32 * g)));
+        const __m512i hm = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i*)sp));
+        const __m512i m3 = bc8(0x03), b4 = bc8(0x04);
+        __m512i t = _mm512_and_si512(_mm512_srlv_epi16(z, ldt(kSh02)), m3);
+        __m512i h = _mm512_and_si512(_mm512_srlv_epi16(z, ldt(kSh46)), m3);
+        t = _mm512_mask_add_epi8(t, _mm512_test_epi8_mask(hm, g ? ldt(kQ3BitT1) : ldt(kQ3BitT0)), t, b4);
+        h = _mm512_mask_add_epi8(h, _mm512_test_epi8_mask(hm, g ? ldt(kQ3BitH1) : ldt(kQ3BitH0)), h, b4);
+        split_b(t, h, w0, w1);
+        s = pr.s[g];
+    }
+};
+
+struct Q2Prep {
+    __m512 s[2];
+    __m512 m;
+};
+struct Q2_KT {
+    static constexpr int kBlockBytes = 84;
+    static constexpr bool kSuper = true;
+    static constexpr int kOff = 0;
+    static constexpr MinKind kMin = kSuperMin;
+    static constexpr const LayoutTables* kTab = &kTabB;
+    using Prep = Q2Prep;
+    static HK_INLINE void prep(const uint8_t* sp, Prep& pr) {
+        const __m128i x = _mm_loadu_si128((const __m128i*)sp);
+        const __m128i m = _mm_set1_epi8(0x0F);
+        sixteen_scales(_mm_and_si128(x, m), h2f(sp + 80), pr.s);
+        const __m128i mn = _mm_and_si128(_mm_srli_epi16(x, 4), m);
+        pr.m = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(mn)), _mm512_set1_ps(h2f(sp + 82)));
+    }
+    static HK_INLINE void unpack(const uint8_t* sp, int g, const Prep& pr, __m512i& w0, __m512i& w1, __m512& s,
+                                 __m512&) {
+        const __m512i z = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i*)(sp + 16 + 32 * g)));
+        const __m512i m3 = bc8(0x03);
+        const __m512i t = _mm512_and_si512(_mm512_srlv_epi16(z, ldt(kSh02)), m3);
+        const __m512i h = _mm512_and_si512(_mm512_srlv_epi16(z, ldt(kSh46)), m3);
+        split_b(t, h, w0, w1);
+        s = pr.s[g];
+    }
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Quantized gemm
+// ---------------------------------------------------------------------------------------------------------
+template <class T, int R, int C>
+HK_INLINE void q_body(int64_t g, const uint8_t* const* gp, const PGroup* const* ac, typename T::Prep* prep,
+                      __m512 (&acc)[R][C]) {
+    __m512i a0[C], a1[C];
+    __m512 da[C];
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) {
+        a0[c] = _mm512_load_si512(ac[c][g].v0);
+        a1[c] = _mm512_load_si512(ac[c][g].v1);
+        da[c] = _mm512_load_ps(ac[c][g].da);
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+        if constexpr (T::kSuper) {
+            if ((g & 1) == 0) T::prep(gp[r], prep[r]);
+        }
+        __m512i w0, w1;
+        __m512 s, mn;
+        T::unpack(gp[r], int(g & 1), prep[r], w0, w1, s, mn);
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c) {
+            __m512i i;
+            if constexpr (T::kOff != 0)
+                i = _mm512_load_si512(ac[c][g].ci);
+            else
+                i = _mm512_setzero_si512();
+            i = _mm512_dpbusd_epi32(i, w0, a0[c]);
+            i = _mm512_dpbusd_epi32(i, w1, a1[c]);
+            acc[r][c] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(i), da[c]), s, acc[r][c]);
+        }
+        if constexpr (T::kMin == kGroupMin) {
+#pragma GCC unroll 8
+            for (int c = 0; c < C; ++c) acc[r][c] = _mm512_fmadd_ps(mn, _mm512_load_ps(ac[c][g].ms), acc[r][c]);
+        }
+        if constexpr (T::kMin == kSuperMin) {
+            if (g & 1) {
+#pragma GCC unroll 8
+                for (int c = 0; c < C; ++c)
+                    acc[r][c] = _mm512_fnmadd_ps(prep[r].m, _mm512_load_ps(ac[c][g - 1].ms), acc[r][c]);
+            }
+        }
+    }
+}
+
+// R weight rows x C packed activation columns, full reduction length.
+template <class T, int R, int C>
+void q_tile(const uint8_t* w, size_t ws, int64_t nblocks, const PGroup* act, int64_t act_groups, float* out,
+            size_t os) {
+    constexpr int BB = T::kBlockBytes;
+    const int64_t ng = (nblocks + 3) / 4;
+    const int64_t ng_full = T::kSuper ? ng : nblocks / 4;
+    __m512 acc[R][C];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+    typename T::Prep prep[R];
+    const PGroup* ac[C];
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) ac[c] = act + c * act_groups;
+    const uint8_t* gp[R];
+    for (int64_t g = 0; g < ng_full; ++g) {
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r)
+            gp[r] = T::kSuper ? w + r * ws + (g >> 1) * BB : w + r * ws + g * 4 * BB;
+        q_body<T, R, C>(g, gp, ac, prep, acc);
+    }
+    if (ng_full < ng) {  // partial last group (32-element formats only): zero-padded copy of the tail
+        alignas(64) uint8_t tail[R][4 * BB + 64];
+        const int64_t rem = nblocks - 4 * ng_full;
+        for (int r = 0; r < R; ++r) {
+            std::memset(tail[r], 0, sizeof(tail[r]));
+            std::memcpy(tail[r], w + r * ws + ng_full * 4 * BB, size_t(rem) * BB);
+            gp[r] = tail[r];
+        }
+        q_body<T, R, C>(ng_full, gp, ac, prep, acc);
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c) out[r * os + c] = _mm512_reduce_add_ps(acc[r][c]);
+}
+
+template <class T, int R>
+void q_row_tiles(const uint8_t* w, size_t ws, int64_t nblocks, const PGroup* act, int64_t act_groups, int nc,
+                 float* out, size_t os) {
+    int c = 0;
+    for (; c + 3 <= nc; c += 3) q_tile<T, R, 3>(w, ws, nblocks, act + c * act_groups, act_groups, out + c, os);
+    if (nc - c == 2)
+        q_tile<T, R, 2>(w, ws, nblocks, act + c * act_groups, act_groups, out + c, os);
+    else if (nc - c == 1)
+        q_tile<T, R, 1>(w, ws, nblocks, act + c * act_groups, act_groups, out + c, os);
+}
+
+constexpr size_t kActBudget = 384 * 1024;  // packed activation bytes per column chunk (stays in L2)
+
+template <class T>
+void gemm_q(int64_t n, const void* w, size_t w_stride, const void* act, size_t act_stride, float* out,
+            size_t out_stride, int nr, int nc) {
+    if (nr <= 0 || nc <= 0) return;
+    const int64_t nblocks = n / 32;
+    const int64_t ng = (nblocks + 3) / 4;
+    const size_t per_col = size_t(ng) * sizeof(PGroup);
+    int cb = int(kActBudget / per_col);
+    if (cb < 1) cb = 1;
+    if (cb > 3) cb -= cb % 3;
+    if (cb > nc) cb = nc;
+    PGroup* buf = static_cast<PGroup*>(scratch(size_t(cb) * per_col));
+    const auto* wb = static_cast<const uint8_t*>(w);
+    const auto* ab = static_cast<const uint8_t*>(act);
+    for (int c0 = 0; c0 < nc; c0 += cb) {
+        const int ncc = nc - c0 < cb ? nc - c0 : cb;
+        for (int c = 0; c < ncc; ++c)
+            pack_act(reinterpret_cast<const BlockQ8A*>(ab + size_t(c0 + c) * act_stride), nblocks, *T::kTab,
+                     T::kOff, buf + c * ng);
+        float* o = out + c0;
+        int r = 0;
+        if (ncc == 1) {
+            for (; r + 8 <= nr; r += 8) q_tile<T, 8, 1>(wb + r * w_stride, w_stride, nblocks, buf, ng, o + r * out_stride, out_stride);
+        }
+        for (; r + 4 <= nr; r += 4)
+            q_row_tiles<T, 4>(wb + r * w_stride, w_stride, nblocks, buf, ng, ncc, o + r * out_stride, out_stride);
+        for (; r + 2 <= nr; r += 2)
+            q_row_tiles<T, 2>(wb + r * w_stride, w_stride, nblocks, buf, ng, ncc, o + r * out_stride, out_stride);
+        for (; r < nr; ++r)
+            q_row_tiles<T, 1>(wb + r * w_stride, w_stride, nblocks, buf, ng, ncc, o + r * out_stride, out_stride);
+    }
+}
+
+template <class T>
+float dot_q(const void* w, const void* act, int64_t n) {
+    float out = 0;
+    gemm_q<T>(n, w, 0, act, 0, &out, 0, 1, 1);
+    return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Float weights
+// ---------------------------------------------------------------------------------------------------------
+struct F32W {
+    using E = float;
+    static HK_INLINE __m512 load(const E* p) { return _mm512_loadu_ps(p); }
+    static HK_INLINE __m512 load_mask(const E* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+};
+struct F16W {
+    using E = uint16_t;
+    static HK_INLINE __m512 load(const E* p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)p)); }
+    static HK_INLINE __m512 load_mask(const E* p, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+};
+struct BF16W {
+    using E = uint16_t;
+    static HK_INLINE __m512 widen(__m256i x) {
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(x), 16));
+    }
+    static HK_INLINE __m512 load(const E* p) { return widen(_mm256_loadu_si256((const __m256i*)p)); }
+    static HK_INLINE __m512 load_mask(const E* p, __mmask16 m) { return widen(_mm256_maskz_loadu_epi16(m, p)); }
+};
+
+template <class W, int R, int C>
+void f_tile(int64_t n, const uint8_t* w, size_t ws, const uint8_t* act, size_t as, float* out, size_t os) {
+    using E = typename W::E;
+    __m512 acc[R][C];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+    const E* wr[R];
+    const float* ar[C];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) wr[r] = reinterpret_cast<const E*>(w + r * ws);
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) ar[c] = reinterpret_cast<const float*>(act + c * as);
+    int64_t k = 0;
+    for (; k + 16 <= n; k += 16) {
+        __m512 a[C];
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c) a[c] = _mm512_loadu_ps(ar[c] + k);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) {
+            const __m512 x = W::load(wr[r] + k);
+#pragma GCC unroll 8
+            for (int c = 0; c < C; ++c) acc[r][c] = _mm512_fmadd_ps(x, a[c], acc[r][c]);
+        }
+    }
+    if (k < n) {
+        const __mmask16 m = __mmask16((1u << (n - k)) - 1);
+        __m512 a[C];
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c) a[c] = _mm512_maskz_loadu_ps(m, ar[c] + k);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) {
+            const __m512 x = W::load_mask(wr[r] + k, m);
+#pragma GCC unroll 8
+            for (int c = 0; c < C; ++c) acc[r][c] = _mm512_fmadd_ps(x, a[c], acc[r][c]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c) out[r * os + c] = _mm512_reduce_add_ps(acc[r][c]);
+}
+
+template <class W, int R>
+void f_row_tiles(int64_t n, const uint8_t* w, size_t ws, const uint8_t* act, size_t as, int nc, float* out,
+                 size_t os) {
+    int c = 0;
+    for (; c + 4 <= nc; c += 4) f_tile<W, R, 4>(n, w, ws, act + c * as, as, out + c, os);
+    switch (nc - c) {
+        case 3: f_tile<W, R, 3>(n, w, ws, act + c * as, as, out + c, os); break;
+        case 2: f_tile<W, R, 2>(n, w, ws, act + c * as, as, out + c, os); break;
+        case 1: f_tile<W, R, 1>(n, w, ws, act + c * as, as, out + c, os); break;
+        default: break;
+    }
+}
+
+template <class W>
+void gemm_f(int64_t n, const void* w, size_t w_stride, const void* act, size_t act_stride, float* out,
+            size_t out_stride, int nr, int nc) {
+    if (nr <= 0 || nc <= 0) return;
+    const auto* wb = static_cast<const uint8_t*>(w);
+    const auto* ab = static_cast<const uint8_t*>(act);
+    int cb = int(kActBudget / (size_t(n) * sizeof(float) + 1));
+    if (cb < 4) cb = 4;
+    cb -= cb % 4;
+    for (int c0 = 0; c0 < nc; c0 += cb) {
+        const int ncc = nc - c0 < cb ? nc - c0 : cb;
+        const uint8_t* a = ab + size_t(c0) * act_stride;
+        float* o = out + c0;
+        int r = 0;
+        for (; r + 4 <= nr; r += 4)
+            f_row_tiles<W, 4>(n, wb + r * w_stride, w_stride, a, act_stride, ncc, o + r * out_stride, out_stride);
+        for (; r < nr; ++r)
+            f_row_tiles<W, 1>(n, wb + r * w_stride, w_stride, a, act_stride, ncc, o + r * out_stride, out_stride);
+    }
+}
+
+template <class W>
+float dot_f(const void* w, const void* act, int64_t n) {
+    float out = 0;
+    gemm_f<W>(n, w, 0, act, 0, &out, 0, 1, 1);
+    return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Activation quantizer: bit-identical to quantize_act_ref (d = amax / 127, q = lround(x * (1 / d))).
+// ---------------------------------------------------------------------------------------------------------
+HK_INLINE __m512i round_away(__m512 v) {
+    // lround: truncate, then step away from zero when the dropped fraction is >= 0.5 (v - trunc(v) is exact).
+    const __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m512 frac = _mm512_abs_ps(_mm512_sub_ps(v, t));
+    const __mmask16 up = _mm512_cmp_ps_mask(frac, _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+    const __m512 one = _mm512_castsi512_ps(
+        _mm512_or_si512(_mm512_castps_si512(_mm512_set1_ps(1.0f)),
+                        _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(int(0x80000000u)))));
+    return _mm512_cvttps_epi32(_mm512_mask_add_ps(t, up, t, one));
+}
+
+void quantize_act(const float* x, BlockQ8A* y, int64_t n) {
+    for (int64_t i = 0; i < n / 32; ++i) {
+        const __m512 a = _mm512_loadu_ps(x + 32 * i), b = _mm512_loadu_ps(x + 32 * i + 16);
+        // max(v, acc) returns acc when v is NaN, like fmax in the reference.
+        const __m512 m = _mm512_max_ps(_mm512_abs_ps(b), _mm512_max_ps(_mm512_abs_ps(a), _mm512_setzero_ps()));
+        const float amax = _mm512_reduce_max_ps(m);
+        const float d = amax / 127.0f;
+        const float id = d != 0 ? 1.0f / d : 0.0f;
+        const __m512 vid = _mm512_set1_ps(id);
+        const __m128i qa = _mm512_cvtepi32_epi8(round_away(_mm512_mul_ps(a, vid)));
+        const __m128i qb = _mm512_cvtepi32_epi8(round_away(_mm512_mul_ps(b, vid)));
+        y[i].d = d;
+        y[i].sum[0] = int16_t(_mm512_reduce_add_epi32(_mm512_cvtepi8_epi32(qa)));
+        y[i].sum[1] = int16_t(_mm512_reduce_add_epi32(_mm512_cvtepi8_epi32(qb)));
+        _mm_storeu_si128((__m128i*)y[i].qs, qa);
+        _mm_storeu_si128((__m128i*)(y[i].qs + 16), qb);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Table
+// ---------------------------------------------------------------------------------------------------------
+constexpr KernelTable make_table() {
+    KernelTable t{};
+    t.isa = Isa::Avx512;
+    t.name = "avx512";
+    t.quantize_act = quantize_act;
+    const auto set = [&t](DType type, DotFn dot, GemmFn gemm) {
+        t.dot[static_cast<uint32_t>(type)] = dot;
+        t.gemm[static_cast<uint32_t>(type)] = gemm;
+    };
+    set(DType::F32, dot_f<F32W>, gemm_f<F32W>);
+    set(DType::F16, dot_f<F16W>, gemm_f<F16W>);
+    set(DType::BF16, dot_f<BF16W>, gemm_f<BF16W>);
+    set(DType::Q8_0, dot_q<Q8_0T>, gemm_q<Q8_0T>);
+    set(DType::Q4_0, dot_q<Q4_0T>, gemm_q<Q4_0T>);
+    set(DType::Q4_1, dot_q<Q4_1T>, gemm_q<Q4_1T>);
+    set(DType::Q5_0, dot_q<Q5_0T>, gemm_q<Q5_0T>);
+    set(DType::Q5_1, dot_q<Q5_1T>, gemm_q<Q5_1T>);
+    set(DType::IQ4_NL, dot_q<IQ4_NLT>, gemm_q<IQ4_NLT>);
+    set(DType::Q2_K, dot_q<Q2_KT>, gemm_q<Q2_KT>);
+    set(DType::Q3_K, dot_q<Q3_KT>, gemm_q<Q3_KT>);
+    set(DType::Q4_K, dot_q<Q4_KT>, gemm_q<Q4_KT>);
+    set(DType::Q5_K, dot_q<Q5_KT>, gemm_q<Q5_KT>);
+    set(DType::Q6_K, dot_q<Q6_KT>, gemm_q<Q6_KT>);
+    return t;
+}
+
+constinit const KernelTable kTable = make_table();
+
+}  // namespace
+
+const KernelTable& avx512_table() { return kTable; }
+
+}  // namespace hearth::kernels

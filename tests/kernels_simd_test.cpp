@@ -1,0 +1,395 @@
+// Tests of the SIMD kernel tables (kernels/avx2.cpp, kernels/avx512.cpp) and the run-time dispatch
+// (kernels/dispatch.cpp) against the scalar reference (kernels/ref.cpp):
+//  * quantize_act must be bit-identical to quantize_act_ref;
+//  * dot and gemm must match vec_dot_ref / the reference gemm up to float reassociation, i.e. within
+//    1e-5 * sum_i |w_i * a_i| (dequantized weights times dequantized activations);
+// for every type, on weights quantized from random floats and on random block bytes with sane scales, for
+// lengths that are and are not multiples of the kernels' internal group sizes, odd tile shapes, padded strides
+// and misaligned rows. An ISA the CPU lacks is skipped (GTEST_SKIP), never faked.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <unistd.h>
+
+#include "tensor/kernels.h"
+
+namespace hearth {
+namespace {
+
+using kernels::Isa;
+using kernels::KernelTable;
+
+const DType kTypes[] = {DType::F32,    DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0,
+                        DType::Q4_1,   DType::Q5_0, DType::Q5_1, DType::IQ4_NL, DType::Q2_K,
+                        DType::Q3_K,   DType::Q4_K, DType::Q5_K, DType::Q6_K};
+const Isa kIsas[] = {Isa::Avx2, Isa::Avx512};
+
+const char* isa_str(Isa isa) { return isa == Isa::Avx2 ? "avx2" : isa == Isa::Avx512 ? "avx512" : "ref"; }
+
+const KernelTable* table_or_skip(Isa isa) {
+    if (!kernels::cpu_supports(isa)) return nullptr;
+    const KernelTable* t = kernels::table_for(isa);
+    return t;
+}
+#define REQUIRE_ISA(isa, tab)                                                       \
+    const KernelTable* tab = table_or_skip(isa);                                    \
+    if (!tab) GTEST_SKIP() << "this CPU cannot run the " << isa_str(isa) << " kernels"
+
+uint32_t tid(DType t) { return static_cast<uint32_t>(t); }
+bool is_float(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+int block_elems(DType t) { return dtype_info(t).block_elems; }
+
+std::vector<float> normal(int64_t n, uint32_t seed, float sigma = 1.0f) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> dist(0.0f, sigma);
+    std::vector<float> v(static_cast<size_t>(n));
+    for (auto& x : v) x = dist(rng);
+    return v;
+}
+
+// Byte offsets of the f16 scale fields of one block (d, and dmin / m where present).
+std::vector<int> f16_fields(DType t) {
+    switch (t) {
+        case DType::Q4_0:
+        case DType::Q5_0:
+        case DType::Q8_0:
+        case DType::IQ4_NL: return {0};
+        case DType::Q4_1:
+        case DType::Q5_1:
+        case DType::Q4_K:
+        case DType::Q5_K: return {0, 2};
+        case DType::Q2_K: return {80, 82};
+        case DType::Q3_K: return {108};
+        case DType::Q6_K: return {208};
+        default: return {};
+    }
+}
+
+// A weight row of n elements. mode 0: random floats quantized by the reference quantizer; mode 1: random
+// bytes for every code and sub-scale bit, with finite random f16 scales (exercises every bit pattern,
+// including Q8_0's -128 and the extreme K-quant sub-scales).
+std::vector<uint8_t> make_weights(DType t, int64_t n, int mode, uint32_t seed) {
+    std::vector<uint8_t> w(row_bytes(t, n));
+    if (mode == 0 || is_float(t)) {
+        const std::vector<float> x = normal(n, seed, 0.5f);
+        kernels::quantize_row(t, x.data(), w.data(), n);
+        return w;
+    }
+    std::mt19937 rng(seed);
+    for (auto& b : w) b = uint8_t(rng());
+    std::uniform_real_distribution<float> mag(1e-3f, 0.1f);
+    const int bb = dtype_info(t).block_bytes;
+    for (int64_t b = 0; b < n / block_elems(t); ++b)
+        for (int off : f16_fields(t)) {
+            const float v = (rng() & 1) ? mag(rng) : -mag(rng);
+            const f16_t h = f32_to_f16(v);
+            std::memcpy(w.data() + b * bb + off, &h, 2);
+        }
+    return w;
+}
+
+// An activation row in the format the weight type takes (floats, or Q8A blocks from the reference
+// quantizer), plus its dequantized values.
+struct Act {
+    std::vector<uint8_t> bytes;
+    std::vector<float> values;
+};
+Act make_act(DType t, int64_t n, uint32_t seed) {
+    Act a;
+    std::vector<float> x = normal(n, seed);
+    if (kernels::act_kind(t) == kernels::ActKind::F32) {
+        a.bytes.resize(size_t(n) * 4);
+        std::memcpy(a.bytes.data(), x.data(), a.bytes.size());
+        a.values = x;
+        return a;
+    }
+    a.bytes.resize(kernels::act_row_bytes(t, n));
+    auto* q = reinterpret_cast<BlockQ8A*>(a.bytes.data());
+    kernels::quantize_act_ref(x.data(), q, n);
+    a.values.resize(size_t(n));
+    for (int64_t i = 0; i < n; ++i) a.values[size_t(i)] = q[i / 32].d * float(q[i / 32].qs[i % 32]);
+    return a;
+}
+
+// sum |w_i * a_i| in double: the scale of the rounding error a reordered float sum may make.
+double abs_terms(DType t, const uint8_t* w, const std::vector<float>& a, int64_t n) {
+    std::vector<float> wf(static_cast<size_t>(n));
+    kernels::dequantize_row(t, w, wf.data(), n);
+    double s = 0;
+    for (int64_t i = 0; i < n; ++i) s += std::fabs(double(wf[size_t(i)]) * double(a[size_t(i)]));
+    return s;
+}
+
+constexpr double kRelTol = 1e-5;
+
+// ---------------------------------------------------------------------------------------------------------
+// Dispatch
+// ---------------------------------------------------------------------------------------------------------
+TEST(KernelsSimd, DispatchTables) {
+    EXPECT_TRUE(kernels::cpu_supports(Isa::Ref));
+    EXPECT_EQ(kernels::table_for(Isa::Ref), &kernels::ref_table());
+    if (kernels::cpu_supports(Isa::Avx512)) {
+        EXPECT_TRUE(kernels::cpu_supports(Isa::Avx2));
+    }
+    for (Isa isa : {Isa::Ref, Isa::Avx2, Isa::Avx512}) {
+        const KernelTable* t = kernels::table_for(isa);
+        EXPECT_EQ(t != nullptr, kernels::cpu_supports(isa)) << isa_str(isa);
+        if (!t) continue;
+        EXPECT_EQ(t->isa, isa);
+        EXPECT_STREQ(t->name, isa_str(isa));
+        EXPECT_NE(t->quantize_act, nullptr);
+        for (DType ty : kTypes) {
+            EXPECT_NE(t->dot[tid(ty)], nullptr) << isa_str(isa) << " " << dtype_name(ty);
+            EXPECT_NE(t->gemm[tid(ty)], nullptr) << isa_str(isa) << " " << dtype_name(ty);
+        }
+    }
+    // Without HEARTH_ISA (the test environment does not set it) active() is the best supported table.
+    if (!std::getenv("HEARTH_ISA")) {
+        const Isa best = kernels::cpu_supports(Isa::Avx512) ? Isa::Avx512
+                         : kernels::cpu_supports(Isa::Avx2) ? Isa::Avx2
+                                                            : Isa::Ref;
+        EXPECT_EQ(kernels::active().isa, best);
+    }
+    EXPECT_EQ(&kernels::active(), &kernels::active());
+}
+
+// Run by the test below in a child process with HEARTH_ISA set: prints the active table's name.
+TEST(KernelsSimdEnv, DISABLED_PrintActive) { std::printf("hearth-active-isa=%s\n", kernels::active().name); }
+
+std::string run_child(const std::string& env_value, std::string* err_out) {
+    char exe[4096];
+    const ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (len <= 0) return "";
+    exe[len] = 0;
+    const std::string err_file = testing::TempDir() + "kernels_simd_env_err.txt";
+    const std::string cmd = "HEARTH_ISA='" + env_value + "' '" + exe +
+                            "' --gtest_also_run_disabled_tests --gtest_filter=KernelsSimdEnv.DISABLED_PrintActive 2>'" +
+                            err_file + "'";
+    std::string out;
+    if (FILE* p = popen(cmd.c_str(), "r")) {
+        char buf[512];
+        while (std::fgets(buf, sizeof(buf), p)) out += buf;
+        pclose(p);
+    }
+    if (err_out) {
+        err_out->clear();
+        if (FILE* f = std::fopen(err_file.c_str(), "r")) {
+            char buf[512];
+            while (std::fgets(buf, sizeof(buf), f)) *err_out += buf;
+            std::fclose(f);
+        }
+        std::remove(err_file.c_str());
+    }
+    return out;
+}
+
+TEST(KernelsSimdEnv, HearthIsaForcesAndClamps) {
+    const std::string best = kernels::cpu_supports(Isa::Avx512) ? "avx512"
+                             : kernels::cpu_supports(Isa::Avx2) ? "avx2"
+                                                                : "ref";
+    for (Isa isa : {Isa::Ref, Isa::Avx2, Isa::Avx512}) {
+        std::string err;
+        const std::string out = run_child(isa_str(isa), &err);
+        ASSERT_NE(out.find("hearth-active-isa="), std::string::npos) << out;
+        if (kernels::cpu_supports(isa)) {
+            EXPECT_NE(out.find(std::string("hearth-active-isa=") + isa_str(isa) + "\n"), std::string::npos) << out;
+            EXPECT_EQ(err.find("warning"), std::string::npos) << err;
+        } else {  // clamped to the best the CPU has, with a warning
+            EXPECT_NE(out.find("hearth-active-isa=" + best + "\n"), std::string::npos) << out;
+            EXPECT_NE(err.find("warning"), std::string::npos) << err;
+        }
+    }
+    std::string err;
+    const std::string out = run_child("sse9", &err);
+    EXPECT_NE(out.find("hearth-active-isa=" + best + "\n"), std::string::npos) << out;
+    EXPECT_NE(err.find("HEARTH_ISA"), std::string::npos) << err;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// quantize_act: bit-identical to the reference
+// ---------------------------------------------------------------------------------------------------------
+class KernelsSimdIsa : public testing::TestWithParam<Isa> {};
+
+TEST_P(KernelsSimdIsa, QuantizeActBitIdentical) {
+    REQUIRE_ISA(GetParam(), tab);
+    for (int64_t n : {32, 256, 4096, 4352}) {
+        std::vector<float> x = normal(n, uint32_t(n), 3.0f);
+        // Special blocks: all zero, exact .5 ties after scaling, tiny (subnormal) values, one huge value,
+        // a NaN (ignored by amax like fmax does), values that all scale to exact integers.
+        if (n >= 256) {
+            for (int i = 0; i < 32; ++i) x[size_t(i)] = 0.0f;
+            for (int i = 0; i < 32; ++i) x[size_t(32 + i)] = float(i - 16) * 0.5f;  // amax 8: q = x * 127/8
+            x[size_t(64 + 5)] = 127.0f;
+            for (int i = 0; i < 32; ++i) x[size_t(64 + i)] = i == 5 ? 127.0f : float(i % 7) - 3.5f;  // ties
+            for (int i = 0; i < 32; ++i) x[size_t(96 + i)] = float(i + 1) * 1e-41f;                  // subnormal
+            for (int i = 0; i < 32; ++i) x[size_t(128 + i)] = (i == 3) ? 1e30f : float(i);
+            x[size_t(160 + 7)] = std::nanf("");
+            for (int i = 0; i < 32; ++i) x[size_t(192 + i)] = float(i * 4 - 64) / 127.0f * 2.0f;
+        }
+        std::vector<BlockQ8A> ref(size_t(n / 32)), simd(size_t(n / 32));
+        std::memset(simd.data(), 0x5a, simd.size() * sizeof(BlockQ8A));
+        kernels::quantize_act_ref(x.data(), ref.data(), n);
+        tab->quantize_act(x.data(), simd.data(), n);
+        for (int64_t b = 0; b < n / 32; ++b) {
+            const BlockQ8A &r = ref[size_t(b)], &s = simd[size_t(b)];
+            ASSERT_EQ(std::memcmp(&r.d, &s.d, 4), 0) << "n=" << n << " block " << b << " d " << r.d << " vs " << s.d;
+            ASSERT_EQ(r.sum[0], s.sum[0]) << "n=" << n << " block " << b;
+            ASSERT_EQ(r.sum[1], s.sum[1]) << "n=" << n << " block " << b;
+            for (int e = 0; e < 32; ++e)
+                ASSERT_EQ(r.qs[e], s.qs[e]) << "n=" << n << " block " << b << " element " << e;
+        }
+    }
+}
+
+// Ties: every x * id that lands exactly on k + 0.5 must round away from zero, like lround.
+TEST_P(KernelsSimdIsa, QuantizeActRoundsHalfAwayFromZero) {
+    REQUIRE_ISA(GetParam(), tab);
+    // amax = 127 gives d = 1 and id = 1 exactly, so q = lround(x).
+    std::vector<float> x(64);
+    for (int i = 0; i < 64; ++i) x[size_t(i)] = float(i % 32) - 15.5f;
+    x[0] = 127.0f;
+    x[32] = -127.0f;
+    std::vector<BlockQ8A> s(2);
+    tab->quantize_act(x.data(), s.data(), 64);
+    for (int i = 1; i < 32; ++i) {
+        EXPECT_EQ(int(s[0].qs[i]), int(std::lround(x[size_t(i)]))) << i;
+        EXPECT_EQ(int(s[1].qs[i]), int(std::lround(x[size_t(32 + i)]))) << i;
+    }
+    EXPECT_EQ(s[0].qs[1], -15);  // -14.5 -> -15
+    EXPECT_EQ(s[0].qs[16], 1);   // 0.5 -> 1
+}
+
+INSTANTIATE_TEST_SUITE_P(KernelsSimd, KernelsSimdIsa, testing::ValuesIn(kIsas),
+                         [](const testing::TestParamInfo<Isa>& i) { return std::string(isa_str(i.param)); });
+
+// ---------------------------------------------------------------------------------------------------------
+// dot and gemm per type
+// ---------------------------------------------------------------------------------------------------------
+class KernelsSimdType : public testing::TestWithParam<std::tuple<Isa, DType>> {};
+
+std::string type_param_name(const testing::TestParamInfo<std::tuple<Isa, DType>>& i) {
+    return std::string(isa_str(std::get<0>(i.param))) + "_" + dtype_name(std::get<1>(i.param));
+}
+
+std::vector<int64_t> dot_lengths(DType t) {
+    std::vector<int64_t> ns = {256, 512, 4096, 4352};
+    if (block_elems(t) == 32) ns.insert(ns.end(), {32, 64, 96, 160, 4352 + 96});  // partial 4-block groups
+    if (is_float(t)) ns.insert(ns.end(), {1, 7, 17, 4355});                          // partial vectors
+    return ns;
+}
+
+TEST_P(KernelsSimdType, DotMatchesReference) {
+    const auto [isa, t] = GetParam();
+    REQUIRE_ISA(isa, tab);
+    uint32_t seed = 1000 + tid(t);
+    for (int mode = 0; mode < 2; ++mode)
+        for (int64_t n : dot_lengths(t)) {
+            const std::vector<uint8_t> wv = make_weights(t, n, mode, ++seed);
+            // Misaligned copy of the row (GGUF rows of odd byte size start anywhere).
+            std::vector<uint8_t> wbuf(wv.size() + 1);
+            std::memcpy(wbuf.data() + 1, wv.data(), wv.size());
+            const uint8_t* w = wbuf.data() + 1;
+            const Act a = make_act(t, n, ++seed);
+            const double ref = kernels::vec_dot_ref(t, w, a.bytes.data(), n);
+            const double got = tab->dot[tid(t)](w, a.bytes.data(), n);
+            const double tol = kRelTol * abs_terms(t, w, a.values, n) + 1e-30;
+            ASSERT_NEAR(got, ref, tol) << dtype_name(t) << " " << isa_str(isa) << " n=" << n << " mode=" << mode;
+        }
+}
+
+TEST_P(KernelsSimdType, DotOfZeroActivationIsZero) {
+    const auto [isa, t] = GetParam();
+    REQUIRE_ISA(isa, tab);
+    const int64_t n = 512;
+    const std::vector<uint8_t> w = make_weights(t, n, 1, 77);
+    std::vector<float> zero(size_t(n), 0.0f);
+    std::vector<uint8_t> act(kernels::act_row_bytes(t, n));
+    if (kernels::act_kind(t) == kernels::ActKind::F32)
+        std::memcpy(act.data(), zero.data(), act.size());
+    else
+        kernels::quantize_act_ref(zero.data(), reinterpret_cast<BlockQ8A*>(act.data()), n);
+    EXPECT_EQ(tab->dot[tid(t)](w.data(), act.data(), n), 0.0f);
+}
+
+struct GemmCase {
+    int64_t n;
+    int nr, nc;
+};
+
+TEST_P(KernelsSimdType, GemmMatchesReference) {
+    const auto [isa, t] = GetParam();
+    REQUIRE_ISA(isa, tab);
+    std::vector<GemmCase> cases;
+    for (int nr : {1, 3, 5, 8, 17})
+        for (int nc : {1, 2, 3, 5, 8, 17}) cases.push_back({512, nr, nc});
+    cases.push_back({4352, 9, 40});  // more columns than one packed-activation chunk holds
+    cases.push_back({256, 33, 4});
+    if (block_elems(t) == 32) cases.push_back({160, 7, 5});  // 5 blocks: partial group in every row
+    if (is_float(t)) cases.push_back({259, 6, 7});
+
+    uint32_t seed = 5000 + tid(t);
+    for (const GemmCase& gc : cases) {
+        const int64_t n = gc.n;
+        const size_t rb = row_bytes(t, n);
+        const size_t ab = kernels::act_row_bytes(t, n);
+        // Padded strides: rows are not contiguous, outputs leave gaps.
+        const size_t w_stride = rb + 8 + (rb % 2 ? 1 : 3);
+        const size_t act_stride = ab + 12;
+        const size_t out_stride = size_t(gc.nc) + 3;
+        std::vector<uint8_t> w(w_stride * size_t(gc.nr) + 1);
+        std::vector<std::vector<float>> wvals(size_t(gc.nr));
+        for (int r = 0; r < gc.nr; ++r) {
+            const std::vector<uint8_t> row = make_weights(t, n, r % 2, ++seed);
+            std::memcpy(w.data() + 1 + r * w_stride, row.data(), rb);  // +1: misaligned rows
+        }
+        std::vector<uint8_t> act(act_stride * size_t(gc.nc));
+        std::vector<std::vector<float>> avals(size_t(gc.nc));
+        for (int c = 0; c < gc.nc; ++c) {
+            Act a = make_act(t, n, ++seed);
+            std::memcpy(act.data() + c * act_stride, a.bytes.data(), ab);
+            avals[size_t(c)] = std::move(a.values);
+        }
+        const float sentinel = -12345.0f;
+        std::vector<float> out(out_stride * size_t(gc.nr), sentinel), ref(out.size(), sentinel);
+        tab->gemm[tid(t)](n, w.data() + 1, w_stride, act.data(), act_stride, out.data(), out_stride, gc.nr, gc.nc);
+        kernels::ref_table().gemm[tid(t)](n, w.data() + 1, w_stride, act.data(), act_stride, ref.data(), out_stride,
+                                          gc.nr, gc.nc);
+        for (int r = 0; r < gc.nr; ++r) {
+            for (int c = 0; c < gc.nc; ++c) {
+                const size_t o = size_t(r) * out_stride + size_t(c);
+                const double tol =
+                    kRelTol * abs_terms(t, w.data() + 1 + r * w_stride, avals[size_t(c)], n) + 1e-30;
+                ASSERT_NEAR(out[o], ref[o], tol) << dtype_name(t) << " " << isa_str(isa) << " n=" << n
+                                                 << " nr=" << gc.nr << " nc=" << gc.nc << " r=" << r << " c=" << c;
+            }
+            for (size_t o = size_t(r) * out_stride + size_t(gc.nc); o < size_t(r + 1) * out_stride; ++o)
+                ASSERT_EQ(out[o], sentinel) << "gemm wrote outside its output tile";
+        }
+    }
+}
+
+// dot must agree with gemm's (1 x 1) result exactly: decode and prefill see the same numbers.
+TEST_P(KernelsSimdType, DotEqualsSingleGemm) {
+    const auto [isa, t] = GetParam();
+    REQUIRE_ISA(isa, tab);
+    const int64_t n = 4352;
+    const std::vector<uint8_t> w = make_weights(t, n, 0, 31);
+    const Act a = make_act(t, n, 32);
+    float g = 0;
+    tab->gemm[tid(t)](n, w.data(), 0, a.bytes.data(), 0, &g, 1, 1, 1);
+    EXPECT_EQ(tab->dot[tid(t)](w.data(), a.bytes.data(), n), g);
+}
+
+INSTANTIATE_TEST_SUITE_P(KernelsSimd, KernelsSimdType, testing::Combine(testing::ValuesIn(kIsas), testing::ValuesIn(kTypes)),
+                         type_param_name);
+
+}  // namespace
+}  // namespace hearth
