@@ -25,9 +25,9 @@ using kernels::ActKind;
 
 const DType kQuantTypes[] = {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::IQ4_NL,
                              DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
-const DType kAllTypes[] = {DType::F32,  DType::F16,  DType::BF16,   DType::Q8_0, DType::Q4_0,
-                           DType::Q4_1, DType::Q5_0, DType::Q5_1,   DType::IQ4_NL, DType::Q2_K,
-                           DType::Q3_K, DType::Q4_K, DType::Q5_K,   DType::Q6_K};
+const DType kAllTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0,   DType::Q4_0,
+                           DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::IQ4_NL, DType::Q2_K,
+                           DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
 std::string type_name(const testing::TestParamInfo<DType>& info) { return dtype_name(info.param); }
 
@@ -179,8 +179,14 @@ ElemFn elem_fn(DType t) {
 // Byte offsets of the f16 scale fields of each block type (random bytes there are replaced by sane values).
 std::vector<int> f16_fields(DType t) {
     switch (t) {
-        case DType::Q8_0: case DType::Q4_0: case DType::Q5_0: case DType::IQ4_NL: return {0};
-        case DType::Q4_1: case DType::Q5_1: case DType::Q4_K: case DType::Q5_K: return {0, 2};
+        case DType::Q8_0:
+        case DType::Q4_0:
+        case DType::Q5_0:
+        case DType::IQ4_NL: return {0};
+        case DType::Q4_1:
+        case DType::Q5_1:
+        case DType::Q4_K:
+        case DType::Q5_K: return {0, 2};
         case DType::Q2_K: return {80, 82};
         case DType::Q3_K: return {108};
         case DType::Q6_K: return {208};
@@ -218,7 +224,8 @@ TEST_P(QuantRefType, DequantMatchesFormatDescription) {
         for (int e = 0; e < info.block_elems; ++e) {
             const float want = f(blocks.data() + b * info.block_bytes, e);
             const float got = y[size_t(b * info.block_elems + e)];
-            ASSERT_EQ(std::memcmp(&want, &got, 4), 0) << "block " << b << " element " << e << ": " << got << " vs " << want;
+            ASSERT_EQ(std::memcmp(&want, &got, 4), 0)
+                << "block " << b << " element " << e << ": " << got << " vs " << want;
         }
 }
 
@@ -226,13 +233,16 @@ TEST_P(QuantRefType, DequantMatchesFormatDescription) {
 // re-quantizing the dequantized values gives (nearly) the same values back.
 TEST_P(QuantRefType, QuantizeErrorOnNormalData) {
     const DType t = GetParam();
-    struct Bound { DType t; double max_err; };
+    struct Bound {
+        DType t;
+        double max_err;
+    };
     // Measured on N(0,1): Q8_0 0.0054, Q4_0 0.0858, Q4_1 0.0778, Q5_0 0.0426, Q5_1 0.0381, IQ4_NL 0.0734,
     // Q2_K 0.264, Q3_K 0.144, Q4_K 0.0700, Q5_K 0.0345, Q6_K 0.0165. The bounds leave ~10% headroom.
-    static const Bound kBounds[] = {{DType::Q8_0, 0.006},  {DType::Q4_0, 0.095}, {DType::Q4_1, 0.086},
-                                    {DType::Q5_0, 0.047},  {DType::Q5_1, 0.042}, {DType::IQ4_NL, 0.081},
-                                    {DType::Q2_K, 0.29},   {DType::Q3_K, 0.16},  {DType::Q4_K, 0.077},
-                                    {DType::Q5_K, 0.038},  {DType::Q6_K, 0.018}};
+    static const Bound kBounds[] = {{DType::Q8_0, 0.006}, {DType::Q4_0, 0.095}, {DType::Q4_1, 0.086},
+                                    {DType::Q5_0, 0.047}, {DType::Q5_1, 0.042}, {DType::IQ4_NL, 0.081},
+                                    {DType::Q2_K, 0.29},  {DType::Q3_K, 0.16},  {DType::Q4_K, 0.077},
+                                    {DType::Q5_K, 0.038}, {DType::Q6_K, 0.018}};
     double bound = 0;
     for (const auto& b : kBounds)
         if (b.t == t) bound = b.max_err;
@@ -293,7 +303,8 @@ TEST_P(QuantRefType, NonFiniteInputStaysInItsBlock) {
     dirty[size_t(2 * be) + 2] = -std::numeric_limits<float>::infinity();
     const std::vector<uint8_t> qc = quantize(t, clean), qd = quantize(t, dirty);
     const size_t bb = size_t(dtype_info(t).block_bytes);
-    EXPECT_EQ(std::vector<uint8_t>(qc.begin() + 3 * bb, qc.end()), std::vector<uint8_t>(qd.begin() + 3 * bb, qd.end()));
+    EXPECT_EQ(std::vector<uint8_t>(qc.begin() + 3 * bb, qc.end()),
+              std::vector<uint8_t>(qd.begin() + 3 * bb, qd.end()));
     (void)dequantize(t, qd.data(), n);  // decodable (checked for memory errors by the sanitizer build)
 }
 
@@ -514,7 +525,8 @@ TEST(QuantRef, FloatWeightDots) {
                 mag += std::fabs(double(wd[size_t(i)]) * af[size_t(i)]);
             }
             const float got = kernels::vec_dot_ref(t, w.data(), af.data(), n);
-            EXPECT_LE(std::fabs(got - ref), 1e-6 * std::fabs(ref) + 1e-7 * mag) << dtype_name(t) << " n " << n;
+            EXPECT_LE(std::fabs(got - ref), 1e-6 * std::fabs(ref) + 1e-7 * mag)
+                << dtype_name(t) << " n " << n;
         }
     }
 }
@@ -546,7 +558,8 @@ TEST(QuantRef, TableAndGemm) {
             if (kernels::act_kind(t) == ActKind::F32)
                 std::memcpy(act.data() + c * act_stride, af.data(), arow);
             else
-                kernels::quantize_act_ref(af.data(), reinterpret_cast<BlockQ8A*>(act.data() + c * act_stride), n);
+                kernels::quantize_act_ref(af.data(), reinterpret_cast<BlockQ8A*>(act.data() + c * act_stride),
+                                          n);
         }
         const size_t out_stride = nc + 3;
         std::vector<float> out(out_stride * nr, -12345.0f);
@@ -566,10 +579,12 @@ TEST(QuantRef, TableAndGemm) {
 
 // ---- conformance files: llama.cpp's quantizations of one F16 model ------------------------------------
 
-const char* const kConfFiles[] = {"BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL",
-                                  "Q2_K", "Q3_K_M", "Q4_K_M", "Q5_K_M", "Q6_K"};
+const char* const kConfFiles[] = {"BF16",   "Q8_0", "Q4_0",   "Q4_1",   "Q5_0",   "Q5_1",
+                                  "IQ4_NL", "Q2_K", "Q3_K_M", "Q4_K_M", "Q5_K_M", "Q6_K"};
 
-std::string conf_path(const std::string& type) { return test::shared("conformance/llama/llama." + type + ".gguf"); }
+std::string conf_path(const std::string& type) {
+    return test::shared("conformance/llama/llama." + type + ".gguf");
+}
 
 // Largest relative RMS error of a llama.cpp tensor of this type against the F16 source (normal(0, 0.02)
 // weights): about 1.25x the measured values, which are (all llama.* files together) BF16 0.00168,
@@ -607,13 +622,16 @@ struct ErrAcc {
             den[uint32_t(t)] += double(want[i]) * want[i];
         }
     }
-    double rel(DType t) const { return den[uint32_t(t)] > 0 ? std::sqrt(num[uint32_t(t)] / den[uint32_t(t)]) : -1; }
+    double rel(DType t) const {
+        return den[uint32_t(t)] > 0 ? std::sqrt(num[uint32_t(t)] / den[uint32_t(t)]) : -1;
+    }
 };
 
 // Every non-F32 tensor of each llama.cpp-quantized file dequantizes to the F16 source within the type's
 // expected quantization error (a wrong bit layout gives errors near or above 1).
 TEST(QuantRef, ConformanceDequantMatchesF16Source) {
-    if (!std::filesystem::exists(conf_path("F16"))) GTEST_SKIP() << "no conformance files at " << conf_path("F16");
+    if (!std::filesystem::exists(conf_path("F16")))
+        GTEST_SKIP() << "no conformance files at " << conf_path("F16");
     const gguf::File src = gguf::File::open(conf_path("F16"));
     ErrAcc total;
     int checked = 0;
@@ -629,17 +647,22 @@ TEST(QuantRef, ConformanceDequantMatchesF16Source) {
             const std::vector<float> want = dequantize_tensor(*s), got = dequantize_tensor(ti);
             ErrAcc one;
             one.add(ti.type, got, want);
-            EXPECT_LT(one.rel(ti.type), dequant_bound(ti.type)) << name << " " << ti.name << " " << dtype_name(ti.type);
+            EXPECT_LT(one.rel(ti.type), dequant_bound(ti.type))
+                << name << " " << ti.name << " " << dtype_name(ti.type);
             acc.add(ti.type, got, want);
             total.add(ti.type, got, want);
             ++checked;
         }
         for (const DType t : kAllTypes)
-            if (acc.rel(t) >= 0) std::printf("[ llama.%-6s ] %-6s dequant vs F16 relative RMS %.5f\n", name, dtype_name(t), acc.rel(t));
+            if (acc.rel(t) >= 0)
+                std::printf("[ llama.%-6s ] %-6s dequant vs F16 relative RMS %.5f\n", name, dtype_name(t),
+                            acc.rel(t));
     }
     EXPECT_GT(checked, 150);
     for (const DType t : kAllTypes)
-        if (total.rel(t) >= 0) std::printf("[ all files    ] %-6s dequant vs F16 relative RMS %.5f\n", dtype_name(t), total.rel(t));
+        if (total.rel(t) >= 0)
+            std::printf("[ all files    ] %-6s dequant vs F16 relative RMS %.5f\n", dtype_name(t),
+                        total.rel(t));
 }
 
 // Re-quantizing a llama.cpp tensor's dequantized values with quantize_row gives the same values back:
@@ -664,8 +687,9 @@ TEST(QuantRef, ConformanceRequantizeReproducesFile) {
     for (const DType t : kAllTypes) {
         if (acc.rel(t) < 0) continue;
         const double identical = double(same[uint32_t(t)]) / double(bytes[uint32_t(t)]);
-        std::printf("[ %-6s ] re-quantized llama.cpp tensors: relative RMS change %.6f, identical bytes %.4f\n",
-                    dtype_name(t), acc.rel(t), identical);
+        std::printf(
+            "[ %-6s ] re-quantized llama.cpp tensors: relative RMS change %.6f, identical bytes %.4f\n",
+            dtype_name(t), acc.rel(t), identical);
         EXPECT_LT(acc.rel(t), 0.02 * dequant_bound(t)) << dtype_name(t);
         const bool simple = t == DType::BF16 || t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1 ||
                             t == DType::Q5_0 || t == DType::Q5_1;
@@ -693,7 +717,8 @@ TEST(QuantRef, ConformanceQuantizerQualityVsLlamaCpp) {
     }
     for (const DType t : kAllTypes) {
         if (theirs.rel(t) < 0) continue;
-        std::printf("[ %-6s ] relative RMS vs F16: llama.cpp %.5f, hearth %.5f\n", dtype_name(t), theirs.rel(t), ours.rel(t));
+        std::printf("[ %-6s ] relative RMS vs F16: llama.cpp %.5f, hearth %.5f\n", dtype_name(t),
+                    theirs.rel(t), ours.rel(t));
         EXPECT_LT(ours.rel(t), 1.05 * theirs.rel(t)) << dtype_name(t);
     }
 }

@@ -21,7 +21,6 @@ namespace {
 
 using quant::kIQ4NL;
 
-
 inline float h2f(f16_t h) { return f16_to_f32(h); }
 
 // Clamps v to [lo, hi], NaN to lo. Plain comparisons (minss/maxss), not the libm fmin/fmax calls.
@@ -93,7 +92,8 @@ float fit_linear(const float* x, int n, int qmin, int qmax, int ntry, float step
 
 // Least-squares fit x ~= s * q - m with integer q in [0, nmax], s >= 0 and m >= 0 (the formats store the
 // min as a non-negative amount subtracted). Candidate inverse scales map [min(0, min x), max x] onto
-// [0, nmax + k*step]; each is followed by a least-squares refit of (s, m), keeping m >= 0. n is a multiple of 4.
+// [0, nmax + k*step]; each is followed by a least-squares refit of (s, m), keeping m >= 0. n is a multiple
+// of 4.
 void fit_affine(const float* x, int n, int nmax, int ntry, float step, float& s_out, float& m_out) {
     float lo = 0, hi = x[0];
     double sx = 0, sxx = 0;
@@ -241,8 +241,8 @@ void quantize_q5_1(const float* x, BlockQ5_1* y, int64_t nb) {
 // levels are all multiples of 0.5, so the answer depends only on floor(2t): a 512-entry table covers
 // t in [-128, 128), and everything outside is past an end level.
 struct IQ4NLNearest {
-    uint8_t idx[512];
-    IQ4NLNearest() {
+    uint8_t idx[512] = {};
+    constexpr IQ4NLNearest() {
         for (int k = 0; k < 512; ++k) {
             const float t = float(k - 256) * 0.5f;  // any t with floor(2t) == k - 256 has the same answer
             int best = 0;
@@ -256,7 +256,7 @@ struct IQ4NLNearest {
         return idx[int(f)];  // truncation of a non-negative value: floor(2t) + 256
     }
 };
-const IQ4NLNearest iq4nl_nearest;
+constexpr IQ4NLNearest iq4nl_nearest;
 
 // Sums over a block of x * t and t * t, t being the level nearest to x * id. Out of line so that it is
 // compiled as a tight loop of its own.
@@ -275,8 +275,8 @@ const IQ4NLNearest iq4nl_nearest;
 }
 
 // IQ4_NL: x ~= d * kIQ4NL[code]. Candidate inverse scales map the largest-magnitude element onto the table's
-// ends (-127 or 113), nudged by -8..8 levels in steps of 2; each is refitted by least squares; the best d is stored and the
-// codes are re-picked as the level nearest to x / d(f16).
+// ends (-127 or 113), nudged by -8..8 levels in steps of 2; each is refitted by least squares; the best d is
+// stored and the codes are re-picked as the level nearest to x / d(f16).
 void quantize_iq4_nl(const float* x, BlockIQ4_NL* y, int64_t nb) {
     uint8_t q[32];
     for (int64_t i = 0; i < nb; ++i, x += 32) {
@@ -305,10 +305,11 @@ void quantize_iq4_nl(const float* x, BlockIQ4_NL* y, int64_t nb) {
     }
 }
 
-// ---- K-quants ----------------------------------------------------------------------------------------------
+// ---- K-quants
+// ----------------------------------------------------------------------------------------------
 
-// Quantizes the non-negative sub-block parameters p[0..n) to integers in [0, qmax] against one scale, which is
-// rounded to f16 (the stored form) before the integers are picked. Returns the f16 scale.
+// Quantizes the non-negative sub-block parameters p[0..n) to integers in [0, qmax] against one scale, which
+// is rounded to f16 (the stored form) before the integers are picked. Returns the f16 scale.
 f16_t quantize_params(const float* p, int n, int qmax, int* out) {
     const float s = fit_linear(p, n, 0, qmax, 4, 0.25f);
     const f16_t sh = f32_to_f16(s);
@@ -386,7 +387,8 @@ void quantize_sym_superblock(const float* x, f16_t& dh, int sc[16], int8_t q[256
         sc[j] = d != 0 ? round_clamp(s[j] * id, ScaleMin, ScaleMax) : 0;
         const float dl = d * float(sc[j]);
         const float inv = dl != 0 ? 1.0f / dl : 0.0f;
-        for (int l = 0; l < 16; ++l) q[16 * j + l] = int8_t(dl != 0 ? round_clamp(x[16 * j + l] * inv, CodeMin, CodeMax) : 0);
+        for (int l = 0; l < 16; ++l)
+            q[16 * j + l] = int8_t(dl != 0 ? round_clamp(x[16 * j + l] * inv, CodeMin, CodeMax) : 0);
     }
 }
 

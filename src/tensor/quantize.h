@@ -1,7 +1,7 @@
-// Block codecs for the GGUF quantized formats: each block is unpacked into plain small integers (the quantized
-// values, one per element, plus the integer sub-block scales) and packed back. The reference kernels
-// (kernels/ref.cpp) decode through unpack_*, the quantizers (quantize.cpp) encode through pack_*, so the bit
-// layout of every format is written down exactly once, here. Element e of a block is always q[e].
+// Block codecs for the GGUF quantized formats: each block is unpacked into plain small integers (the
+// quantized values, one per element, plus the integer sub-block scales) and packed back. The reference
+// kernels (kernels/ref.cpp) decode through unpack_*, the quantizers (quantize.cpp) encode through pack_*, so
+// the bit layout of every format is written down exactly once, here. Element e of a block is always q[e].
 // Internal to the tensor module; the public entry points are in tensor/kernels.h.
 #pragma once
 #include <cstdint>
@@ -12,7 +12,8 @@
 namespace hearth::quant {
 
 // IQ4_NL's 16 non-linear levels (index = the 4-bit code); x = d * kIQ4NL[code].
-inline constexpr int8_t kIQ4NL[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+inline constexpr int8_t kIQ4NL[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                      1,    13,   25,  38,  53,  69,  89,  113};
 
 // ---- 4-bit codes of the 32-element formats (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL) -----------------------------
 // 16 bytes hold 32 nibbles: byte j has element j in its low nibble and element j + 16 in its high nibble.
@@ -64,7 +65,8 @@ inline void pack_q2_k(const uint8_t q[256], const uint8_t sc[16], const uint8_t 
     std::memset(b.qs, 0, sizeof(b.qs));
     for (int h = 0; h < 2; ++h)
         for (int j = 0; j < 4; ++j)
-            for (int l = 0; l < 32; ++l) b.qs[32 * h + l] |= uint8_t((q[128 * h + 32 * j + l] & 3) << (2 * j));
+            for (int l = 0; l < 32; ++l)
+                b.qs[32 * h + l] |= uint8_t((q[128 * h + 32 * j + l] & 3) << (2 * j));
 }
 
 // ---- Q3_K: 256 elements = 16 sub-blocks of 16 ----------------------------------------------------------

@@ -155,7 +155,8 @@ void dequant_q6_k(const BlockQ6_K* b, float* y, int64_t nb) {
         const float d = h2f(b[i].d);
         quant::unpack_q6_k(b[i], q);
         for (int s = 0; s < 16; ++s)
-            for (int l = 0; l < 16; ++l) y[256 * i + 16 * s + l] = d * float(b[i].scales[s]) * float(q[16 * s + l]);
+            for (int l = 0; l < 16; ++l)
+                y[256 * i + 16 * s + l] = d * float(b[i].scales[s]) * float(q[16 * s + l]);
     }
 }
 
@@ -224,7 +225,8 @@ float dot_q4_1(const void* w, const void* act, int64_t n) {
         quant::unpack_nibbles32(x[i].qs, q);
         // sum (d * code + m) * (da * a) = d * da * sum code * a + m * da * sum a
         const int32_t s = idot(q, a[i].qs, 32);
-        acc += double(h2f(x[i].d) * a[i].d) * double(s) + double(h2f(x[i].m) * a[i].d) * double(act_sum(a[i]));
+        acc +=
+            double(h2f(x[i].d) * a[i].d) * double(s) + double(h2f(x[i].m) * a[i].d) * double(act_sum(a[i]));
     }
     return float(acc);
 }
@@ -250,7 +252,8 @@ float dot_q5_1(const void* w, const void* act, int64_t n) {
     for (int64_t i = 0; i < n / 32; ++i) {
         quant::unpack_q5(x[i].qh, x[i].qs, q);
         const int32_t s = idot(q, a[i].qs, 32);
-        acc += double(h2f(x[i].d) * a[i].d) * double(s) + double(h2f(x[i].m) * a[i].d) * double(act_sum(a[i]));
+        acc +=
+            double(h2f(x[i].d) * a[i].d) * double(s) + double(h2f(x[i].m) * a[i].d) * double(act_sum(a[i]));
     }
     return float(acc);
 }
@@ -400,7 +403,8 @@ void gemm_ref(int64_t n, const void* w, size_t w_stride, const void* act, size_t
     const auto* wb = static_cast<const uint8_t*>(w);
     const auto* ab = static_cast<const uint8_t*>(act);
     for (int r = 0; r < nr; ++r)
-        for (int c = 0; c < nc; ++c) out[size_t(r) * out_stride + size_t(c)] = Dot(wb + r * w_stride, ab + c * act_stride, n);
+        for (int c = 0; c < nc; ++c)
+            out[size_t(r) * out_stride + size_t(c)] = Dot(wb + r * w_stride, ab + c * act_stride, n);
 }
 
 KernelTable make_ref_table() {

@@ -1,0 +1,154 @@
+// Batch semantics of the forward pass: several sequences in one pass, thread-count determinism, the paged
+// cache (truncate and re-decode), and invalid batches.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "base/error.h"
+#include "model/forward.h"
+#include "test_util.h"
+
+namespace hearth {
+namespace {
+
+std::unique_ptr<Model> stories() { return Model::load(test::shared("models/stories260K.gguf")); }
+
+double max_diff(const float* a, const float* b, int64_t n) {
+    double m = 0;
+    for (int64_t i = 0; i < n; ++i) m = std::max(m, static_cast<double>(std::abs(a[i] - b[i])));
+    return m;
+}
+
+const std::vector<int32_t> kA = {1, 403, 407, 261, 378, 29, 306, 259, 1430 % 512, 400};
+const std::vector<int32_t> kB = {1, 24, 88, 301, 42, 17};
+
+std::vector<float> run_alone(const Model& m, const std::vector<int32_t>& toks, int threads) {
+    ContextParams cp;
+    cp.n_ctx = 256;
+    cp.n_threads = threads;
+    cp.kv_block_size = 4;  // several blocks per sequence
+    Context ctx(m, cp);
+    Batch b;
+    for (size_t i = 0; i < toks.size(); ++i) b.add(toks[i], static_cast<int32_t>(i), 0, true);
+    return ctx.decode(b);
+}
+
+TEST(Forward, TwoSequencesInOneBatchEqualEachAlone) {
+    auto m = stories();
+    const int64_t V = m->hp.n_vocab;
+    const std::vector<float> a = run_alone(*m, kA, 2), b = run_alone(*m, kB, 2);
+    ContextParams cp;
+    cp.n_ctx = 256;
+    cp.n_threads = 2;
+    cp.kv_block_size = 4;
+    Context ctx(*m, cp);
+    // Interleave the two sequences' entries in one batch (seq ids 5 and 9).
+    Batch batch;
+    std::vector<std::pair<int, size_t>> order;
+    for (size_t i = 0; i < std::max(kA.size(), kB.size()); ++i) {
+        if (i < kA.size()) batch.add(kA[i], static_cast<int32_t>(i), 5, true), order.push_back({0, i});
+        if (i < kB.size()) batch.add(kB[i], static_cast<int32_t>(i), 9, true), order.push_back({1, i});
+    }
+    const std::vector<float> both = ctx.decode(batch);
+    ASSERT_EQ(both.size(), (kA.size() + kB.size()) * V);
+    for (size_t j = 0; j < order.size(); ++j) {
+        const float* want = (order[j].first == 0 ? a : b).data() + order[j].second * V;
+        EXPECT_LT(max_diff(both.data() + j * V, want, V), 1e-4) << "entry " << j;
+    }
+    // Then each sequence continues by one token, both in one batch.
+    Batch next;
+    next.add(77, static_cast<int32_t>(kA.size()), 5, true);
+    next.add(78, static_cast<int32_t>(kB.size()), 9, true);
+    const std::vector<float> cont = ctx.decode(next);
+    std::vector<int32_t> a2 = kA, b2 = kB;
+    a2.push_back(77);
+    b2.push_back(78);
+    const std::vector<float> a_full = run_alone(*m, a2, 2), b_full = run_alone(*m, b2, 2);
+    EXPECT_LT(max_diff(cont.data(), a_full.data() + kA.size() * V, V), 1e-4);
+    EXPECT_LT(max_diff(cont.data() + V, b_full.data() + kB.size() * V, V), 1e-4);
+}
+
+TEST(Forward, ThreadCountDoesNotChangeResults) {
+    auto m = stories();
+    const std::vector<float> one = run_alone(*m, kA, 1), two = run_alone(*m, kA, 2), three = run_alone(*m, kA, 3);
+    EXPECT_EQ(one, two);
+    EXPECT_EQ(one, three);
+}
+
+TEST(Forward, OneBatchEqualsTokenByToken) {
+    auto m = stories();
+    const int64_t V = m->hp.n_vocab;
+    const std::vector<float> batch = run_alone(*m, kA, 2);
+    ContextParams cp;
+    cp.n_ctx = 64;
+    cp.n_threads = 2;
+    Context ctx(*m, cp);
+    for (size_t i = 0; i < kA.size(); ++i) {
+        Batch b;
+        b.add(kA[i], static_cast<int32_t>(i), 0, true);
+        const std::vector<float> l = ctx.decode(b);
+        EXPECT_LT(max_diff(l.data(), batch.data() + i * V, V), 1e-4) << "position " << i;
+    }
+}
+
+TEST(Forward, TruncateAndRedecodeReusesTheCache) {
+    auto m = stories();
+    const int64_t V = m->hp.n_vocab;
+    ContextParams cp;
+    cp.n_ctx = 64;
+    cp.n_threads = 2;
+    cp.kv_block_size = 4;
+    Context ctx(*m, cp);
+    Batch b;
+    for (size_t i = 0; i < kA.size(); ++i) b.add(kA[i], static_cast<int32_t>(i), 0, i + 1 == kA.size());
+    const std::vector<float> first = ctx.decode(b);
+    // Drop the last 3 positions and decode them again: same logits.
+    const int32_t keep = static_cast<int32_t>(kA.size()) - 3;
+    const int64_t free_before = ctx.kv().free_blocks();
+    ctx.kv().truncate(0, keep);
+    EXPECT_EQ(ctx.kv().seq_len(0), keep);
+    EXPECT_GE(ctx.kv().free_blocks(), free_before);
+    Batch again;
+    for (size_t i = static_cast<size_t>(keep); i < kA.size(); ++i)
+        again.add(kA[i], static_cast<int32_t>(i), 0, i + 1 == kA.size());
+    const std::vector<float> second = ctx.decode(again);
+    EXPECT_LT(max_diff(first.data(), second.data(), V), 1e-5);
+    ctx.kv().truncate(0, 0);
+    EXPECT_EQ(ctx.kv().seq_len(0), 0);
+    EXPECT_EQ(ctx.kv().free_blocks(), 16);
+}
+
+TEST(Forward, InvalidBatchesAreRejected) {
+    auto m = stories();
+    ContextParams cp;
+    cp.n_ctx = 8;
+    cp.n_threads = 1;
+    Context ctx(*m, cp);
+    auto expect_error = [&](const Batch& b, const char* needle) {
+        try {
+            ctx.decode(b);
+            ADD_FAILURE() << "no error for " << needle;
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+        }
+    };
+    Batch b;
+    b.add(512, 0, 0, true);
+    expect_error(b, "token id 512");
+    b.clear();
+    b.add(1, 3, 0, true);  // skips positions 0..2
+    expect_error(b, "does not continue");
+    b.clear();
+    b.add(1, 0, -1, true);
+    expect_error(b, "negative");
+    b.clear();
+    for (int i = 0; i < 9; ++i) b.add(1, i, 0, false);
+    expect_error(b, "context");
+    // Nothing was reserved by the failed batches.
+    EXPECT_EQ(ctx.kv().seq_len(0), 0);
+    EXPECT_THROW(Context(*m, ContextParams{.n_ctx = 0}), Error);
+    EXPECT_THROW(Context(*m, ContextParams{.n_ctx = 8, .n_threads = -1}), Error);
+}
+
+}  // namespace
+}  // namespace hearth
