@@ -120,7 +120,7 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
     }
     s.per_thread_tile.resize(nt);
     s.per_thread_scores.resize(nt);
-    for (auto& sc : s.per_thread_scores) sc.resize(params_.n_ctx);
+    for (auto& sc : s.per_thread_scores) sc.resize(static_cast<size_t>(std::max<int64_t>(hp.q_dim() + 64, kv_->config().block_size + 64)));
 
     // Embeddings.
     for (int t = 0; t < T; ++t)
@@ -197,16 +197,20 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                                   static_cast<int>(r1 - r0), 1);
                 return;
             }
-            constexpr int kTokBlock = 64, kRowBlock = 16;
-            tile.resize(kTokBlock * kRowBlock);
+            // Prefill: per block of tokens, one gemm over all of this thread's rows (the kernel packs the
+            // activations once and tiles internally), then scatter the [rows][tokens] tile into Y[tokens][rows].
+            constexpr int kTokBlock = 64;
+            const int64_t nr = r1 - r0;
+            if (nr <= 0) return;
+            tile.resize(static_cast<size_t>(nr) * kTokBlock);
             for (int t0 = 0; t0 < rows_in; t0 += kTokBlock) {
                 const int nc = std::min(kTokBlock, rows_in - t0);
                 const uint8_t* a = static_cast<const uint8_t*>(act.first) + t0 * act.second;
-                for (int64_t r = r0; r < r1; r += kRowBlock) {
-                    const int nr = static_cast<int>(std::min<int64_t>(kRowBlock, r1 - r));
-                    gemm(w.cols, w.data + r * w.row_bytes, w.row_bytes, a, act.second, tile.data(), nc, nr, nc);
-                    for (int i = 0; i < nr; ++i)
-                        for (int c = 0; c < nc; ++c) Y[(t0 + c) * w.rows + r + i] = tile[i * nc + c];
+                gemm(w.cols, w.data + r0 * w.row_bytes, w.row_bytes, a, act.second, tile.data(), nc,
+                     static_cast<int>(nr), nc);
+                for (int c = 0; c < nc; ++c) {
+                    float* y = Y + (t0 + c) * w.rows + r0;
+                    for (int64_t i = 0; i < nr; ++i) y[i] = tile[i * nc + c];
                 }
             }
         };
@@ -245,23 +249,21 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                 };
                 rope(s.q.data() + t * QD, hp.n_head);
                 rope(s.k.data() + t * KVD, hp.n_head_kv);
-                std::memcpy(kv_->k(static_cast<int>(il), entries[t].seq, entries[t].pos), s.k.data() + t * KVD,
-                            KVD * sizeof(float));
-                std::memcpy(kv_->v(static_cast<int>(il), entries[t].seq, entries[t].pos), s.v.data() + t * KVD,
-                            KVD * sizeof(float));
+                kv_->write(static_cast<int>(il), entries[t].seq, entries[t].pos, s.k.data() + t * KVD,
+                           s.v.data() + t * KVD);
             }
 #pragma omp barrier
-            // Attention: one (token, head) pair at a time over the sequence's cells 0..pos.
+            // Attention: one (token, kv head) item at a time, with that kv head's query heads together.
+            // Items are dealt round-robin because later tokens of a prompt cost more (causal).
             {
                 const int64_t group = hp.n_head / hp.n_head_kv;
                 const float scale = 1.0f / std::sqrt(static_cast<float>(HD));
-                int64_t i0, i1;
-                split(static_cast<int64_t>(T) * hp.n_head, ith, nth, 1, i0, i1);
+                const int64_t n_items = static_cast<int64_t>(T) * hp.n_head_kv;
                 int last_t = -1;
-                KvHeadView view{nullptr, nullptr, bs, KVD, 0};
-                for (int64_t item = i0; item < i1; ++item) {
-                    const int t = static_cast<int>(item / hp.n_head);
-                    const int64_t h = item % hp.n_head;
+                KvSeqView view{nullptr, nullptr, bs, KVD};
+                for (int64_t item = ith; item < n_items; item += nth) {
+                    const int t = static_cast<int>(item / hp.n_head_kv);
+                    const int64_t g = item % hp.n_head_kv;
                     if (t != last_t) {  // block pointers of this entry's sequence, for this layer
                         const auto& table = *tables[t];
                         kblocks.resize(table.size());
@@ -274,9 +276,8 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                         view.v_blocks = vblocks.data();
                         last_t = t;
                     }
-                    view.head_offset = (h / group) * HD;
-                    attend_head(s.q.data() + t * QD + h * HD, view, entries[t].pos + 1, static_cast<int>(HD), scale,
-                                scores.data(), s.att.data() + t * QD + h * HD);
+                    attend(s.q.data() + t * QD + g * group * HD, static_cast<int>(group), view, g, entries[t].pos + 1,
+                           static_cast<int>(HD), scale, s.att.data() + t * QD + g * group * HD, scores.data());
                 }
             }
 #pragma omp barrier

@@ -1,5 +1,6 @@
 // Paged KV cache: fixed-size blocks of cells from one pool, and one block table per sequence, so sequences
 // grow without copying and (later) share prefix blocks. Cell i of a sequence holds position i.
+// Cells hold f32 K and V.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -30,11 +31,13 @@ public:
     int64_t free_blocks() const { return static_cast<int64_t>(free_.size()); }
     size_t bytes() const { return k_.size() * sizeof(float) * 2; }
 
-    // Cell address of (seq, pos) in layer il; the sequence must have reserved pos.
-    float* k(int il, int32_t seq, int32_t pos) { return k_.data() + offset(il, seq, pos); }
-    float* v(int il, int32_t seq, int32_t pos) { return v_.data() + offset(il, seq, pos); }
+    // Stores the K and V vectors (kv_dim floats each) of (seq, pos) in layer il; the sequence must have
+    // reserved pos.
+    void write(int il, int32_t seq, int32_t pos, const float* k, const float* v);
     // The block table of a sequence, for kernels that walk a sequence block by block.
     const std::vector<int32_t>& blocks(int32_t seq) const;
+    // K blocks are stored transposed, [kv_dim][block_size]: one dimension of all cells is contiguous, so a
+    // query's scores against a whole block are block_size-wide FMAs. V blocks are [block_size][kv_dim].
     const float* k_block(int il, int32_t block) const { return k_.data() + block_offset(il, block); }
     const float* v_block(int il, int32_t block) const { return v_.data() + block_offset(il, block); }
 
@@ -42,7 +45,6 @@ private:
     size_t block_offset(int il, int32_t block) const {
         return (static_cast<size_t>(il) * cfg_.n_blocks + block) * cfg_.block_size * cfg_.kv_dim;
     }
-    size_t offset(int il, int32_t seq, int32_t pos) const;
 
     KvCacheConfig cfg_;
     std::vector<float> k_, v_;

@@ -133,8 +133,9 @@ constexpr Layout layout_a(int s0, int s1, int s2, int s3) {
 constexpr Layout layout_b() {
     Layout l{};
     for (int p = 0; p < 16; ++p) {
-        l.e0[p] = static_cast<uint8_t>(8 * p);
-        l.e1[p] = static_cast<uint8_t>(8 * p + 4);
+        const int blk = p / 4, half = (p % 4) % 2, chunk = (p % 4) / 2;
+        l.e0[p] = static_cast<uint8_t>(32 * blk + 16 * half + 8 * chunk);
+        l.e1[p] = static_cast<uint8_t>(l.e0[p] + 4);
     }
     return l;
 }
@@ -142,7 +143,9 @@ constexpr Layout layout_b() {
 constexpr Layout kLayoutA = layout_a(0, 1, 2, 3);
 // Same with the blocks in the order 0, 2, 1, 3 (Q4_K, Q5_K: what the nibble split gives for free).
 constexpr Layout kLayoutA0213 = layout_a(0, 2, 1, 3);
-// Dword p of V0 = codes 8p..8p+3, of V1 = 8p+4..8p+7 (Q2_K, Q3_K, Q6_K: 16-element scale groups).
+// 16-element scale groups (Q2_K, Q3_K, Q6_K): lane p = 4 * blk + q covers codes 16h + 8k .. +3 (V0) and
+// .. +4..+7 (V1) of block blk, with half h = q % 2 and chunk k = q / 2. Lanes q = 0, 2 are half 0 and q = 1, 3
+// half 1, so adding lanes (0 + 2) and (1 + 3) keeps the halves apart (see compress2).
 constexpr Layout kLayoutB = layout_b();
 
 // Tables derived from a layout for the activation packer.
@@ -181,18 +184,23 @@ constexpr LayoutTables kTabB = make_layout_tables(kLayoutB);
 // ---------------------------------------------------------------------------------------------------------
 // Packed activations
 // ---------------------------------------------------------------------------------------------------------
+// One column, one group of 4 blocks. v0/v1 are shared by both gemm paths; da/ci/ms serve the per-column path
+// (decode), d/hs feed the per-quad records of the multi-column path.
 struct alignas(64) PGroup {
     int8_t v0[64];
     int8_t v1[64];
     float da[16];    // d_a of the block of each int32 lane
     int32_t ci[16];  // -off * half sums, one lane per scale group
     float ms[16];    // d_a * half sum: lanes 0..7 this group's 8 halves; 8..15 the next group's (even groups)
+    float d[4];      // d_a of the 4 blocks (0 past the end of the row)
+    int32_t hs[8];   // half sums of the 4 blocks
+    int32_t pad[4];
 };
-static_assert(sizeof(PGroup) == 320);
+static_assert(sizeof(PGroup) == 384);
 
 constexpr Ints16 kIdxHalfBlk = make_ints([](int i) { return i < 8 ? i / 2 : 4; });  // lane 4 of d4 is zero
 
-// Packs one activation row of nblocks Q8A blocks into ceil(nblocks / 4) groups.
+// Packs one activation row of nblocks Q8A blocks into ceil(nblocks / 4) groups; a null row packs zeros.
 void pack_act(const BlockQ8A* a, int64_t nblocks, const LayoutTables& t, int off, PGroup* out) {
     const int64_t ng = (nblocks + 3) / 4;
     const __m512i idx0 = ldt(t.idx0), idx1 = ldt(t.idx1);
@@ -200,10 +208,10 @@ void pack_act(const BlockQ8A* a, int64_t nblocks, const LayoutTables& t, int off
     const __m512i hb = ldt(kIdxHalfBlk);
     const __m512i noff = _mm512_set1_epi32(-off);
     for (int64_t g = 0; g < ng; ++g) {
-        const BlockQ8A* b = a + 4 * g;
-        const int nv = nblocks - 4 * g >= 4 ? 4 : int(nblocks - 4 * g);
+        const int nv = !a ? 0 : nblocks - 4 * g >= 4 ? 4 : int(nblocks - 4 * g);
+        const BlockQ8A* b = a ? a + 4 * g : nullptr;
         __m512i x0, x1;
-        alignas(16) float d[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        alignas(32) float d[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         alignas(64) int32_t hs[16] = {};
         if (nv == 4) {
             x0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)b[0].qs)),
@@ -232,15 +240,55 @@ void pack_act(const BlockQ8A* a, int64_t nblocks, const LayoutTables& t, int off
         const __m512 ms = _mm512_mul_ps(_mm512_cvtepi32_ps(hsv), _mm512_permutexvar_ps(hb, d4));
         _mm512_store_ps(o.ms, ms);
         if (g & 1) std::memcpy(out[g - 1].ms + 8, o.ms, 8 * sizeof(float));
+        std::memcpy(o.d, d, sizeof(o.d));
+        std::memcpy(o.hs, hs, sizeof(o.hs));
     }
+}
+
+// Multi-column path: the int32 lanes of K columns are added pairwise into one vector (compress4/compress2
+// below) so that one int->float conversion and one scale multiply serve K columns. A QGroup holds, for K
+// consecutive columns and one group, the lane scales / corrections / minimum terms of that compressed layout:
+//  K = 4 (one weight scale per block): lane 4L + j = column j, block sigma(L) (whole block);
+//  K = 2 (one scale per 16-element half, layout B): lane 4L + q = column q % 2, block L, half q / 2.
+struct alignas(64) QGroup {
+    float da[16];
+    int32_t ci[16];
+    float ms[16];
+};
+
+template <int K>
+void pack_quads(const PGroup* cols, int64_t ng, int nquads, const LayoutTables& t, int off, QGroup* out) {
+    for (int q = 0; q < nquads; ++q)
+        for (int64_t g = 0; g < ng; ++g) {
+            QGroup& o = out[q * ng + g];
+            for (int p = 0; p < 16; ++p) {
+                const int L = p / 4, j = p % 4;
+                if constexpr (K == 4) {
+                    const PGroup& c = cols[(q * 4 + j) * ng + g];
+                    const int b = t.blk.v[4 * L];
+                    const int32_t s = c.hs[2 * b] + c.hs[2 * b + 1];
+                    o.da[p] = c.d[b];
+                    o.ci[p] = -off * s;
+                    o.ms[p] = c.d[b] * float(s);
+                } else {
+                    const PGroup& c = cols[(q * 2 + j % 2) * ng + g];
+                    const int32_t s = c.hs[2 * L + j / 2];
+                    o.da[p] = c.d[L];
+                    o.ci[p] = -off * s;
+                    o.ms[p] = c.d[L] * float(s);
+                }
+            }
+        }
 }
 
 enum MinKind { kNoMin, kGroupMin, kSuperMin };
 
 // ---------------------------------------------------------------------------------------------------------
-// Weight formats. unpack() gets the start of a 4-block group (32-element formats) or of a super-block plus
-// the half (K-quants) and returns the unsigned codes W0, W1 in the format's layout, the lane scales S and,
-// for kGroupMin, the lane minimums M (lanes 0..7 = the 8 halves).
+// Weight formats. unpack<kCol>() gets the start of a 4-block group (32-element formats) or of a super-block
+// plus the half (K-quants) and returns the unsigned codes W0, W1 in the format's layout and the lane scales S.
+// Minimums come as lane vectors M with their sign (x = d * q + M): for the decode path (kCol = false) M is
+// per 16-element half in natural order (lanes 0..7 of a group, or 0..15 of a super-block from prep()), for
+// the multi-column path (kCol = true) M is in the compressed layout (see QGroup).
 // ---------------------------------------------------------------------------------------------------------
 struct NoPrep {};
 
@@ -252,9 +300,12 @@ struct Q4_0T {
     static constexpr bool kSuper = false;
     static constexpr int kOff = 8;
     static constexpr MinKind kMin = kNoMin;
+    static constexpr int kPack = 4;
     static constexpr const LayoutTables* kTab = &kTabA;
     using Prep = NoPrep;
+    template <bool kCol>
     static HK_INLINE void prep(const uint8_t*, Prep&) {}
+    template <bool kCol>
     static HK_INLINE void unpack(const uint8_t* p, int, const Prep&, __m512i& w0, __m512i& w1, __m512& s, __m512&) {
         const __m512i l0 = ld(p), l1 = ld(p + 8);
         const __m512i q = _mm512_permutex2var_epi8(l0, ldt(kQ40Q), l1);
@@ -272,9 +323,12 @@ struct IQ4_NLT {
     static constexpr bool kSuper = false;
     static constexpr int kOff = 128;
     static constexpr MinKind kMin = kNoMin;
+    static constexpr int kPack = 4;
     static constexpr const LayoutTables* kTab = &kTabA;
     using Prep = NoPrep;
+    template <bool kCol>
     static HK_INLINE void prep(const uint8_t*, Prep&) {}
+    template <bool kCol>
     static HK_INLINE void unpack(const uint8_t* p, int, const Prep&, __m512i& w0, __m512i& w1, __m512& s, __m512&) {
         const __m512i l0 = ld(p), l1 = ld(p + 8);
         const __m512i q = _mm512_permutex2var_epi8(l0, ldt(kQ40Q), l1);
@@ -289,14 +343,18 @@ struct IQ4_NLT {
 constexpr Bytes64 kQ41Q = make_bytes([](int i) { return two_src(20 * (i / 16) + 4 + i % 16, 16); });
 constexpr Bytes64 kQ41D = make_bytes([](int i) { return i < 32 ? two_src(20 * (i / 8) + (i & 1), 16) : 0; });
 constexpr Bytes64 kQ41M = make_bytes([](int i) { return i < 16 ? two_src(20 * (i / 4) + 2 + (i & 1), 16) : 0; });
+constexpr Bytes64 kQ41MC = make_bytes([](int i) { return i < 32 ? two_src(20 * (i / 8) + 2 + (i & 1), 16) : 0; });
 struct Q4_1T {
     static constexpr int kBlockBytes = 20;
     static constexpr bool kSuper = false;
     static constexpr int kOff = 0;
     static constexpr MinKind kMin = kGroupMin;
+    static constexpr int kPack = 4;
     static constexpr const LayoutTables* kTab = &kTabA;
     using Prep = NoPrep;
+    template <bool kCol>
     static HK_INLINE void prep(const uint8_t*, Prep&) {}
+    template <bool kCol>
     static HK_INLINE void unpack(const uint8_t* p, int, const Prep&, __m512i& w0, __m512i& w1, __m512& s,
                                  __m512& mn) {
         const __m512i l0 = ld(p), l1 = ld(p + 16);
@@ -305,8 +363,11 @@ struct Q4_1T {
         w0 = _mm512_and_si512(q, m);
         w1 = _mm512_and_si512(_mm512_srli_epi16(q, 4), m);
         s = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi8(l0, ldt(kQ41D), l1)));
-        mn = _mm512_cvtph_ps(
-            _mm512_castsi512_si256(_mm512_maskz_permutex2var_epi8(0xFFFFull, l0, ldt(kQ41M), l1)));
+        if constexpr (kCol)
+            mn = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi8(l0, ldt(kQ41MC), l1)));
+        else
+            mn = _mm512_cvtph_ps(
+                _mm512_castsi512_si256(_mm512_maskz_permutex2var_epi8(0xFFFFull, l0, ldt(kQ41M), l1)));
     }
 };
 
@@ -321,9 +382,12 @@ struct Q5_0T {
     static constexpr bool kSuper = false;
     static constexpr int kOff = 16;
     static constexpr MinKind kMin = kNoMin;
+    static constexpr int kPack = 4;
     static constexpr const LayoutTables* kTab = &kTabA;
     using Prep = NoPrep;
+    template <bool kCol>
     static HK_INLINE void prep(const uint8_t*, Prep&) {}
+    template <bool kCol>
     static HK_INLINE void unpack(const uint8_t* p, int, const Prep&, __m512i& w0, __m512i& w1, __m512& s, __m512&) {
         const __m512i l0 = ld(p), l1 = ld(p + 24);
         const __m512i q = _mm512_permutex2var_epi8(l0, ldt(kQ50Q), l1);
@@ -341,6 +405,7 @@ struct Q5_0T {
 constexpr Bytes64 kQ51Q = make_bytes([](int i) { return two_src(24 * (i / 16) + 8 + i % 16, 32); });
 constexpr Bytes64 kQ51D = make_bytes([](int i) { return i < 32 ? two_src(24 * (i / 8) + (i & 1), 32) : 0; });
 constexpr Bytes64 kQ51M = make_bytes([](int i) { return i < 16 ? two_src(24 * (i / 4) + 2 + (i & 1), 32) : 0; });
+constexpr Bytes64 kQ51MC = make_bytes([](int i) { return i < 32 ? two_src(24 * (i / 8) + 2 + (i & 1), 32) : 0; });
 constexpr Bytes64 kQ51H0 = make_bytes([](int i) { return two_src(24 * (i / 16) + 4 + (i % 16) / 8, 32); });
 constexpr Bytes64 kQ51H1 = make_bytes([](int i) { return two_src(24 * (i / 16) + 6 + (i % 16) / 8, 32); });
 struct Q5_1T {
@@ -348,9 +413,12 @@ struct Q5_1T {
     static constexpr bool kSuper = false;
     static constexpr int kOff = 0;
     static constexpr MinKind kMin = kGroupMin;
+    static constexpr int kPack = 4;
     static constexpr const LayoutTables* kTab = &kTabA;
     using Prep = NoPrep;
+    template <bool kCol>
     static HK_INLINE void prep(const uint8_t*, Prep&) {}
+    template <bool kCol>
     static HK_INLINE void unpack(const uint8_t* p, int, const Prep&, __m512i& w0, __m512i& w1, __m512& s,
                                  __m512& mn) {
         const __m512i l0 = ld(p), l1 = ld(p + 32);
@@ -362,8 +430,11 @@ struct Q5_1T {
         w0 = _mm512_mask_add_epi8(lo, k0, lo, b16);
         w1 = _mm512_mask_add_epi8(hi, k1, hi, b16);
         s = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi8(l0, ldt(kQ51D), l1)));
-        mn = _mm512_cvtph_ps(
-            _mm512_castsi512_si256(_mm512_maskz_permutex2var_epi8(0xFFFFull, l0, ldt(kQ51M), l1)));
+        if constexpr (kCol)
+            mn = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi8(l0, ldt(kQ51MC), l1)));
+        else
+            mn = _mm512_cvtph_ps(
+                _mm512_castsi512_si256(_mm512_maskz_permutex2var_epi8(0xFFFFull, l0, ldt(kQ51M), l1)));
     }
 };
 
@@ -379,9 +450,12 @@ struct Q8_0T {
     static constexpr bool kSuper = false;
     static constexpr int kOff = 128;
     static constexpr MinKind kMin = kNoMin;
+    static constexpr int kPack = 4;
     static constexpr const LayoutTables* kTab = &kTabA;
     using Prep = NoPrep;
+    template <bool kCol>
     static HK_INLINE void prep(const uint8_t*, Prep&) {}
+    template <bool kCol>
     static HK_INLINE void unpack(const uint8_t* p, int, const Prep&, __m512i& w0, __m512i& w1, __m512& s, __m512&) {
         const __m512i l0 = ld(p), l1 = ld(p + 64), l2 = ld(p + 8), l3 = ld(p + 72);
         const __m512i x80 = bc8(0x80);
@@ -396,11 +470,14 @@ struct Q8_0T {
 constexpr int kSig0213[4] = {0, 2, 1, 3};
 constexpr Ints16 kQ4KS0 = make_ints([](int p) { return kSig0213[p / 4]; });
 constexpr Ints16 kQ4KS1 = make_ints([](int p) { return 4 + kSig0213[p / 4]; });
-constexpr Ints16 kQ4KM = make_ints([](int p) { return 8 + p / 2; });
+constexpr Ints16 kQ4KM = make_ints([](int p) { return 8 + p / 2; });                  // halves, natural order
+constexpr Ints16 kQ4KMC0 = make_ints([](int p) { return 8 + kSig0213[p / 4]; });      // compressed layout
+constexpr Ints16 kQ4KMC1 = make_ints([](int p) { return 12 + kSig0213[p / 4]; });
 struct KPrep {
     __m512 s[2];
-    __m512 m;
+    __m512 m[2];  // decode path: m[0] = -dmin * min of the 16 halves; multi-column path: per half super-block
 };
+template <bool kCol>
 HK_INLINE void k_scales_prep(const uint8_t* sp, KPrep& pr) {
     const float d = h2f(sp), dmin = h2f(sp + 2);
     const uint32_t a0 = rd32(sp + 4), a1 = rd32(sp + 8), a2 = rd32(sp + 12);
@@ -408,28 +485,37 @@ HK_INLINE void k_scales_prep(const uint8_t* sp, KPrep& pr) {
     const uint32_t sc_hi = (a2 & 0x0f0f0f0fu) | (((a0 >> 6) & 0x03030303u) << 4);
     const uint32_t mn_hi = ((a2 >> 4) & 0x0f0f0f0fu) | (((a1 >> 6) & 0x03030303u) << 4);
     const __m128i scm = _mm_set_epi32(int(mn_hi), int(mn_lo), int(sc_hi), int(sc_lo));
-    const __m512 dd = _mm512_insertf32x8(_mm512_set1_ps(d), _mm256_set1_ps(dmin), 1);
-    const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(scm)), dd);
+    const __m512 dd = _mm512_insertf32x8(_mm512_set1_ps(d), _mm256_set1_ps(-dmin), 1);
+    const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(scm)), dd);  // d*sc, -dmin*mn
     pr.s[0] = _mm512_permutexvar_ps(ldt(kQ4KS0), f);
     pr.s[1] = _mm512_permutexvar_ps(ldt(kQ4KS1), f);
-    pr.m = _mm512_permutexvar_ps(ldt(kQ4KM), f);
+    if constexpr (kCol) {
+        pr.m[0] = _mm512_permutexvar_ps(ldt(kQ4KMC0), f);
+        pr.m[1] = _mm512_permutexvar_ps(ldt(kQ4KMC1), f);
+    } else {
+        pr.m[0] = _mm512_permutexvar_ps(ldt(kQ4KM), f);
+    }
 }
 struct Q4_KT {
     static constexpr int kBlockBytes = 144;
     static constexpr bool kSuper = true;
     static constexpr int kOff = 0;
     static constexpr MinKind kMin = kSuperMin;
+    static constexpr int kPack = 4;
     static constexpr const LayoutTables* kTab = &kTabA0213;
     using Prep = KPrep;
-    static HK_INLINE void prep(const uint8_t* sp, Prep& pr) { k_scales_prep(sp, pr); }
+    template <bool kCol>
+    static HK_INLINE void prep(const uint8_t* sp, Prep& pr) { k_scales_prep<kCol>(sp, pr); }
+    template <bool kCol>
     static HK_INLINE void unpack(const uint8_t* sp, int g, const Prep& pr, __m512i& w0, __m512i& w1, __m512& s,
-                                 __m512&) {
+                                 __m512& mn) {
         const __m512i q = ld(sp + 16 + 64 * g);
         const __m512i m = bc8(0x0F);
         const __m512i t = _mm512_and_si512(q, m), h = _mm512_and_si512(_mm512_srli_epi16(q, 4), m);
         w0 = _mm512_shuffle_i64x2(t, h, 0x88);
         w1 = _mm512_shuffle_i64x2(t, h, 0xDD);
         s = pr.s[g];
+        if constexpr (kCol) mn = pr.m[g];
     }
 };
 constexpr Bytes64 kQ5KBit0 = make_bytes([](int i) { return 1 << kSig0213[i / 16]; });
@@ -439,11 +525,14 @@ struct Q5_KT {
     static constexpr bool kSuper = true;
     static constexpr int kOff = 0;
     static constexpr MinKind kMin = kSuperMin;
+    static constexpr int kPack = 4;
     static constexpr const LayoutTables* kTab = &kTabA0213;
     using Prep = KPrep;
-    static HK_INLINE void prep(const uint8_t* sp, Prep& pr) { k_scales_prep(sp, pr); }
+    template <bool kCol>
+    static HK_INLINE void prep(const uint8_t* sp, Prep& pr) { k_scales_prep<kCol>(sp, pr); }
+    template <bool kCol>
     static HK_INLINE void unpack(const uint8_t* sp, int g, const Prep& pr, __m512i& w0, __m512i& w1, __m512& s,
-                                 __m512&) {
+                                 __m512& mn) {
         const __m512i q = ld(sp + 48 + 64 * g);
         const __m512i m = bc8(0x0F), b16 = bc8(0x10);
         const __m512i t = _mm512_and_si512(q, m), h = _mm512_and_si512(_mm512_srli_epi16(q, 4), m);
@@ -454,24 +543,32 @@ struct Q5_KT {
         w0 = _mm512_mask_add_epi8(lo, _mm512_test_epi8_mask(qh0, bits), lo, b16);
         w1 = _mm512_mask_add_epi8(hi, _mm512_test_epi8_mask(qh1, bits), hi, b16);
         s = pr.s[g];
+        if constexpr (kCol) mn = pr.m[g];
     }
 };
 
-// Layout-B formats: codes of a half super-block arrive as T (elements 0..63) and H (64..127); V0 takes the
-// even dwords, V1 the odd ones, so lane p covers elements 8p..8p+7 (half 8n + p/2 of the super-block).
-constexpr Ints16 kEvenD = make_ints([](int p) { return p < 8 ? 2 * p : 16 + 2 * (p - 8); });
-constexpr Ints16 kOddD = make_ints([](int p) { return p < 8 ? 2 * p + 1 : 17 + 2 * (p - 8); });
-constexpr Bytes16 kHalfPat0 = make_bytes16([](int p) { return p / 2; });
-constexpr Bytes16 kHalfPat1 = make_bytes16([](int p) { return 8 + p / 2; });
-HK_INLINE void split_b(__m512i t, __m512i h, __m512i& w0, __m512i& w1) {
-    w0 = _mm512_permutex2var_epi32(t, ldt(kEvenD), h);
-    w1 = _mm512_permutex2var_epi32(t, ldt(kOddD), h);
+// Layout-B formats: codes of a half super-block arrive as T (elements 0..63) and H (64..127); V0 / V1 pick
+// dwords from them with one vpermt2d each (see layout_b).
+constexpr Ints16 kBV0 = make_ints([](int p) { return kLayoutB.e0[p] / 4; });
+constexpr Ints16 kBV1 = make_ints([](int p) { return kLayoutB.e1[p] / 4; });
+// Sub-block (16-element half) of lane p within half super-block g: decode path (lanes in layout B) and
+// multi-column path (compressed: lane 4L + q holds half q / 2 of block L).
+constexpr Bytes16 b_halves(int g, bool col) {
+    Bytes16 r{};
+    for (int p = 0; p < 16; ++p) r.b[p] = static_cast<uint8_t>(8 * g + 2 * (p / 4) + (col ? (p % 4) / 2 : (p % 4) % 2));
+    return r;
 }
-// Lane scales of both halves from 16 signed int8 scales and d.
+constexpr Bytes16 kBHalf[2][2] = {{b_halves(0, false), b_halves(1, false)}, {b_halves(0, true), b_halves(1, true)}};
+HK_INLINE void split_b(__m512i t, __m512i h, __m512i& w0, __m512i& w1) {
+    w0 = _mm512_permutex2var_epi32(t, ldt(kBV0), h);
+    w1 = _mm512_permutex2var_epi32(t, ldt(kBV1), h);
+}
+// Lane scales of both halves from 16 int8 scales (signed, or unsigned 0..15) and a factor.
+template <bool kCol>
 HK_INLINE void sixteen_scales(__m128i sc, float d, __m512 s[2]) {
     const __m512 dv = _mm512_set1_ps(d);
-    s[0] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_shuffle_epi8(sc, ldt(kHalfPat0)))), dv);
-    s[1] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_shuffle_epi8(sc, ldt(kHalfPat1)))), dv);
+    s[0] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_shuffle_epi8(sc, ldt(kBHalf[kCol][0])))), dv);
+    s[1] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_shuffle_epi8(sc, ldt(kBHalf[kCol][1])))), dv);
 }
 // 16-bit lane shift counts: lower 256 bits a, upper b.
 constexpr Bytes64 shift_pair(int a, int b) {
@@ -494,11 +591,14 @@ struct Q6_KT {
     static constexpr bool kSuper = true;
     static constexpr int kOff = 32;
     static constexpr MinKind kMin = kNoMin;
+    static constexpr int kPack = 2;
     static constexpr const LayoutTables* kTab = &kTabB;
     using Prep = SPrep;
+    template <bool kCol>
     static HK_INLINE void prep(const uint8_t* sp, Prep& pr) {
-        sixteen_scales(_mm_loadu_si128((const __m128i*)(sp + 192)), h2f(sp + 208), pr.s);
+        sixteen_scales<kCol>(_mm_loadu_si128((const __m128i*)(sp + 192)), h2f(sp + 208), pr.s);
     }
+    template <bool kCol>
     static HK_INLINE void unpack(const uint8_t* sp, int g, const Prep& pr, __m512i& w0, __m512i& w1, __m512& s,
                                  __m512&) {
         const __m512i ql = ld(sp + 64 * g);
@@ -525,8 +625,10 @@ struct Q3_KT {
     static constexpr bool kSuper = true;
     static constexpr int kOff = 4;
     static constexpr MinKind kMin = kNoMin;
+    static constexpr int kPack = 2;
     static constexpr const LayoutTables* kTab = &kTabB;
     using Prep = SPrep;
+    template <bool kCol>
     static HK_INLINE void prep(const uint8_t* sp, Prep& pr) {
         const uint32_t a0 = rd32(sp + 96), a1 = rd32(sp + 100), t = rd32(sp + 104);
         const uint32_t s0 = (a0 & 0x0f0f0f0fu) | ((t & 0x03030303u) << 4);
@@ -534,8 +636,9 @@ struct Q3_KT {
         const uint32_t s2 = ((a0 >> 4) & 0x0f0f0f0fu) | (((t >> 4) & 0x03030303u) << 4);
         const uint32_t s3 = ((a1 >> 4) & 0x0f0f0f0fu) | (((t >> 6) & 0x03030303u) << 4);
         const __m128i sc = _mm_sub_epi8(_mm_set_epi32(int(s3), int(s2), int(s1), int(s0)), _mm_set1_epi8(32));
-        sixteen_scales(sc, h2f(sp + 108), pr.s);
+        sixteen_scales<kCol>(sc, h2f(sp + 108), pr.s);
     }
+    template <bool kCol>
     static HK_INLINE void unpack(const uint8_t* sp, int g, const Prep& pr, __m512i& w0, __m512i& w1, __m512& s,
                                  __m512&) {
         const __m512i z = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i*)(sp + 32 + 32 * g)));
@@ -552,35 +655,43 @@ struct Q3_KT {
 
 struct Q2Prep {
     __m512 s[2];
-    __m512 m;
+    __m512 m[2];  // decode path: m[0] = -dmin * min of the 16 halves; multi-column path: per half super-block
 };
 struct Q2_KT {
     static constexpr int kBlockBytes = 84;
     static constexpr bool kSuper = true;
     static constexpr int kOff = 0;
     static constexpr MinKind kMin = kSuperMin;
+    static constexpr int kPack = 2;
     static constexpr const LayoutTables* kTab = &kTabB;
     using Prep = Q2Prep;
+    template <bool kCol>
     static HK_INLINE void prep(const uint8_t* sp, Prep& pr) {
         const __m128i x = _mm_loadu_si128((const __m128i*)sp);
         const __m128i m = _mm_set1_epi8(0x0F);
-        sixteen_scales(_mm_and_si128(x, m), h2f(sp + 80), pr.s);
+        sixteen_scales<kCol>(_mm_and_si128(x, m), h2f(sp + 80), pr.s);
         const __m128i mn = _mm_and_si128(_mm_srli_epi16(x, 4), m);
-        pr.m = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(mn)), _mm512_set1_ps(h2f(sp + 82)));
+        if constexpr (kCol)
+            sixteen_scales<true>(mn, -h2f(sp + 82), pr.m);
+        else
+            pr.m[0] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(mn)), _mm512_set1_ps(-h2f(sp + 82)));
     }
+    template <bool kCol>
     static HK_INLINE void unpack(const uint8_t* sp, int g, const Prep& pr, __m512i& w0, __m512i& w1, __m512& s,
-                                 __m512&) {
+                                 __m512& mn) {
         const __m512i z = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i*)(sp + 16 + 32 * g)));
         const __m512i m3 = bc8(0x03);
         const __m512i t = _mm512_and_si512(_mm512_srlv_epi16(z, ldt(kSh02)), m3);
         const __m512i h = _mm512_and_si512(_mm512_srlv_epi16(z, ldt(kSh46)), m3);
         split_b(t, h, w0, w1);
         s = pr.s[g];
+        if constexpr (kCol) mn = pr.m[g];
     }
 };
 
 // ---------------------------------------------------------------------------------------------------------
-// Quantized gemm
+// Quantized gemm, decode path: R rows x C columns, each weight group unpacked on the fly and used for C
+// columns; lane-wise scaling per column.
 // ---------------------------------------------------------------------------------------------------------
 template <class T, int R, int C>
 HK_INLINE void q_body(int64_t g, const uint8_t* const* gp, const PGroup* const* ac, typename T::Prep* prep,
@@ -596,11 +707,11 @@ HK_INLINE void q_body(int64_t g, const uint8_t* const* gp, const PGroup* const* 
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
         if constexpr (T::kSuper) {
-            if ((g & 1) == 0) T::prep(gp[r], prep[r]);
+            if ((g & 1) == 0) T::template prep<false>(gp[r], prep[r]);
         }
         __m512i w0, w1;
         __m512 s, mn;
-        T::unpack(gp[r], int(g & 1), prep[r], w0, w1, s, mn);
+        T::template unpack<false>(gp[r], int(g & 1), prep[r], w0, w1, s, mn);
 #pragma GCC unroll 8
         for (int c = 0; c < C; ++c) {
             __m512i i;
@@ -620,7 +731,7 @@ HK_INLINE void q_body(int64_t g, const uint8_t* const* gp, const PGroup* const* 
             if (g & 1) {
 #pragma GCC unroll 8
                 for (int c = 0; c < C; ++c)
-                    acc[r][c] = _mm512_fnmadd_ps(prep[r].m, _mm512_load_ps(ac[c][g - 1].ms), acc[r][c]);
+                    acc[r][c] = _mm512_fmadd_ps(prep[r].m[0], _mm512_load_ps(ac[c][g - 1].ms), acc[r][c]);
             }
         }
     }
@@ -676,38 +787,208 @@ void q_row_tiles(const uint8_t* w, size_t ws, int64_t nblocks, const PGroup* act
         q_tile<T, R, 1>(w, ws, nblocks, act + c * act_groups, act_groups, out + c, os);
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// Quantized gemm, multi-column path. The weights of R rows are unpacked once (per column chunk) into WGroups
+// in L1/L2; the microkernel then runs over K-column packs, adds the int32 lanes of the K columns pairwise
+// (vpunpck + vpaddd, which do not compete with vpdpbusd for the multiply pipes) and scales one vector per K
+// columns.
+// ---------------------------------------------------------------------------------------------------------
+struct alignas(64) WGroup {
+    uint8_t w0[64];
+    uint8_t w1[64];
+    float s[16];
+    float m[16];
+};
+
+template <class T>
+void unpack_rows(const uint8_t* w, size_t ws, int nrows, int64_t nblocks, WGroup* out) {
+    constexpr int BB = T::kBlockBytes;
+    const int64_t ng = (nblocks + 3) / 4;
+    const int64_t ng_full = T::kSuper ? ng : nblocks / 4;
+    for (int r = 0; r < nrows; ++r) {
+        const uint8_t* row = w + r * ws;
+        typename T::Prep prep;
+        WGroup* o = out + r * ng;
+        for (int64_t g = 0; g < ng; ++g) {
+            const uint8_t* gp;
+            alignas(64) uint8_t tail[4 * BB + 64];
+            if (g < ng_full) {
+                gp = T::kSuper ? row + (g >> 1) * BB : row + g * 4 * BB;
+            } else {
+                std::memset(tail, 0, sizeof(tail));
+                std::memcpy(tail, row + g * 4 * BB, size_t(nblocks - 4 * g) * BB);
+                gp = tail;
+            }
+            if constexpr (T::kSuper) {
+                if ((g & 1) == 0) T::template prep<true>(gp, prep);
+            }
+            __m512i w0, w1;
+            __m512 s, mn = _mm512_setzero_ps();
+            T::template unpack<true>(gp, int(g & 1), prep, w0, w1, s, mn);
+            _mm512_store_si512(o[g].w0, w0);
+            _mm512_store_si512(o[g].w1, w1);
+            _mm512_store_ps(o[g].s, s);
+            _mm512_store_ps(o[g].m, mn);
+        }
+    }
+}
+
+// Pairwise lane sums: K = 4 columns -> lane 4L + j = column j (all 4 lanes of block L); K = 2 -> lane
+// 4L + q = column q % 2, lanes (0 + 2) / (1 + 3) of each column (the two halves in layout B).
+HK_INLINE __m512i compress4(__m512i i0, __m512i i1, __m512i i2, __m512i i3) {
+    const __m512i x01 = _mm512_add_epi32(_mm512_unpacklo_epi32(i0, i1), _mm512_unpackhi_epi32(i0, i1));
+    const __m512i x23 = _mm512_add_epi32(_mm512_unpacklo_epi32(i2, i3), _mm512_unpackhi_epi32(i2, i3));
+    return _mm512_add_epi32(_mm512_unpacklo_epi64(x01, x23), _mm512_unpackhi_epi64(x01, x23));
+}
+HK_INLINE __m512i compress2(__m512i i0, __m512i i1) {
+    return _mm512_add_epi32(_mm512_unpacklo_epi32(i0, i1), _mm512_unpackhi_epi32(i0, i1));
+}
+
+// R rows (unpacked in wt, ng groups each) x CQ packs of K columns.
+template <class T, int R, int CQ>
+void qc_tile(const WGroup* wt, int64_t ng, const PGroup* act, const QGroup* quads, float* out, size_t os,
+             int ncols) {
+    constexpr int K = T::kPack;
+    constexpr bool kMin = T::kMin != kNoMin;
+    __m512 acc[R][CQ];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+        for (int q = 0; q < CQ; ++q) acc[r][q] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < ng; ++g) {
+#pragma GCC unroll 8
+        for (int q = 0; q < CQ; ++q) {
+            __m512i a0[K], a1[K];
+#pragma GCC unroll 4
+            for (int k = 0; k < K; ++k) {
+                const PGroup& pg = act[(q * K + k) * ng + g];
+                a0[k] = _mm512_load_si512(pg.v0);
+                a1[k] = _mm512_load_si512(pg.v1);
+            }
+            const QGroup& qg = quads[q * ng + g];
+            const __m512 da = _mm512_load_ps(qg.da);
+#pragma GCC unroll 8
+            for (int r = 0; r < R; ++r) {
+                const WGroup& wg = wt[r * ng + g];
+                const __m512i w0 = _mm512_load_si512(wg.w0), w1 = _mm512_load_si512(wg.w1);
+                __m512i ik[K];
+#pragma GCC unroll 4
+                for (int k = 0; k < K; ++k)
+                    ik[k] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), w0, a0[k]), w1, a1[k]);
+                __m512i y;
+                if constexpr (K == 4)
+                    y = compress4(ik[0], ik[1], ik[2], ik[3]);
+                else
+                    y = compress2(ik[0], ik[1]);
+                if constexpr (T::kOff != 0) y = _mm512_add_epi32(y, _mm512_load_si512(qg.ci));
+                acc[r][q] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(y), da), _mm512_load_ps(wg.s), acc[r][q]);
+                if constexpr (kMin) acc[r][q] = _mm512_fmadd_ps(_mm512_load_ps(wg.m), _mm512_load_ps(qg.ms), acc[r][q]);
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+        for (int q = 0; q < CQ; ++q) {
+            const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(acc[r][q]), _mm512_extractf32x8_ps(acc[r][q], 1));
+            const __m128 v = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+            alignas(16) float f[4];
+            _mm_store_ps(f, v);
+            float* o = out + r * os + q * K;
+            if constexpr (K == 4) {
+                for (int j = 0; j < 4; ++j)
+                    if (q * 4 + j < ncols) o[j] = f[j];
+            } else {
+                if (q * 2 < ncols) o[0] = f[0] + f[2];
+                if (q * 2 + 1 < ncols) o[1] = f[1] + f[3];
+            }
+        }
+}
+
+template <class T, int R>
+void qc_row_tiles(const WGroup* wt, int64_t ng, const PGroup* act, const QGroup* quads, int nquads, int ncols,
+                  float* out, size_t os) {
+    constexpr int K = T::kPack;
+    constexpr int CQ = K == 4 ? 2 : 4;
+    int q = 0;
+    for (; q + CQ <= nquads; q += CQ)
+        qc_tile<T, R, CQ>(wt, ng, act + q * K * ng, quads + q * ng, out + q * K, os, ncols - q * K);
+    for (; q < nquads; ++q) qc_tile<T, R, 1>(wt, ng, act + q * K * ng, quads + q * ng, out + q * K, os, ncols - q * K);
+}
+
+struct Scratch2 {
+    void* p = nullptr;
+    size_t cap = 0;
+    ~Scratch2() { std::free(p); }
+};
+thread_local Scratch2 t_scratch_w;
+void* scratch_w(size_t bytes) {
+    if (bytes > t_scratch_w.cap) {
+        std::free(t_scratch_w.p);
+        const size_t cap = (bytes + 4095) & ~size_t(4095);
+        t_scratch_w.p = std::aligned_alloc(64, cap);
+        if (!t_scratch_w.p) std::abort();
+        t_scratch_w.cap = cap;
+    }
+    return t_scratch_w.p;
+}
+
 constexpr size_t kActBudget = 384 * 1024;  // packed activation bytes per column chunk (stays in L2)
+constexpr int kColRows = 4;                // rows per multi-column tile
 
 template <class T>
 void gemm_q(int64_t n, const void* w, size_t w_stride, const void* act, size_t act_stride, float* out,
             size_t out_stride, int nr, int nc) {
     if (nr <= 0 || nc <= 0) return;
+    constexpr int K = T::kPack;
     const int64_t nblocks = n / 32;
     const int64_t ng = (nblocks + 3) / 4;
-    const size_t per_col = size_t(ng) * sizeof(PGroup);
-    int cb = int(kActBudget / per_col);
-    if (cb < 1) cb = 1;
-    if (cb > 3) cb -= cb % 3;
-    if (cb > nc) cb = nc;
-    PGroup* buf = static_cast<PGroup*>(scratch(size_t(cb) * per_col));
     const auto* wb = static_cast<const uint8_t*>(w);
     const auto* ab = static_cast<const uint8_t*>(act);
+    if (nc < K) {  // decode path
+        const size_t per_col = size_t(ng) * sizeof(PGroup);
+        PGroup* buf = static_cast<PGroup*>(scratch(size_t(nc) * per_col));
+        for (int c = 0; c < nc; ++c)
+            pack_act(reinterpret_cast<const BlockQ8A*>(ab + size_t(c) * act_stride), nblocks, *T::kTab, T::kOff,
+                     buf + c * ng);
+        int r = 0;
+        if (nc == 1)
+            for (; r + 8 <= nr; r += 8) q_tile<T, 8, 1>(wb + r * w_stride, w_stride, nblocks, buf, ng, out + r * out_stride, out_stride);
+        for (; r + 4 <= nr; r += 4)
+            q_row_tiles<T, 4>(wb + r * w_stride, w_stride, nblocks, buf, ng, nc, out + r * out_stride, out_stride);
+        for (; r + 2 <= nr; r += 2)
+            q_row_tiles<T, 2>(wb + r * w_stride, w_stride, nblocks, buf, ng, nc, out + r * out_stride, out_stride);
+        for (; r < nr; ++r)
+            q_row_tiles<T, 1>(wb + r * w_stride, w_stride, nblocks, buf, ng, nc, out + r * out_stride, out_stride);
+        return;
+    }
+    // Multi-column path: column chunks padded to whole K-column packs with zero columns.
+    const size_t per_col = size_t(ng) * (sizeof(PGroup) + sizeof(QGroup) / K);
+    int cb = int(kActBudget / per_col);
+    cb -= cb % (2 * K);
+    if (cb < 2 * K) cb = 2 * K;
+    const int nc_pad = (nc + K - 1) / K * K;
+    if (cb > nc_pad) cb = nc_pad;
+    PGroup* cols = static_cast<PGroup*>(scratch(size_t(cb) * ng * (sizeof(PGroup) + sizeof(QGroup) / K)));
+    QGroup* quads = reinterpret_cast<QGroup*>(cols + size_t(cb) * ng);
+    WGroup* wt = static_cast<WGroup*>(scratch_w(size_t(kColRows) * ng * sizeof(WGroup)));
     for (int c0 = 0; c0 < nc; c0 += cb) {
         const int ncc = nc - c0 < cb ? nc - c0 : cb;
-        for (int c = 0; c < ncc; ++c)
-            pack_act(reinterpret_cast<const BlockQ8A*>(ab + size_t(c0 + c) * act_stride), nblocks, *T::kTab,
-                     T::kOff, buf + c * ng);
+        const int nq = (ncc + K - 1) / K;
+        for (int c = 0; c < nq * K; ++c)
+            pack_act(c < ncc ? reinterpret_cast<const BlockQ8A*>(ab + size_t(c0 + c) * act_stride) : nullptr, nblocks,
+                     *T::kTab, T::kOff, cols + c * ng);
+        pack_quads<K>(cols, ng, nq, *T::kTab, T::kOff, quads);
         float* o = out + c0;
         int r = 0;
-        if (ncc == 1) {
-            for (; r + 8 <= nr; r += 8) q_tile<T, 8, 1>(wb + r * w_stride, w_stride, nblocks, buf, ng, o + r * out_stride, out_stride);
+        for (; r + kColRows <= nr; r += kColRows) {
+            unpack_rows<T>(wb + r * w_stride, w_stride, kColRows, nblocks, wt);
+            qc_row_tiles<T, kColRows>(wt, ng, cols, quads, nq, ncc, o + r * out_stride, out_stride);
         }
-        for (; r + 4 <= nr; r += 4)
-            q_row_tiles<T, 4>(wb + r * w_stride, w_stride, nblocks, buf, ng, ncc, o + r * out_stride, out_stride);
-        for (; r + 2 <= nr; r += 2)
-            q_row_tiles<T, 2>(wb + r * w_stride, w_stride, nblocks, buf, ng, ncc, o + r * out_stride, out_stride);
-        for (; r < nr; ++r)
-            q_row_tiles<T, 1>(wb + r * w_stride, w_stride, nblocks, buf, ng, ncc, o + r * out_stride, out_stride);
+        for (; r < nr; ++r) {
+            unpack_rows<T>(wb + r * w_stride, w_stride, 1, nblocks, wt);
+            qc_row_tiles<T, 1>(wt, ng, cols, quads, nq, ncc, o + r * out_stride, out_stride);
+        }
     }
 }
 
