@@ -39,9 +39,6 @@ struct Context::Scratch {
     int64_t cap = 0;  // tokens the buffers hold
     std::vector<float> x, xn, q, k, v, att, gate, up, y;
     std::vector<uint8_t> act;  // quantized activations (shared, built cooperatively)
-    const void* act_src = nullptr;
-    int64_t act_generation = 0;
-    kernels::ActKind act_kind = kernels::ActKind::F32;
     std::vector<std::vector<float>> per_thread_tile;    // gemm output tiles
     std::vector<std::vector<float>> per_thread_scores;  // attention scores
     std::vector<float> rope_cos, rope_sin;              // [T][rope_dim/2]
@@ -153,36 +150,34 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
     for (int t = 0; t < T; ++t) tables[t] = &kv_->blocks(entries[t].seq);
     const int bs = kv_->config().block_size;
 
-    s.act_src = nullptr;
-
 #pragma omp parallel num_threads(nt)
     {
         const int ith = omp_get_thread_num();
         const int nth = omp_get_num_threads();
         auto& tile = s.per_thread_tile[ith];
         auto& scores = s.per_thread_scores[ith];
-        int64_t generation = s.act_generation;
+        int64_t generation = 0, cached_generation = -1;
+        const void* cached_src = nullptr;
+        kernels::ActKind cached_kind = kernels::ActKind::F32;
         std::vector<const float*> kblocks, vblocks;
 
         // Prepares the activations X[T][cols] in the format weight w wants (cooperatively, then a barrier).
-        // `fresh` says X was rewritten since the last call, so a cached conversion of it is stale.
+        // `fresh` says X was rewritten since the last call, so a cached conversion of it is stale. Every
+        // thread makes the same decisions from its own copy of the cache state, so one barrier suffices (the
+        // callers reach here right after a barrier, when nobody reads the activation buffer any more).
         auto prepare = [&](const Weight& w, const float* X, int rows_in,
                            bool fresh) -> std::pair<const void*, size_t> {
-            if (fresh) ++generation;  // every thread counts the same calls, so they agree
+            if (fresh) ++generation;
             const kernels::ActKind kind = kernels::act_kind(w.type);
             if (kind == kernels::ActKind::F32) return {X, static_cast<size_t>(w.cols) * sizeof(float)};
             const size_t stride = kernels::act_row_bytes(w.type, w.cols);
-            if (s.act_generation != generation || s.act_src != X || s.act_kind != kind) {
-#pragma omp barrier
+            if (cached_generation != generation || cached_src != X || cached_kind != kind) {
                 for (int t = ith; t < rows_in; t += nth)
                     K.quantize_act(X + t * w.cols, reinterpret_cast<BlockQ8A*>(s.act.data() + t * stride), w.cols);
 #pragma omp barrier
-#pragma omp single
-                {
-                    s.act_src = X;
-                    s.act_kind = kind;
-                    s.act_generation = generation;
-                }
+                cached_src = X;
+                cached_kind = kind;
+                cached_generation = generation;
             }
             return {s.act.data(), stride};
         };
