@@ -12,6 +12,8 @@
 // two products are added in int16, so all offset formats add W0 and W1 products before widening. Q8_0 and
 // IQ4_NL have signed codes up to +-128 and use the sign trick instead: |w| times (a with w's sign), widened
 // separately.
+// Every gemm uses tiles of 4 rows x up to 2 columns with the weights unpacked on the fly (avx512.cpp's
+// pre-unpacked multi-column microkernel is not ported here); row tiles two ahead are prefetched for decode.
 #include <immintrin.h>
 // GCC 12's _mm512_undefined_*() / _mm256_undefined_*() self-initialise, which -Wuninitialized reports at every
 // inlined use (GCC bug 105593); the values are never read.
@@ -328,16 +330,27 @@ struct KPrep {
 };
 constexpr Ints8 kDup0 = make_ints([](int i) { return i / 2; });
 constexpr Ints8 kDup1 = make_ints([](int i) { return 4 + i / 2; });
+// Scales and minimums of a Q4_K / Q5_K super-block in vector registers: the 16-byte header (d, dmin, 12 scale
+// bytes) is shuffled so that one pass of masks and shifts yields sc[0..7], mn[0..7] as bytes.
+constexpr Bytes32 kKScA = make_bytes([](int i) {  // low-bit sources: sc0..3, sc4..7 (nibble), mn0..3, mn4..7
+    const int src[16] = {4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15};
+    return i < 16 ? src[i] : 0;
+});
+constexpr Bytes32 kKScB = make_bytes([](int i) { return i >= 4 && i < 8 ? i : i >= 12 && i < 16 ? i - 4 : 0x80; });
+constexpr Bytes32 kKScMaskLo = make_bytes([](int i) { return i < 4 || (i >= 8 && i < 12) ? 63 : i < 8 ? 15 : 0; });
+constexpr Bytes32 kKScMaskHi = make_bytes([](int i) { return i >= 12 && i < 16 ? 15 : 0; });
+HK_INLINE __m128i ldt16(const Bytes32& t) { return _mm_load_si128(reinterpret_cast<const __m128i*>(t.b)); }
 HK_INLINE void k_scales_prep(const uint8_t* sp, KPrep& pr) {
-    const float d = h2f(sp), dmin = h2f(sp + 2);
-    const uint32_t a0 = rd32(sp + 4), a1 = rd32(sp + 8), a2 = rd32(sp + 12);
-    const uint32_t sc_lo = a0 & 0x3f3f3f3fu, mn_lo = a1 & 0x3f3f3f3fu;
-    const uint32_t sc_hi = (a2 & 0x0f0f0f0fu) | (((a0 >> 6) & 0x03030303u) << 4);
-    const uint32_t mn_hi = ((a2 >> 4) & 0x0f0f0f0fu) | (((a1 >> 6) & 0x03030303u) << 4);
-    const __m128i scm = _mm_set_epi32(int(mn_hi), int(mn_lo), int(sc_hi), int(sc_lo));
-    pr.sc = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(scm)), _mm256_set1_ps(d));
-    const __m256 mn =
-        _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(scm, 8))), _mm256_set1_ps(dmin));
+    const __m128i x = ld128(sp);
+    const __m128i a = _mm_shuffle_epi8(x, ldt16(kKScA)), b = _mm_shuffle_epi8(x, ldt16(kKScB));
+    const __m128i lo = _mm_and_si128(a, ldt16(kKScMaskLo));
+    const __m128i hi = _mm_and_si128(_mm_srli_epi16(a, 4), ldt16(kKScMaskHi));
+    const __m128i top = _mm_and_si128(_mm_srli_epi16(b, 2), _mm_set1_epi8(0x30));
+    const __m128i scm = _mm_or_si128(_mm_or_si128(lo, hi), top);  // sc0..7, mn0..7
+    const __m128 dm = _mm_cvtph_ps(x);                              // d, dmin, ...
+    pr.sc = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(scm)), _mm256_broadcastss_ps(dm));
+    const __m256 mn = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(scm, 8))),
+                                    _mm256_broadcastss_ps(_mm_movehdup_ps(dm)));
     pr.m[0] = _mm256_permutevar8x32_ps(mn, ldt(kDup0));
     pr.m[1] = _mm256_permutevar8x32_ps(mn, ldt(kDup1));
 }
@@ -491,14 +504,11 @@ struct Q2_KT {
 // Quantized gemm
 // ---------------------------------------------------------------------------------------------------------
 template <class T, int R, int C>
-HK_INLINE void q_body(int64_t g, const uint8_t* const* gp, const PGroup* const* ac, typename T::Prep* prep,
-                      __m256 (&acc)[R][C]) {
+HK_INLINE void q_body(int64_t g, int64_t ng, const uint8_t* const* gp, const PGroup* const* ac,
+                      typename T::Prep* prep, __m256 (&acc)[R][C]) {
     const __m256i ones = _mm256_set1_epi16(1);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-        if constexpr (T::kSuper) {
-            if ((g & 3) == 0) T::prep(gp[r], prep[r]);
-        }
         __m256i w0, w1;
         __m256 s, mn;
         T::unpack(gp[r], int(g & 3), prep[r], w0, w1, s, mn);
@@ -534,6 +544,10 @@ HK_INLINE void q_body(int64_t g, const uint8_t* const* gp, const PGroup* const* 
                 for (int c = 0; c < C; ++c) acc[r][c] = _mm256_fnmadd_ps(m, _mm256_load_ps(ac[c][g - 1].ms), acc[r][c]);
             }
         }
+        // Scales of the next super-block, one group ahead of their use (hides the conversion latency).
+        if constexpr (T::kSuper) {
+            if ((g & 3) == 3 && g + 1 < ng) T::prep(gp[r] + T::kBlockBytes, prep[r]);
+        }
     }
 }
 
@@ -543,6 +557,8 @@ HK_INLINE float hsum(__m256 v) {
     x = _mm_add_ss(x, _mm_movehdup_ps(x));
     return _mm_cvtss_f32(x);
 }
+
+constexpr int kPrefetchTiles = 2;
 
 template <class T, int R, int C>
 void q_tile(const uint8_t* w, size_t ws, int64_t nblocks, const PGroup* act, int64_t act_groups, float* out,
@@ -560,10 +576,22 @@ void q_tile(const uint8_t* w, size_t ws, int64_t nblocks, const PGroup* act, int
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) ac[c] = act + c * act_groups;
     const uint8_t* gp[R];
+    if constexpr (T::kSuper) {
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) T::prep(w + r * ws, prep[r]);
+    }
+    // Software prefetch of the same group kPrefetchTiles row tiles ahead (decode streams weights from DRAM).
+    const size_t pf = kPrefetchTiles * size_t(R) * ws;
+    constexpr int kGroupBytes = T::kSuper ? BB / 4 : 2 * BB;
     for (int64_t g = 0; g < ng_full; ++g) {
 #pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) gp[r] = T::kSuper ? w + r * ws + (g >> 2) * BB : w + r * ws + g * 2 * BB;
-        q_body<T, R, C>(g, gp, ac, prep, acc);
+        for (int r = 0; r < R; ++r) {
+            gp[r] = T::kSuper ? w + r * ws + (g >> 2) * BB : w + r * ws + g * 2 * BB;
+            const char* p = reinterpret_cast<const char*>(gp[r]) + pf + (T::kSuper ? (g & 3) * kGroupBytes : 0);
+            _mm_prefetch(p, _MM_HINT_T0);
+            if constexpr (kGroupBytes > 64) _mm_prefetch(p + 64, _MM_HINT_T0);
+        }
+        q_body<T, R, C>(g, ng, gp, ac, prep, acc);
     }
     if (ng_full < ng) {  // odd block count: zero-padded copy of the last block
         alignas(32) uint8_t tail[R][2 * BB + 32];
@@ -572,7 +600,7 @@ void q_tile(const uint8_t* w, size_t ws, int64_t nblocks, const PGroup* act, int
             std::memcpy(tail[r], w + r * ws + ng_full * 2 * BB, BB);
             gp[r] = tail[r];
         }
-        q_body<T, R, C>(ng_full, gp, ac, prep, acc);
+        q_body<T, R, C>(ng_full, ng, gp, ac, prep, acc);
     }
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r)
@@ -594,6 +622,11 @@ template <class T>
 void gemm_q(int64_t n, const void* w, size_t w_stride, const void* act, size_t act_stride, float* out,
             size_t out_stride, int nr, int nc) {
     if (nr <= 0 || nc <= 0) return;
+    if (n < 32) {  // empty reduction
+        for (int r = 0; r < nr; ++r)
+            for (int c = 0; c < nc; ++c) out[size_t(r) * out_stride + size_t(c)] = 0.0f;
+        return;
+    }
     const int64_t nblocks = n / 32;
     const int64_t ng = (nblocks + 1) / 2;
     const size_t per_col = size_t(ng) * sizeof(PGroup);
@@ -669,12 +702,15 @@ void f_tile(int64_t n, const uint8_t* w, size_t ws, const uint8_t* act, size_t a
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) ar[c] = reinterpret_cast<const float*>(act + c * as);
     int64_t k = 0;
+    // Decode streams the weights from DRAM: prefetch the same columns kPrefetchTiles row tiles ahead.
+    const size_t pf = kPrefetchTiles * size_t(R) * ws;
     for (; k + 8 <= n; k += 8) {
         __m256 a[C];
 #pragma GCC unroll 8
         for (int c = 0; c < C; ++c) a[c] = _mm256_loadu_ps(ar[c] + k);
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) {
+            if constexpr (C == 1) _mm_prefetch(reinterpret_cast<const char*>(wr[r] + k) + pf, _MM_HINT_T0);
             const __m256 x = W::load(wr[r] + k);
 #pragma GCC unroll 8
             for (int c = 0; c < C; ++c) acc[r][c] = _mm256_fmadd_ps(x, a[c], acc[r][c]);

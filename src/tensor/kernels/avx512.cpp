@@ -19,13 +19,20 @@
 // scale (d, or d * sub-scale) of each lane. Minimums (Q4_1, Q5_1, Q2_K, Q4_K, Q5_K) add m * d_a * sum(a).
 // Nothing is reduced horizontally until the end of a row.
 //
-// The gemm is tiled: each tile keeps R x C float accumulators (R weight rows, C activation columns), unpacks a
-// weight group once per row and uses it for C columns. Decode (one column) uses 8 rows at a time.
+// Two gemm paths:
+//  * decode (fewer columns than a pack, i.e. nc = 1 for most formats): tiles of R rows x C columns; each weight
+//    group is unpacked on the fly, used for the C columns, and the lane-wise scaling above is done per column.
+//    Software prefetches keep the rows of the tile two tiles ahead in flight (weights come from DRAM).
+//  * multi-column (prefill): the weights of 4 rows are unpacked once per column chunk into a small buffer
+//    (WGroup: codes + lane scales + lane minimums), then a microkernel runs 4 rows x 8 columns: it adds the
+//    int32 lanes of K columns pairwise (K = 4, or 2 for the formats with 16-element scales) with vpunpck +
+//    vpaddd, which do not compete with vpdpbusd for the two multiply pipes, so that one convert + scale
+//    multiply + FMA serves K columns. See QGroup / qc_tile.
 //
-// F32 / F16 / BF16 weights: F16 via vcvtph2ps, BF16 via a 16-bit shift into f32, then f32 FMA against the f32
-// activations. Products are exact in f32 (bf16/f16 x f32 fits a 24-bit mantissa product only up to rounding of
-// the f32 product itself), so the result differs from the reference only by the order of the f32 additions:
-// |error| <= ~(n / 16 + 4) * 2^-24 * sum |w_i * a_i| in the worst case, typically far below.
+// F32 / F16 / BF16 weights: F16 via vcvtph2ps, BF16 via a 16-bit shift into f32 (both exact), then f32 FMA
+// against the f32 activations. Each FMA rounds once (the f16/bf16 x f32 product itself is exact inside it), so
+// the result differs from the double-precision reference only by f32 accumulation rounding over 16 lanes:
+// |error| <= ~(n / 16 + 4) * 2^-24 * sum |w_i * a_i| in the worst case, typically ~1e-8 relative.
 #include <immintrin.h>
 // GCC 12's _mm512_undefined_*() / _mm256_undefined_*() self-initialise, which -Wuninitialized reports at every
 // inlined use (GCC bug 105593); the values are never read.
@@ -45,24 +52,25 @@ namespace {
 #define HK_INLINE inline __attribute__((always_inline))
 
 // ---------------------------------------------------------------------------------------------------------
-// Thread-local scratch (packed activations).
+// Thread-local scratch buffers.
 // ---------------------------------------------------------------------------------------------------------
 struct Scratch {
     void* p = nullptr;
     size_t cap = 0;
     ~Scratch() { std::free(p); }
 };
-thread_local Scratch t_scratch;
+thread_local Scratch t_scratch[2];  // [0]: packed activations, [1]: unpacked weight rows
 
-void* scratch(size_t bytes) {
-    if (bytes > t_scratch.cap) {
-        std::free(t_scratch.p);
+void* scratch(int slot, size_t bytes) {
+    Scratch& s = t_scratch[slot];
+    if (bytes > s.cap) {
+        std::free(s.p);
         const size_t cap = (bytes + 4095) & ~size_t(4095);
-        t_scratch.p = std::aligned_alloc(64, cap);
-        if (!t_scratch.p) std::abort();
-        t_scratch.cap = cap;
+        s.p = std::aligned_alloc(64, cap);
+        if (!s.p) std::abort();
+        s.cap = cap;
     }
-    return t_scratch.p;
+    return s.p;
 }
 
 HK_INLINE float h2f(const uint8_t* p) {
@@ -113,7 +121,8 @@ HK_INLINE __m512i ldt(const Bytes64& t) { return _mm512_load_si512(t.b); }
 HK_INLINE __m512i ldt(const Ints16& t) { return _mm512_load_si512(t.v); }
 HK_INLINE __m128i ldt(const Bytes16& t) { return _mm_load_si128(reinterpret_cast<const __m128i*>(t.b)); }
 
-// Index for vpermt2b over two loads: bytes [0, 64) of the group from the first, [o1, o1 + 64) from the second.
+// Index for vpermt2b over two loads: bytes [0, 64) of the group from a zmm load at 0, the rest from a second
+// (xmm / ymm) load at o1 that ends at the end of the group, so no load reads past it.
 constexpr int two_src(int x, int o1) { return x < 64 ? x : 64 + (x - o1); }
 
 // An activation layout: element offset (within the 128-element group, a multiple of 4) of each dword of V0/V1.
@@ -293,8 +302,8 @@ enum MinKind { kNoMin, kGroupMin, kSuperMin };
 struct NoPrep {};
 
 // ---- Q4_0 ----
-constexpr Bytes64 kQ40Q = make_bytes([](int i) { return two_src(18 * (i / 16) + 2 + i % 16, 8); });
-constexpr Bytes64 kQ40D = make_bytes([](int i) { return i < 32 ? two_src(18 * (i / 8) + (i & 1), 8) : 0; });
+constexpr Bytes64 kQ40Q = make_bytes([](int i) { return two_src(18 * (i / 16) + 2 + i % 16, 56); });
+constexpr Bytes64 kQ40D = make_bytes([](int i) { return i < 32 ? two_src(18 * (i / 8) + (i & 1), 56) : 0; });
 struct Q4_0T {
     static constexpr int kBlockBytes = 18;
     static constexpr bool kSuper = false;
@@ -307,7 +316,7 @@ struct Q4_0T {
     static HK_INLINE void prep(const uint8_t*, Prep&) {}
     template <bool kCol>
     static HK_INLINE void unpack(const uint8_t* p, int, const Prep&, __m512i& w0, __m512i& w1, __m512& s, __m512&) {
-        const __m512i l0 = ld(p), l1 = ld(p + 8);
+        const __m512i l0 = ld(p), l1 = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i*)(p + 56)));
         const __m512i q = _mm512_permutex2var_epi8(l0, ldt(kQ40Q), l1);
         const __m512i m = bc8(0x0F);
         w0 = _mm512_and_si512(q, m);
@@ -330,7 +339,7 @@ struct IQ4_NLT {
     static HK_INLINE void prep(const uint8_t*, Prep&) {}
     template <bool kCol>
     static HK_INLINE void unpack(const uint8_t* p, int, const Prep&, __m512i& w0, __m512i& w1, __m512& s, __m512&) {
-        const __m512i l0 = ld(p), l1 = ld(p + 8);
+        const __m512i l0 = ld(p), l1 = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i*)(p + 56)));
         const __m512i q = _mm512_permutex2var_epi8(l0, ldt(kQ40Q), l1);
         const __m512i m = bc8(0x0F), lut = ldt(kIQ4NLLut);
         w0 = _mm512_shuffle_epi8(lut, _mm512_and_si512(q, m));
@@ -340,10 +349,10 @@ struct IQ4_NLT {
 };
 
 // ---- Q4_1 ----
-constexpr Bytes64 kQ41Q = make_bytes([](int i) { return two_src(20 * (i / 16) + 4 + i % 16, 16); });
-constexpr Bytes64 kQ41D = make_bytes([](int i) { return i < 32 ? two_src(20 * (i / 8) + (i & 1), 16) : 0; });
-constexpr Bytes64 kQ41M = make_bytes([](int i) { return i < 16 ? two_src(20 * (i / 4) + 2 + (i & 1), 16) : 0; });
-constexpr Bytes64 kQ41MC = make_bytes([](int i) { return i < 32 ? two_src(20 * (i / 8) + 2 + (i & 1), 16) : 0; });
+constexpr Bytes64 kQ41Q = make_bytes([](int i) { return two_src(20 * (i / 16) + 4 + i % 16, 64); });
+constexpr Bytes64 kQ41D = make_bytes([](int i) { return i < 32 ? two_src(20 * (i / 8) + (i & 1), 64) : 0; });
+constexpr Bytes64 kQ41M = make_bytes([](int i) { return i < 16 ? two_src(20 * (i / 4) + 2 + (i & 1), 64) : 0; });
+constexpr Bytes64 kQ41MC = make_bytes([](int i) { return i < 32 ? two_src(20 * (i / 8) + 2 + (i & 1), 64) : 0; });
 struct Q4_1T {
     static constexpr int kBlockBytes = 20;
     static constexpr bool kSuper = false;
@@ -357,7 +366,7 @@ struct Q4_1T {
     template <bool kCol>
     static HK_INLINE void unpack(const uint8_t* p, int, const Prep&, __m512i& w0, __m512i& w1, __m512& s,
                                  __m512& mn) {
-        const __m512i l0 = ld(p), l1 = ld(p + 16);
+        const __m512i l0 = ld(p), l1 = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i*)(p + 64)));
         const __m512i q = _mm512_permutex2var_epi8(l0, ldt(kQ41Q), l1);
         const __m512i m = bc8(0x0F);
         w0 = _mm512_and_si512(q, m);
@@ -372,10 +381,10 @@ struct Q4_1T {
 };
 
 // ---- Q5_0 ----
-constexpr Bytes64 kQ50Q = make_bytes([](int i) { return two_src(22 * (i / 16) + 6 + i % 16, 24); });
-constexpr Bytes64 kQ50D = make_bytes([](int i) { return i < 32 ? two_src(22 * (i / 8) + (i & 1), 24) : 0; });
-constexpr Bytes64 kQ50H0 = make_bytes([](int i) { return two_src(22 * (i / 16) + 2 + (i % 16) / 8, 24); });
-constexpr Bytes64 kQ50H1 = make_bytes([](int i) { return two_src(22 * (i / 16) + 4 + (i % 16) / 8, 24); });
+constexpr Bytes64 kQ50Q = make_bytes([](int i) { return two_src(22 * (i / 16) + 6 + i % 16, 56); });
+constexpr Bytes64 kQ50D = make_bytes([](int i) { return i < 32 ? two_src(22 * (i / 8) + (i & 1), 56) : 0; });
+constexpr Bytes64 kQ50H0 = make_bytes([](int i) { return two_src(22 * (i / 16) + 2 + (i % 16) / 8, 56); });
+constexpr Bytes64 kQ50H1 = make_bytes([](int i) { return two_src(22 * (i / 16) + 4 + (i % 16) / 8, 56); });
 constexpr Bytes64 kBit8 = make_bytes([](int i) { return 1 << (i % 8); });
 struct Q5_0T {
     static constexpr int kBlockBytes = 22;
@@ -389,7 +398,7 @@ struct Q5_0T {
     static HK_INLINE void prep(const uint8_t*, Prep&) {}
     template <bool kCol>
     static HK_INLINE void unpack(const uint8_t* p, int, const Prep&, __m512i& w0, __m512i& w1, __m512& s, __m512&) {
-        const __m512i l0 = ld(p), l1 = ld(p + 24);
+        const __m512i l0 = ld(p), l1 = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)(p + 56)));
         const __m512i q = _mm512_permutex2var_epi8(l0, ldt(kQ50Q), l1);
         const __m512i m = bc8(0x0F), b16 = bc8(0x10), bits = ldt(kBit8);
         const __mmask64 k0 = _mm512_test_epi8_mask(_mm512_permutex2var_epi8(l0, ldt(kQ50H0), l1), bits);
@@ -402,12 +411,12 @@ struct Q5_0T {
 };
 
 // ---- Q5_1 ----
-constexpr Bytes64 kQ51Q = make_bytes([](int i) { return two_src(24 * (i / 16) + 8 + i % 16, 32); });
-constexpr Bytes64 kQ51D = make_bytes([](int i) { return i < 32 ? two_src(24 * (i / 8) + (i & 1), 32) : 0; });
-constexpr Bytes64 kQ51M = make_bytes([](int i) { return i < 16 ? two_src(24 * (i / 4) + 2 + (i & 1), 32) : 0; });
-constexpr Bytes64 kQ51MC = make_bytes([](int i) { return i < 32 ? two_src(24 * (i / 8) + 2 + (i & 1), 32) : 0; });
-constexpr Bytes64 kQ51H0 = make_bytes([](int i) { return two_src(24 * (i / 16) + 4 + (i % 16) / 8, 32); });
-constexpr Bytes64 kQ51H1 = make_bytes([](int i) { return two_src(24 * (i / 16) + 6 + (i % 16) / 8, 32); });
+constexpr Bytes64 kQ51Q = make_bytes([](int i) { return two_src(24 * (i / 16) + 8 + i % 16, 64); });
+constexpr Bytes64 kQ51D = make_bytes([](int i) { return i < 32 ? two_src(24 * (i / 8) + (i & 1), 64) : 0; });
+constexpr Bytes64 kQ51M = make_bytes([](int i) { return i < 16 ? two_src(24 * (i / 4) + 2 + (i & 1), 64) : 0; });
+constexpr Bytes64 kQ51MC = make_bytes([](int i) { return i < 32 ? two_src(24 * (i / 8) + 2 + (i & 1), 64) : 0; });
+constexpr Bytes64 kQ51H0 = make_bytes([](int i) { return two_src(24 * (i / 16) + 4 + (i % 16) / 8, 64); });
+constexpr Bytes64 kQ51H1 = make_bytes([](int i) { return two_src(24 * (i / 16) + 6 + (i % 16) / 8, 64); });
 struct Q5_1T {
     static constexpr int kBlockBytes = 24;
     static constexpr bool kSuper = false;
@@ -421,7 +430,7 @@ struct Q5_1T {
     template <bool kCol>
     static HK_INLINE void unpack(const uint8_t* p, int, const Prep&, __m512i& w0, __m512i& w1, __m512& s,
                                  __m512& mn) {
-        const __m512i l0 = ld(p), l1 = ld(p + 32);
+        const __m512i l0 = ld(p), l1 = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)(p + 64)));
         const __m512i q = _mm512_permutex2var_epi8(l0, ldt(kQ51Q), l1);
         const __m512i m = bc8(0x0F), b16 = bc8(0x10), bits = ldt(kBit8);
         const __mmask64 k0 = _mm512_test_epi8_mask(_mm512_permutex2var_epi8(l0, ldt(kQ51H0), l1), bits);
@@ -439,12 +448,22 @@ struct Q5_1T {
 };
 
 // ---- Q8_0 (codes + 128) ----
-constexpr Bytes64 kQ80Lo = make_bytes([](int i) { return 34 * (i / 16) + 2 + i % 16; });  // loads at 0, 64
-constexpr Bytes64 kQ80Hi = make_bytes([](int i) {                                     // loads at 8, 72
-    const int x = 34 * (i / 16) + 18 + i % 16;
-    return x < 72 ? x - 8 : 64 + (x - 72);
-});
-constexpr Bytes64 kQ80D = make_bytes([](int i) { return i < 32 ? 34 * (i / 8) + (i & 1) : 0; });
+// The 32 codes of each block are loaded as one ymm (no wider overlapping loads: decode is bound by how fast
+// the loads are served), pairs of blocks joined into zmm and the 128-bit halves regrouped with vshufi64x2.
+// The four f16 scales are read as scalars and spread to the lanes with vpermw.
+HK_INLINE uint16_t rd16(const uint8_t* p) {
+    uint16_t v;
+    std::memcpy(&v, p, 2);
+    return v;
+}
+struct alignas(32) Words16 {
+    uint16_t w[16];
+};
+constexpr Words16 kQuadIdx = [] {
+    Words16 r{};
+    for (int i = 0; i < 16; ++i) r.w[i] = static_cast<uint16_t>(i / 4);
+    return r;
+}();
 struct Q8_0T {
     static constexpr int kBlockBytes = 34;
     static constexpr bool kSuper = false;
@@ -457,11 +476,17 @@ struct Q8_0T {
     static HK_INLINE void prep(const uint8_t*, Prep&) {}
     template <bool kCol>
     static HK_INLINE void unpack(const uint8_t* p, int, const Prep&, __m512i& w0, __m512i& w1, __m512& s, __m512&) {
-        const __m512i l0 = ld(p), l1 = ld(p + 64), l2 = ld(p + 8), l3 = ld(p + 72);
+        const __m512i x01 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)(p + 2))),
+                                               _mm256_loadu_si256((const __m256i*)(p + 36)), 1);
+        const __m512i x23 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)(p + 70))),
+                                               _mm256_loadu_si256((const __m256i*)(p + 104)), 1);
         const __m512i x80 = bc8(0x80);
-        w0 = _mm512_xor_si512(_mm512_permutex2var_epi8(l0, ldt(kQ80Lo), l1), x80);
-        w1 = _mm512_xor_si512(_mm512_permutex2var_epi8(l2, ldt(kQ80Hi), l3), x80);
-        s = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi8(l0, ldt(kQ80D), l1)));
+        w0 = _mm512_xor_si512(_mm512_shuffle_i64x2(x01, x23, 0x88), x80);  // first 16 codes of blocks 0..3
+        w1 = _mm512_xor_si512(_mm512_shuffle_i64x2(x01, x23, 0xDD), x80);  // last 16
+        const uint64_t d4 = uint64_t(rd16(p)) | uint64_t(rd16(p + 34)) << 16 | uint64_t(rd16(p + 68)) << 32 |
+                            uint64_t(rd16(p + 102)) << 48;
+        const __m256i idx = _mm256_load_si256(reinterpret_cast<const __m256i*>(kQuadIdx.w));
+        s = _mm512_cvtph_ps(_mm256_permutexvar_epi16(idx, _mm256_castsi128_si256(_mm_cvtsi64_si128(int64_t(d4)))));
     }
 };
 
@@ -477,15 +502,28 @@ struct KPrep {
     __m512 s[2];
     __m512 m[2];  // decode path: m[0] = -dmin * min of the 16 halves; multi-column path: per half super-block
 };
+// Scales and minimums of a Q4_K / Q5_K super-block, all in vector registers: the 16-byte header (d, dmin,
+// 12 scale bytes) is shuffled so that one pass of masks and shifts yields sc[0..7], mn[0..7] as bytes.
+constexpr Bytes16 kKScA = make_bytes16([](int i) {  // low-bit sources: sc0..3, sc4..7 (nibble), mn0..3, mn4..7
+    const int src[16] = {4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15};
+    return src[i];
+});
+constexpr Bytes16 kKScB = make_bytes16([](int i) {  // top-2-bit sources for sc4..7 / mn4..7
+    return i >= 4 && i < 8 ? i : i >= 12 ? i - 4 : 0x80;
+});
+constexpr Bytes16 kKScMaskLo = make_bytes16([](int i) { return i < 4 || (i >= 8 && i < 12) ? 63 : i < 8 ? 15 : 0; });
+constexpr Bytes16 kKScMaskHi = make_bytes16([](int i) { return i >= 12 ? 15 : 0; });
+constexpr Ints16 kKDD = make_ints([](int i) { return i < 8 ? 0 : 1; });
 template <bool kCol>
 HK_INLINE void k_scales_prep(const uint8_t* sp, KPrep& pr) {
-    const float d = h2f(sp), dmin = h2f(sp + 2);
-    const uint32_t a0 = rd32(sp + 4), a1 = rd32(sp + 8), a2 = rd32(sp + 12);
-    const uint32_t sc_lo = a0 & 0x3f3f3f3fu, mn_lo = a1 & 0x3f3f3f3fu;
-    const uint32_t sc_hi = (a2 & 0x0f0f0f0fu) | (((a0 >> 6) & 0x03030303u) << 4);
-    const uint32_t mn_hi = ((a2 >> 4) & 0x0f0f0f0fu) | (((a1 >> 6) & 0x03030303u) << 4);
-    const __m128i scm = _mm_set_epi32(int(mn_hi), int(mn_lo), int(sc_hi), int(sc_lo));
-    const __m512 dd = _mm512_insertf32x8(_mm512_set1_ps(d), _mm256_set1_ps(-dmin), 1);
+    const __m128i x = _mm_loadu_si128((const __m128i*)sp);
+    const __m128i a = _mm_shuffle_epi8(x, ldt(kKScA)), b = _mm_shuffle_epi8(x, ldt(kKScB));
+    const __m128i lo = _mm_and_si128(a, ldt(kKScMaskLo));
+    const __m128i hi = _mm_and_si128(_mm_srli_epi16(a, 4), ldt(kKScMaskHi));
+    const __m128i top = _mm_and_si128(_mm_srli_epi16(b, 2), _mm_set1_epi8(0x30));
+    const __m128i scm = _mm_or_si128(_mm_or_si128(lo, hi), top);  // sc0..7, mn0..7
+    const __m128 dm = _mm_mul_ps(_mm_cvtph_ps(x), _mm_setr_ps(1.0f, -1.0f, 0.0f, 0.0f));  // d, -dmin
+    const __m512 dd = _mm512_permutexvar_ps(ldt(kKDD), _mm512_castps128_ps512(dm));
     const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(scm)), dd);  // d*sc, -dmin*mn
     pr.s[0] = _mm512_permutexvar_ps(ldt(kQ4KS0), f);
     pr.s[1] = _mm512_permutexvar_ps(ldt(kQ4KS1), f);
@@ -689,13 +727,20 @@ struct Q2_KT {
     }
 };
 
+// Decode reads each weight once, straight from DRAM: software prefetches keep the rows of the tile
+// kPrefetchTiles tiles ahead in flight (the hardware prefetchers do poorly on many short interleaved rows).
+constexpr int kPrefetchTiles = 2;
+constexpr int kDecodeRows = 4;  // rows per decode tile
+
 // ---------------------------------------------------------------------------------------------------------
 // Quantized gemm, decode path: R rows x C columns, each weight group unpacked on the fly and used for C
 // columns; lane-wise scaling per column.
 // ---------------------------------------------------------------------------------------------------------
-template <class T, int R, int C>
-HK_INLINE void q_body(int64_t g, const uint8_t* const* gp, const PGroup* const* ac, typename T::Prep* prep,
-                      __m512 (&acc)[R][C]) {
+// kTail: the partial last group of a 32-element format; the lanes of the blocks past the end of the row read
+// whatever follows (or zeros), so their scales / minimums are masked to zero (their activations are zero).
+template <class T, int R, int C, bool kTail = false>
+HK_INLINE void q_body(int64_t g, int64_t ng, const uint8_t* const* gp, const PGroup* const* ac, typename T::Prep* prep,
+                      __m512 (&acc)[R][C], __mmask16 smask = 0xFFFF, __mmask16 mmask = 0xFFFF) {
     __m512i a0[C], a1[C];
     __m512 da[C];
 #pragma GCC unroll 8
@@ -706,12 +751,13 @@ HK_INLINE void q_body(int64_t g, const uint8_t* const* gp, const PGroup* const* 
     }
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-        if constexpr (T::kSuper) {
-            if ((g & 1) == 0) T::template prep<false>(gp[r], prep[r]);
-        }
         __m512i w0, w1;
         __m512 s, mn;
         T::template unpack<false>(gp[r], int(g & 1), prep[r], w0, w1, s, mn);
+        if constexpr (kTail) {
+            s = _mm512_maskz_mov_ps(smask, s);
+            if constexpr (T::kMin == kGroupMin) mn = _mm512_maskz_mov_ps(mmask, mn);
+        }
 #pragma GCC unroll 8
         for (int c = 0; c < C; ++c) {
             __m512i i;
@@ -734,13 +780,19 @@ HK_INLINE void q_body(int64_t g, const uint8_t* const* gp, const PGroup* const* 
                     acc[r][c] = _mm512_fmadd_ps(prep[r].m[0], _mm512_load_ps(ac[c][g - 1].ms), acc[r][c]);
             }
         }
+        // Scales of the next super-block, one group ahead of their use (hides the conversion latency).
+        if constexpr (T::kSuper) {
+            if ((g & 1) && g + 1 < ng) T::template prep<false>(gp[r] + T::kBlockBytes, prep[r]);
+        }
     }
 }
 
-// R weight rows x C packed activation columns, full reduction length.
+// R weight rows x C packed activation columns, full reduction length. The partial last group (if any) of the
+// first safe_rows rows is read in place (the caller guarantees 4 blocks' worth of readable bytes after it);
+// other rows go through a zero-padded copy.
 template <class T, int R, int C>
 void q_tile(const uint8_t* w, size_t ws, int64_t nblocks, const PGroup* act, int64_t act_groups, float* out,
-            size_t os) {
+            size_t os, int safe_rows) {
     constexpr int BB = T::kBlockBytes;
     const int64_t ng = (nblocks + 3) / 4;
     const int64_t ng_full = T::kSuper ? ng : nblocks / 4;
@@ -754,21 +806,36 @@ void q_tile(const uint8_t* w, size_t ws, int64_t nblocks, const PGroup* act, int
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) ac[c] = act + c * act_groups;
     const uint8_t* gp[R];
+    if constexpr (T::kSuper) {
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) T::template prep<false>(w + r * ws, prep[r]);
+    }
+    const size_t pf = kPrefetchTiles * size_t(R) * ws;
+    constexpr int kGroupBytes = T::kSuper ? BB / 2 : 4 * BB;
     for (int64_t g = 0; g < ng_full; ++g) {
 #pragma GCC unroll 8
-        for (int r = 0; r < R; ++r)
-            gp[r] = T::kSuper ? w + r * ws + (g >> 1) * BB : w + r * ws + g * 4 * BB;
-        q_body<T, R, C>(g, gp, ac, prep, acc);
-    }
-    if (ng_full < ng) {  // partial last group (32-element formats only): zero-padded copy of the tail
-        alignas(64) uint8_t tail[R][4 * BB + 64];
-        const int64_t rem = nblocks - 4 * ng_full;
         for (int r = 0; r < R; ++r) {
-            std::memset(tail[r], 0, sizeof(tail[r]));
-            std::memcpy(tail[r], w + r * ws + ng_full * 4 * BB, size_t(rem) * BB);
-            gp[r] = tail[r];
+            gp[r] = T::kSuper ? w + r * ws + (g >> 1) * BB : w + r * ws + g * 4 * BB;
+            const char* p = reinterpret_cast<const char*>(gp[r]) + pf + (T::kSuper ? (g & 1) * kGroupBytes : 0);
+            _mm_prefetch(p, _MM_HINT_T0);
+            _mm_prefetch(p + 64, _MM_HINT_T0);
+            if constexpr (kGroupBytes > 128) _mm_prefetch(p + 128, _MM_HINT_T0);
         }
-        q_body<T, R, C>(ng_full, gp, ac, prep, acc);
+        q_body<T, R, C>(g, ng, gp, ac, prep, acc);
+    }
+    if (ng_full < ng) {  // partial last group (32-element formats only)
+        alignas(64) uint8_t tail[R][4 * BB + 64];
+        const int rem = int(nblocks - 4 * ng_full);
+        for (int r = 0; r < R; ++r) {
+            gp[r] = w + r * ws + ng_full * 4 * BB;
+            if (r >= safe_rows) {
+                std::memset(tail[r], 0, sizeof(tail[r]));
+                std::memcpy(tail[r], gp[r], size_t(rem) * BB);
+                gp[r] = tail[r];
+            }
+        }
+        q_body<T, R, C, true>(ng_full, ng, gp, ac, prep, acc, __mmask16((1u << (4 * rem)) - 1),
+                              __mmask16((1u << (2 * rem)) - 1));
     }
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r)
@@ -778,13 +845,14 @@ void q_tile(const uint8_t* w, size_t ws, int64_t nblocks, const PGroup* act, int
 
 template <class T, int R>
 void q_row_tiles(const uint8_t* w, size_t ws, int64_t nblocks, const PGroup* act, int64_t act_groups, int nc,
-                 float* out, size_t os) {
+                 float* out, size_t os, int safe_rows) {
     int c = 0;
-    for (; c + 3 <= nc; c += 3) q_tile<T, R, 3>(w, ws, nblocks, act + c * act_groups, act_groups, out + c, os);
+    for (; c + 3 <= nc; c += 3)
+        q_tile<T, R, 3>(w, ws, nblocks, act + c * act_groups, act_groups, out + c, os, safe_rows);
     if (nc - c == 2)
-        q_tile<T, R, 2>(w, ws, nblocks, act + c * act_groups, act_groups, out + c, os);
+        q_tile<T, R, 2>(w, ws, nblocks, act + c * act_groups, act_groups, out + c, os, safe_rows);
     else if (nc - c == 1)
-        q_tile<T, R, 1>(w, ws, nblocks, act + c * act_groups, act_groups, out + c, os);
+        q_tile<T, R, 1>(w, ws, nblocks, act + c * act_groups, act_groups, out + c, os, safe_rows);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -818,6 +886,12 @@ void unpack_rows(const uint8_t* w, size_t ws, int nrows, int64_t nblocks, WGroup
                 std::memset(tail, 0, sizeof(tail));
                 std::memcpy(tail, row + g * 4 * BB, size_t(nblocks - 4 * g) * BB);
                 gp = tail;
+            }
+            if (g < ng_full) {  // the same group of the next row tile
+                const char* pf = reinterpret_cast<const char*>(gp) + size_t(nrows) * ws + (T::kSuper ? (g & 1) * (BB / 2) : 0);
+                _mm_prefetch(pf, _MM_HINT_T0);
+                _mm_prefetch(pf + 64, _MM_HINT_T0);
+                if constexpr ((T::kSuper ? BB / 2 : 4 * BB) > 128) _mm_prefetch(pf + 128, _MM_HINT_T0);
             }
             if constexpr (T::kSuper) {
                 if ((g & 1) == 0) T::template prep<true>(gp, prep);
@@ -916,30 +990,18 @@ void qc_row_tiles(const WGroup* wt, int64_t ng, const PGroup* act, const QGroup*
     for (; q < nquads; ++q) qc_tile<T, R, 1>(wt, ng, act + q * K * ng, quads + q * ng, out + q * K, os, ncols - q * K);
 }
 
-struct Scratch2 {
-    void* p = nullptr;
-    size_t cap = 0;
-    ~Scratch2() { std::free(p); }
-};
-thread_local Scratch2 t_scratch_w;
-void* scratch_w(size_t bytes) {
-    if (bytes > t_scratch_w.cap) {
-        std::free(t_scratch_w.p);
-        const size_t cap = (bytes + 4095) & ~size_t(4095);
-        t_scratch_w.p = std::aligned_alloc(64, cap);
-        if (!t_scratch_w.p) std::abort();
-        t_scratch_w.cap = cap;
-    }
-    return t_scratch_w.p;
-}
-
-constexpr size_t kActBudget = 384 * 1024;  // packed activation bytes per column chunk (stays in L2)
+constexpr size_t kActBudget = 640 * 1024;  // packed activation bytes per column chunk (stays in L2)
 constexpr int kColRows = 4;                // rows per multi-column tile
 
 template <class T>
 void gemm_q(int64_t n, const void* w, size_t w_stride, const void* act, size_t act_stride, float* out,
             size_t out_stride, int nr, int nc) {
     if (nr <= 0 || nc <= 0) return;
+    if (n < 32) {  // empty reduction
+        for (int r = 0; r < nr; ++r)
+            for (int c = 0; c < nc; ++c) out[size_t(r) * out_stride + size_t(c)] = 0.0f;
+        return;
+    }
     constexpr int K = T::kPack;
     const int64_t nblocks = n / 32;
     const int64_t ng = (nblocks + 3) / 4;
@@ -947,19 +1009,28 @@ void gemm_q(int64_t n, const void* w, size_t w_stride, const void* act, size_t a
     const auto* ab = static_cast<const uint8_t*>(act);
     if (nc < K) {  // decode path
         const size_t per_col = size_t(ng) * sizeof(PGroup);
-        PGroup* buf = static_cast<PGroup*>(scratch(size_t(nc) * per_col));
+        PGroup* buf = static_cast<PGroup*>(scratch(0, size_t(nc) * per_col));
         for (int c = 0; c < nc; ++c)
             pack_act(reinterpret_cast<const BlockQ8A*>(ab + size_t(c) * act_stride), nblocks, *T::kTab, T::kOff,
                      buf + c * ng);
+        // Rows whose partial last group may be read in place: all but the call's last row, if a whole group
+        // fits in the row stride (the bytes after a row's end up to the next row's end are readable).
+        const bool in_place = w_stride >= size_t(4 * T::kBlockBytes);
+        const auto safe = [&](int r0, int rows) { return !in_place ? 0 : r0 + rows < nr ? rows : rows - 1; };
         int r = 0;
         if (nc == 1)
-            for (; r + 8 <= nr; r += 8) q_tile<T, 8, 1>(wb + r * w_stride, w_stride, nblocks, buf, ng, out + r * out_stride, out_stride);
+            for (; r + kDecodeRows <= nr; r += kDecodeRows)
+                q_tile<T, kDecodeRows, 1>(wb + r * w_stride, w_stride, nblocks, buf, ng, out + r * out_stride,
+                                          out_stride, safe(r, kDecodeRows));
         for (; r + 4 <= nr; r += 4)
-            q_row_tiles<T, 4>(wb + r * w_stride, w_stride, nblocks, buf, ng, nc, out + r * out_stride, out_stride);
+            q_row_tiles<T, 4>(wb + r * w_stride, w_stride, nblocks, buf, ng, nc, out + r * out_stride, out_stride,
+                              safe(r, 4));
         for (; r + 2 <= nr; r += 2)
-            q_row_tiles<T, 2>(wb + r * w_stride, w_stride, nblocks, buf, ng, nc, out + r * out_stride, out_stride);
+            q_row_tiles<T, 2>(wb + r * w_stride, w_stride, nblocks, buf, ng, nc, out + r * out_stride, out_stride,
+                              safe(r, 2));
         for (; r < nr; ++r)
-            q_row_tiles<T, 1>(wb + r * w_stride, w_stride, nblocks, buf, ng, nc, out + r * out_stride, out_stride);
+            q_row_tiles<T, 1>(wb + r * w_stride, w_stride, nblocks, buf, ng, nc, out + r * out_stride, out_stride,
+                              safe(r, 1));
         return;
     }
     // Multi-column path: column chunks padded to whole K-column packs with zero columns.
@@ -969,9 +1040,9 @@ void gemm_q(int64_t n, const void* w, size_t w_stride, const void* act, size_t a
     if (cb < 2 * K) cb = 2 * K;
     const int nc_pad = (nc + K - 1) / K * K;
     if (cb > nc_pad) cb = nc_pad;
-    PGroup* cols = static_cast<PGroup*>(scratch(size_t(cb) * ng * (sizeof(PGroup) + sizeof(QGroup) / K)));
+    PGroup* cols = static_cast<PGroup*>(scratch(0, size_t(cb) * ng * (sizeof(PGroup) + sizeof(QGroup) / K)));
     QGroup* quads = reinterpret_cast<QGroup*>(cols + size_t(cb) * ng);
-    WGroup* wt = static_cast<WGroup*>(scratch_w(size_t(kColRows) * ng * sizeof(WGroup)));
+    WGroup* wt = static_cast<WGroup*>(scratch(1, size_t(kColRows) * ng * sizeof(WGroup)));
     for (int c0 = 0; c0 < nc; c0 += cb) {
         const int ncc = nc - c0 < cb ? nc - c0 : cb;
         const int nq = (ncc + K - 1) / K;
@@ -1036,12 +1107,15 @@ void f_tile(int64_t n, const uint8_t* w, size_t ws, const uint8_t* act, size_t a
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) ar[c] = reinterpret_cast<const float*>(act + c * as);
     int64_t k = 0;
+    // Decode streams the weights from DRAM: prefetch the same columns kPrefetchTiles row tiles ahead.
+    const size_t pf = kPrefetchTiles * size_t(R) * ws;
     for (; k + 16 <= n; k += 16) {
         __m512 a[C];
 #pragma GCC unroll 8
         for (int c = 0; c < C; ++c) a[c] = _mm512_loadu_ps(ar[c] + k);
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) {
+            if constexpr (C == 1) _mm_prefetch(reinterpret_cast<const char*>(wr[r] + k) + pf, _MM_HINT_T0);
             const __m512 x = W::load(wr[r] + k);
 #pragma GCC unroll 8
             for (int c = 0; c < C; ++c) acc[r][c] = _mm512_fmadd_ps(x, a[c], acc[r][c]);
