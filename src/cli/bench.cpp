@@ -47,6 +47,7 @@ void add_bench(CLI::App& app) {
         int n_gen = 128;
         int reps = 5;
         bool json = false;
+        bool mmap = false;
     };
     auto o = std::make_shared<Opts>();
     cmd->add_option("-m,--model", o->model, "GGUF model file")->required();
@@ -56,10 +57,11 @@ void add_bench(CLI::App& app) {
     cmd->add_option("-n,--n-gen", o->n_gen, "Tokens for the decode test (0 = skip)")->check(CLI::NonNegativeNumber);
     cmd->add_option("-r,--repetitions", o->reps, "Timed repetitions (the median is reported)")
         ->check(CLI::PositiveNumber);
+    cmd->add_flag("--mmap", o->mmap, "Map the model file instead of reading it into memory");
     cmd->add_flag("--json", o->json, "Print JSON");
     cmd->callback([o, cmd] {
         if (cmd->count("--threads")) check_threads(o->threads);
-        auto model = Model::load(o->model);
+        auto model = Model::load(o->model, o->mmap);
         const HParams& hp = model->hp;
         ContextParams cp;
         cp.n_threads = o->threads;

@@ -19,7 +19,7 @@ void add_info(CLI::App& app) {
     cmd->add_option("-m,--model", o->model, "GGUF model file")->required();
     cmd->add_flag("--json", o->json, "Print JSON");
     cmd->callback([o] {
-        auto m = Model::load(o->model);
+        auto m = Model::load(o->model, /*use_mmap=*/true);  // info reads metadata only
         const HParams& hp = m->hp;
         std::map<std::string, std::pair<int, int64_t>> types;  // name -> (tensors, bytes)
         for (const auto& t : m->file.tensors()) {

@@ -20,12 +20,14 @@ void add_perplexity(CLI::App& app) {
         int ctx = 512;
         int threads = 0;
         bool json = false;
+        bool mmap = false;
     };
     auto o = std::make_shared<Opts>();
     cmd->add_option("-m,--model", o->model, "GGUF model file")->required();
     cmd->add_option("-f,--file", o->file, "Text file")->required();
     cmd->add_option("-c,--ctx-size", o->ctx, "Window size in tokens");
     cmd->add_option("-t,--threads", o->threads, "Threads (default: all cores)");
+    cmd->add_flag("--mmap", o->mmap, "Map the model file instead of reading it into memory");
     cmd->add_flag("--json", o->json, "Print JSON");
     cmd->callback([o, cmd] {
         if (cmd->count("--threads")) check_threads(o->threads);
@@ -33,7 +35,7 @@ void add_perplexity(CLI::App& app) {
         if (!in) fail("{}: cannot open the text file", o->file);
         std::stringstream ss;
         ss << in.rdbuf();
-        auto model = Model::load(o->model);
+        auto model = Model::load(o->model, o->mmap);
         const tok::Vocab vocab = tok::Vocab::from_gguf(model->file);
         const std::vector<int32_t> tokens = vocab.encode(ss.str(), /*add_special=*/true, /*parse_special=*/false);
         ContextParams cp;

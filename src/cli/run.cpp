@@ -22,6 +22,7 @@ void add_run(CLI::App& app) {
         int ctx = 0;
         SamplerParams sp;
         bool json = false;
+        bool mmap = false;
         bool seed_given = false;
     };
     auto o = std::make_shared<Opts>();
@@ -39,10 +40,11 @@ void add_run(CLI::App& app) {
     cmd->add_option("--presence-penalty", o->sp.presence_penalty, "Presence penalty (0 = off)");
     cmd->add_option("--repeat-last-n", o->sp.penalty_last_n, "Tokens the penalties look back over");
     cmd->add_option("--seed", o->sp.seed, "Random seed (same seed and settings, same output)");
+    cmd->add_flag("--mmap", o->mmap, "Map the model file instead of reading it into memory");
     cmd->add_flag("--json", o->json, "Print {prompt_tokens, tokens, text} as JSON instead of streaming");
     cmd->callback([o, cmd] {
         if (cmd->count("--threads")) check_threads(o->threads);
-        auto model = Model::load(o->model);
+        auto model = Model::load(o->model, o->mmap);
         const tok::Vocab vocab = tok::Vocab::from_gguf(model->file);
         Sampler sampler(o->sp);
         ContextParams cp;

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include "gguf/gguf.h"
 
 #include <fcntl.h>
@@ -340,7 +341,7 @@ std::string value_to_string(const Value& v, size_t max_elems) {
 // ---------------------------------------------------------------------------------------------------------------
 // File
 
-File File::open(const std::string& path) {
+File File::open(const std::string& path, LoadMode mode) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) fail("{}: cannot open: {}", path, errno_message(errno));
     struct stat st {};
@@ -357,8 +358,32 @@ File File::open(const std::string& path) {
     f.name_ = path;
     if (st.st_size > 0) {
         const size_t size = static_cast<size_t>(st.st_size);
-        void* m = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-        const int e = errno;
+        void* m = MAP_FAILED;
+        int e = 0;
+        if (mode == LoadMode::Map) {
+            m = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+            e = errno;
+        } else {
+            // Anonymous memory cannot be evicted like page-cache pages (there is no swap on these machines),
+            // and huge pages cut TLB misses when decode streams every weight once per token.
+            m = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            e = errno;
+            if (m != MAP_FAILED) {
+                ::madvise(m, size, MADV_HUGEPAGE);
+                size_t done = 0;
+                while (done < size) {
+                    const ssize_t n = ::read(fd, static_cast<uint8_t*>(m) + done, std::min<size_t>(size - done, 1 << 30));
+                    if (n < 0 && errno == EINTR) continue;
+                    if (n <= 0) {
+                        e = n < 0 ? errno : EIO;
+                        ::munmap(m, size);
+                        ::close(fd);
+                        fail("{}: cannot read byte {} of {}: {}", path, done, size, errno_message(e));
+                    }
+                    done += static_cast<size_t>(n);
+                }
+            }
+        }
         ::close(fd);
         if (m == MAP_FAILED) fail("{}: cannot map {} bytes: {}", path, size, errno_message(e));
         f.map_ = m;

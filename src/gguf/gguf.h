@@ -71,7 +71,10 @@ struct TensorInfo {
 class File {
 public:
     // Maps the file read-only and validates it. Throws hearth::Error "<path>: <what> at offset <N>: <problem>".
-    static File open(const std::string& path);
+    // Map: the file is mapped read-only (zero copy, pages shared with the page cache). Read: the file is read
+    // into private anonymous memory (huge pages advised), which the kernel cannot evict under memory pressure.
+    enum class LoadMode { Map, Read };
+    static File open(const std::string& path, LoadMode mode = LoadMode::Map);
     // Parses a buffer the caller keeps alive (fuzzing, tests). Same validation as open().
     static File from_memory(const uint8_t* data, size_t size, std::string name = "<memory>");
 

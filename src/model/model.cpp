@@ -6,8 +6,9 @@
 
 namespace hearth {
 
-std::unique_ptr<Model> Model::load(const std::string& path) {
-    auto m = std::make_unique<Model>(Model{gguf::File::open(path)});
+std::unique_ptr<Model> Model::load(const std::string& path, bool use_mmap) {
+    auto m = std::make_unique<Model>(
+        Model{gguf::File::open(path, use_mmap ? gguf::File::LoadMode::Map : gguf::File::LoadMode::Read)});
     const std::string arch = m->file.get_str_or("general.architecture", "");
     if (arch.empty()) fail("{}: general.architecture is missing: not a model file", path);
     m->hp.arch = arch;

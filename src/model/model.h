@@ -60,7 +60,9 @@ struct Model {
 
     // Opens and validates a model file. Throws hearth::Error naming the problem (missing file, corrupt GGUF,
     // unknown architecture, missing tensor, wrong shape, unsupported tensor type).
-    static std::unique_ptr<Model> load(const std::string& path);
+    // use_mmap maps the file (zero copy); otherwise the weights are read into anonymous memory, which the
+    // kernel's page-cache reclaim cannot take away mid-run (see bench/RESULTS.md).
+    static std::unique_ptr<Model> load(const std::string& path, bool use_mmap = false);
 
     int64_t n_params() const;
     size_t weight_bytes() const;
