@@ -1,52 +1,99 @@
-// The AVX-512 attention kernel against its scalar reference, over paged blocks with partial last blocks.
+// The AVX-512 attention kernel against its scalar reference, over paged blocks with partial last blocks,
+// tiles of 1..16 rows with different causal limits, and contexts longer than one score chunk.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
 
+#include "base/error.h"
 #include "model/attention.h"
 #include "tensor/kernels.h"
 
 namespace hearth {
 namespace {
 
-TEST(Attention, DispatchedMatchesReference) {
-    std::mt19937 rng(5);
+struct Cache {
+    std::vector<std::vector<float>> kb, vb;
+    std::vector<const float*> kp, vp;
+    KvSeqView view{};
+};
+
+// Blocks filled with random K / V, handed out in scrambled order as a paged cache does.
+Cache make_cache(std::mt19937& rng, int n_kv, int kv_dim, int bs) {
     std::normal_distribution<float> nd(0.0f, 1.0f);
-    for (int head_dim : {16, 64, 128}) {
-        for (int group : {1, 3, 4, 8}) {
-            for (int n_kv : {1, 5, 16, 17, 100, 255}) {
-                const int bs = 16, n_kv_heads = 2;
-                const int64_t kv_dim = static_cast<int64_t>(n_kv_heads) * head_dim;
-                const int n_blocks = (n_kv + bs - 1) / bs;
-                std::vector<std::vector<float>> kb(n_blocks, std::vector<float>(kv_dim * bs)),
-                    vb(n_blocks, std::vector<float>(kv_dim * bs));
-                std::vector<const float*> kp, vp;
-                // Blocks in scrambled order, as a paged cache hands them out.
-                for (int b = n_blocks - 1; b >= 0; --b) {
-                    for (auto& x : kb[b]) x = nd(rng) * 2;
-                    for (auto& x : vb[b]) x = nd(rng);
-                }
-                for (int b = 0; b < n_blocks; ++b) kp.push_back(kb[b].data()), vp.push_back(vb[b].data());
-                const KvSeqView view{kp.data(), vp.data(), bs, kv_dim};
-                std::vector<float> q(static_cast<size_t>(group) * head_dim), out(q.size()), ref(q.size()),
-                    work(q.size() + 64);
-                for (auto& x : q) x = nd(rng);
-                const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-                attend(q.data(), group, view, 1, n_kv, head_dim, scale, out.data(), work.data());
-                attend_ref(q.data(), group, view, 1, n_kv, head_dim, scale, ref.data(), work.data());
-                for (size_t i = 0; i < out.size(); ++i)
-                    ASSERT_NEAR(out[i], ref[i], 2e-5f * (1 + std::abs(ref[i])))
-                        << "head_dim " << head_dim << " group " << group << " n_kv " << n_kv << " i " << i;
-                // A single cell: attention returns its V row.
-                if (n_kv == 1)
-                    for (int h = 0; h < group; ++h)
-                        for (int j = 0; j < head_dim; ++j)
-                            ASSERT_NEAR(out[h * head_dim + j], vb[0][head_dim + j], 1e-6f);
+    Cache c;
+    const int n_blocks = (n_kv + bs - 1) / bs;
+    c.kb.assign(n_blocks, std::vector<float>(static_cast<size_t>(kv_dim) * bs));
+    c.vb = c.kb;
+    for (int b = n_blocks - 1; b >= 0; --b) {
+        for (auto& x : c.kb[b]) x = nd(rng) * 2;
+        for (auto& x : c.vb[b]) x = nd(rng);
+    }
+    for (int b = 0; b < n_blocks; ++b) c.kp.push_back(c.kb[b].data()), c.vp.push_back(c.vb[b].data());
+    c.view = KvSeqView{c.kp.data(), c.vp.data(), bs, kv_dim};
+    return c;
+}
+
+void compare(int head_dim, int n_rows, const std::vector<int>& n_kv, std::mt19937& rng) {
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    const int bs = 16, n_kv_heads = 2, kv_dim = n_kv_heads * head_dim;
+    const int max_kv = *std::max_element(n_kv.begin(), n_kv.end());
+    Cache c = make_cache(rng, max_kv, kv_dim, bs);
+    std::vector<float> q(static_cast<size_t>(n_rows) * head_dim), out(q.size()), ref(q.size());
+    std::vector<float> work(static_cast<size_t>(attend_work_floats(head_dim)));
+    for (auto& x : q) x = nd(rng);
+    std::vector<AttnRow> rows(n_rows), rows_ref(n_rows);
+    for (int r = 0; r < n_rows; ++r) {
+        rows[r] = {q.data() + r * head_dim, out.data() + r * head_dim, n_kv[r]};
+        rows_ref[r] = {q.data() + r * head_dim, ref.data() + r * head_dim, n_kv[r]};
+    }
+    const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+    attend(rows.data(), n_rows, c.view, 1, head_dim, scale, work.data() + 1);  // misaligned on purpose
+    attend_ref(rows_ref.data(), n_rows, c.view, 1, head_dim, scale, work.data());
+    for (int r = 0; r < n_rows; ++r) {
+        for (int j = 0; j < head_dim; ++j) {
+            const float o = out[r * head_dim + j], e = ref[r * head_dim + j];
+            ASSERT_NEAR(o, e, 2e-5f * (1 + std::abs(e)))
+                << "head_dim " << head_dim << " rows " << n_rows << " row " << r << " n_kv " << n_kv[r] << " j " << j;
+            // A row that sees a single cell returns that cell's V row.
+            if (n_kv[r] == 1) {
+                ASSERT_NEAR(o, c.vb[0][head_dim + j], 1e-6f);
             }
         }
     }
+}
+
+TEST(Attention, DispatchedMatchesReferenceOneToken) {
+    std::mt19937 rng(5);
+    for (int head_dim : {16, 64, 128})
+        for (int group : {1, 3, 4, 8})
+            for (int n_kv : {1, 5, 16, 17, 100, 255, 256, 257, 700})
+                compare(head_dim, group, std::vector<int>(group, n_kv), rng);
     if (kernels::active().isa != kernels::Isa::Avx512) GTEST_LOG_(INFO) << "no AVX-512 here: compared ref with ref";
+}
+
+// Prefill tiles: consecutive tokens (causal limits p+1, p+2, ...) times the heads of a group.
+TEST(Attention, DispatchedMatchesReferenceTokenTiles) {
+    std::mt19937 rng(6);
+    for (int head_dim : {64, 128})
+        for (int rows = 1; rows <= kAttnMaxRows; ++rows)
+            for (int first : {1, 15, 250, 300}) {
+                std::vector<int> n_kv(rows);
+                const int heads = rows % 3 == 0 ? 3 : 1;  // rows = tokens x heads
+                for (int r = 0; r < rows; ++r) n_kv[r] = first + r / heads;
+                compare(head_dim, rows, n_kv, rng);
+            }
+}
+
+TEST(Attention, RejectsBadTiles) {
+    std::mt19937 rng(7);
+    Cache c = make_cache(rng, 16, 64, 16);
+    std::vector<float> q(64), out(64), work(static_cast<size_t>(attend_work_floats(64)));
+    AttnRow row{q.data(), out.data(), 0};
+    EXPECT_THROW(attend(&row, 1, c.view, 0, 64, 1.0f, work.data()), Error);
+    row.n_kv = 1;
+    EXPECT_THROW(attend(&row, 0, c.view, 0, 64, 1.0f, work.data()), Error);
+    EXPECT_THROW(attend(&row, kAttnMaxRows + 1, c.view, 0, 64, 1.0f, work.data()), Error);
 }
 
 }  // namespace

@@ -3,45 +3,47 @@
 #include "model/attention.h"
 
 #include <immintrin.h>
+// GCC 12's _mm512_undefined_*() self-initialise, which -Wmaybe-uninitialized reports at every inlined use
+// (GCC bug 105593); the values are never read.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 #include <algorithm>
+#include <array>
+#include <utility>
 #include <cmath>
 #include <cstring>
 
+#include "base/error.h"
 #include "tensor/kernels.h"
 
 namespace hearth {
 
-void attend_ref(const float* q, int n_q, const KvSeqView& kv, int64_t kv_head, int n_kv, int head_dim, float scale,
-                float* out, float* work) {
+namespace {
+constexpr int kChunk = 256;  // cells whose scores the AVX-512 kernel holds at once, per row
+}  // namespace
+
+int64_t attend_work_floats(int) { return static_cast<int64_t>(kAttnMaxRows) * kChunk + 64; }
+
+void attend_ref(const AttnRow* rows, int n_rows, const KvSeqView& kv, int64_t kv_head, int head_dim, float scale,
+                float*) {
     const int bs = kv.block_size;
-    float* scores = work;  // bs floats
-    for (int h = 0; h < n_q; ++h) {
-        const float* qh = q + static_cast<int64_t>(h) * head_dim;
-        float* acc = out + static_cast<int64_t>(h) * head_dim;
+    for (int r = 0; r < n_rows; ++r) {
+        const float* q = rows[r].q;
+        float* acc = rows[r].out;
         std::fill(acc, acc + head_dim, 0.0f);
         float m = -INFINITY, l = 0;
-        for (int p0 = 0; p0 < n_kv; p0 += bs) {
-            const float* kt = kv.k_blocks[p0 / bs] + kv_head * head_dim * bs;
-            const float* vb = kv.v_blocks[p0 / bs] + kv_head * head_dim;
-            const int n = std::min(bs, n_kv - p0);
-            float bm = -INFINITY;
-            for (int i = 0; i < n; ++i) {
-                float d = 0;
-                for (int j = 0; j < head_dim; ++j) d += qh[j] * kt[static_cast<int64_t>(j) * bs + i];
-                scores[i] = d * scale;
-                bm = std::max(bm, scores[i]);
-            }
-            const float m_new = std::max(m, bm);
-            const float corr = std::exp(m - m_new);
-            l *= corr;
-            for (int j = 0; j < head_dim; ++j) acc[j] *= corr;
-            for (int i = 0; i < n; ++i) {
-                const float p = std::exp(scores[i] - m_new);
-                l += p;
-                const float* v = vb + static_cast<int64_t>(i) * kv.kv_dim;
-                for (int j = 0; j < head_dim; ++j) acc[j] += p * v[j];
-            }
+        // Online softmax one cell at a time.
+        for (int c = 0; c < rows[r].n_kv; ++c) {
+            const float* kt = kv.k_blocks[c / bs] + kv_head * head_dim * bs + c % bs;
+            const float* v = kv.v_blocks[c / bs] + kv_head * head_dim + static_cast<int64_t>(c % bs) * kv.kv_dim;
+            float d = 0;
+            for (int j = 0; j < head_dim; ++j) d += q[j] * kt[static_cast<int64_t>(j) * bs];
+            const float sc = d * scale;
+            const float m_new = std::max(m, sc);
+            const float corr = std::exp(m - m_new), p = std::exp(sc - m_new);
+            l = l * corr + p;
+            for (int j = 0; j < head_dim; ++j) acc[j] = acc[j] * corr + p * v[j];
             m = m_new;
         }
         const float inv = 1.0f / l;
@@ -71,72 +73,122 @@ HEARTH_AVX512 inline __m512 exp_nonpos(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
-constexpr int kMaxGroup = 8;
 
-// Block size 16 (one zmm of cells), head_dim a multiple of 16, at most kMaxGroup query heads.
-HEARTH_AVX512 void attend_avx512(const float* q, int n_q, const KvSeqView& kv, int64_t kv_head, int n_kv,
-                                 int head_dim, float scale, float* out) {
+// Block size 16 (one zmm of cells), head_dim a multiple of 16, R rows.
+template <int R>
+HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64_t kv_head, int head_dim,
+                                 float scale, float* work) {
     constexpr int bs = 16;
-    float m[kMaxGroup], l[kMaxGroup];
-    for (int h = 0; h < n_q; ++h) m[h] = -INFINITY, l[h] = 0;
-    std::memset(out, 0, sizeof(float) * static_cast<size_t>(n_q) * head_dim);
-    alignas(64) float p[kMaxGroup][bs];
-    for (int p0 = 0; p0 < n_kv; p0 += bs) {
-        const float* kt = kv.k_blocks[p0 / bs] + kv_head * head_dim * bs;
-        const float* vb = kv.v_blocks[p0 / bs] + kv_head * head_dim;
-        const int n = std::min(bs, n_kv - p0);
-        const __mmask16 valid = static_cast<__mmask16>(n == bs ? 0xFFFF : (1u << n) - 1);
-        __m512 s[kMaxGroup];
-        for (int h = 0; h < n_q; ++h) s[h] = _mm512_setzero_ps();
-        for (int j = 0; j < head_dim; ++j) {
-            const __m512 k = _mm512_loadu_ps(kt + j * bs);
-            for (int h = 0; h < n_q; ++h) s[h] = _mm512_fmadd_ps(_mm512_set1_ps(q[h * head_dim + j]), k, s[h]);
+    // With few rows the score chains are too few to hide the FMA latency: split them over even / odd dims.
+    constexpr int kSplit = R <= 4 ? 2 : 1;
+    float m[R], l[R];
+    const float* q[R];
+    float* out[R];
+    int n_max = 0;
+    for (int r = 0; r < R; ++r) {
+        m[r] = -INFINITY, l[r] = 0, q[r] = rows[r].q, out[r] = rows[r].out;
+        n_max = std::max(n_max, rows[r].n_kv);
+        std::memset(out[r], 0, sizeof(float) * static_cast<size_t>(head_dim));
+    }
+    // [R][kChunk] scores, then weights; 64-byte aligned inside the caller's buffer (it has the slack).
+    float* S = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(work) + 63) & ~uintptr_t(63));
+    const __m512 lane = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512 vscale = _mm512_set1_ps(scale), ninf = _mm512_set1_ps(-INFINITY);
+    for (int c0 = 0; c0 < n_max; c0 += kChunk) {
+        const int nc = std::min(kChunk, n_max - c0), nb = (nc + bs - 1) / bs;
+        // Scores of the chunk, masked past each row's causal limit.
+        for (int b = 0; b < nb; ++b) {
+            const int cell0 = c0 + b * bs;
+            const float* kt = kv.k_blocks[cell0 / bs] + kv_head * head_dim * bs;
+            __m512 s[kSplit][R];
+            for (int x = 0; x < kSplit; ++x)
+                for (int r = 0; r < R; ++r) s[x][r] = _mm512_setzero_ps();
+            for (int j = 0; j < head_dim; j += kSplit) {
+                for (int x = 0; x < kSplit; ++x) {
+                    const __m512 k = _mm512_loadu_ps(kt + (j + x) * bs);
+                    for (int r = 0; r < R; ++r) s[x][r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r][j + x]), k, s[x][r]);
+                }
+            }
+            const __m512 cells = _mm512_add_ps(lane, _mm512_set1_ps(static_cast<float>(cell0)));
+            for (int r = 0; r < R; ++r) {
+                const __m512 sum = kSplit == 2 ? _mm512_add_ps(s[0][r], s[kSplit - 1][r]) : s[0][r];
+                const __mmask16 ok =
+                    _mm512_cmp_ps_mask(cells, _mm512_set1_ps(static_cast<float>(rows[r].n_kv)), _CMP_LT_OQ);
+                _mm512_store_ps(S + r * kChunk + b * bs, _mm512_mask_mul_ps(ninf, ok, sum, vscale));
+            }
         }
-        for (int h = 0; h < n_q; ++h) {
-            const __m512 sc = _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), valid,
-                                                 _mm512_mul_ps(s[h], _mm512_set1_ps(scale)));
-            const float m_new = std::max(m[h], _mm512_reduce_max_ps(sc));
-            const float corr = std::exp(m[h] - m_new);
-            const __m512 e = exp_nonpos(_mm512_sub_ps(sc, _mm512_set1_ps(m_new)));
-            const __m512 ez = _mm512_maskz_mov_ps(valid, e);
-            l[h] = l[h] * corr + _mm512_reduce_add_ps(ez);
-            _mm512_store_ps(p[h], ez);
-            m[h] = m_new;
+        // Weights against the running maximum; rescale what was accumulated before.
+        for (int r = 0; r < R; ++r) {
+            float* sr = S + r * kChunk;
+            __m512 vm = ninf;
+            for (int b = 0; b < nb; ++b) vm = _mm512_max_ps(vm, _mm512_load_ps(sr + b * bs));
+            const float m_new = std::max(m[r], _mm512_reduce_max_ps(vm));
+            if (m_new == -INFINITY) {  // no visible cell yet (not reached: every row sees cell 0 of chunk 0)
+                std::memset(sr, 0, sizeof(float) * static_cast<size_t>(nb * bs));
+                continue;
+            }
+            const float corr = std::exp(m[r] - m_new);
+            const __m512 mv = _mm512_set1_ps(m_new);
+            __m512 sum = _mm512_setzero_ps();
+            for (int b = 0; b < nb; ++b) {
+                const __m512 x = _mm512_load_ps(sr + b * bs);
+                const __m512 e = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, ninf, _CMP_NEQ_OQ),
+                                                     exp_nonpos(_mm512_sub_ps(x, mv)));
+                _mm512_store_ps(sr + b * bs, e);
+                sum = _mm512_add_ps(sum, e);
+            }
+            l[r] = l[r] * corr + _mm512_reduce_add_ps(sum);
+            m[r] = m_new;
             if (corr != 1.0f) {
-                float* acc = out + h * head_dim;
                 const __m512 c = _mm512_set1_ps(corr);
-                for (int j = 0; j < head_dim; j += 16) _mm512_storeu_ps(acc + j, _mm512_mul_ps(c, _mm512_loadu_ps(acc + j)));
+                for (int j = 0; j < head_dim; j += 16) _mm512_storeu_ps(out[r] + j, _mm512_mul_ps(c, _mm512_loadu_ps(out[r] + j)));
             }
         }
+        // Weighted sum of V rows. Only cells below n_max are read: all of them hold written K / V.
         for (int j = 0; j < head_dim; j += 16) {
-            __m512 acc[kMaxGroup];
-            for (int h = 0; h < n_q; ++h) acc[h] = _mm512_loadu_ps(out + h * head_dim + j);
-            for (int i = 0; i < n; ++i) {
-                const __m512 v = _mm512_loadu_ps(vb + i * kv.kv_dim + j);
-                for (int h = 0; h < n_q; ++h) acc[h] = _mm512_fmadd_ps(_mm512_set1_ps(p[h][i]), v, acc[h]);
+            __m512 acc[R];
+            for (int r = 0; r < R; ++r) acc[r] = _mm512_loadu_ps(out[r] + j);
+            for (int b = 0; b < nb; ++b) {
+                const float* vb = kv.v_blocks[(c0 + b * bs) / bs] + kv_head * head_dim + j;
+                const int n = std::min(bs, nc - b * bs);
+                for (int i = 0; i < n; ++i) {
+                    const __m512 v = _mm512_loadu_ps(vb + i * kv.kv_dim);
+                    const int cell = b * bs + i;
+                    for (int r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(S[r * kChunk + cell]), v, acc[r]);
+                }
             }
-            for (int h = 0; h < n_q; ++h) _mm512_storeu_ps(out + h * head_dim + j, acc[h]);
+            for (int r = 0; r < R; ++r) _mm512_storeu_ps(out[r] + j, acc[r]);
         }
     }
-    for (int h = 0; h < n_q; ++h) {
-        const __m512 inv = _mm512_set1_ps(1.0f / l[h]);
+    for (int r = 0; r < R; ++r) {
+        const __m512 inv = _mm512_set1_ps(1.0f / l[r]);
         for (int j = 0; j < head_dim; j += 16)
-            _mm512_storeu_ps(out + h * head_dim + j, _mm512_mul_ps(inv, _mm512_loadu_ps(out + h * head_dim + j)));
+            _mm512_storeu_ps(out[r] + j, _mm512_mul_ps(inv, _mm512_loadu_ps(out[r] + j)));
     }
 }
+
+template <int... Rs>
+constexpr auto make_kernels(std::integer_sequence<int, Rs...>) {
+    using Fn = void (*)(const AttnRow*, const KvSeqView&, int64_t, int, float, float*);
+    return std::array<Fn, sizeof...(Rs)>{&attend_avx512<Rs + 1>...};
+}
+constexpr auto kKernels = make_kernels(std::make_integer_sequence<int, kAttnMaxRows>{});
 
 // Follows the kernel dispatch, so HEARTH_ISA=ref forces the reference here too.
 bool has_avx512() { return kernels::active().isa == kernels::Isa::Avx512; }
 
 }  // namespace
 
-void attend(const float* q, int n_q, const KvSeqView& kv, int64_t kv_head, int n_kv, int head_dim, float scale,
-            float* out, float* work) {
-    if (kv.block_size == 16 && head_dim % 16 == 0 && n_q <= kMaxGroup && has_avx512()) {
-        attend_avx512(q, n_q, kv, kv_head, n_kv, head_dim, scale, out);
+void attend(const AttnRow* rows, int n_rows, const KvSeqView& kv, int64_t kv_head, int head_dim, float scale,
+            float* work) {
+    if (n_rows < 1 || n_rows > kAttnMaxRows) fail("attention tile of {} rows (1..{} allowed)", n_rows, kAttnMaxRows);
+    for (int r = 0; r < n_rows; ++r)
+        if (rows[r].n_kv < 1) fail("attention row {} sees {} cells (at least 1 needed)", r, rows[r].n_kv);
+    if (kv.block_size == 16 && head_dim % 16 == 0 && has_avx512()) {
+        kKernels[n_rows - 1](rows, kv, kv_head, head_dim, scale, work);
         return;
     }
-    attend_ref(q, n_q, kv, kv_head, n_kv, head_dim, scale, out, work);
+    attend_ref(rows, n_rows, kv, kv_head, head_dim, scale, work);
 }
 
 }  // namespace hearth

@@ -1,6 +1,9 @@
-// Attention over a sequence's cells in the paged KV cache (layout in runtime/kv_cache.h), one token and one
-// KV head at a time, with all the query heads that share that KV head (grouped-query attention) computed
-// together so each K and V block is read once. Online softmax (one pass, running max and sum).
+// Attention over a sequence's cells in the paged KV cache (layout in runtime/kv_cache.h). One call handles a
+// tile of query rows that share one KV head: the query heads of a grouped-query group, for one token
+// (decode) or for several consecutive tokens of a prompt (prefill), so each K and V block is read once per
+// tile and the kernel has enough independent rows to keep the FMA pipes busy. Each row has its own causal
+// limit. Softmax is exact: scores of a chunk of cells are computed for all rows, then exponentiated against
+// the running maximum (online rescaling only between chunks).
 #pragma once
 #include <cstdint>
 
@@ -13,12 +16,23 @@ struct KvSeqView {
     int64_t kv_dim;
 };
 
-// q: n_q query heads of head_dim floats, contiguous; they all attend KV head `kv_head` over cells [0, n_kv).
-// out: n_q × head_dim. `work` holds at least n_q * head_dim + 64 floats.
-void attend(const float* q, int n_q, const KvSeqView& kv, int64_t kv_head, int n_kv, int head_dim, float scale,
-            float* out, float* work);
+// One query row: head_dim floats in, head_dim floats out, attending cells [0, n_kv) (n_kv >= 1).
+struct AttnRow {
+    const float* q;
+    float* out;
+    int n_kv;
+};
+
+// Most rows one call takes (the AVX-512 kernel keeps one accumulator register per row).
+constexpr int kAttnMaxRows = 16;
+// Floats of `work` that attend() needs.
+int64_t attend_work_floats(int head_dim);
+
+// rows: 1..kAttnMaxRows query rows, all attending KV head `kv_head` of `kv`.
+void attend(const AttnRow* rows, int n_rows, const KvSeqView& kv, int64_t kv_head, int head_dim, float scale,
+            float* work);
 // The portable reference of the same computation (the tests compare the two).
-void attend_ref(const float* q, int n_q, const KvSeqView& kv, int64_t kv_head, int n_kv, int head_dim, float scale,
-                float* out, float* work);
+void attend_ref(const AttnRow* rows, int n_rows, const KvSeqView& kv, int64_t kv_head, int head_dim, float scale,
+                float* work);
 
 }  // namespace hearth

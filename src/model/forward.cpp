@@ -117,7 +117,7 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
     }
     s.per_thread_tile.resize(nt);
     s.per_thread_scores.resize(nt);
-    for (auto& sc : s.per_thread_scores) sc.resize(static_cast<size_t>(std::max<int64_t>(hp.q_dim() + 64, kv_->config().block_size + 64)));
+    for (auto& sc : s.per_thread_scores) sc.resize(static_cast<size_t>(attend_work_floats(static_cast<int>(HD))));
 
     // Embeddings.
     for (int t = 0; t < T; ++t)
@@ -149,6 +149,21 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
     std::vector<const std::vector<int32_t>*> tables(T);
     for (int t = 0; t < T; ++t) tables[t] = &kv_->blocks(entries[t].seq);
     const int bs = kv_->config().block_size;
+
+    // Attention tiles: runs of entries of one sequence, as many tokens as fill kAttnMaxRows query rows with
+    // one kv head's query heads (a group larger than that is cut into head chunks).
+    const int64_t group = hp.n_head / hp.n_head_kv;
+    const int64_t head_chunks = (group + kAttnMaxRows - 1) / kAttnMaxRows;
+    const int64_t heads_per_chunk = (group + head_chunks - 1) / head_chunks;
+    const int tile_tokens = static_cast<int>(std::max<int64_t>(1, kAttnMaxRows / heads_per_chunk));
+    std::vector<std::pair<int, int>> tiles;  // (first entry, entries)
+    for (int t = 0; t < T;) {
+        int n = 1;
+        while (t + n < T && n < tile_tokens && entries[t + n].seq == entries[t].seq) ++n;
+        tiles.emplace_back(t, n);
+        t += n;
+    }
+    const float attn_scale = 1.0f / std::sqrt(static_cast<float>(HD));
 
 #pragma omp parallel num_threads(nt)
     {
@@ -248,19 +263,20 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                            s.v.data() + t * KVD);
             }
 #pragma omp barrier
-            // Attention: one (token, kv head) item at a time, with that kv head's query heads together.
-            // Items are dealt round-robin because later tokens of a prompt cost more (causal).
+            // Attention: items of (tile of tokens of one sequence, kv head, chunk of that head's query heads),
+            // dealt round-robin because later tokens of a prompt cost more (causal).
             {
-                const int64_t group = hp.n_head / hp.n_head_kv;
-                const float scale = 1.0f / std::sqrt(static_cast<float>(HD));
-                const int64_t n_items = static_cast<int64_t>(T) * hp.n_head_kv;
+                const int64_t n_items = static_cast<int64_t>(tiles.size()) * hp.n_head_kv * head_chunks;
                 int last_t = -1;
                 KvSeqView view{nullptr, nullptr, bs, KVD};
+                AttnRow rows[kAttnMaxRows];
                 for (int64_t item = ith; item < n_items; item += nth) {
-                    const int t = static_cast<int>(item / hp.n_head_kv);
-                    const int64_t g = item % hp.n_head_kv;
-                    if (t != last_t) {  // block pointers of this entry's sequence, for this layer
-                        const auto& table = *tables[t];
+                    const auto [t0, tn] = tiles[item / (hp.n_head_kv * head_chunks)];
+                    const int64_t g = item / head_chunks % hp.n_head_kv;
+                    const int64_t h0 = g * group + item % head_chunks * heads_per_chunk;
+                    const int64_t h1 = std::min(h0 + heads_per_chunk, (g + 1) * group);
+                    if (t0 != last_t) {  // block pointers of this tile's sequence, for this layer
+                        const auto& table = *tables[t0];
                         kblocks.resize(table.size());
                         vblocks.resize(table.size());
                         for (size_t b = 0; b < table.size(); ++b) {
@@ -269,10 +285,14 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                         }
                         view.k_blocks = kblocks.data();
                         view.v_blocks = vblocks.data();
-                        last_t = t;
+                        last_t = t0;
                     }
-                    attend(s.q.data() + t * QD + g * group * HD, static_cast<int>(group), view, g, entries[t].pos + 1,
-                           static_cast<int>(HD), scale, s.att.data() + t * QD + g * group * HD, scores.data());
+                    int n_rows = 0;
+                    for (int t = t0; t < t0 + tn; ++t)
+                        for (int64_t h = h0; h < h1; ++h)
+                            rows[n_rows++] = {s.q.data() + t * QD + h * HD, s.att.data() + t * QD + h * HD,
+                                              entries[t].pos + 1};
+                    attend(rows, n_rows, view, g, static_cast<int>(HD), attn_scale, scores.data());
                 }
             }
 #pragma omp barrier
