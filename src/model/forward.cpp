@@ -11,6 +11,7 @@
 #include <cstring>
 #include <unordered_map>
 
+#include "base/barrier.h"
 #include "base/error.h"
 #include "model/attention.h"
 #include "tensor/kernels.h"
@@ -39,6 +40,7 @@ struct Context::Scratch {
     int64_t cap = 0;  // tokens the buffers hold
     std::vector<float> x, xn, q, k, v, att, gate, up, y;
     std::vector<uint8_t> act;  // quantized activations (shared, built cooperatively)
+    std::vector<std::vector<uint8_t>> per_thread_act;  // quantized activations of a few rows, per thread
     std::vector<std::vector<float>> per_thread_tile;    // gemm output tiles
     std::vector<std::vector<float>> per_thread_scores;  // attention scores
     std::vector<float> rope_cos, rope_sin;              // [T][rope_dim/2]
@@ -116,6 +118,7 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
         s.rope_sin.resize(T * hp.rope_dim / 2);
     }
     s.per_thread_tile.resize(nt);
+    s.per_thread_act.resize(nt);
     s.per_thread_scores.resize(nt);
     for (auto& sc : s.per_thread_scores) sc.resize(static_cast<size_t>(attend_work_floats(static_cast<int>(HD))));
 
@@ -165,10 +168,13 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
     }
     const float attn_scale = 1.0f / std::sqrt(static_cast<float>(HD));
 
+    std::unique_ptr<SpinBarrier> barrier;
 #pragma omp parallel num_threads(nt)
     {
         const int ith = omp_get_thread_num();
         const int nth = omp_get_num_threads();
+#pragma omp single
+        barrier = std::make_unique<SpinBarrier>(nth);  // the team may be smaller than asked; implicit barrier here
         auto& tile = s.per_thread_tile[ith];
         auto& scores = s.per_thread_scores[ith];
         int64_t generation = 0, cached_generation = -1;
@@ -176,25 +182,37 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
         kernels::ActKind cached_kind = kernels::ActKind::F32;
         std::vector<const float*> kblocks, vblocks;
 
-        // Prepares the activations X[T][cols] in the format weight w wants (cooperatively, then a barrier).
-        // `fresh` says X was rewritten since the last call, so a cached conversion of it is stale. Every
-        // thread makes the same decisions from its own copy of the cache state, so one barrier suffices (the
-        // callers reach here right after a barrier, when nobody reads the activation buffer any more).
+        // Prepares the activations X[T][cols] in the format weight w wants. A few rows (decode) every thread
+        // converts by itself into its own buffer, which costs less than meeting at a barrier; more rows are
+        // converted cooperatively, then a barrier. `fresh` says X was rewritten since the last call, so a
+        // cached conversion of it is stale. Every thread makes the same decisions from its own copy of the
+        // cache state, so one barrier suffices (the callers reach here right after a barrier, when nobody
+        // reads the shared activation buffer any more).
+        constexpr int kPrivateActRows = 4;
         auto prepare = [&](const Weight& w, const float* X, int rows_in,
                            bool fresh) -> std::pair<const void*, size_t> {
             if (fresh) ++generation;
             const kernels::ActKind kind = kernels::act_kind(w.type);
             if (kind == kernels::ActKind::F32) return {X, static_cast<size_t>(w.cols) * sizeof(float)};
             const size_t stride = kernels::act_row_bytes(w.type, w.cols);
+            const bool private_act = rows_in <= kPrivateActRows;
+            auto& mine = s.per_thread_act[ith];
+            if (private_act && mine.size() < rows_in * stride) mine.resize(rows_in * stride);
+            uint8_t* buf = private_act ? mine.data() : s.act.data();
             if (cached_generation != generation || cached_src != X || cached_kind != kind) {
-                for (int t = ith; t < rows_in; t += nth)
-                    K.quantize_act(X + t * w.cols, reinterpret_cast<BlockQ8A*>(s.act.data() + t * stride), w.cols);
-#pragma omp barrier
+                if (private_act) {
+                    for (int t = 0; t < rows_in; ++t)
+                        K.quantize_act(X + t * w.cols, reinterpret_cast<BlockQ8A*>(buf + t * stride), w.cols);
+                } else {
+                    for (int t = ith; t < rows_in; t += nth)
+                        K.quantize_act(X + t * w.cols, reinterpret_cast<BlockQ8A*>(buf + t * stride), w.cols);
+                    barrier->wait();
+                }
                 cached_src = X;
                 cached_kind = kind;
                 cached_generation = generation;
             }
-            return {s.act.data(), stride};
+            return {buf, stride};
         };
 
         // Y[T][w.rows] = X[T][w.cols] * W^T, this thread's share of the rows. No barrier at the end.
@@ -230,11 +248,11 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
             for (int t = ith; t < T; t += nth)
                 rms_norm_row(s.x.data() + t * E, reinterpret_cast<const float*>(L.attn_norm.data), s.xn.data() + t * E,
                              E, hp.rms_eps);
-#pragma omp barrier
+            barrier->wait();
             matmul(L.wq, prepare(L.wq, s.xn.data(), T, true), T, s.q.data());
             matmul(L.wk, prepare(L.wk, s.xn.data(), T, false), T, s.k.data());
             matmul(L.wv, prepare(L.wv, s.xn.data(), T, false), T, s.v.data());
-#pragma omp barrier
+            barrier->wait();
             // Rope on q and k, then store k and v in the cache.
             for (int t = ith; t < T; t += nth) {
                 const float* cs = s.rope_cos.data() + t * half;
@@ -262,7 +280,7 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                 kv_->write(static_cast<int>(il), entries[t].seq, entries[t].pos, s.k.data() + t * KVD,
                            s.v.data() + t * KVD);
             }
-#pragma omp barrier
+            barrier->wait();
             // Attention: items of (tile of tokens of one sequence, kv head, chunk of that head's query heads),
             // dealt round-robin because later tokens of a prompt cost more (causal).
             {
@@ -295,19 +313,19 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                     attend(rows, n_rows, view, g, static_cast<int>(HD), attn_scale, scores.data());
                 }
             }
-#pragma omp barrier
+            barrier->wait();
             matmul(L.wo, prepare(L.wo, s.att.data(), T, true), T, s.y.data());
-#pragma omp barrier
+            barrier->wait();
             for (int t = ith; t < T; t += nth) {
                 float* x = s.x.data() + t * E;
                 const float* y = s.y.data() + t * E;
                 for (int64_t i = 0; i < E; ++i) x[i] += y[i];
                 rms_norm_row(x, reinterpret_cast<const float*>(L.ffn_norm.data), s.xn.data() + t * E, E, hp.rms_eps);
             }
-#pragma omp barrier
+            barrier->wait();
             matmul(L.ffn_gate, prepare(L.ffn_gate, s.xn.data(), T, true), T, s.gate.data());
             matmul(L.ffn_up, prepare(L.ffn_up, s.xn.data(), T, false), T, s.up.data());
-#pragma omp barrier
+            barrier->wait();
             {
                 int64_t i0, i1;
                 split(static_cast<int64_t>(T) * F, ith, nth, 64, i0, i1);
@@ -316,15 +334,15 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                     s.gate[i] = g / (1.0f + std::exp(-g)) * s.up[i];
                 }
             }
-#pragma omp barrier
+            barrier->wait();
             matmul(L.ffn_down, prepare(L.ffn_down, s.gate.data(), T, true), T, s.y.data());
-#pragma omp barrier
+            barrier->wait();
             for (int t = ith; t < T; t += nth) {
                 float* x = s.x.data() + t * E;
                 const float* y = s.y.data() + t * E;
                 for (int64_t i = 0; i < E; ++i) x[i] += y[i];
             }
-#pragma omp barrier
+            barrier->wait();
         }
 
         // Final norm of the rows that want logits, then the output projection.
@@ -332,7 +350,7 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
             for (int j = ith; j < n_out; j += nth)
                 rms_norm_row(s.x.data() + out_rows[j] * E, reinterpret_cast<const float*>(m.output_norm.data),
                              s.xn.data() + j * E, E, hp.rms_eps);
-#pragma omp barrier
+            barrier->wait();
             matmul(m.output, prepare(m.output, s.xn.data(), n_out, true), n_out, logits_out);
         }
     }
