@@ -19,6 +19,8 @@
 namespace hearth {
 namespace {
 
+constexpr int64_t kRowGrain = 16;  // weight rows are split between threads in multiples of this
+
 // Contiguous share [begin, end) of n items for thread ith of nth, in multiples of `grain`.
 inline void split(int64_t n, int ith, int nth, int64_t grain, int64_t& begin, int64_t& end) {
     const int64_t chunks = (n + grain - 1) / grain;
@@ -27,18 +29,11 @@ inline void split(int64_t n, int ith, int nth, int64_t grain, int64_t& begin, in
     end = std::min(n, c1 * grain);
 }
 
-void rms_norm_row(const float* x, const float* w, float* y, int64_t n, float eps) {
-    double sum = 0.0;
-    for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
-    const float scale = 1.0f / std::sqrt(static_cast<float>(sum / static_cast<double>(n)) + eps);
-    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale * w[i];
-}
-
 }  // namespace
 
 struct Context::Scratch {
     int64_t cap = 0;  // tokens the buffers hold
-    std::vector<float> x, xn, q, k, v, att, gate, up, y;
+    std::vector<float> x, x2, xn, q, k, v, att, gate, up, y;
     std::vector<uint8_t> act;  // quantized activations (shared, built cooperatively)
     std::vector<std::vector<uint8_t>> per_thread_act;  // quantized activations of a few rows, per thread
     std::vector<std::vector<float>> per_thread_tile;    // gemm output tiles
@@ -104,6 +99,7 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
     if (s.cap < T) {
         s.cap = T;
         s.x.resize(T * E);
+        s.x2.resize(T * E);
         s.xn.resize(T * E);
         s.q.resize(T * QD);
         s.k.resize(T * KVD);
@@ -219,7 +215,7 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
         auto matmul = [&](const Weight& w, std::pair<const void*, size_t> act, int rows_in, float* Y) {
             const kernels::GemmFn gemm = K.gemm[static_cast<int>(w.type)];
             int64_t r0, r1;
-            split(w.rows, ith, nth, 16, r0, r1);
+            split(w.rows, ith, nth, kRowGrain, r0, r1);
             if (rows_in == 1) {
                 if (r1 > r0) gemm(w.cols, w.data + r0 * w.row_bytes, w.row_bytes, act.first, act.second, Y + r0, 1,
                                   static_cast<int>(r1 - r0), 1);
@@ -243,42 +239,75 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
             }
         };
 
+        // The residual stream lives in two buffers: x_next = x + y is written to the other one, so that with
+        // few tokens every thread can read whole rows of x (for the norm) while others write their slices.
+        float* x_cur = s.x.data();
+        float* x_other = s.x2.data();
+        // x_next = x + y (y may be null: no residual), xn_out[j] = rms_norm(x_next[row j]) * w. With at least
+        // as many rows as threads, whole rows per thread; otherwise (decode) every thread computes the norm
+        // of each row and writes its slice of it. No barrier at the end.
+        auto add_norm = [&](const float* y, const float* w, const int* row_of, int n_rows, float* xn_out) {
+            const bool by_rows = n_rows >= nth;
+            int64_t e0 = 0, e1 = E;
+            if (!by_rows) split(E, ith, nth, 16, e0, e1);
+            for (int j = by_rows ? ith : 0; j < n_rows; j += by_rows ? nth : 1) {
+                const int64_t t = row_of ? row_of[j] : j;
+                const float* x = x_cur + t * E;
+                const float* yt = y ? y + t * E : nullptr;
+                double sum = 0.0;
+                for (int64_t i = 0; i < E; ++i) {
+                    const float v = yt ? x[i] + yt[i] : x[i];
+                    sum += static_cast<double>(v) * v;
+                }
+                const float scale = 1.0f / std::sqrt(static_cast<float>(sum / static_cast<double>(E)) + hp.rms_eps);
+                float* xo = x_other + t * E;
+                float* out = xn_out + static_cast<int64_t>(j) * E;
+                for (int64_t i = e0; i < e1; ++i) {
+                    const float v = yt ? x[i] + yt[i] : x[i];
+                    if (yt) xo[i] = v;
+                    out[i] = v * scale * w[i];
+                }
+            }
+            if (y) std::swap(x_cur, x_other);
+        };
+        const int64_t n_rope_items = static_cast<int64_t>(T) * (hp.n_head + hp.n_head_kv);
+
         for (int64_t il = 0; il < hp.n_layer; ++il) {
             const LayerWeights& L = m.layers[il];
-            for (int t = ith; t < T; t += nth)
-                rms_norm_row(s.x.data() + t * E, reinterpret_cast<const float*>(L.attn_norm.data), s.xn.data() + t * E,
-                             E, hp.rms_eps);
+            // The previous layer's FFN residual, then this layer's attention norm.
+            add_norm(il > 0 ? s.y.data() : nullptr, reinterpret_cast<const float*>(L.attn_norm.data), nullptr, T,
+                     s.xn.data());
             barrier->wait();
             matmul(L.wq, prepare(L.wq, s.xn.data(), T, true), T, s.q.data());
             matmul(L.wk, prepare(L.wk, s.xn.data(), T, false), T, s.k.data());
             matmul(L.wv, prepare(L.wv, s.xn.data(), T, false), T, s.v.data());
             barrier->wait();
-            // Rope on q and k, then store k and v in the cache.
-            for (int t = ith; t < T; t += nth) {
+            // Rope, one (token, head) item at a time over the query and key heads; a key head's K and V go
+            // into the cache right after.
+            for (int64_t item = ith; item < n_rope_items; item += nth) {
+                const int t = static_cast<int>(item / (hp.n_head + hp.n_head_kv));
+                const int64_t h = item % (hp.n_head + hp.n_head_kv);
+                const bool is_k = h >= hp.n_head;
+                const int64_t hk = h - hp.n_head;
+                float* x = is_k ? s.k.data() + t * KVD + hk * HD : s.q.data() + t * QD + h * HD;
                 const float* cs = s.rope_cos.data() + t * half;
                 const float* sn = s.rope_sin.data() + t * half;
-                auto rope = [&](float* v, int64_t n_heads) {
-                    for (int64_t h = 0; h < n_heads; ++h) {
-                        float* x = v + h * HD;
-                        if (hp.rope_type == RopeType::Norm) {
-                            for (int64_t i = 0; i < half; ++i) {
-                                const float a = x[2 * i], b = x[2 * i + 1];
-                                x[2 * i] = a * cs[i] - b * sn[i];
-                                x[2 * i + 1] = a * sn[i] + b * cs[i];
-                            }
-                        } else {
-                            for (int64_t i = 0; i < half; ++i) {
-                                const float a = x[i], b = x[i + half];
-                                x[i] = a * cs[i] - b * sn[i];
-                                x[i + half] = a * sn[i] + b * cs[i];
-                            }
-                        }
+                if (hp.rope_type == RopeType::Norm) {
+                    for (int64_t i = 0; i < half; ++i) {
+                        const float a = x[2 * i], b = x[2 * i + 1];
+                        x[2 * i] = a * cs[i] - b * sn[i];
+                        x[2 * i + 1] = a * sn[i] + b * cs[i];
                     }
-                };
-                rope(s.q.data() + t * QD, hp.n_head);
-                rope(s.k.data() + t * KVD, hp.n_head_kv);
-                kv_->write(static_cast<int>(il), entries[t].seq, entries[t].pos, s.k.data() + t * KVD,
-                           s.v.data() + t * KVD);
+                } else {
+                    for (int64_t i = 0; i < half; ++i) {
+                        const float a = x[i], b = x[i + half];
+                        x[i] = a * cs[i] - b * sn[i];
+                        x[i + half] = a * sn[i] + b * cs[i];
+                    }
+                }
+                if (is_k)
+                    kv_->write(static_cast<int>(il), entries[t].seq, entries[t].pos, s.k.data() + t * KVD,
+                               s.v.data() + t * KVD, static_cast<int>(hk * HD), static_cast<int>((hk + 1) * HD));
             }
             barrier->wait();
             // Attention: items of (tile of tokens of one sequence, kv head, chunk of that head's query heads),
@@ -316,40 +345,29 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
             barrier->wait();
             matmul(L.wo, prepare(L.wo, s.att.data(), T, true), T, s.y.data());
             barrier->wait();
-            for (int t = ith; t < T; t += nth) {
-                float* x = s.x.data() + t * E;
-                const float* y = s.y.data() + t * E;
-                for (int64_t i = 0; i < E; ++i) x[i] += y[i];
-                rms_norm_row(x, reinterpret_cast<const float*>(L.ffn_norm.data), s.xn.data() + t * E, E, hp.rms_eps);
-            }
+            add_norm(s.y.data(), reinterpret_cast<const float*>(L.ffn_norm.data), nullptr, T, s.xn.data());
             barrier->wait();
+            // Gate and up split their rows the same way, so each thread applies SwiGLU to its own rows.
             matmul(L.ffn_gate, prepare(L.ffn_gate, s.xn.data(), T, true), T, s.gate.data());
             matmul(L.ffn_up, prepare(L.ffn_up, s.xn.data(), T, false), T, s.up.data());
-            barrier->wait();
             {
-                int64_t i0, i1;
-                split(static_cast<int64_t>(T) * F, ith, nth, 64, i0, i1);
-                for (int64_t i = i0; i < i1; ++i) {
-                    const float g = s.gate[i];
-                    s.gate[i] = g / (1.0f + std::exp(-g)) * s.up[i];
+                int64_t r0, r1;
+                split(F, ith, nth, kRowGrain, r0, r1);
+                for (int t = 0; t < T; ++t) {
+                    float* g = s.gate.data() + t * F;
+                    const float* u = s.up.data() + t * F;
+                    for (int64_t i = r0; i < r1; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
                 }
             }
             barrier->wait();
             matmul(L.ffn_down, prepare(L.ffn_down, s.gate.data(), T, true), T, s.y.data());
             barrier->wait();
-            for (int t = ith; t < T; t += nth) {
-                float* x = s.x.data() + t * E;
-                const float* y = s.y.data() + t * E;
-                for (int64_t i = 0; i < E; ++i) x[i] += y[i];
-            }
-            barrier->wait();
         }
 
-        // Final norm of the rows that want logits, then the output projection.
+        // The last FFN residual and the final norm, for the rows that want logits; then the output projection.
         if (n_out > 0) {
-            for (int j = ith; j < n_out; j += nth)
-                rms_norm_row(s.x.data() + out_rows[j] * E, reinterpret_cast<const float*>(m.output_norm.data),
-                             s.xn.data() + j * E, E, hp.rms_eps);
+            add_norm(s.y.data(), reinterpret_cast<const float*>(m.output_norm.data), out_rows.data(), n_out,
+                     s.xn.data());
             barrier->wait();
             matmul(m.output, prepare(m.output, s.xn.data(), n_out, true), n_out, logits_out);
         }

@@ -63,13 +63,14 @@ const std::vector<int32_t>& KvCache::blocks(int32_t seq) const {
     return it == tables_.end() ? empty : it->second;
 }
 
-void KvCache::write(int il, int32_t seq, int32_t pos, const float* k, const float* v) {
+void KvCache::write(int il, int32_t seq, int32_t pos, const float* k, const float* v, int d0, int d1) {
+    if (d1 < 0) d1 = cfg_.kv_dim;
     const auto& table = tables_.at(seq);
     const int32_t block = table.at(static_cast<size_t>(pos / cfg_.block_size));
     const int cell = pos % cfg_.block_size;
     float* kb = k_.data() + block_offset(il, block);
     float* vb = v_.data() + block_offset(il, block) + static_cast<size_t>(cell) * cfg_.kv_dim;
-    for (int d = 0; d < cfg_.kv_dim; ++d) {
+    for (int d = d0; d < d1; ++d) {
         kb[static_cast<size_t>(d) * cfg_.block_size + cell] = k[d];
         vb[d] = v[d];
     }

@@ -31,9 +31,9 @@ public:
     int64_t free_blocks() const { return static_cast<int64_t>(free_.size()); }
     size_t bytes() const { return k_.size() * sizeof(float) * 2; }
 
-    // Stores the K and V vectors (kv_dim floats each) of (seq, pos) in layer il; the sequence must have
-    // reserved pos.
-    void write(int il, int32_t seq, int32_t pos, const float* k, const float* v);
+    // Stores dimensions [d0, d1) (default: all) of the K and V vectors (kv_dim floats each) of (seq, pos) in
+    // layer il; the sequence must have reserved pos.
+    void write(int il, int32_t seq, int32_t pos, const float* k, const float* v, int d0 = 0, int d1 = -1);
     // The block table of a sequence, for kernels that walk a sequence block by block.
     const std::vector<int32_t>& blocks(int32_t seq) const;
     // K blocks are stored transposed, [kv_dim][block_size]: one dimension of all cells is contiguous, so a
