@@ -2,6 +2,7 @@
 // tiles of 1..16 rows with different causal limits, and contexts longer than one score chunk.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -85,6 +86,50 @@ TEST(Attention, DispatchedMatchesReferenceTokenTiles) {
             }
 }
 
+// A row split into parts of whole blocks (some empty for the shorter rows), merged, equals the whole row.
+TEST(Attention, PartsMergeToWholeRow) {
+    std::mt19937 rng(8);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    const int head_dim = 64, bs = 16, kv_dim = 2 * head_dim;
+    for (int n_parts : {2, 3, 5})
+        for (int n_kv0 : {1, 20, 300, 600}) {
+            const int rows_n = 3;
+            std::vector<int> n_kv = {n_kv0, n_kv0 + 1, n_kv0 + 17};
+            Cache c = make_cache(rng, n_kv.back(), kv_dim, bs);
+            std::vector<float> q(rows_n * head_dim), ref(q.size());
+            std::vector<float> parts(static_cast<size_t>(rows_n * n_parts * head_dim)), stats(rows_n * n_parts * 2);
+            std::vector<float> work(static_cast<size_t>(attend_work_floats(head_dim)));
+            for (auto& x : q) x = nd(rng);
+            std::vector<AttnRow> whole(rows_n);
+            for (int r = 0; r < rows_n; ++r) whole[r] = {q.data() + r * head_dim, ref.data() + r * head_dim, n_kv[r]};
+            attend_ref(whole.data(), rows_n, c.view, 1, head_dim, 0.125f, work.data());
+            const int nb = (n_kv.back() + bs - 1) / bs;
+            for (bool use_ref : {false, true}) {
+                for (int p = 0; p < n_parts; ++p) {
+                    const int b0 = nb * p / n_parts * bs, b1 = nb * (p + 1) / n_parts * bs;
+                    std::vector<AttnRow> rows(rows_n);
+                    for (int r = 0; r < rows_n; ++r) {
+                        const int slot = r * n_parts + p;
+                        rows[r] = {q.data() + r * head_dim, parts.data() + slot * head_dim,
+                                   std::max(b0, std::min(n_kv[r], b1)), b0, stats.data() + slot * 2};
+                    }
+                    if (use_ref)
+                        attend_ref(rows.data(), rows_n, c.view, 1, head_dim, 0.125f, work.data());
+                    else
+                        attend(rows.data(), rows_n, c.view, 1, head_dim, 0.125f, work.data());
+                }
+                for (int r = 0; r < rows_n; ++r) {
+                    std::vector<float> out(head_dim);
+                    merge_partials(parts.data() + r * n_parts * head_dim, head_dim, stats.data() + r * n_parts * 2,
+                                   n_parts, head_dim, out.data());
+                    for (int j = 0; j < head_dim; ++j)
+                        ASSERT_NEAR(out[j], ref[r * head_dim + j], 2e-5f * (1 + std::abs(ref[r * head_dim + j])))
+                            << "parts " << n_parts << " n_kv " << n_kv[r] << " ref " << use_ref << " j " << j;
+                }
+            }
+        }
+}
+
 TEST(Attention, RejectsBadTiles) {
     std::mt19937 rng(7);
     Cache c = make_cache(rng, 16, 64, 16);
@@ -94,6 +139,11 @@ TEST(Attention, RejectsBadTiles) {
     row.n_kv = 1;
     EXPECT_THROW(attend(&row, 0, c.view, 0, 64, 1.0f, work.data()), Error);
     EXPECT_THROW(attend(&row, kAttnMaxRows + 1, c.view, 0, 64, 1.0f, work.data()), Error);
+    row.cell_begin = 8;  // not block-aligned
+    row.n_kv = 16;
+    EXPECT_THROW(attend(&row, 1, c.view, 0, 64, 1.0f, work.data()), Error);
+    row.cell_begin = 16;  // empty range without a partial output
+    EXPECT_THROW(attend(&row, 1, c.view, 0, 64, 1.0f, work.data()), Error);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // cache (truncate and re-decode), and invalid batches.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "base/error.h"
@@ -73,6 +74,33 @@ TEST(Forward, ThreadCountDoesNotChangeResults) {
     const std::vector<float> one = run_alone(*m, kA, 1), two = run_alone(*m, kA, 2), three = run_alone(*m, kA, 3);
     EXPECT_EQ(one, two);
     EXPECT_EQ(one, three);
+}
+
+// Decode with a thread count that does not divide the attention items splits each row's cells across
+// threads and merges the parts; the logits match the single-thread ones to rounding.
+TEST(Forward, DecodeSplitAcrossThreadsMatchesOneThread) {
+    auto m = stories();
+    const int64_t V = m->hp.n_vocab;
+    ASSERT_NE(m->hp.n_head_kv % 3, 0) << "pick a thread count that does not divide the kv heads";
+    std::vector<std::unique_ptr<Context>> ctx;
+    for (int threads : {1, 3}) {
+        ContextParams cp;
+        cp.n_ctx = 256;
+        cp.n_threads = threads;
+        cp.kv_block_size = 4;
+        ctx.push_back(std::make_unique<Context>(*m, cp));
+    }
+    int32_t tok = 1;
+    for (int32_t pos = 0; pos < 60; ++pos) {
+        std::vector<float> logits[2];
+        for (int i = 0; i < 2; ++i) {
+            Batch b;
+            b.add(tok, pos, 0, true);
+            logits[i] = ctx[i]->decode(b);
+        }
+        ASSERT_LT(max_diff(logits[0].data(), logits[1].data(), V), 1e-4) << "position " << pos;
+        tok = static_cast<int32_t>(std::max_element(logits[0].begin(), logits[0].end()) - logits[0].begin());
+    }
 }
 
 TEST(Forward, OneBatchEqualsTokenByToken) {

@@ -34,7 +34,7 @@ void attend_ref(const AttnRow* rows, int n_rows, const KvSeqView& kv, int64_t kv
         std::fill(acc, acc + head_dim, 0.0f);
         float m = -INFINITY, l = 0;
         // Online softmax one cell at a time.
-        for (int c = 0; c < rows[r].n_kv; ++c) {
+        for (int c = rows[r].cell_begin; c < rows[r].n_kv; ++c) {
             const float* kt = kv.k_blocks[c / bs] + kv_head * head_dim * bs + c % bs;
             const float* v = kv.v_blocks[c / bs] + kv_head * head_dim + static_cast<int64_t>(c % bs) * kv.kv_dim;
             float d = 0;
@@ -46,9 +46,31 @@ void attend_ref(const AttnRow* rows, int n_rows, const KvSeqView& kv, int64_t kv
             for (int j = 0; j < head_dim; ++j) acc[j] = acc[j] * corr + p * v[j];
             m = m_new;
         }
+        if (rows[r].partial) {
+            rows[r].partial[0] = m;
+            rows[r].partial[1] = l;
+            continue;
+        }
         const float inv = 1.0f / l;
         for (int j = 0; j < head_dim; ++j) acc[j] *= inv;
     }
+}
+
+void merge_partials(const float* parts, int64_t part_stride, const float* stats, int n_parts, int head_dim,
+                    float* out) {
+    float m = -INFINITY;
+    for (int p = 0; p < n_parts; ++p) m = std::max(m, stats[2 * p]);
+    std::fill(out, out + head_dim, 0.0f);
+    float l = 0;
+    for (int p = 0; p < n_parts; ++p) {
+        if (stats[2 * p] == -INFINITY) continue;  // empty part
+        const float w = std::exp(stats[2 * p] - m);
+        l += w * stats[2 * p + 1];
+        const float* part = parts + p * part_stride;
+        for (int j = 0; j < head_dim; ++j) out[j] += w * part[j];
+    }
+    const float inv = 1.0f / l;
+    for (int j = 0; j < head_dim; ++j) out[j] *= inv;
 }
 
 namespace {
@@ -85,6 +107,7 @@ HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64
     const float* q[R];
     float* out[R];
     int n_max = 0;
+    const int c_begin = rows[0].cell_begin;
     for (int r = 0; r < R; ++r) {
         m[r] = -INFINITY, l[r] = 0, q[r] = rows[r].q, out[r] = rows[r].out;
         n_max = std::max(n_max, rows[r].n_kv);
@@ -94,7 +117,7 @@ HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64
     float* S = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(work) + 63) & ~uintptr_t(63));
     const __m512 lane = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512 vscale = _mm512_set1_ps(scale), ninf = _mm512_set1_ps(-INFINITY);
-    for (int c0 = 0; c0 < n_max; c0 += kChunk) {
+    for (int c0 = c_begin; c0 < n_max; c0 += kChunk) {
         const int nc = std::min(kChunk, n_max - c0), nb = (nc + bs - 1) / bs;
         // Scores of the chunk, masked past each row's causal limit.
         for (int b = 0; b < nb; ++b) {
@@ -123,7 +146,7 @@ HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64
             __m512 vm = ninf;
             for (int b = 0; b < nb; ++b) vm = _mm512_max_ps(vm, _mm512_load_ps(sr + b * bs));
             const float m_new = std::max(m[r], _mm512_reduce_max_ps(vm));
-            if (m_new == -INFINITY) {  // no visible cell yet (not reached: every row sees cell 0 of chunk 0)
+            if (m_new == -INFINITY) {  // no visible cell yet (a part of a split row past this row's end)
                 std::memset(sr, 0, sizeof(float) * static_cast<size_t>(nb * bs));
                 continue;
             }
@@ -161,6 +184,11 @@ HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64
         }
     }
     for (int r = 0; r < R; ++r) {
+        if (rows[r].partial) {
+            rows[r].partial[0] = m[r];
+            rows[r].partial[1] = l[r];
+            continue;
+        }
         const __m512 inv = _mm512_set1_ps(1.0f / l[r]);
         for (int j = 0; j < head_dim; j += 16)
             _mm512_storeu_ps(out[r] + j, _mm512_mul_ps(inv, _mm512_loadu_ps(out[r] + j)));
@@ -182,8 +210,15 @@ bool has_avx512() { return kernels::active().isa == kernels::Isa::Avx512; }
 void attend(const AttnRow* rows, int n_rows, const KvSeqView& kv, int64_t kv_head, int head_dim, float scale,
             float* work) {
     if (n_rows < 1 || n_rows > kAttnMaxRows) fail("attention tile of {} rows (1..{} allowed)", n_rows, kAttnMaxRows);
-    for (int r = 0; r < n_rows; ++r)
-        if (rows[r].n_kv < 1) fail("attention row {} sees {} cells (at least 1 needed)", r, rows[r].n_kv);
+    for (int r = 0; r < n_rows; ++r) {
+        const AttnRow& row = rows[r];
+        if (row.cell_begin != rows[0].cell_begin || row.cell_begin < 0 || row.cell_begin % kv.block_size != 0)
+            fail("attention row {} starts at cell {} (rows of a tile must share a block-aligned start)", r,
+                 row.cell_begin);
+        if (row.partial ? row.n_kv < row.cell_begin : row.n_kv <= row.cell_begin)
+            fail("attention row {} sees cells [{}, {}) (an empty range is only allowed for a partial row)", r,
+                 row.cell_begin, row.n_kv);
+    }
     if (kv.block_size == 16 && head_dim % 16 == 0 && has_avx512()) {
         kKernels[n_rows - 1](rows, kv, kv_head, head_dim, scale, work);
         return;

@@ -16,11 +16,17 @@ struct KvSeqView {
     int64_t kv_dim;
 };
 
-// One query row: head_dim floats in, head_dim floats out, attending cells [0, n_kv) (n_kv >= 1).
+// One query row: head_dim floats in, head_dim floats out, attending cells [cell_begin, n_kv).
+// With `partial` null the range is not empty and `out` is the attention output. With `partial` set, the call
+// computes one part of a row split over cell ranges (several threads share a long context at decode): `out`
+// gets the unnormalised sum of exp(score - max) * V and partial[0] = max, partial[1] = sum of exp(score - max)
+// (max = -inf, sum = 0, out = 0 for an empty range); merge_partials() combines the parts.
 struct AttnRow {
     const float* q;
     float* out;
     int n_kv;
+    int cell_begin = 0;  // a multiple of the block size, the same for every row of one call
+    float* partial = nullptr;
 };
 
 // Most rows one call takes (the AVX-512 kernel keeps one accumulator register per row).
@@ -31,6 +37,9 @@ int64_t attend_work_floats(int head_dim);
 // rows: 1..kAttnMaxRows query rows, all attending KV head `kv_head` of `kv`.
 void attend(const AttnRow* rows, int n_rows, const KvSeqView& kv, int64_t kv_head, int head_dim, float scale,
             float* work);
+// out = the attention output of a row split into n_parts parts: part p's unnormalised output at
+// parts + p * part_stride (head_dim floats) and its {max, sum} at stats + 2 * p.
+void merge_partials(const float* parts, int64_t part_stride, const float* stats, int n_parts, int head_dim, float* out);
 // The portable reference of the same computation (the tests compare the two).
 void attend_ref(const AttnRow* rows, int n_rows, const KvSeqView& kv, int64_t kv_head, int head_dim, float scale,
                 float* work);

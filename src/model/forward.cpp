@@ -8,7 +8,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <climits>
 #include <cstring>
+#include <numeric>
 #include <unordered_map>
 
 #include "base/barrier.h"
@@ -19,7 +21,9 @@
 namespace hearth {
 namespace {
 
-constexpr int64_t kRowGrain = 16;  // weight rows are split between threads in multiples of this
+constexpr int64_t kRowGrain = 16;
+// Up to this many tokens (decode), every thread converts the activations for a matrix by itself.
+constexpr int kPrivateActRows = 4;  // weight rows are split between threads in multiples of this
 
 // Contiguous share [begin, end) of n items for thread ith of nth, in multiples of `grain`.
 inline void split(int64_t n, int ith, int nth, int64_t grain, int64_t& begin, int64_t& end) {
@@ -36,6 +40,8 @@ struct Context::Scratch {
     std::vector<float> x, x2, xn, q, k, v, att, gate, up, y;
     std::vector<uint8_t> act;  // quantized activations (shared, built cooperatively)
     std::vector<std::vector<uint8_t>> per_thread_act;  // quantized activations of a few rows, per thread
+    std::vector<float> att_parts, att_stats;           // decode attention split over cell ranges
+    std::vector<std::vector<float>> per_thread_att;    // merged attention rows, per thread
     std::vector<std::vector<float>> per_thread_tile;    // gemm output tiles
     std::vector<std::vector<float>> per_thread_scores;  // attention scores
     std::vector<float> rope_cos, rope_sin;              // [T][rope_dim/2]
@@ -115,6 +121,7 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
     }
     s.per_thread_tile.resize(nt);
     s.per_thread_act.resize(nt);
+    s.per_thread_att.resize(nt);
     s.per_thread_scores.resize(nt);
     for (auto& sc : s.per_thread_scores) sc.resize(static_cast<size_t>(attend_work_floats(static_cast<int>(HD))));
 
@@ -163,6 +170,21 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
         t += n;
     }
     const float attn_scale = 1.0f / std::sqrt(static_cast<float>(HD));
+    const int64_t n_attn_items = static_cast<int64_t>(tiles.size()) * hp.n_head_kv * head_chunks;
+    // Decode with fewer attention items than the threads can share evenly: each row's cells are split into
+    // parts of whole blocks so that every thread gets the same work; every thread then merges the parts
+    // itself, as it converts those few rows for wo privately anyway (see prepare below).
+    int kv_parts = 1;
+    if (T <= kPrivateActRows) {
+        int max_kv = 0;
+        for (int t = 0; t < T; ++t) max_kv = std::max(max_kv, entries[t].pos + 1);
+        const int64_t even = nt / std::gcd(n_attn_items, static_cast<int64_t>(nt));
+        kv_parts = static_cast<int>(std::min<int64_t>(even, (max_kv + bs - 1) / bs));
+    }
+    if (kv_parts > 1) {
+        s.att_parts.resize(static_cast<size_t>(T * hp.n_head * kv_parts * HD));
+        s.att_stats.resize(static_cast<size_t>(T * hp.n_head * kv_parts * 2));
+    }
 
     std::unique_ptr<SpinBarrier> barrier;
 #pragma omp parallel num_threads(nt)
@@ -184,7 +206,6 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
         // cached conversion of it is stale. Every thread makes the same decisions from its own copy of the
         // cache state, so one barrier suffices (the callers reach here right after a barrier, when nobody
         // reads the shared activation buffer any more).
-        constexpr int kPrivateActRows = 4;
         auto prepare = [&](const Weight& w, const float* X, int rows_in,
                            bool fresh) -> std::pair<const void*, size_t> {
             if (fresh) ++generation;
@@ -310,17 +331,19 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                                s.v.data() + t * KVD, static_cast<int>(hk * HD), static_cast<int>((hk + 1) * HD));
             }
             barrier->wait();
-            // Attention: items of (tile of tokens of one sequence, kv head, chunk of that head's query heads),
-            // dealt round-robin because later tokens of a prompt cost more (causal).
+            // Attention: items of (tile of tokens of one sequence, kv head, chunk of that head's query heads,
+            // part of the cells), dealt round-robin because later tokens of a prompt cost more (causal).
             {
-                const int64_t n_items = static_cast<int64_t>(tiles.size()) * hp.n_head_kv * head_chunks;
+                const int64_t n_items = n_attn_items * kv_parts;
                 int last_t = -1;
                 KvSeqView view{nullptr, nullptr, bs, KVD};
                 AttnRow rows[kAttnMaxRows];
                 for (int64_t item = ith; item < n_items; item += nth) {
-                    const auto [t0, tn] = tiles[item / (hp.n_head_kv * head_chunks)];
-                    const int64_t g = item / head_chunks % hp.n_head_kv;
-                    const int64_t h0 = g * group + item % head_chunks * heads_per_chunk;
+                    const int64_t base = item / kv_parts;
+                    const int part = static_cast<int>(item % kv_parts);
+                    const auto [t0, tn] = tiles[base / (hp.n_head_kv * head_chunks)];
+                    const int64_t g = base / head_chunks % hp.n_head_kv;
+                    const int64_t h0 = g * group + base % head_chunks * heads_per_chunk;
                     const int64_t h1 = std::min(h0 + heads_per_chunk, (g + 1) * group);
                     if (t0 != last_t) {  // block pointers of this tile's sequence, for this layer
                         const auto& table = *tables[t0];
@@ -334,16 +357,45 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                         view.v_blocks = vblocks.data();
                         last_t = t0;
                     }
+                    // This part's whole blocks of the tile's longest row.
+                    int cell_begin = 0, cell_end = INT32_MAX;
+                    if (kv_parts > 1) {
+                        int n_max = 0;
+                        for (int t = t0; t < t0 + tn; ++t) n_max = std::max(n_max, entries[t].pos + 1);
+                        const int nb = (n_max + bs - 1) / bs;
+                        cell_begin = nb * part / kv_parts * bs;
+                        cell_end = nb * (part + 1) / kv_parts * bs;
+                    }
                     int n_rows = 0;
                     for (int t = t0; t < t0 + tn; ++t)
-                        for (int64_t h = h0; h < h1; ++h)
-                            rows[n_rows++] = {s.q.data() + t * QD + h * HD, s.att.data() + t * QD + h * HD,
-                                              entries[t].pos + 1};
+                        for (int64_t h = h0; h < h1; ++h) {
+                            AttnRow& row = rows[n_rows++];
+                            row.q = s.q.data() + t * QD + h * HD;
+                            row.n_kv = std::max(cell_begin, std::min(entries[t].pos + 1, cell_end));
+                            row.cell_begin = cell_begin;
+                            if (kv_parts > 1) {
+                                const int64_t slot = (t * hp.n_head + h) * kv_parts + part;
+                                row.out = s.att_parts.data() + slot * HD;
+                                row.partial = s.att_stats.data() + slot * 2;
+                            } else {
+                                row.out = s.att.data() + t * QD + h * HD;
+                                row.partial = nullptr;
+                            }
+                        }
                     attend(rows, n_rows, view, g, static_cast<int>(HD), attn_scale, scores.data());
                 }
             }
             barrier->wait();
-            matmul(L.wo, prepare(L.wo, s.att.data(), T, true), T, s.y.data());
+            const float* att = s.att.data();
+            if (kv_parts > 1) {  // every thread merges the parts into its own copy (few rows: decode)
+                auto& mine = s.per_thread_att[ith];
+                mine.resize(static_cast<size_t>(T * QD));
+                for (int64_t row = 0; row < T * hp.n_head; ++row)
+                    merge_partials(s.att_parts.data() + row * kv_parts * HD, HD, s.att_stats.data() + row * kv_parts * 2,
+                                   kv_parts, static_cast<int>(HD), mine.data() + row * HD);
+                att = mine.data();
+            }
+            matmul(L.wo, prepare(L.wo, att, T, true), T, s.y.data());
             barrier->wait();
             add_norm(s.y.data(), reinterpret_cast<const float*>(L.ffn_norm.data), nullptr, T, s.xn.data());
             barrier->wait();
