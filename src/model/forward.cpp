@@ -67,7 +67,7 @@ Context::~Context() = default;
 const std::vector<float>& Context::decode(const Batch& batch) {
     const HParams& hp = model_.hp;
     const int n_out = batch.n_logits();
-    logits_.assign(static_cast<size_t>(n_out) * hp.n_vocab, 0.0f);
+    logits_.resize(static_cast<size_t>(n_out) * hp.n_vocab);  // every row is written below
     // Validate everything before touching the cache.
     std::unordered_map<int32_t, int32_t> next_pos;  // per sequence: the position the batch may write next
     for (const auto& e : batch.entries) {
