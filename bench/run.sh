@@ -48,7 +48,7 @@ for round in $(seq "$ROUNDS"); do
       m="$OUT/$shape.$type.gguf"
       for mode in mmap read; do
         flag=(); [ "$mode" = mmap ] && flag=(--mmap)
-        j=$("$HEARTH" bench -m "$m" -t 2 -p 512 -n 128 -r 5 "${flag[@]}" --json)
+        j=$("$HEARTH" bench -m "$m" -t 2 -p 512 -n 128 -r 5 "${flag[@]}" --json | tr -d '\n')
         echo "{\"round\": $round, \"shape\": \"$shape\", \"type\": \"$type\", \"mode\": \"$mode\", \"bw_gbps\": $bw, \"file_bytes\": $(stat -c %s "$m"), \"bench\": $j}" >> "$results"
         echo "round $round $shape $type $mode done (bandwidth $bw GB/s)" >&2
       done

@@ -17,7 +17,14 @@ def llama_baselines(path):
 
 
 def main():
-    runs = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8") if l.strip()]
+    text = open(sys.argv[1], encoding="utf-8").read()
+    runs, pos, dec = [], 0, json.JSONDecoder()
+    while pos < len(text):  # one JSON object per run (possibly spread over several lines)
+        if text[pos].isspace():
+            pos += 1
+            continue
+        obj, pos = dec.raw_decode(text, pos)
+        runs.append(obj)
     base = llama_baselines(sys.argv[2]) if len(sys.argv) > 2 else {}
     keys = []
     for r in runs:
