@@ -8,7 +8,10 @@
 
 #include "base/error.h"
 #include "gguf/gguf.h"
+#include "tokenizer/bpe.h"
+#include "tokenizer/pretokenize.h"
 #include "tokenizer/spm.h"
+#include "tokenizer/wpm.h"
 
 namespace hearth::tok {
 
@@ -132,8 +135,21 @@ Vocab Vocab::from_gguf(const gguf::File& f) {
     Vocab v;
     if (model == "llama") {
         v.model_ = TokenizerModel::Spm;
+    } else if (model == "gpt2") {
+        v.model_ = TokenizerModel::Bpe;
+    } else if (model == "bert") {
+        v.model_ = TokenizerModel::Wpm;
     } else {
-        fail("{}: tokenizer model '{}' is not supported yet (supported: 'llama')", f.path(), model);
+        fail("{}: tokenizer model '{}' is not supported yet (supported: 'llama', 'gpt2', 'bert')", f.path(), model);
+    }
+    v.pre_ = f.get_str_or("tokenizer.ggml.pre", "");
+    PreTokenizerInfo pre_info;
+    if (v.model_ == TokenizerModel::Bpe) {
+        try {
+            pre_info = pre_tokenizer_info(v.pre_);
+        } catch (const Error& e) {
+            fail("{}: {}", f.path(), e.what());
+        }
     }
 
     if (!f.has("tokenizer.ggml.tokens")) fail("{}: tokenizer.ggml.tokens is missing", f.path());
@@ -185,19 +201,38 @@ Vocab Vocab::from_gguf(const gguf::File& f) {
         v.token_byte_[i] = static_cast<uint8_t>(b);
     }
 
-    // Defaults as llama.cpp's for SPM vocabularies.
-    v.bos_ = read_token_id(f, "tokenizer.ggml.bos_token_id", 1, n_tok, IdPolicy::Required);
-    v.eos_ = read_token_id(f, "tokenizer.ggml.eos_token_id", 2, n_tok, IdPolicy::Required);
-    v.unk_ = read_token_id(f, "tokenizer.ggml.unknown_token_id", 0, n_tok, IdPolicy::Required);
+    // Defaults as llama.cpp's per tokenizer model.
+    int32_t def_bos = 1, def_eos = 2, def_unk = 0, def_sep = -1, def_pad = -1;
+    bool def_add_bos = true, def_add_space_prefix = true;
+    if (v.model_ == TokenizerModel::Bpe) {
+        def_bos = 11, def_eos = 11, def_unk = -1;
+        def_add_bos = pre_info.add_bos == 1;
+        def_add_space_prefix = false;
+    } else if (v.model_ == TokenizerModel::Wpm) {
+        def_bos = 101, def_eos = -1, def_unk = 100, def_sep = 102, def_pad = 0;
+        def_add_space_prefix = false;
+    }
+    v.bos_ = read_token_id(f, "tokenizer.ggml.bos_token_id", def_bos, n_tok, IdPolicy::Required);
+    // BERT's [CLS] plays the part of BOS.
+    if (v.model_ == TokenizerModel::Wpm && f.has("tokenizer.ggml.cls_token_id"))
+        v.bos_ = read_token_id(f, "tokenizer.ggml.cls_token_id", def_bos, n_tok, IdPolicy::Required);
+    v.eos_ = read_token_id(f, "tokenizer.ggml.eos_token_id", def_eos, n_tok, IdPolicy::Required);
+    v.unk_ = read_token_id(f, "tokenizer.ggml.unknown_token_id", def_unk, n_tok, IdPolicy::Required);
     v.eot_ = read_token_id(f, "tokenizer.ggml.eot_token_id", -1, n_tok, IdPolicy::Required);
     v.eom_ = read_token_id(f, "tokenizer.ggml.eom_token_id", -1, n_tok, IdPolicy::Required);
-    v.pad_ = read_token_id(f, "tokenizer.ggml.padding_token_id", -1, n_tok, IdPolicy::Optional);
+    v.pad_ = read_token_id(f, "tokenizer.ggml.padding_token_id", def_pad, n_tok, IdPolicy::Optional);
     // llama.cpp's key is spelled "seperator"; accept the correct spelling too.
     v.sep_ = read_token_id(f, "tokenizer.ggml.seperator_token_id", -1, n_tok, IdPolicy::Optional);
-    if (v.sep_ < 0) v.sep_ = read_token_id(f, "tokenizer.ggml.separator_token_id", -1, n_tok, IdPolicy::Optional);
-    v.add_bos_ = f.get_bool_or("tokenizer.ggml.add_bos_token", true);
+    if (v.sep_ < 0) v.sep_ = read_token_id(f, "tokenizer.ggml.separator_token_id", def_sep, n_tok, IdPolicy::Optional);
+    v.add_bos_ = f.get_bool_or("tokenizer.ggml.add_bos_token", def_add_bos);
     v.add_eos_ = f.get_bool_or("tokenizer.ggml.add_eos_token", false);
-    v.add_space_prefix_ = f.get_bool_or("tokenizer.ggml.add_space_prefix", true);
+    v.add_space_prefix_ = f.get_bool_or("tokenizer.ggml.add_space_prefix", def_add_space_prefix);
+    if (v.model_ == TokenizerModel::Wpm) {
+        v.add_sep_ = f.get_bool_or("tokenizer.ggml.add_sep_token", true);
+        if (v.add_sep_ && v.sep_ < 0)
+            fail("{}: the WordPiece vocabulary adds a SEP token but has none (tokenizer.ggml.seperator_token_id)",
+                 f.path());
+    }
     if (v.add_bos_ && v.bos_ < 0)
         fail("{}: tokenizer.ggml.add_bos_token is true but the vocabulary has no BOS token", f.path());
     if (v.add_eos_ && v.eos_ < 0)
@@ -211,7 +246,17 @@ Vocab Vocab::from_gguf(const gguf::File& f) {
 
     std::string name = f.get_str_or("general.name", "");
     std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
-    v.finish_load(name, f.get_str_or("tokenizer.ggml.pre", ""), f.get_str_or("general.architecture", ""));
+    v.finish_load(name, v.pre_, f.get_str_or("general.architecture", ""));
+
+    if (v.model_ == TokenizerModel::Bpe) {
+        if (!f.has("tokenizer.ggml.merges")) fail("{}: tokenizer.ggml.merges is missing (needed by 'gpt2')", f.path());
+        const std::vector<std::string> merges = f.get_str_array("tokenizer.ggml.merges");
+        try {
+            v.bpe_ = bpe_load(v, merges, pre_info);
+        } catch (const Error& e) {
+            fail("{}: {}", f.path(), e.what());
+        }
+    }
     return v;
 }
 
@@ -219,6 +264,7 @@ void Vocab::finish_load(const std::string& model_name, const std::string& tokeni
     const int32_t n = n_tokens();
     text_to_id_.reserve(tokens_.size());
     for (int32_t i = 0; i < n; ++i) {
+        max_token_len_ = std::max(max_token_len_, static_cast<int32_t>(tokens_[i].size()));
         if (tokens_[i].empty()) continue;  // cannot be matched; decodes to nothing
         text_to_id_[tokens_[i]] = i;
     }
@@ -453,9 +499,12 @@ std::vector<int32_t> Vocab::encode(std::string_view text, bool add_special, bool
             case TokenizerModel::Spm:
                 spm_tokenize(*this, spm_escape(raw, add_space_prefix_ && prev_special), out);
                 break;
+            case TokenizerModel::Bpe: bpe_tokenize(*this, *bpe_, raw, out); break;
+            case TokenizerModel::Wpm: wpm_tokenize(*this, raw, out); break;
         }
         prev_special = false;
     }
+    if (add_special && add_sep_) out.push_back(sep_);
     if (add_special && add_eos_) out.push_back(eos_);
     return out;
 }
@@ -473,6 +522,7 @@ std::string Vocab::token_to_piece(int32_t id, bool special) const {
         case TokenAttr::Byte: return std::string(1, static_cast<char>(token_byte_[id]));
         case TokenAttr::Normal: break;
     }
+    if (model_ == TokenizerModel::Bpe) return bpe_byte_decode(t);
     std::string out;
     out.reserve(t.size());
     for (size_t i = 0; i < t.size();) {
@@ -489,17 +539,20 @@ std::string Vocab::token_to_piece(int32_t id, bool special) const {
 std::string Vocab::decode(const std::vector<int32_t>& ids, bool special, bool remove_special) const {
     for (int32_t id : ids) check_id(id);
     size_t begin = 0, end = ids.size();
-    bool remove_space = add_space_prefix_;
+    // WordPiece: the first word's "▁" is not text either.
+    bool remove_space = add_space_prefix_ || model_ == TokenizerModel::Wpm;
     if (remove_special && add_bos_ && end > 0 && ids[0] == bos_) {
-        remove_space = false;
+        remove_space = model_ == TokenizerModel::Wpm;  // [CLS] is not the "▁" of the first word
         begin = 1;
     }
     if (remove_special && add_eos_ && end > begin && ids[end - 1] == eos_) --end;
+    if (remove_special && add_sep_ && end > begin && ids[end - 1] == sep_) --end;
     std::string out;
     for (size_t i = begin; i < end; ++i) {
         std::string piece = token_to_piece(ids[i], special);
         if (remove_space && !piece.empty() && piece[0] == ' ') piece.erase(0, 1);
-        remove_space = false;
+        // WordPiece: the first piece that is text loses its "▁" (an unrendered [CLS] before it does not count).
+        if (model_ != TokenizerModel::Wpm || !piece.empty()) remove_space = false;
         out += piece;
     }
     return out;
@@ -537,9 +590,10 @@ StreamDecoder::StreamDecoder(const Vocab& vocab, bool special, bool strip_leadin
 
 std::string StreamDecoder::push(int32_t id) {
     std::string piece = vocab_->token_to_piece(id, special_);
-    if (first_ && strip_leading_space_ && vocab_->add_space_prefix() && !piece.empty() && piece[0] == ' ')
+    const bool wpm = vocab_->model() == TokenizerModel::Wpm;
+    if (first_ && strip_leading_space_ && (vocab_->add_space_prefix() || wpm) && !piece.empty() && piece[0] == ' ')
         piece.erase(0, 1);
-    first_ = false;
+    if (!wpm || !piece.empty()) first_ = false;  // WordPiece: an unrendered [CLS] is not the first word
     pending_ += piece;
 
     std::string out;

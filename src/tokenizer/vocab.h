@@ -1,13 +1,16 @@
 // The vocabulary of a model (tokens, scores, attributes, special ids) as stored in GGUF metadata, and the
 // text <-> token conversions built on it. One Vocab serves every tokenizer type; the type-specific part of
-// encoding (SentencePiece merges for "llama" vocabularies) lives in its own file (spm.cpp) and is selected
-// from `tokenizer.ggml.model`.
+// encoding lives in its own file and is selected from `tokenizer.ggml.model`: SentencePiece merges for
+// "llama" (spm.cpp), byte-level BPE for "gpt2" (bpe.cpp, with the pre-tokenizer of `tokenizer.ggml.pre`,
+// pretokenize.cpp), WordPiece for "bert" (wpm.cpp).
 //
 // Behaviour follows llama.cpp's llama_vocab, which is what GGUF files are written for:
 //  - encode(): special-token partition (tokenizer_st_partition), then the model's tokenizer on each text
 //    fragment; SPM adds a prefix space to a text fragment at the start of the input and after every special
 //    token (when add_space_prefix).
-//  - token_to_piece() / decode(): llama_token_to_piece / llama_detokenize with remove_special = false.
+//  - token_to_piece() / decode(): llama_token_to_piece / llama_detokenize with remove_special = false, but
+//    without llama.cpp's clean_spaces pass for BPE / WPM (which deletes the space before "?!.,'" and so is
+//    not lossless): decode(encode(x)) == x for byte-level BPE vocabularies.
 //
 // Invalid UTF-8 (documented rule, used by sanitize_utf8() and StreamDecoder): every *maximal subpart of an
 // ill-formed subsequence* becomes one U+FFFD, the "best practice" of Unicode 15 §3.9 (Table 3-8), which is
@@ -21,6 +24,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -32,11 +36,13 @@ class File;
 
 namespace hearth::tok {
 
+struct BpeModel;
+
 // From tokenizer.ggml.token_type 1..6 (0, "undefined" in GGUF writers, is read as Normal).
 enum class TokenAttr : uint8_t { Normal, Unknown, Control, UserDefined, Unused, Byte };
 
 // The algorithm behind tokenizer.ggml.model.
-enum class TokenizerModel : uint8_t { Spm /* "llama" */ };
+enum class TokenizerModel : uint8_t { Spm /* "llama" */, Bpe /* "gpt2" */, Wpm /* "bert" */ };
 
 // Transparent hash so that lookups by std::string_view do not allocate.
 struct StringHash {
@@ -62,6 +68,12 @@ public:
     bool add_bos() const { return add_bos_; }
     bool add_eos() const { return add_eos_; }
     bool add_space_prefix() const { return add_space_prefix_; }
+    // WordPiece: append SEP after the text when add_special (tokenizer.ggml.add_sep_token, default true).
+    bool add_sep() const { return add_sep_; }
+    // tokenizer.ggml.pre as read ("" when absent).
+    const std::string& pre() const { return pre_; }
+    // Longest token text in bytes.
+    int32_t max_token_len() const { return max_token_len_; }
     // End of generation: eos, eot, eom, fim pad/rep/sep, and the tokens llama.cpp recognises by their text
     // (<|eot_id|>, <|im_end|>, <|end|>, <end_of_turn>, <|endoftext|>, <|eom_id|>, <EOT>, ...).
     bool is_eog(int32_t id) const;
@@ -83,18 +95,21 @@ public:
     // For the SPM tokenizer: whether it may tokenize word by word (spm.h, spm_words_are_independent).
     bool spm_words_independent() const { return spm_words_independent_; }
 
-    // text -> ids. add_special: prepend BOS / append EOS per add_bos() / add_eos(). parse_special: recognise
+    // text -> ids. add_special: prepend BOS / append EOS per add_bos() / add_eos() (WordPiece: BOS is [CLS],
+    // and SEP is appended per add_sep()). parse_special: recognise
     // control (and unknown) token texts in the input; user-defined token texts are always recognised, as in
     // llama.cpp.
     std::vector<int32_t> encode(std::string_view text, bool add_special, bool parse_special) const;
 
-    // The bytes a token contributes to the output: byte tokens "<0xAB>" -> the byte; U+2581 -> space;
+    // The bytes a token contributes to the output: byte tokens "<0xAB>" -> the byte; U+2581 -> space (SPM,
+    // WPM); BPE: every byte-level character -> its byte;
     // user-defined tokens -> their text; control and unknown tokens -> "" unless `special` (then their text);
     // unused tokens -> "".
     std::string token_to_piece(int32_t id, bool special = false) const;
     // llama.cpp's detokenize: the concatenated pieces, with one leading space removed from the first token when
     // add_space_prefix (the space the encoder put there). remove_special: drop a leading BOS (when add_bos; the
-    // next token then keeps its space, as in llama.cpp) and a trailing EOS (when add_eos). Bytes are returned
+    // next token then keeps its space, as in llama.cpp; WordPiece: [CLS], and the first word still loses its
+    // "▁") and a trailing EOS (when add_eos; WordPiece: also a trailing SEP when add_sep). Bytes are returned
     // as they are: the result may be invalid UTF-8 if the ids split a character (see sanitize_utf8()).
     std::string decode(const std::vector<int32_t>& ids, bool special = false, bool remove_special = false) const;
 
@@ -126,7 +141,10 @@ private:
     std::vector<int32_t> special_rank_;  // processing order (longest text first) per token; -1 if not special
 
     int32_t bos_ = -1, eos_ = -1, unk_ = -1, pad_ = -1, sep_ = -1, eot_ = -1, eom_ = -1;
-    bool add_bos_ = false, add_eos_ = false, add_space_prefix_ = false;
+    bool add_bos_ = false, add_eos_ = false, add_space_prefix_ = false, add_sep_ = false;
+    std::string pre_;
+    int32_t max_token_len_ = 0;
+    std::shared_ptr<const BpeModel> bpe_;  // model_ == Bpe: merges and pre-tokenizer (shared by copies)
     bool spm_words_independent_ = false;
     std::vector<int32_t> eog_ids_;  // sorted
 };
