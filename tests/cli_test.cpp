@@ -8,7 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "chat/chat_template.h"
 #include "gguf/gguf.h"
+#include "tokenizer/vocab.h"
 #include "test_util.h"
 
 namespace hearth {
@@ -225,11 +227,76 @@ TEST(Cli, BadInputGivesOneLineErrors) {
 }
 
 TEST(Cli, HelpOnEverySubcommand) {
-    for (const char* sub : {"info", "run", "bench", "perplexity", "quantize", "synth"}) {
+    for (const char* sub : {"info", "run", "bench", "perplexity", "quantize", "synth", "chat-template"}) {
         const Result r = hearth(std::string(sub) + " --help");
         EXPECT_EQ(r.code, 0) << sub;
         EXPECT_NE(r.out.find("--"), std::string::npos) << sub;
     }
+}
+
+// chat-template: a template file, a model without a template (the documented ChatML default, announced on
+// stderr), and bad input.
+TEST(Cli, ChatTemplateRenders) {
+    const std::string dir = tmp_dir();
+    std::ofstream(dir + "/messages.json") << R"([{"role": "system", "content": "Be brief."},
+                                                {"role": "user", "content": "Hi \u00e9"}])";
+    std::ofstream(dir + "/t.jinja") << "{{ bos_token }}{% for m in messages %}[{{ m.role|upper }}] {{ m.content }}\n"
+                                       "{% endfor %}{% if add_generation_prompt %}[ASSISTANT]{% endif %}";
+    Result r = hearth("chat-template --template " + dir + "/t.jinja --messages " + dir +
+                      "/messages.json --bos '<s>' --add-generation-prompt");
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, "<s>[SYSTEM] Be brief.\n[USER] Hi \xC3\xA9\n[ASSISTANT]");
+    // stories260K has no chat template: ChatML, with the model's own bos/eos available, and a note.
+    r = hearth("chat-template -m " + stories() + " --messages " + dir + "/messages.json");
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi \xC3\xA9<|im_end|>\n");
+    EXPECT_NE(r.err.find("default (ChatML)"), std::string::npos) << r.err;
+    // Bad input: one-line errors naming the problem.
+    std::ofstream(dir + "/bad.json") << "[{\"role\": ";
+    expect_one_line_error(hearth("chat-template --template " + dir + "/t.jinja --messages " + dir + "/bad.json"),
+                          "bad.json");
+    std::ofstream(dir + "/syntax.jinja") << "line one\n{% for m in messages %}{{ m.content }\n";
+    expect_one_line_error(
+        hearth("chat-template --template " + dir + "/syntax.jinja --messages " + dir + "/messages.json"), "line 2");
+    std::ofstream(dir + "/raise.jinja") << "{{ raise_exception('Conversation roles must alternate') }}";
+    expect_one_line_error(
+        hearth("chat-template --template " + dir + "/raise.jinja --messages " + dir + "/messages.json"),
+        "Conversation roles must alternate");
+    expect_one_line_error(hearth("chat-template -m " + stories() + " --name tool_use --messages " + dir +
+                                 "/messages.json"),
+                          "tool_use");
+}
+
+// A model's own template (tokenizer.chat_template of the Phi-3 vocab GGUF) with the model's bos/eos tokens:
+// the CLI prints what Debian's jinja2 renders for the same variables.
+TEST(Cli, ChatTemplateFromModelMatchesJinja2) {
+    const std::string dir = tmp_dir();
+    const std::string model = test::shared("tokenizers/llama.cpp-vocab/ggml-vocab-phi-3.gguf");
+    const nlohmann::ordered_json messages = nlohmann::ordered_json::parse(
+        R"([{"role": "system", "content": "You are terse."}, {"role": "user", "content": "2+2?"},
+            {"role": "assistant", "content": "4"}, {"role": "user", "content": "And 3+3?"}])");
+    std::ofstream(dir + "/phi3.json") << messages.dump();
+    const Result r = hearth("chat-template -m " + q(model) + " --messages " + dir + "/phi3.json --add-generation-prompt");
+    ASSERT_EQ(r.code, 0) << r.err;
+
+    const gguf::File f = gguf::File::open(model);
+    const tok::Vocab v = tok::Vocab::from_gguf(f);
+    ChatInputs in;
+    in.messages = messages;
+    in.add_generation_prompt = true;
+    in.bos_token = v.text(v.bos());
+    in.eos_token = v.text(v.eos());
+    nlohmann::ordered_json req;
+    req["templates"]["phi3"] = f.get_str("tokenizer.chat_template");
+    req["cases"] = nlohmann::ordered_json::array({{{"template", "phi3"}, {"context", chat_context(in)}}});
+    std::ofstream(dir + "/oracle_in.json") << req.dump();
+    const std::string cmd = "/usr/bin/python3 " + q(std::string(HEARTH_SOURCE_DIR) + "/tests/oracle/render_template.py") +
+                            " < " + dir + "/oracle_in.json > " + dir + "/oracle_out.json";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    const auto out = nlohmann::json::parse(test::read_file(dir + "/oracle_out.json"));
+    ASSERT_TRUE(out[0]["ok"].get<bool>()) << out.dump();
+    EXPECT_EQ(r.out, out[0]["out"].get<std::string>());
+    EXPECT_NE(r.out.find("And 3+3?"), std::string::npos);
 }
 
 }  // namespace

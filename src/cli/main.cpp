@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
     hearth::cli::add_perplexity(app);
     hearth::cli::add_quantize(app);
     hearth::cli::add_synth(app);
+    hearth::cli::add_chat_template(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

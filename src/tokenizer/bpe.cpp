@@ -6,24 +6,13 @@
 #include <queue>
 
 #include "base/error.h"
+#include "base/utf8.h"
 #include "tokenizer/vocab.h"
 
 namespace hearth::tok {
 
 namespace {
 
-void append_utf8(std::string& s, uint32_t cp) {
-    if (cp < 0x80) {
-        s += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-        s += static_cast<char>(0xC0 | (cp >> 6));
-        s += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-        s += static_cast<char>(0xE0 | (cp >> 12));
-        s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        s += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-}
 
 struct ByteTables {
     std::array<std::string, 256> byte_to_text;  // UTF-8 of the byte-level character of each byte
@@ -34,7 +23,7 @@ struct ByteTables {
         for (int b = 0; b < 256; ++b) {
             const bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
             const uint32_t cp = printable ? static_cast<uint32_t>(b) : static_cast<uint32_t>(256 + n++);
-            append_utf8(byte_to_text[b], cp);
+            utf8_append(byte_to_text[b], cp);
             cp_to_byte[cp] = static_cast<int16_t>(b);
         }
     }

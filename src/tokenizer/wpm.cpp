@@ -6,6 +6,7 @@
 #include <utf8proc.h>
 
 #include "base/error.h"
+#include "base/utf8.h"
 #include "tokenizer/vocab.h"
 
 namespace hearth::tok {
@@ -37,11 +38,6 @@ uint32_t nfd_first(uint32_t c) {
     return n > 0 ? static_cast<uint32_t>(buf[0]) : c;
 }
 
-void append_utf8(std::string& s, uint32_t cp) {
-    utf8proc_uint8_t buf[4];
-    const utf8proc_ssize_t n = utf8proc_encode_char(static_cast<utf8proc_int32_t>(cp), buf);
-    s.append(reinterpret_cast<const char*>(buf), static_cast<size_t>(n));
-}
 
 }  // namespace
 
@@ -74,10 +70,10 @@ std::vector<std::string> wpm_words(std::string_view raw) {
         const uint32_t lower = static_cast<uint32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(cp)));
         if (punct || (cp < 0x7F && symbol) || is_chinese_char(cp)) {
             if (!words.back().empty()) words.emplace_back();
-            append_utf8(words.back(), lower);
+            utf8_append(words.back(), lower);
             words.emplace_back();
         } else {
-            append_utf8(words.back(), lower);
+            utf8_append(words.back(), lower);
         }
     }
     if (words.back().empty()) words.pop_back();
