@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <random>
 #include <sstream>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -361,6 +362,41 @@ TEST(TokenizerBpe, WordCacheFollowsTheVocabulary) {
     // A fresh load of the same vocabulary (a new model) starts with its own cache and agrees.
     const Vocab a_again = load_gguf("ggml-vocab-gpt-2.gguf");
     EXPECT_EQ(a_again.encode(text, false, false), a1);
+}
+
+// tokenizer.json import: the pre-tokenizer is read from the file (smollm2 -> smollm, qwen3 -> qwen2), and one
+// hearth cannot run is an error naming it, never a guess.
+TEST(TokenizerImport, PreTokenizerFromTokenizerJson) {
+    auto pre_of = [](const std::string& path) {
+        gguf::Writer w;
+        tok::import_tokenizer(path, w);
+        const std::vector<uint8_t> bytes = w.to_bytes();
+        return gguf::File::from_memory(bytes.data(), bytes.size(), "t.gguf").get_str("tokenizer.ggml.pre");
+    };
+    EXPECT_EQ(pre_of(test::shared("tokenizers/smollm2/tokenizer.json")), "smollm");
+    EXPECT_EQ(pre_of(test::shared("tokenizers/qwen3-npm/tokenizer.json")), "qwen2");
+    const std::string dir = ::testing::TempDir();
+    auto write = [&](const std::string& name, const std::string& pre_tokenizer) {
+        const std::string path = dir + "/" + name;
+        std::ofstream(path) << R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]},
+                                    "pre_tokenizer": )" << pre_tokenizer << "}";
+        return path;
+    };
+    auto error_of = [&](const std::string& path) {
+        try {
+            gguf::Writer w;
+            tok::import_tokenizer(path, w);
+        } catch (const Error& e) {
+            return std::string(e.what());
+        }
+        return std::string("(no error)");
+    };
+    EXPECT_EQ(pre_of(write("gpt2.json", R"({"type": "ByteLevel", "use_regex": true})")), "gpt-2");
+    EXPECT_THAT(error_of(write("meta.json", R"({"type": "Metaspace", "replacement": "_"})")),
+                ::testing::HasSubstr("'Metaspace' is not supported"));
+    EXPECT_THAT(error_of(write("split.json", R"({"type": "Sequence", "pretokenizers": [{"type": "Split",
+                 "pattern": {"Regex": "\\w+"}}, {"type": "ByteLevel", "use_regex": false}]})")),
+                ::testing::HasSubstr("regex '\\w+' is not one hearth recognises"));
 }
 
 TEST(TokenizerBpe, StreamDecoderReassemblesSplitCharacters) {

@@ -39,6 +39,51 @@ void set_bpe(gguf::Writer& w, std::vector<std::string> tokens, std::vector<int32
     w.set("tokenizer.ggml.add_bos_token", gguf::Value::boolean(add_bos));
 }
 
+// The llama.cpp pre-tokenizer name for a tokenizer.json's pre_tokenizer section. Only byte-level BPE is
+// imported; a section hearth does not recognise is an error naming it rather than a guess.
+std::string detect_pre(const json& j, const std::string& path) {
+    if (!j.contains("pre_tokenizer") || !j["pre_tokenizer"].is_object())
+        fail("{}: no pre_tokenizer (hearth imports byte-level BPE tokenizers, which have a ByteLevel one)", path);
+    const json& pt = j["pre_tokenizer"];
+    std::vector<json> parts;
+    if (pt.value("type", "") == "Sequence" && pt.contains("pretokenizers") && pt["pretokenizers"].is_array())
+        for (const auto& p : pt["pretokenizers"]) parts.push_back(p);
+    else
+        parts.push_back(pt);
+    std::string types;
+    bool byte_level = false, byte_level_regex = false, digits = false;
+    std::string split;
+    for (const auto& p : parts) {
+        const std::string type = p.is_object() ? p.value("type", "?") : "?";
+        types += (types.empty() ? "" : ", ") + type;
+        if (type == "ByteLevel") {
+            byte_level = true;
+            byte_level_regex = p.value("use_regex", true);
+        } else if (type == "Digits" && p.value("individual_digits", false)) {
+            digits = true;
+        } else if (type == "Split" && p.contains("pattern") && p["pattern"].is_object() &&
+                   p["pattern"].contains("Regex") && p["pattern"]["Regex"].is_string()) {
+            split = p["pattern"]["Regex"].get<std::string>();
+        } else {
+            fail("{}: pre-tokenizer '{}' is not supported (byte-level BPE with ByteLevel, Digits or Split)", path,
+                 type);
+        }
+    }
+    if (!byte_level) fail("{}: pre-tokenizer [{}] is not byte-level (no ByteLevel): not supported", path, types);
+    static const std::string kQwen2 =
+        "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    static const std::string kLlama3 =
+        "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    if (!split.empty() && !digits && !byte_level_regex) {
+        if (split == kQwen2) return "qwen2";
+        if (split == kLlama3) return "llama-bpe";
+        fail("{}: the Split pre-tokenizer regex '{}' is not one hearth recognises", path, split);
+    }
+    if (split.empty() && digits && byte_level_regex) return "smollm";
+    if (split.empty() && !digits && byte_level_regex) return "gpt-2";
+    fail("{}: pre-tokenizer combination [{}] is not supported", path, types);
+}
+
 ImportedTokenizer from_hf_json(const std::string& path, gguf::Writer& w, const std::string& pre_override) {
     const json j = read_json(path);
     if (!j.contains("model") || !j["model"].is_object()) fail("{}: no \"model\" object", path);
@@ -82,8 +127,7 @@ ImportedTokenizer from_hf_json(const std::string& path, gguf::Writer& w, const s
     };
     const int32_t eos = find({"<|im_end|>", "<|endoftext|>", "</s>"});
     const int32_t bos = find({"<|im_start|>", "<|endoftext|>", "<s>"});
-    std::string pre = pre_override;
-    if (pre.empty()) pre = n > 150000 ? "qwen2" : "smollm";
+    const std::string pre = pre_override.empty() ? detect_pre(j, path) : pre_override;
     set_bpe(w, std::move(tokens), std::move(types), merges, pre, bos, eos, false);
     return {n, "gpt2"};
 }
