@@ -131,6 +131,16 @@ TEST(Cli, InfoReportsTheModel) {
     EXPECT_NE(text.out.find("layers          5"), std::string::npos) << text.out;
 }
 
+TEST(Cli, InfoShowsQwen2Specifics) {
+    const Result r = hearth("info --json -m " + q(test::shared("conformance/qwen2/qwen2.Q8_0.gguf")));
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["architecture"], "qwen2");
+    EXPECT_EQ(j["attention_bias"], true);
+    const Result s = hearth("info --json -m " + stories());
+    EXPECT_EQ(nlohmann::json::parse(s.out)["attention_bias"], false);
+}
+
 TEST(Cli, PerplexityMatchesTheGolden) {
     const Result r = hearth("perplexity -m " + stories() + " -f " + q(test::shared("conformance/texts/ppl-text.txt")) +
                             " -c 128 --json");

@@ -21,14 +21,14 @@ struct Case {
     std::string arch, type, gguf, golden, logits, name;
 };
 
-std::vector<Case> llama_cases() {
+std::vector<Case> decoder_cases() {
     std::vector<Case> out;
     std::ifstream in(test::shared("conformance/index.json"));
     if (!in) return out;
     const json idx = json::parse(in);
     for (const auto& m : idx["models"]) {
         const std::string arch = m["arch"];
-        if (arch != "llama" && arch != "stories260K") continue;
+        if (arch != "llama" && arch != "stories260K" && arch != "qwen2") continue;
         const std::string file = m["gguf"];
         std::string name = file.substr(file.rfind('/') + 1);
         name = name.substr(0, name.rfind('.'));
@@ -149,12 +149,12 @@ TEST_P(Conformance, LogitsGreedyAndPerplexity) {
                 r.ppl / want_ppl - 1.0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Llama, Conformance, ::testing::ValuesIn(llama_cases()),
+INSTANTIATE_TEST_SUITE_P(Decoder, Conformance, ::testing::ValuesIn(decoder_cases()),
                          [](const ::testing::TestParamInfo<Case>& i) { return i.param.name; });
 
 TEST(ConformanceIndex, HasTheLlamaFiles) {
-    // 13 llama files and the trained stories260K.
-    EXPECT_EQ(llama_cases().size(), 14u);
+    // 13 llama files, the trained stories260K and 3 qwen2 files.
+    EXPECT_EQ(decoder_cases().size(), 17u);
 }
 
 }  // namespace

@@ -46,6 +46,7 @@ void add_info(CLI::App& app) {
             j["rope_base"] = hp.rope_base;
             j["rms_eps"] = hp.rms_eps;
             j["tied_output"] = hp.tied_output;
+            j["attention_bias"] = !m->layers.empty() && static_cast<bool>(m->layers[0].bq);
             j["n_params"] = m->n_params();
             j["weight_bytes"] = m->weight_bytes();
             j["bytes_per_token"] = m->bytes_per_token();
@@ -64,6 +65,7 @@ void add_info(CLI::App& app) {
         fmt::print("feed-forward    {}\n", hp.n_ff);
         fmt::print("rope            base {}, {}\n", hp.rope_base, hp.rope_type == RopeType::Norm ? "normal" : "neox");
         fmt::print("output          {}\n", hp.tied_output ? "tied to token_embd" : "separate");
+        if (!m->layers.empty() && m->layers[0].bq) fmt::print("attention bias  q, k, v\n");
         fmt::print("parameters      {} ({:.1f} M)\n", m->n_params(), m->n_params() / 1e6);
         fmt::print("weights         {:.1f} MiB\n", m->weight_bytes() / 1048576.0);
         fmt::print("read per token  {:.1f} MiB\n", m->bytes_per_token() / 1048576.0);

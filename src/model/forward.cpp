@@ -311,6 +311,16 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                 const bool is_k = h >= hp.n_head;
                 const int64_t hk = h - hp.n_head;
                 float* x = is_k ? s.k.data() + t * KVD + hk * HD : s.q.data() + t * QD + h * HD;
+                // Projection biases (qwen2) go in before rope; V's with its K head.
+                if (const Weight& b = is_k ? L.bk : L.bq; b) {
+                    const float* bias = reinterpret_cast<const float*>(b.data) + (is_k ? hk : h) * HD;
+                    for (int64_t i = 0; i < HD; ++i) x[i] += bias[i];
+                }
+                if (is_k && L.bv) {
+                    float* v = s.v.data() + t * KVD + hk * HD;
+                    const float* bias = reinterpret_cast<const float*>(L.bv.data) + hk * HD;
+                    for (int64_t i = 0; i < HD; ++i) v[i] += bias[i];
+                }
                 const float* cs = s.rope_cos.data() + t * half;
                 const float* sn = s.rope_sin.data() + t * half;
                 if (hp.rope_type == RopeType::Norm) {

@@ -15,8 +15,10 @@ std::unique_ptr<Model> Model::load(const std::string& path, bool use_mmap) {
     m->hp.name = m->file.get_str_or("general.name", "");
     if (arch == "llama") {
         arch::load_llama(*m);
+    } else if (arch == "qwen2") {
+        arch::load_qwen2(*m);
     } else {
-        fail("{}: unknown architecture '{}' (supported: llama)", path, arch);
+        fail("{}: unknown architecture '{}' (supported: llama, qwen2)", path, arch);
     }
     return m;
 }
@@ -37,7 +39,8 @@ size_t Model::bytes_per_token() const {
     size_t n = output_norm.bytes() + output.bytes();
     if (!hp.tied_output) n += tok_embd.row_bytes;
     for (const auto& l : layers)
-        for (const Weight* w : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_norm, &l.ffn_gate, &l.ffn_up, &l.ffn_down})
+        for (const Weight* w : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.bq, &l.bk, &l.bv, &l.ffn_norm, &l.ffn_gate,
+                                &l.ffn_up, &l.ffn_down})
             n += w->bytes();
     return n;
 }

@@ -48,6 +48,7 @@ struct Weight {
 
 struct LayerWeights {
     Weight attn_norm, wq, wk, wv, wo;
+    Weight bq, bk, bv;  // attention biases (qwen2); empty when the architecture has none
     Weight ffn_norm, ffn_gate, ffn_up, ffn_down;
 };
 
@@ -74,6 +75,7 @@ struct Model {
 namespace arch {
 // Fills hp and weights for the llama architecture family (llama, mistral-style, SmolLM, TinyLlama).
 void load_llama(Model& m);
+void load_qwen2(Model& m);
 }  // namespace arch
 
 }  // namespace hearth
