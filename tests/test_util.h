@@ -1,9 +1,11 @@
 // Helpers shared by the tests: where ../shared is, reading small files.
 #pragma once
+#include <cstdint>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace hearth::test {
 
@@ -19,6 +21,39 @@ inline std::string read_file(const std::string& path) {
     std::stringstream ss;
     ss << f.rdbuf();
     return ss.str();
+}
+
+// A llama.cpp tokenizer test-vector pair in ../shared/tokenizers/llama.cpp-vocab: NAME.inp holds the inputs, each
+// followed by "\n__ggml_vocab_test__\n"; NAME.out one line of space-separated ids per input.
+struct VocabVectors {
+    std::vector<std::string> inputs;
+    std::vector<std::vector<int32_t>> outputs;
+};
+inline VocabVectors read_vocab_vectors(const std::string& name) {
+    const std::string dir = shared("tokenizers/llama.cpp-vocab/");
+    const std::string inp = read_file(dir + name + ".inp");
+    const std::string out = read_file(dir + name + ".out");
+    VocabVectors v;
+    const std::string sep = "\n__ggml_vocab_test__\n";
+    for (size_t pos = 0; pos < inp.size();) {
+        const size_t next = inp.find(sep, pos);
+        if (next == std::string::npos) {
+            v.inputs.push_back(inp.substr(pos));
+            break;
+        }
+        v.inputs.push_back(inp.substr(pos, next - pos));
+        pos = next + sep.size();
+    }
+    std::istringstream ls(out);
+    std::string line;
+    while (std::getline(ls, line)) {
+        std::vector<int32_t> ids;
+        std::istringstream ss(line);
+        int64_t x;
+        while (ss >> x) ids.push_back(static_cast<int32_t>(x));
+        v.outputs.push_back(ids);
+    }
+    return v;
 }
 
 }  // namespace hearth::test

@@ -73,37 +73,8 @@ std::string ids_str(const std::vector<int32_t>& ids) {
     return s;
 }
 
-struct Vectors {
-    std::vector<std::string> inputs;
-    std::vector<std::vector<int32_t>> outputs;
-};
-
-// .inp: inputs, each followed by "\n__ggml_vocab_test__\n"; .out: one line of space-separated ids per input.
-Vectors read_vectors(const std::string& name) {
-    const std::string inp = test::read_file(test::shared(kVocabDir + name + ".inp"));
-    const std::string out = test::read_file(test::shared(kVocabDir + name + ".out"));
-    Vectors v;
-    const std::string sep = "\n__ggml_vocab_test__\n";
-    for (size_t pos = 0; pos < inp.size();) {
-        const size_t next = inp.find(sep, pos);
-        if (next == std::string::npos) {
-            v.inputs.push_back(inp.substr(pos));
-            break;
-        }
-        v.inputs.push_back(inp.substr(pos, next - pos));
-        pos = next + sep.size();
-    }
-    std::istringstream ls(out);
-    std::string line;
-    while (std::getline(ls, line)) {
-        std::vector<int32_t> ids;
-        std::istringstream ss(line);
-        int64_t x;
-        while (ss >> x) ids.push_back(static_cast<int32_t>(x));
-        v.outputs.push_back(ids);
-    }
-    return v;
-}
+using Vectors = test::VocabVectors;
+const auto& read_vectors = test::read_vocab_vectors;
 
 void check_vectors(const Vocab& vocab, const std::string& name) {
     const Vectors v = read_vectors(name);

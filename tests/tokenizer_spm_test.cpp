@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "base/error.h"
+#include "base/utf8.h"
 #include "gguf/gguf.h"
 #include "test_util.h"
 #include "tokenizer/spm.h"
@@ -66,61 +67,16 @@ std::string ids_str(const std::vector<int32_t>& ids) {
     return s;
 }
 
-std::vector<int32_t> parse_ids(const std::string& line) {
-    std::vector<int32_t> ids;
-    std::istringstream ss(line);
-    int64_t x;
-    while (ss >> x) ids.push_back(static_cast<int32_t>(x));
-    return ids;
-}
-
 std::string utf8(uint32_t cp) {
     std::string s;
-    if (cp < 0x80) {
-        s += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-        s += static_cast<char>(0xC0 | (cp >> 6));
-        s += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        s += static_cast<char>(0xE0 | (cp >> 12));
-        s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        s += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-        s += static_cast<char>(0xF0 | (cp >> 18));
-        s += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-        s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        s += static_cast<char>(0x80 | (cp & 0x3F));
-    }
+    utf8_append(s, cp);
     return s;
 }
 
 // ---- llama.cpp test vectors ----------------------------------------------------------------------------
 
-struct Vectors {
-    std::vector<std::string> inputs;
-    std::vector<std::vector<int32_t>> outputs;
-};
-
-// .inp: inputs, each followed by "\n__ggml_vocab_test__\n"; .out: one line of space-separated ids per input.
-Vectors read_vectors(const std::string& name) {
-    const std::string inp = test::read_file(test::shared(kVocabDir + name + ".inp"));
-    const std::string out = test::read_file(test::shared(kVocabDir + name + ".out"));
-    Vectors v;
-    const std::string sep = "\n__ggml_vocab_test__\n";
-    for (size_t pos = 0; pos < inp.size();) {
-        const size_t next = inp.find(sep, pos);
-        if (next == std::string::npos) {
-            v.inputs.push_back(inp.substr(pos));
-            break;
-        }
-        v.inputs.push_back(inp.substr(pos, next - pos));
-        pos = next + sep.size();
-    }
-    std::istringstream ls(out);
-    std::string line;
-    while (std::getline(ls, line)) v.outputs.push_back(parse_ids(line));
-    return v;
-}
+using Vectors = test::VocabVectors;
+const auto& read_vectors = test::read_vocab_vectors;
 
 void check_vectors(const Vocab& vocab, const std::string& name) {
     const Vectors v = read_vectors(name);

@@ -35,29 +35,7 @@ std::string ids_str(const std::vector<int32_t>& ids) {
 
 TEST(TokenizerWpmVectors, BertBge) {
     const std::string name = "ggml-vocab-bert-bge.gguf";
-    const std::string inp = test::read_file(test::shared(kVocabDir + name + ".inp"));
-    const std::string out = test::read_file(test::shared(kVocabDir + name + ".out"));
-    std::vector<std::string> inputs;
-    const std::string sep = "\n__ggml_vocab_test__\n";
-    for (size_t pos = 0; pos < inp.size();) {
-        const size_t next = inp.find(sep, pos);
-        if (next == std::string::npos) {
-            inputs.push_back(inp.substr(pos));
-            break;
-        }
-        inputs.push_back(inp.substr(pos, next - pos));
-        pos = next + sep.size();
-    }
-    std::vector<std::vector<int32_t>> outputs;
-    std::istringstream ls(out);
-    std::string line;
-    while (std::getline(ls, line)) {
-        std::vector<int32_t> ids;
-        std::istringstream ss(line);
-        int64_t x;
-        while (ss >> x) ids.push_back(static_cast<int32_t>(x));
-        outputs.push_back(ids);
-    }
+    const auto [inputs, outputs] = test::read_vocab_vectors(name);
     ASSERT_EQ(inputs.size(), 46u);
     ASSERT_EQ(inputs.size(), outputs.size());
     size_t passed = 0;
