@@ -130,6 +130,79 @@ TEST(Attention, PartsMergeToWholeRow) {
         }
 }
 
+// Sliding-window rows (each sees only cells [cell_first, n_kv)) against a naive softmax written here, for the
+// kernel and the reference, whole and split into parts.
+TEST(Attention, SlidingWindowRows) {
+    std::mt19937 rng(9);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    const int head_dim = 64, bs = 16, kv_dim = 2 * head_dim;
+    for (int window : {1, 7, 32, 300})
+        for (int first_pos : {0, 5, 40, 333}) {
+            const int rows_n = 12;  // 4 tokens x 3 heads
+            std::vector<int> n_kv(rows_n), cell_first(rows_n);
+            for (int r = 0; r < rows_n; ++r) {
+                n_kv[r] = first_pos + r / 3 + 1;
+                cell_first[r] = std::max(0, n_kv[r] - window);
+            }
+            Cache c = make_cache(rng, n_kv.back(), kv_dim, bs);
+            std::vector<float> q(rows_n * head_dim), out(q.size()), ref(q.size()), naive(q.size());
+            std::vector<float> work(static_cast<size_t>(attend_work_floats(head_dim)));
+            for (auto& x : q) x = nd(rng);
+            for (int r = 0; r < rows_n; ++r) {
+                std::vector<double> p;
+                double mx = -1e300, sum = 0;
+                for (int cell = cell_first[r]; cell < n_kv[r]; ++cell) {
+                    double d = 0;
+                    for (int j = 0; j < head_dim; ++j)
+                        d += q[r * head_dim + j] * c.kb[cell / bs][(head_dim + j) * bs + cell % bs];
+                    p.push_back(d * 0.125);
+                    mx = std::max(mx, p.back());
+                }
+                for (auto& x : p) sum += (x = std::exp(x - mx));
+                for (int j = 0; j < head_dim; ++j) {
+                    double acc = 0;
+                    for (size_t i = 0; i < p.size(); ++i) {
+                        const int cell = cell_first[r] + static_cast<int>(i);
+                        acc += p[i] * c.vb[cell / bs][head_dim + j + (cell % bs) * kv_dim];
+                    }
+                    naive[r * head_dim + j] = static_cast<float>(acc / sum);
+                }
+            }
+            const int begin = *std::min_element(cell_first.begin(), cell_first.end()) / bs * bs;
+            std::vector<AttnRow> rows(rows_n), rows_ref(rows_n);
+            for (int r = 0; r < rows_n; ++r) {
+                rows[r] = {q.data() + r * head_dim, out.data() + r * head_dim, n_kv[r], begin, nullptr, cell_first[r]};
+                rows_ref[r] = rows[r];
+                rows_ref[r].out = ref.data() + r * head_dim;
+            }
+            attend(rows.data(), rows_n, c.view, 1, head_dim, 0.125f, work.data());
+            attend_ref(rows_ref.data(), rows_n, c.view, 1, head_dim, 0.125f, work.data());
+            // Two parts split at a block boundary, merged.
+            const int nb = (n_kv.back() + bs - 1) / bs, mid = std::max(begin, nb / 2 * bs);
+            std::vector<float> parts(rows_n * 2 * head_dim), stats(rows_n * 4), merged(q.size());
+            for (int p = 0; p < 2; ++p) {
+                std::vector<AttnRow> pr(rows_n);
+                for (int r = 0; r < rows_n; ++r)
+                    pr[r] = {q.data() + r * head_dim, parts.data() + (r * 2 + p) * head_dim,
+                             p == 0 ? std::min(n_kv[r], mid) : n_kv[r], p == 0 ? begin : mid,
+                             stats.data() + (r * 2 + p) * 2, cell_first[r]};
+                if (p == 0 && mid == begin) {  // empty first part
+                    for (int r = 0; r < rows_n; ++r) pr[r].n_kv = begin;
+                }
+                attend(pr.data(), rows_n, c.view, 1, head_dim, 0.125f, work.data());
+            }
+            for (int r = 0; r < rows_n; ++r)
+                merge_partials(parts.data() + r * 2 * head_dim, head_dim, stats.data() + r * 4, 2, head_dim,
+                               merged.data() + r * head_dim);
+            for (int i = 0; i < rows_n * head_dim; ++i) {
+                const float e = naive[i], tol = 2e-5f * (1 + std::abs(e));
+                ASSERT_NEAR(out[i], e, tol) << "window " << window << " first " << first_pos << " i " << i;
+                ASSERT_NEAR(ref[i], e, tol) << "window " << window << " first " << first_pos << " i " << i;
+                ASSERT_NEAR(merged[i], e, tol) << "window " << window << " first " << first_pos << " i " << i;
+            }
+        }
+}
+
 TEST(Attention, RejectsBadTiles) {
     std::mt19937 rng(7);
     Cache c = make_cache(rng, 16, 64, 16);

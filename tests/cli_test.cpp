@@ -7,6 +7,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <tuple>
 
 #include "chat/chat_template.h"
 #include "gguf/gguf.h"
@@ -139,6 +140,55 @@ TEST(Cli, InfoShowsQwen2Specifics) {
     EXPECT_EQ(j["attention_bias"], true);
     const Result s = hearth("info --json -m " + stories());
     EXPECT_EQ(nlohmann::json::parse(s.out)["attention_bias"], false);
+}
+
+// Each architecture's specifics, read from the conformance files' metadata.
+TEST(Cli, InfoShowsEveryArchitecturesSpecifics) {
+    auto info = [](const std::string& arch) {
+        const Result r = hearth("info --json -m " + q(test::shared("conformance/" + arch + "/" + arch + ".F16.gguf")));
+        EXPECT_EQ(r.code, 0) << r.err;
+        return nlohmann::json::parse(r.out);
+    };
+    const auto qwen3 = info("qwen3");
+    EXPECT_EQ(qwen3["rope_type"], "neox");
+    EXPECT_TRUE(qwen3["specifics"].contains("qk-norm"));
+    const auto moe = info("qwen3moe");
+    EXPECT_EQ(moe["specifics"]["experts"], "2 used of 8, width 256, weights renormalised");
+    const auto gemma = info("gemma3");
+    EXPECT_EQ(gemma["ffn_activation"], "gelu-tanh");
+    EXPECT_NEAR(gemma["specifics"]["embd-scale"].get<double>(), 16.0, 1e-6);
+    EXPECT_EQ(gemma["specifics"]["sliding-window"],
+              "32 tokens on 5 of 6 layers (local rope base 10000), the others global");
+    EXPECT_NEAR(gemma["specifics"]["rope-scale"].get<double>(), 0.125, 1e-9);
+    EXPECT_TRUE(gemma["specifics"].contains("post-norms"));
+    const auto granite = info("granite");
+    EXPECT_NEAR(granite["specifics"]["embd-scale"].get<double>(), 12.0, 1e-6);
+    EXPECT_NEAR(granite["specifics"]["residual-scale"].get<double>(), 0.22, 1e-6);
+    EXPECT_NEAR(granite["specifics"]["attn-scale"].get<double>(), 1.0 / 64, 1e-9);
+    EXPECT_NEAR(granite["specifics"]["logit-scale"].get<double>(), 1.0 / 8, 1e-9);
+    const auto phi3 = info("phi3");
+    EXPECT_TRUE(phi3["specifics"].contains("fused"));
+    EXPECT_EQ(phi3["specifics"]["longrope"], "short/long factors, original context 4096, attn factor 1.1902381");
+    const Result text = hearth("info -m " + q(test::shared("conformance/gemma3/gemma3.F16.gguf")));
+    EXPECT_NE(text.out.find("sliding-window"), std::string::npos) << text.out;
+}
+
+// A hyper-parameter hearth does not implement is refused with its name, not run half-right.
+TEST(Cli, UnsupportedHyperParametersAreRefused) {
+    gguf::File src = gguf::File::open(test::shared("conformance/gemma3/gemma3.F16.gguf"));
+    for (const auto& [key, value, expect] :
+         std::vector<std::tuple<std::string, gguf::Value, std::string>>{
+             {"gemma3.attn_logit_softcapping", gguf::Value::f32(50.0f), "attn_logit_softcapping"},
+             {"gemma3.rope.scaling.type", gguf::Value::str("yarn"), "yarn"},
+             {"gemma3.attention.value_length", gguf::Value::u32(32), "value_length"}}) {
+        gguf::Writer w;
+        w.copy_metadata(src);
+        for (const auto& t : src.tensors()) w.add_tensor(t);
+        w.set(key, value);
+        const std::string path = tmp_dir() + "/unsupported.gguf";
+        w.write(path);
+        expect_one_line_error(hearth("run -m " + path + " -p hi -n 1"), expect);
+    }
 }
 
 TEST(Cli, PerplexityMatchesTheGolden) {

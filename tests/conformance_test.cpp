@@ -28,7 +28,6 @@ std::vector<Case> decoder_cases() {
     const json idx = json::parse(in);
     for (const auto& m : idx["models"]) {
         const std::string arch = m["arch"];
-        if (arch != "llama" && arch != "stories260K" && arch != "qwen2") continue;
         const std::string file = m["gguf"];
         std::string name = file.substr(file.rfind('/') + 1);
         name = name.substr(0, name.rfind('.'));
@@ -43,11 +42,15 @@ struct Tolerance {
     double max_abs, rms;
 };
 
+// Absolute tolerances for the random models (logit std ≈ 0.32), scaled down for a model whose logits are
+// much narrower (granite: std 0.049, from logit_scale and residual_scale), and relative to the std for the
+// trained F32 model.
 Tolerance tolerance_for(const std::string& type, double logit_std) {
-    if (type == "F16") return {5e-3, 5e-3};
-    if (type == "BF16") return {1e-2, 1e-2};
     if (type == "F32") return {2e-3 * logit_std, 2e-3 * logit_std};
-    return {6e-2, 1.5e-2};
+    const double narrow = std::min(1.0, logit_std / 0.32);
+    if (type == "F16") return {5e-3 * narrow, 5e-3 * narrow};
+    if (type == "BF16") return {1e-2 * narrow, 1e-2 * narrow};
+    return {6e-2 * narrow, 1.5e-2 * narrow};
 }
 
 std::vector<float> read_row(const std::string& path, int row, int n) {
@@ -96,6 +99,13 @@ TEST_P(Conformance, LogitsGreedyAndPerplexity) {
     const std::string logits_path = dir + c.logits.substr(0, c.logits.rfind('/') + 1) +
                                     field(g["prompts"][0]["last_logits"])["file"].get<std::string>();
 
+    // llama.cpp's own largest difference between its settings on this file (all prompt positions).
+    // Below our tolerances for every dense file; above them only for the MoE files (see the greedy check).
+    double llama_spread = 0;
+    for (const auto& [variant, v] : g["observed_variation"].items())
+        if (v.contains("max_abs_all_prompt_positions"))
+            llama_spread = std::max(llama_spread, v["max_abs_all_prompt_positions"].get<double>());
+
     ContextParams cp;
     cp.n_ctx = 512;
     cp.n_threads = 2;
@@ -113,7 +123,11 @@ TEST_P(Conformance, LogitsGreedyAndPerplexity) {
         // Free-running greedy must agree up to the first step whose golden margin is within our tolerance.
         const std::vector<int32_t> greedy = tokens_of(p["greedy_tokens"]);
         const json steps = field(p["greedy_steps_top1_top2"]);
-        // Teacher-forced: feed the golden tokens; our top-1 logit must match the golden top-1 logit.
+        // Teacher-forced: feed the golden tokens; our top-1 logit must match the golden top-1 logit, within
+        // our tolerance or within llama.cpp's own spread on this file, whichever is larger: in a quantized MoE
+        // a router near-tie flips an expert under any rounding change, and llama.cpp's own variants
+        // (flash attention, f32 KV) then differ by up to 0.16 (observed_variation in the golden).
+        const double step_tol = std::max(tol.max_abs, llama_spread);
         std::vector<float> cur = last;
         bool still_free = true;
         int32_t pos = static_cast<int32_t>(toks.size());
@@ -124,14 +138,14 @@ TEST_P(Conformance, LogitsGreedyAndPerplexity) {
                 EXPECT_EQ(arg, greedy[s]) << c.type << " prompt " << pi << " greedy step " << s;
             else
                 still_free = false;
-            EXPECT_NEAR(cur[static_cast<size_t>(steps[s][0].get<int>())], steps[s][1].get<double>(), tol.max_abs)
+            EXPECT_NEAR(cur[static_cast<size_t>(steps[s][0].get<int>())], steps[s][1].get<double>(), step_tol)
                 << c.type << " prompt " << pi << " step " << s << " top-1 logit";
             b.clear();
             b.add(greedy[s], pos++, 0, true);
             cur = ctx.decode(b);
         }
         const std::vector<float> want_after = read_row(logits_path, 2 * pi + 1, n_vocab);
-        compare(cur, want_after.data(), n_vocab, {tol.max_abs * 2, tol.rms * 2},
+        compare(cur, want_after.data(), n_vocab, {std::max(tol.max_abs * 2, llama_spread), std::max(tol.rms * 2, llama_spread)},
                 c.name + " prompt " + std::to_string(pi) + " after greedy");
         ++pi;
     }
@@ -152,9 +166,9 @@ TEST_P(Conformance, LogitsGreedyAndPerplexity) {
 INSTANTIATE_TEST_SUITE_P(Decoder, Conformance, ::testing::ValuesIn(decoder_cases()),
                          [](const ::testing::TestParamInfo<Case>& i) { return i.param.name; });
 
-TEST(ConformanceIndex, HasTheLlamaFiles) {
-    // 13 llama files, the trained stories260K and 3 qwen2 files.
-    EXPECT_EQ(decoder_cases().size(), 17u);
+TEST(ConformanceIndex, HasEveryFile) {
+    // 13 llama files, the trained stories260K and 3 files each of qwen2, qwen3, qwen3moe, gemma3, granite, phi3.
+    EXPECT_EQ(decoder_cases().size(), 32u);
 }
 
 }  // namespace

@@ -34,7 +34,7 @@ void attend_ref(const AttnRow* rows, int n_rows, const KvSeqView& kv, int64_t kv
         std::fill(acc, acc + head_dim, 0.0f);
         float m = -INFINITY, l = 0;
         // Online softmax one cell at a time.
-        for (int c = rows[r].cell_begin; c < rows[r].n_kv; ++c) {
+        for (int c = std::max(rows[r].cell_begin, rows[r].cell_first); c < rows[r].n_kv; ++c) {
             const float* kt = kv.k_blocks[c / bs] + kv_head * head_dim * bs + c % bs;
             const float* v = kv.v_blocks[c / bs] + kv_head * head_dim + static_cast<int64_t>(c % bs) * kv.kv_dim;
             float d = 0;
@@ -135,8 +135,10 @@ HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64
             const __m512 cells = _mm512_add_ps(lane, _mm512_set1_ps(static_cast<float>(cell0)));
             for (int r = 0; r < R; ++r) {
                 const __m512 sum = kSplit == 2 ? _mm512_add_ps(s[0][r], s[kSplit - 1][r]) : s[0][r];
-                const __mmask16 ok =
+                __mmask16 ok =
                     _mm512_cmp_ps_mask(cells, _mm512_set1_ps(static_cast<float>(rows[r].n_kv)), _CMP_LT_OQ);
+                if (rows[r].cell_first > cell0)
+                    ok &= _mm512_cmp_ps_mask(cells, _mm512_set1_ps(static_cast<float>(rows[r].cell_first)), _CMP_GE_OQ);
                 _mm512_store_ps(S + r * kChunk + b * bs, _mm512_mask_mul_ps(ninf, ok, sum, vscale));
             }
         }
@@ -215,9 +217,10 @@ void attend(const AttnRow* rows, int n_rows, const KvSeqView& kv, int64_t kv_hea
         if (row.cell_begin != rows[0].cell_begin || row.cell_begin < 0 || row.cell_begin % kv.block_size != 0)
             fail("attention row {} starts at cell {} (rows of a tile must share a block-aligned start)", r,
                  row.cell_begin);
-        if (row.partial ? row.n_kv < row.cell_begin : row.n_kv <= row.cell_begin)
+        const int first = std::max(row.cell_begin, row.cell_first);
+        if (row.cell_first < 0 || (!row.partial && row.n_kv <= first) || row.n_kv < row.cell_begin)
             fail("attention row {} sees cells [{}, {}) (an empty range is only allowed for a partial row)", r,
-                 row.cell_begin, row.n_kv);
+                 first, row.n_kv);
     }
     if (kv.block_size == 16 && head_dim % 16 == 0 && has_avx512()) {
         kKernels[n_rows - 1](rows, kv, kv_head, head_dim, scale, work);

@@ -16,7 +16,7 @@ struct KvSeqView {
     int64_t kv_dim;
 };
 
-// One query row: head_dim floats in, head_dim floats out, attending cells [cell_begin, n_kv).
+// One query row: head_dim floats in, head_dim floats out, attending cells [max(cell_begin, cell_first), n_kv).
 // With `partial` null the range is not empty and `out` is the attention output. With `partial` set, the call
 // computes one part of a row split over cell ranges (several threads share a long context at decode): `out`
 // gets the unnormalised sum of exp(score - max) * V and partial[0] = max, partial[1] = sum of exp(score - max)
@@ -27,6 +27,7 @@ struct AttnRow {
     int n_kv;
     int cell_begin = 0;  // a multiple of the block size, the same for every row of one call
     float* partial = nullptr;
+    int cell_first = 0;  // the row's own first visible cell (sliding-window attention), any cell
 };
 
 // Most rows one call takes (the AVX-512 kernel keeps one accumulator register per row).

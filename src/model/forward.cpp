@@ -45,6 +45,11 @@ struct Context::Scratch {
     std::vector<std::vector<float>> per_thread_tile;    // gemm output tiles
     std::vector<std::vector<float>> per_thread_scores;  // attention scores
     std::vector<float> rope_cos, rope_sin;              // [T][rope_dim/2]
+    std::vector<float> rope_cos_sliding, rope_sin_sliding;  // the same for sliding-window layers (gemma3)
+    // Mixture of experts: router logits, the token rows gathered by expert (activations in the experts'
+    // format), the experts' hidden rows and their outputs, one row per (token, chosen expert).
+    std::vector<float> router, moe_h, moe_y;
+    std::vector<uint8_t> moe_act;
 };
 
 Context::Context(const Model& model, const ContextParams& params)
@@ -67,7 +72,8 @@ Context::~Context() = default;
 const std::vector<float>& Context::decode(const Batch& batch) {
     const HParams& hp = model_.hp;
     const int n_out = batch.n_logits();
-    logits_.resize(static_cast<size_t>(n_out) * hp.n_vocab);  // every row is written below
+    if (!hp.causal) fail("{} is an encoder model: use hearth embed (the Encoder), not the decoder", hp.arch);
+    logits_.resize(static_cast<size_t>(n_out) * out_dim());  // every row is written below
     // Validate everything before touching the cache.
     std::unordered_map<int32_t, int32_t> next_pos;  // per sequence: the position the batch may write next
     for (const auto& e : batch.entries) {
@@ -88,7 +94,7 @@ const std::vector<float>& Context::decode(const Batch& batch) {
     for (size_t i = 0; i < E.size(); i += static_cast<size_t>(params_.n_ubatch)) {
         const int n = static_cast<int>(std::min(E.size() - i, static_cast<size_t>(params_.n_ubatch)));
         run_ubatch(E.data() + i, n, out);
-        for (int j = 0; j < n; ++j) out += E[i + j].logits ? hp.n_vocab : 0;
+        for (int j = 0; j < n; ++j) out += E[i + j].logits ? out_dim() : 0;
     }
     return logits_;
 }
@@ -114,10 +120,22 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
         s.gate.resize(T * F);
         s.up.resize(T * F);
         s.y.resize(T * std::max(E, V));
-        const int64_t maxc = std::max({E, QD, F});
-        s.act.resize(static_cast<size_t>(T) * kernels::act_row_bytes(DType::Q8_0, (maxc + 31) / 32 * 32) + 64);
+        const int64_t maxc = std::max({E, QD, F, hp.n_ff_exp});
+        // MoE rows: one per (token, chosen expert).
+        const int64_t act_rows = T * std::max<int64_t>(1, hp.n_expert_used);
+        s.act.resize(static_cast<size_t>(act_rows) * kernels::act_row_bytes(DType::Q8_0, (maxc + 31) / 32 * 32) + 64);
         s.rope_cos.resize(T * hp.rope_dim / 2);
         s.rope_sin.resize(T * hp.rope_dim / 2);
+        if (hp.sliding_window > 0) {
+            s.rope_cos_sliding.resize(T * hp.rope_dim / 2);
+            s.rope_sin_sliding.resize(T * hp.rope_dim / 2);
+        }
+        if (hp.n_expert > 0) {
+            s.router.resize(T * hp.n_expert);
+            s.moe_h.resize(act_rows * hp.n_ff_exp);
+            s.moe_y.resize(act_rows * std::max(E, hp.n_ff_exp));  // also holds the up rows before the down rows
+            s.moe_act.resize(static_cast<size_t>(act_rows) * std::max(E * sizeof(float), kernels::act_row_bytes(DType::Q8_0, (E + 31) / 32 * 32)) + 64);
+        }
     }
     s.per_thread_tile.resize(nt);
     s.per_thread_act.resize(nt);
@@ -126,24 +144,37 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
     for (auto& sc : s.per_thread_scores) sc.resize(static_cast<size_t>(attend_work_floats(static_cast<int>(HD))));
 
     // Embeddings.
-    for (int t = 0; t < T; ++t)
-        kernels::dequantize_row(m.tok_embd.type, m.tok_embd.data + m.tok_embd.row_bytes * entries[t].token,
-                                s.x.data() + t * E, E);
+    for (int t = 0; t < T; ++t) {
+        float* x = s.x.data() + t * E;
+        kernels::dequantize_row(m.tok_embd.type, m.tok_embd.data + m.tok_embd.row_bytes * entries[t].token, x, E);
+        if (hp.embd_scale != 1.0f)
+            for (int64_t i = 0; i < E; ++i) x[i] *= hp.embd_scale;
+    }
 
     // Rope angles per token: theta_i = pos * freq_scale * base^(-2i/d) / factor_i, built by repeated
     // multiplication in float as ggml does, so that we round like the reference.
     const int64_t half = hp.rope_dim / 2;
-    const float theta_scale = std::pow(hp.rope_base, -2.0f / static_cast<float>(hp.rope_dim));
     const float* freq_factors = m.rope_freqs.empty() ? nullptr : reinterpret_cast<const float*>(m.rope_freqs[0].data);
-    for (int t = 0; t < T; ++t) {
-        float theta = static_cast<float>(entries[t].pos);
-        for (int64_t i = 0; i < half; ++i) {
-            const float th = hp.rope_freq_scale * theta / (freq_factors ? freq_factors[i] : 1.0f);
-            s.rope_cos[t * half + i] = std::cos(th);
-            s.rope_sin[t * half + i] = std::sin(th);
-            theta *= theta_scale;
+    if (m.rope_factors_long)  // longrope: the long factors once the context outgrows the original one
+        freq_factors = reinterpret_cast<const float*>(
+            (params_.n_ctx > hp.n_ctx_orig ? m.rope_factors_long : m.rope_factors_short).data);
+    auto rope_table = [&](float base, float freq_scale, const float* factors, float* cos_out, float* sin_out) {
+        const float theta_scale = std::pow(base, -2.0f / static_cast<float>(hp.rope_dim));
+        const float mscale = hp.rope_attn_factor;
+        for (int t = 0; t < T; ++t) {
+            float theta = static_cast<float>(entries[t].pos);
+            for (int64_t i = 0; i < half; ++i) {
+                const float th = freq_scale * theta / (factors ? factors[i] : 1.0f);
+                cos_out[t * half + i] = std::cos(th) * mscale;
+                sin_out[t * half + i] = std::sin(th) * mscale;
+                theta *= theta_scale;
+            }
         }
-    }
+    };
+    rope_table(hp.rope_base, hp.rope_freq_scale, freq_factors, s.rope_cos.data(), s.rope_sin.data());
+    if (hp.sliding_window > 0)
+        rope_table(hp.rope_base_sliding, hp.rope_freq_scale_sliding, nullptr, s.rope_cos_sliding.data(),
+                   s.rope_sin_sliding.data());
 
     // Output rows wanted.
     std::vector<int> out_rows;
@@ -169,7 +200,7 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
         tiles.emplace_back(t, n);
         t += n;
     }
-    const float attn_scale = 1.0f / std::sqrt(static_cast<float>(HD));
+    const float attn_scale = hp.attn_scale > 0 ? hp.attn_scale : 1.0f / std::sqrt(static_cast<float>(HD));
     const int64_t n_attn_items = static_cast<int64_t>(tiles.size()) * hp.n_head_kv * head_chunks;
     // Decode with fewer attention items than the threads can share evenly: each row's cells are split into
     // parts of whole blocks so that every thread gets the same work; every thread then merges the parts
@@ -264,10 +295,12 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
         // few tokens every thread can read whole rows of x (for the norm) while others write their slices.
         float* x_cur = s.x.data();
         float* x_other = s.x2.data();
-        // x_next = x + y (y may be null: no residual), xn_out[j] = rms_norm(x_next[row j]) * w. With at least
-        // as many rows as threads, whole rows per thread; otherwise (decode) every thread computes the norm
-        // of each row and writes its slice of it. No barrier at the end.
-        auto add_norm = [&](const float* y, const float* w, const int* row_of, int n_rows, float* xn_out) {
+        // x_next = x + residual_scale · y' (y may be null: no residual) with y' = y, or rms_norm(y) * post_w
+        // when the architecture norms its block outputs (gemma); xn_out[j] = rms_norm(x_next[row j]) * w. With
+        // at least as many rows as threads, whole rows per thread; otherwise (decode) every thread computes
+        // the norm of each row and writes its slice of it. No barrier at the end.
+        auto add_norm = [&](const float* y, const float* post_w, const float* w, const int* row_of, int n_rows,
+                            float* xn_out) {
             const bool by_rows = n_rows >= nth;
             int64_t e0 = 0, e1 = E;
             if (!by_rows) split(E, ith, nth, 16, e0, e1);
@@ -275,16 +308,25 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                 const int64_t t = row_of ? row_of[j] : j;
                 const float* x = x_cur + t * E;
                 const float* yt = y ? y + t * E : nullptr;
+                float ys = hp.residual_scale;
+                if (yt && post_w) {
+                    double ysum = 0.0;
+                    for (int64_t i = 0; i < E; ++i) ysum += static_cast<double>(yt[i]) * yt[i];
+                    ys *= 1.0f / std::sqrt(static_cast<float>(ysum / static_cast<double>(E)) + hp.rms_eps);
+                }
+                auto next = [&](int64_t i) {
+                    return yt ? x[i] + ys * (post_w ? yt[i] * post_w[i] : yt[i]) : x[i];
+                };
                 double sum = 0.0;
                 for (int64_t i = 0; i < E; ++i) {
-                    const float v = yt ? x[i] + yt[i] : x[i];
+                    const float v = next(i);
                     sum += static_cast<double>(v) * v;
                 }
                 const float scale = 1.0f / std::sqrt(static_cast<float>(sum / static_cast<double>(E)) + hp.rms_eps);
                 float* xo = x_other + t * E;
                 float* out = xn_out + static_cast<int64_t>(j) * E;
                 for (int64_t i = e0; i < e1; ++i) {
-                    const float v = yt ? x[i] + yt[i] : x[i];
+                    const float v = next(i);
                     if (yt) xo[i] = v;
                     out[i] = v * scale * w[i];
                 }
@@ -292,12 +334,120 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
             if (y) std::swap(x_cur, x_other);
         };
         const int64_t n_rope_items = static_cast<int64_t>(T) * (hp.n_head + hp.n_head_kv);
+        auto f32 = [](const Weight& w) { return w ? reinterpret_cast<const float*>(w.data) : nullptr; };
+        const float* post_ffn = nullptr;  // the previous layer's post-FFN norm, applied with its residual
+
+        // g[i] = act(g[i]) * u[i] for i in [r0, r1).
+        auto gated_act = [&](float* g, const float* u, int64_t r0, int64_t r1) {
+            if (hp.ffn_act == FfnAct::Silu) {
+                for (int64_t i = r0; i < r1; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+            } else {  // GELU, tanh approximation (gemma's gelu_pytorch_tanh)
+                constexpr float kSqrt2OverPi = 0.7978845608028654f;
+                for (int64_t i = r0; i < r1; ++i) {
+                    const float x = g[i];
+                    g[i] = 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + 0.044715f * x * x))) * u[i];
+                }
+            }
+        };
+
+        // Mixture of experts. Every thread routes every token (a few dozen operations per token, cheaper than
+        // a barrier), grouping the (token, expert) pairs by expert into slots; then all experts' gate/up rows
+        // and, after one barrier, all down rows are shared between threads as in a dense FFN, each expert
+        // running once over just its tokens, so its weights are read once per micro-batch.
+        std::vector<int> slot_token, token_slot, expert_begin;
+        std::vector<float> slot_weight, probs;
+        auto moe_ffn = [&](const LayerWeights& L) {
+            const int64_t NE = hp.n_expert, KU = hp.n_expert_used, FE = hp.n_ff_exp;
+            matmul(L.ffn_gate_inp, prepare(L.ffn_gate_inp, s.xn.data(), T, true), T, s.router.data());
+            barrier->wait();
+            slot_token.resize(T * KU);
+            slot_weight.resize(T * KU);
+            token_slot.resize(T * KU);
+            expert_begin.assign(NE + 1, 0);
+            probs.resize(NE);
+            std::vector<int> chosen(T * KU);
+            std::vector<float> chosen_w(T * KU);
+            for (int t = 0; t < T; ++t) {
+                const float* lg = s.router.data() + t * NE;
+                const float mx = *std::max_element(lg, lg + NE);
+                float sum = 0;
+                for (int64_t e = 0; e < NE; ++e) sum += (probs[e] = std::exp(lg[e] - mx));
+                for (int64_t e = 0; e < NE; ++e) probs[e] /= sum;
+                int* c = chosen.data() + t * KU;
+                // Top-k by probability, ties to the lower expert id.
+                for (int64_t j = 0; j < KU; ++j) {
+                    int best = -1;
+                    for (int64_t e = 0; e < NE; ++e) {
+                        bool taken = false;
+                        for (int64_t q = 0; q < j; ++q) taken |= c[q] == e;
+                        if (!taken && (best < 0 || probs[e] > probs[best])) best = static_cast<int>(e);
+                    }
+                    c[j] = best;
+                }
+                float wsum = 0;
+                for (int64_t j = 0; j < KU; ++j) wsum += chosen_w[t * KU + j] = probs[c[j]];
+                if (hp.expert_weights_norm)
+                    for (int64_t j = 0; j < KU; ++j) chosen_w[t * KU + j] /= wsum;
+                for (int64_t j = 0; j < KU; ++j) ++expert_begin[c[j] + 1];
+            }
+            for (int64_t e = 0; e < NE; ++e) expert_begin[e + 1] += expert_begin[e];
+            {
+                std::vector<int> fill(expert_begin.begin(), expert_begin.end() - 1);
+                for (int t = 0; t < T; ++t)
+                    for (int64_t j = 0; j < KU; ++j) {
+                        const int slot = fill[chosen[t * KU + j]]++;
+                        slot_token[slot] = t;
+                        slot_weight[slot] = chosen_w[t * KU + j];
+                        token_slot[t * KU + j] = slot;
+                    }
+            }
+            const int n_slots = static_cast<int>(T * KU);
+            // The slots' input rows, in the experts' activation format, gathered cooperatively.
+            const auto act = prepare(L.gate_exps[0], s.xn.data(), T, false);
+            for (int slot = ith; slot < n_slots; slot += nth)
+                std::memcpy(s.moe_act.data() + slot * act.second,
+                            static_cast<const uint8_t*>(act.first) + slot_token[slot] * act.second, act.second);
+            barrier->wait();
+            float* up = s.moe_y.data();  // [slots][FE]: free until the down projections write their rows
+            for (int64_t e = 0; e < NE; ++e) {
+                const int b = expert_begin[e], n = expert_begin[e + 1] - b;
+                if (n == 0) continue;
+                const std::pair<const void*, size_t> a{s.moe_act.data() + b * act.second, act.second};
+                matmul(L.gate_exps[e], a, n, s.moe_h.data() + b * FE);
+                matmul(L.up_exps[e], a, n, up + b * FE);
+            }
+            {
+                int64_t r0, r1;
+                split(FE, ith, nth, kRowGrain, r0, r1);
+                for (int slot = 0; slot < n_slots; ++slot) gated_act(s.moe_h.data() + slot * FE, up + slot * FE, r0, r1);
+            }
+            barrier->wait();
+            const auto hact = prepare(L.down_exps[0], s.moe_h.data(), n_slots, true);
+            for (int64_t e = 0; e < NE; ++e) {
+                const int b = expert_begin[e], n = expert_begin[e + 1] - b;
+                if (n == 0) continue;
+                matmul(L.down_exps[e], {static_cast<const uint8_t*>(hact.first) + b * hact.second, hact.second}, n,
+                       s.moe_y.data() + b * E);
+            }
+            // y = the weighted sum of each token's experts, on this thread's rows (those it just computed).
+            int64_t r0, r1;
+            split(E, ith, nth, kRowGrain, r0, r1);
+            for (int t = 0; t < T; ++t) {
+                float* y = s.y.data() + t * E;
+                for (int64_t i = r0; i < r1; ++i) y[i] = 0.0f;
+                for (int64_t j = 0; j < KU; ++j) {
+                    const int slot = token_slot[t * KU + j];
+                    const float w = slot_weight[slot];
+                    const float* ye = s.moe_y.data() + slot * E;
+                    for (int64_t i = r0; i < r1; ++i) y[i] += w * ye[i];
+                }
+            }
+        };
 
         for (int64_t il = 0; il < hp.n_layer; ++il) {
             const LayerWeights& L = m.layers[il];
             // The previous layer's FFN residual, then this layer's attention norm.
-            add_norm(il > 0 ? s.y.data() : nullptr, reinterpret_cast<const float*>(L.attn_norm.data), nullptr, T,
-                     s.xn.data());
+            add_norm(il > 0 ? s.y.data() : nullptr, post_ffn, f32(L.attn_norm), nullptr, T, s.xn.data());
             barrier->wait();
             matmul(L.wq, prepare(L.wq, s.xn.data(), T, true), T, s.q.data());
             matmul(L.wk, prepare(L.wk, s.xn.data(), T, false), T, s.k.data());
@@ -321,8 +471,18 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                     const float* bias = reinterpret_cast<const float*>(L.bv.data) + hk * HD;
                     for (int64_t i = 0; i < HD; ++i) v[i] += bias[i];
                 }
-                const float* cs = s.rope_cos.data() + t * half;
-                const float* sn = s.rope_sin.data() + t * half;
+                // Per-head RMSNorm of q and k (qwen3, gemma3).
+                if (const Weight& nw = is_k ? L.attn_k_norm : L.attn_q_norm; nw) {
+                    const float* w = reinterpret_cast<const float*>(nw.data);
+                    double sum = 0.0;
+                    for (int64_t i = 0; i < HD; ++i) sum += static_cast<double>(x[i]) * x[i];
+                    const float scale =
+                        1.0f / std::sqrt(static_cast<float>(sum / static_cast<double>(HD)) + hp.rms_eps);
+                    for (int64_t i = 0; i < HD; ++i) x[i] = x[i] * scale * w[i];
+                }
+                const bool sliding = hp.is_sliding(il);
+                const float* cs = (sliding ? s.rope_cos_sliding : s.rope_cos).data() + t * half;
+                const float* sn = (sliding ? s.rope_sin_sliding : s.rope_sin).data() + t * half;
                 if (hp.rope_type == RopeType::Norm) {
                     for (int64_t i = 0; i < half; ++i) {
                         const float a = x[2 * i], b = x[2 * i + 1];
@@ -344,6 +504,8 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
             // Attention: items of (tile of tokens of one sequence, kv head, chunk of that head's query heads,
             // part of the cells), dealt round-robin because later tokens of a prompt cost more (causal).
             {
+                const bool sliding = hp.is_sliding(il);
+                const int window = static_cast<int>(hp.sliding_window);
                 const int64_t n_items = n_attn_items * kv_parts;
                 int last_t = -1;
                 KvSeqView view{nullptr, nullptr, bs, KVD};
@@ -367,14 +529,20 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                         view.v_blocks = vblocks.data();
                         last_t = t0;
                     }
-                    // This part's whole blocks of the tile's longest row.
-                    int cell_begin = 0, cell_end = INT32_MAX;
+                    // The tile's cells: from the block holding the earliest visible cell (0, or the start of
+                    // the first row's window) to the longest row's end; with parts, this part's whole blocks.
+                    int first0 = 0;
+                    if (sliding) {
+                        first0 = INT32_MAX;
+                        for (int t = t0; t < t0 + tn; ++t) first0 = std::min(first0, std::max(0, entries[t].pos + 1 - window));
+                    }
+                    int cell_begin = first0 / bs * bs, cell_end = INT32_MAX;
                     if (kv_parts > 1) {
                         int n_max = 0;
                         for (int t = t0; t < t0 + tn; ++t) n_max = std::max(n_max, entries[t].pos + 1);
-                        const int nb = (n_max + bs - 1) / bs;
-                        cell_begin = nb * part / kv_parts * bs;
-                        cell_end = nb * (part + 1) / kv_parts * bs;
+                        const int b0 = first0 / bs, nb = (n_max + bs - 1) / bs - b0;
+                        cell_begin = (b0 + nb * part / kv_parts) * bs;
+                        cell_end = (b0 + nb * (part + 1) / kv_parts) * bs;
                     }
                     int n_rows = 0;
                     for (int t = t0; t < t0 + tn; ++t)
@@ -383,6 +551,7 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                             row.q = s.q.data() + t * QD + h * HD;
                             row.n_kv = std::max(cell_begin, std::min(entries[t].pos + 1, cell_end));
                             row.cell_begin = cell_begin;
+                            row.cell_first = sliding ? std::max(0, entries[t].pos + 1 - window) : 0;
                             if (kv_parts > 1) {
                                 const int64_t slot = (t * hp.n_head + h) * kv_parts + part;
                                 row.out = s.att_parts.data() + slot * HD;
@@ -407,31 +576,48 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
             }
             matmul(L.wo, prepare(L.wo, att, T, true), T, s.y.data());
             barrier->wait();
-            add_norm(s.y.data(), reinterpret_cast<const float*>(L.ffn_norm.data), nullptr, T, s.xn.data());
+            add_norm(s.y.data(), f32(L.post_attn_norm), f32(L.ffn_norm), nullptr, T, s.xn.data());
             barrier->wait();
-            // Gate and up split their rows the same way, so each thread applies SwiGLU to its own rows.
-            matmul(L.ffn_gate, prepare(L.ffn_gate, s.xn.data(), T, true), T, s.gate.data());
-            matmul(L.ffn_up, prepare(L.ffn_up, s.xn.data(), T, false), T, s.up.data());
-            {
+            if (!L.gate_exps.empty()) {
+                moe_ffn(L);
+            } else {
+                // Gate and up split their rows the same way, so each thread applies the gate to its own rows.
+                matmul(L.ffn_gate, prepare(L.ffn_gate, s.xn.data(), T, true), T, s.gate.data());
+                matmul(L.ffn_up, prepare(L.ffn_up, s.xn.data(), T, false), T, s.up.data());
                 int64_t r0, r1;
                 split(F, ith, nth, kRowGrain, r0, r1);
-                for (int t = 0; t < T; ++t) {
-                    float* g = s.gate.data() + t * F;
-                    const float* u = s.up.data() + t * F;
-                    for (int64_t i = r0; i < r1; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
-                }
+                for (int t = 0; t < T; ++t) gated_act(s.gate.data() + t * F, s.up.data() + t * F, r0, r1);
+                barrier->wait();
+                matmul(L.ffn_down, prepare(L.ffn_down, s.gate.data(), T, true), T, s.y.data());
             }
             barrier->wait();
-            matmul(L.ffn_down, prepare(L.ffn_down, s.gate.data(), T, true), T, s.y.data());
-            barrier->wait();
+            post_ffn = f32(L.post_ffn_norm);
         }
 
         // The last FFN residual and the final norm, for the rows that want logits; then the output projection.
         if (n_out > 0) {
-            add_norm(s.y.data(), reinterpret_cast<const float*>(m.output_norm.data), out_rows.data(), n_out,
-                     s.xn.data());
+            add_norm(s.y.data(), post_ffn, f32(m.output_norm), out_rows.data(), n_out, s.xn.data());
             barrier->wait();
-            matmul(m.output, prepare(m.output, s.xn.data(), n_out, true), n_out, logits_out);
+            if (params_.embeddings) {
+#pragma omp single
+                std::memcpy(logits_out, s.xn.data(), sizeof(float) * static_cast<size_t>(n_out * E));
+            } else {
+                matmul(m.output, prepare(m.output, s.xn.data(), n_out, true), n_out, logits_out);
+                // Granite's logit divisor and Gemma-style soft-capping, on this thread's columns.
+                const float scale = hp.logit_scale, cap = hp.final_logit_softcap;
+                if (scale != 1.0f || cap > 0) {
+                    int64_t r0, r1;
+                    split(V, ith, nth, kRowGrain, r0, r1);
+                    for (int j = 0; j < n_out; ++j) {
+                        float* lg = logits_out + j * V;
+                        for (int64_t i = r0; i < r1; ++i) {
+                            float v = lg[i] * scale;
+                            if (cap > 0) v = cap * std::tanh(v / cap);
+                            lg[i] = v;
+                        }
+                    }
+                }
+            }
         }
     }
 }

@@ -17,6 +17,9 @@ struct ContextParams {
     int n_threads = 0;     // 0: every core
     int n_ubatch = 512;    // micro-batch: larger batches are split into chunks of this many entries
     int kv_block_size = 16;
+    // Embedding mode: decode() returns, for each entry that asks for output, the final normed hidden state
+    // (n_embd floats) instead of the logits: what decoder embedding models (Qwen3-Embedding) pool.
+    bool embeddings = false;
 };
 
 class Context {
@@ -24,8 +27,8 @@ public:
     Context(const Model& model, const ContextParams& params);
     ~Context();
 
-    // Runs the batch. Returns the logits of the entries with logits == true, n_vocab floats each, in batch
-    // order. Positions of a sequence must continue it (pos <= current length); throws hearth::Error on an
+    // Runs the batch. Returns the logits of the entries with logits == true, n_vocab floats each (n_embd in
+    // embedding mode: out_dim()), in batch order. Positions of a sequence must continue it (pos <= current length); throws hearth::Error on an
     // invalid token, position or sequence, or when the cache is full.
     const std::vector<float>& decode(const Batch& batch);
 
@@ -33,6 +36,7 @@ public:
     const Model& model() const { return model_; }
     int n_threads() const { return n_threads_; }
     int n_ctx() const { return params_.n_ctx; }
+    int64_t out_dim() const { return params_.embeddings ? model_.hp.n_embd : model_.hp.n_vocab; }
 
 private:
     struct Scratch;
