@@ -6,7 +6,7 @@
 # a roofline taken at the same time (this is a shared VM: bandwidth varies by 2x between minutes).
 # Each model runs in both load modes: --mmap (llama.cpp's default, the like-for-like comparison with
 # ../shared/baselines.md) and the default read-into-memory mode.
-# Usage: bench/run.sh [SHAPES...]      (env: ROUNDS=3)
+# Usage: bench/run.sh [SHAPES...]      (env: ROUNDS=3; any `hearth synth` shape, e.g. qwen3-0.6b)
 # Prints the markdown table; raw figures go to bench/out/results.jsonl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,12 +26,16 @@ vocab_for() {
   case "$1" in
     smollm2-*) echo "$SHARED/tokenizers/smollm2/tokenizer.json" ;;
     llama3.2-1b) echo "$SHARED/tokenizers/llama3.2-bpe/encoder.json" ;;
+    qwen3-*|qwen2.5-*) echo "$SHARED/tokenizers/qwen3-npm/tokenizer.json" ;;
+    phi3-*) echo "$SHARED/tokenizers/llama.cpp-vocab/ggml-vocab-phi-3.gguf" ;;
+    *) echo "" ;;  # placeholder vocab of the shape's size (gemma3, granite, qwen3moe-a400m)
   esac
 }
 
 for shape in "${shapes[@]}"; do
   f16="$OUT/$shape.F16.gguf"
-  [ -f "$f16" ] || "$HEARTH" synth --shape "$shape" --vocab "$(vocab_for "$shape")" -o "$f16" >/dev/null
+  vocab=$(vocab_for "$shape")
+  [ -f "$f16" ] || "$HEARTH" synth --shape "$shape" ${vocab:+--vocab "$vocab"} -o "$f16" >/dev/null
   for type in "${types[@]}"; do
     m="$OUT/$shape.$type.gguf"
     [ -f "$m" ] || "$HEARTH" quantize "$f16" "$m" "$type" >/dev/null

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "model/embed.h"
 #include "model/model.h"
 
 namespace hearth::cli {
@@ -15,16 +16,6 @@ const char* ffn_act_name(FfnAct a) {
         case FfnAct::Silu: return "silu";
         case FfnAct::GeluTanh: return "gelu-tanh";
         case FfnAct::Gelu: return "gelu";
-    }
-    return "?";
-}
-
-const char* pooling_name(Pooling p) {
-    switch (p) {
-        case Pooling::None: return "none";
-        case Pooling::Mean: return "mean";
-        case Pooling::Cls: return "cls";
-        case Pooling::Last: return "last";
     }
     return "?";
 }

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
     hearth::cli::add_quantize(app);
     hearth::cli::add_synth(app);
     hearth::cli::add_chat_template(app);
+    hearth::cli::add_embed(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

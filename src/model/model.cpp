@@ -17,7 +17,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, bool use_mmap) {
     static const std::pair<const char*, Loader> kArchs[] = {
         {"llama", arch::load_llama},     {"qwen2", arch::load_qwen2}, {"qwen3", arch::load_qwen3},
         {"qwen3moe", arch::load_qwen3},  {"gemma3", arch::load_gemma3}, {"granite", arch::load_granite},
-        {"phi3", arch::load_phi3},
+        {"phi3", arch::load_phi3},       {"bert", arch::load_bert},
     };
     Loader load = nullptr;
     std::string names;
