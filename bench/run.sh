@@ -6,7 +6,7 @@
 # a roofline taken at the same time (this is a shared VM: bandwidth varies by 2x between minutes).
 # Each model runs in both load modes: --mmap (llama.cpp's default, the like-for-like comparison with
 # ../shared/baselines.md) and the default read-into-memory mode.
-# Usage: bench/run.sh [SHAPES...]      (env: ROUNDS=3; any `hearth synth` shape, e.g. qwen3-0.6b)
+# Usage: bench/run.sh [SHAPES...]      (env: ROUNDS=3, TYPES="Q8_0 Q4_0 Q4_K_M"; any `hearth synth` shape)
 # Prints the markdown table; raw figures go to bench/out/results.jsonl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,7 @@ HEARTH=build/hearth
 
 shapes=("$@")
 [ ${#shapes[@]} -gt 0 ] || shapes=(smollm2-135m smollm2-360m llama3.2-1b)
-types=(Q8_0 Q4_0 Q4_K_M)
+types=(${TYPES:-Q8_0 Q4_0 Q4_K_M})
 
 vocab_for() {
   case "$1" in

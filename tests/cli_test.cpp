@@ -17,34 +17,10 @@
 namespace hearth {
 namespace {
 
-struct Result {
-    int code = -1;
-    std::string out, err;
-};
 
-std::string tmp_dir() {
-    static const std::string dir = [] {
-        auto d = std::filesystem::temp_directory_path() / ("hearth_cli_test_" + std::to_string(getpid()));
-        std::filesystem::create_directories(d);
-        return d.string();
-    }();
-    return dir;
-}
-
-Result hearth(const std::string& args) {
-    const std::string err_path = tmp_dir() + "/stderr.txt";
-    const std::string cmd = std::string(HEARTH_BINARY) + " " + args + " 2>" + err_path;
-    Result r;
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p) return r;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-    const int status = pclose(p);
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.err = test::read_file(err_path);
-    return r;
-}
+using Result = test::RunResult;
+using test::tmp_dir;
+Result hearth(const std::string& args) { return test::run_hearth(args); }
 
 std::string q(const std::string& s) { return "'" + s + "'"; }
 std::string stories() { return q(test::shared("models/stories260K.gguf")); }

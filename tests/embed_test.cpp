@@ -34,22 +34,7 @@ namespace {
 
 const std::string kBgeVocab = "tokenizers/llama.cpp-vocab/ggml-vocab-bert-bge.gguf";
 
-// This process's scratch folder (synth models are cached in it), removed at exit.
-struct TmpDir {
-    std::string path;
-    TmpDir() {
-        path = (std::filesystem::temp_directory_path() / ("hearth_embed_test_" + std::to_string(getpid()))).string();
-        std::filesystem::create_directories(path);
-    }
-    ~TmpDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
-};
-std::string tmp_dir() {
-    static const TmpDir dir;
-    return dir.path;
-}
+using test::tmp_dir;  // synth models are cached in it
 
 // A synth bert model with the bge vocab. Weights have stddev 1/sqrt(n_embd), so that attention and the FFN
 // change the hidden states substantially (synth's default 0.02 leaves a near-identity network whose [CLS]
@@ -110,17 +95,6 @@ std::string join_seqs(const std::vector<std::vector<int32_t>>& seqs) {
     return s;
 }
 
-std::string run_capture(const std::string& cmd, int* code = nullptr) {
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p) return {};
-    std::string out;
-    char buf[1 << 16];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    const int status = pclose(p);
-    if (code) *code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    return out;
-}
 
 // The oracle's embeddings: pooling "all" gives {"mean", "cls", "last"} -> vectors per sequence.
 nlohmann::json oracle(const std::string& model, const std::vector<std::vector<int32_t>>& seqs,
@@ -128,10 +102,9 @@ nlohmann::json oracle(const std::string& model, const std::vector<std::vector<in
     const std::string cmd = "/usr/bin/python3 " + std::string(HEARTH_SOURCE_DIR) + "/tests/oracle/bert_ref.py '" +
                             model + "' --seqs '" + join_seqs(seqs) + "' --pooling " + pooling +
                             (normalize ? "" : " --no-normalize");
-    int code = -1;
-    const std::string out = run_capture(cmd, &code);
-    EXPECT_EQ(code, 0) << cmd;
-    return nlohmann::json::parse(out).at("embeddings");
+    const test::RunResult r = test::run_command(cmd);
+    EXPECT_EQ(r.code, 0) << cmd << "\n" << r.err;
+    return nlohmann::json::parse(r.out).at("embeddings");
 }
 
 double cosine(const float* a, const std::vector<double>& b) {
@@ -411,9 +384,9 @@ TEST(EmbedOracle, TokenTypesAndUnpooledStatesMatchNumpy) {
     const std::string cmd = "/usr/bin/python3 " + std::string(HEARTH_SOURCE_DIR) + "/tests/oracle/bert_ref.py '" +
                             path + "' --seqs '" + join_seqs(seqs) + "' --types '" + join_seqs(types) +
                             "' --pooling none";
-    int code = -1;
-    const auto want = nlohmann::json::parse(run_capture(cmd, &code)).at("embeddings");
-    ASSERT_EQ(code, 0);
+    const test::RunResult r = test::run_command(cmd);
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto want = nlohmann::json::parse(r.out).at("embeddings");
     const int64_t E = l.model->hp.n_embd;
     size_t row = 0;
     double max_abs = 0;
@@ -593,17 +566,8 @@ TEST(EmbedDecoder, BatchOfSequencesEqualsOneAtATime) {
 
 // ---- hearth embed ----------------------------------------------------------------------------------------------
 
-struct Cli {
-    int code = -1;
-    std::string out, err;
-};
-Cli hearth(const std::string& args) {
-    const std::string err_path = tmp_dir() + "/stderr.txt";
-    Cli r;
-    r.out = run_capture(std::string(HEARTH_BINARY) + " " + args + " 2>" + err_path, &r.code);
-    r.err = test::read_file(err_path);
-    return r;
-}
+using Cli = test::RunResult;
+Cli hearth(const std::string& args) { return test::run_hearth(args); }
 std::string q(const std::string& s) { return "'" + s + "'"; }
 
 void expect_error(const Cli& r, const std::string& needle) {

@@ -22,14 +22,8 @@
 namespace hearth {
 namespace {
 
-std::string tmp_dir() {
-    static const std::string dir = [] {
-        auto d = std::filesystem::temp_directory_path() / ("hearth_synth_test_" + std::to_string(getpid()));
-        std::filesystem::create_directories(d);
-        return d.string();
-    }();
-    return dir;
-}
+using test::tmp_dir;
+
 
 std::string write(const std::string& spec, const std::string& file, DType type = DType::F16,
                   const std::string& vocab = "", uint64_t seed = 1) {
@@ -524,54 +518,35 @@ TEST(Synth, BadSpecs) {
 
 // --- the hearth binary: --arch is optional, overrides an explicit shape's default, and must match a named one.
 
-struct Result {
-    int code = -1;
-    std::string out, err;
-};
-
-Result hearth(const std::string& args) {
-    const std::string err_path = tmp_dir() + "/stderr.txt";
-    const std::string cmd = std::string(HEARTH_BINARY) + " " + args + " 2>" + err_path;
-    Result r;
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p) return r;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-    const int status = pclose(p);
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.err = test::read_file(err_path);
-    return r;
-}
 
 TEST(Synth, CliArchAndPooling) {
     const std::string out = tmp_dir() + "/cli.gguf";
-    Result r = hearth("synth --shape moe-tiny -o " + out + " --json");
+    test::RunResult r = test::run_hearth("synth --shape moe-tiny -o " + out + " --json");
     ASSERT_EQ(r.code, 0) << r.err;
     auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["arch"], "qwen3moe");
     EXPECT_EQ(j["n_vocab"], 256);
     EXPECT_EQ(j["n_params"].get<int64_t>(), synth_n_params(synth_shape("moe-tiny")));
     // --arch on an explicit shape without arch= sets it.
-    r = hearth("synth --arch granite --shape embd=64,layers=1,heads=4,ff=128,vocab=256 -o " + out);
+    r = test::run_hearth("synth --arch granite --shape embd=64,layers=1,heads=4,ff=128,vocab=256 -o " + out);
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_EQ(gguf::File::open(out).get_str("general.architecture"), "granite");
     // ... and must agree with a named shape or an explicit arch=.
-    r = hearth("synth --arch llama --shape qwen3-0.6b -o " + out);
+    r = test::run_hearth("synth --arch llama --shape qwen3-0.6b -o " + out);
     EXPECT_NE(r.code, 0);
     EXPECT_NE(r.err.find("qwen3"), std::string::npos) << r.err;
-    r = hearth("synth --arch llama --shape arch=phi3,embd=64,layers=1,heads=4,ff=128,vocab=256 -o " + out);
+    r = test::run_hearth("synth --arch llama --shape arch=phi3,embd=64,layers=1,heads=4,ff=128,vocab=256 -o " + out);
     EXPECT_NE(r.code, 0);
-    r = hearth("synth --arch qwen3moe --shape moe-tiny -o " + out);
+    r = test::run_hearth("synth --arch qwen3moe --shape moe-tiny -o " + out);
     EXPECT_EQ(r.code, 0) << r.err;
     // --pooling for bert shapes only.
-    r = hearth("synth --shape bert-tiny --pooling mean -o " + out);
+    r = test::run_hearth("synth --shape bert-tiny --pooling mean -o " + out);
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_EQ(gguf::File::open(out).get_u32("bert.pooling_type"), 1u);
-    r = hearth("synth --shape tiny --pooling mean -o " + out);
+    r = test::run_hearth("synth --shape tiny --pooling mean -o " + out);
     EXPECT_NE(r.code, 0);
     EXPECT_NE(r.err.find("--pooling"), std::string::npos) << r.err;
-    r = hearth("synth --shape bert-tiny --pooling max -o " + out);
+    r = test::run_hearth("synth --shape bert-tiny --pooling max -o " + out);
     EXPECT_NE(r.code, 0);
     EXPECT_NE(r.err.find("max"), std::string::npos) << r.err;
 }

@@ -1,7 +1,12 @@
 // Helpers shared by the tests: where ../shared is, reading small files.
 #pragma once
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -22,6 +27,50 @@ inline std::string read_file(const std::string& path) {
     ss << f.rdbuf();
     return ss.str();
 }
+
+// A scratch folder for this test process, removed when it exits.
+inline std::string tmp_dir() {
+    struct Dir {
+        std::string path;
+        Dir() {
+            path = (std::filesystem::temp_directory_path() / ("hearth_test_" + std::to_string(getpid()))).string();
+            std::filesystem::create_directories(path);
+        }
+        ~Dir() {
+            std::error_code ec;
+            std::filesystem::remove_all(path, ec);
+        }
+    };
+    static const Dir dir;
+    return dir.path;
+}
+
+struct RunResult {
+    int code = -1;  // exit status, or 128 + signal
+    std::string out, err;
+};
+
+// Runs a shell command, capturing its stdout and (through a file) its stderr.
+inline RunResult run_command(const std::string& cmd) {
+    static int serial = 0;
+    const std::string err_path = tmp_dir() + "/stderr" + std::to_string(serial++) + ".txt";
+    RunResult r;
+    FILE* p = popen((cmd + " 2>" + err_path).c_str(), "r");
+    if (!p) return r;
+    char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+    const int status = pclose(p);
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r.err = read_file(err_path);
+    std::remove(err_path.c_str());
+    return r;
+}
+
+#ifdef HEARTH_BINARY
+// Runs the hearth binary with `args` (a shell-quoted argument string).
+inline RunResult run_hearth(const std::string& args) { return run_command(std::string(HEARTH_BINARY) + " " + args); }
+#endif
 
 // A llama.cpp tokenizer test-vector pair in ../shared/tokenizers/llama.cpp-vocab: NAME.inp holds the inputs, each
 // followed by "\n__ggml_vocab_test__\n"; NAME.out one line of space-separated ids per input.
