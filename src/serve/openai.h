@@ -1,0 +1,103 @@
+// The OpenAI API's request and response shapes for `hearth serve`: validated parsing of chat / completions /
+// embeddings requests into plain structs, OpenAI-shaped errors, and the JSON of responses and stream chunks.
+// No I/O here: the HTTP layer calls these, so every rule about what a request may contain is tested without a
+// socket. A field hearth cannot honour is refused with a 400 naming it, never silently ignored (an ignored
+// `n: 3` or `response_format` would be a 200 whose output is not what was asked for); fields that only
+// describe the caller (user, metadata) are accepted and ignored.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace hearth::serve {
+
+// An error in OpenAI's shape: {"error": {"message", "type", "param", "code"}} with an HTTP status.
+struct ApiError : std::runtime_error {
+    int status;
+    std::string type, param, code;
+    ApiError(int status, std::string message, std::string type, std::string param = {}, std::string code = {});
+    nlohmann::json to_json() const;
+};
+// 400 invalid_request_error naming the field.
+[[noreturn]] void bad_param(const std::string& param, const std::string& message);
+
+struct SamplingFields {
+    std::optional<float> temperature, top_p;  // unset: the server's defaults
+    std::optional<uint64_t> seed;
+    float presence_penalty = 0.0f, frequency_penalty = 0.0f;
+    std::optional<int> max_tokens;  // max_tokens or max_completion_tokens
+    std::vector<std::string> stop;  // up to 4 strings
+    bool logprobs = false;
+    int top_logprobs = 0;  // 0..20, only with logprobs
+    bool stream = false;
+    bool include_usage = false;  // stream_options.include_usage: a last chunk with usage
+};
+
+struct ChatMessage {
+    std::string role;  // system, developer, user, assistant, tool
+    std::string content;  // text parts joined; empty for an assistant message that only calls tools
+    nlohmann::json tool_calls = nlohmann::json::array();  // assistant: OpenAI tool_calls, as sent
+    std::string tool_call_id;                              // tool: the call answered
+    std::string name;
+};
+
+struct ChatRequest {
+    std::string model;
+    std::vector<ChatMessage> messages;
+    SamplingFields sampling;
+    nlohmann::json tools = nlohmann::json::array();  // [{type: function, function: {name, description, parameters}}]
+    nlohmann::json tool_choice;                      // null, "auto", "none", "required" or {type, function: {name}}
+};
+
+struct CompletionRequest {
+    std::string model;
+    std::string prompt;                     // a string prompt …
+    std::optional<std::vector<int32_t>> prompt_tokens;  // … or token ids
+    SamplingFields sampling;
+};
+
+struct EmbeddingsRequest {
+    std::string model;
+    std::vector<std::string> texts;              // string inputs …
+    std::vector<std::vector<int32_t>> token_inputs;  // … or token-id inputs (one of the two is filled)
+    bool base64 = false;               // encoding_format "base64": little-endian float32, base64 (the openai
+                                       // npm client's default)
+    std::optional<int64_t> dimensions;  // must equal the model's (checked by the server, which knows it)
+};
+
+// Parse and validate a request body. Throw ApiError (400) naming the field for malformed JSON, a wrong type,
+// an out-of-range value, a missing required field, or a feature hearth does not support.
+ChatRequest parse_chat_request(const std::string& body);
+CompletionRequest parse_completion_request(const std::string& body);
+EmbeddingsRequest parse_embeddings_request(const std::string& body);
+
+struct Usage {
+    int64_t prompt_tokens = 0, completion_tokens = 0;
+    nlohmann::json to_json() const;
+};
+
+// Response objects. `created` is Unix seconds; `id` e.g. "chatcmpl-…".
+nlohmann::json chat_completion(const std::string& id, const std::string& model, int64_t created,
+                               const nlohmann::json& message, const std::string& finish_reason, const Usage& usage,
+                               const nlohmann::json& logprobs = nullptr);
+// One streamed chunk: delta {role?, content?, tool_calls?}; finish_reason null until the last.
+nlohmann::json chat_chunk(const std::string& id, const std::string& model, int64_t created, const nlohmann::json& delta,
+                          const std::optional<std::string>& finish_reason, const nlohmann::json& logprobs = nullptr);
+nlohmann::json text_completion(const std::string& id, const std::string& model, int64_t created,
+                               const std::string& text, const std::optional<std::string>& finish_reason,
+                               const std::optional<Usage>& usage);
+nlohmann::json embeddings_list(const std::string& model, const std::vector<std::vector<float>>& vectors,
+                               int64_t prompt_tokens, bool base64 = false);
+// Standard base64 (RFC 4648, with padding) of bytes.
+std::string base64_encode(const void* data, size_t n);
+nlohmann::json models_list(const std::vector<std::string>& ids, int64_t created);
+
+// Server-sent events: "data: <json>\n\n", and the terminator "data: [DONE]\n\n".
+std::string sse_event(const nlohmann::json& j);
+std::string sse_done();
+
+}  // namespace hearth::serve
