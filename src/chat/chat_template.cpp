@@ -3,6 +3,10 @@
 
 namespace hearth {
 
+const char* const kDefaultChatTemplate =
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+    "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
 nlohmann::ordered_json chat_context(const ChatInputs& in) {
     nlohmann::ordered_json ctx = nlohmann::ordered_json::object();
     ctx["messages"] = in.messages;

@@ -23,6 +23,11 @@ struct ChatInputs {
 // bos_token, eos_token, then `extra` (which may override them).
 nlohmann::ordered_json chat_context(const ChatInputs& in);
 
+// Used when a model carries no tokenizer.chat_template: ChatML (<|im_start|>role\ncontent<|im_end|>\n), the
+// format most instruction-tuned small models use. Documented in README; hearth says so when it falls back, so
+// the choice never changes silently.
+extern const char* const kDefaultChatTemplate;
+
 class ChatTemplate {
 public:
     explicit ChatTemplate(const std::string& source) : tmpl_(source) {}  // throws hearth::Error on bad syntax

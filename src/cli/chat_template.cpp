@@ -36,13 +36,6 @@ nlohmann::ordered_json read_json(const std::string& path, const char* what) {
 
 }  // namespace
 
-// Used when a model carries no tokenizer.chat_template: ChatML (<|im_start|>role\ncontent<|im_end|>\n), the
-// format most instruction-tuned small models use. Documented in README; hearth says so on stderr when it
-// falls back, so the choice never changes silently.
-const char* const kDefaultChatTemplate =
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
-    "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
-
 void add_chat_template(CLI::App& app) {
     auto* cmd = app.add_subcommand("chat-template", "Render a conversation with a chat template and print the prompt");
     struct Opts {

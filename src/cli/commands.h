@@ -11,6 +11,7 @@ void add_perplexity(CLI::App& app);
 void add_quantize(CLI::App& app);
 void add_synth(CLI::App& app);
 void add_chat_template(CLI::App& app);
+void add_serve(CLI::App& app);
 void add_embed(CLI::App& app);
 
 }  // namespace hearth::cli

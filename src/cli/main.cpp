@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
     hearth::cli::add_synth(app);
     hearth::cli::add_chat_template(app);
     hearth::cli::add_embed(app);
+    hearth::cli::add_serve(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -1,0 +1,631 @@
+#include "serve/server.h"
+
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "base/error.h"
+#include "chat/chat_template.h"
+#include "model/embed.h"
+#include "model/forward.h"
+#include "runtime/scheduler.h"
+#include "serve/metrics.h"
+#include "serve/openai.h"
+
+namespace hearth::serve {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+bool constant_time_equal(const std::string& a, const std::string& b) {
+    // Compare over the longer length so that neither the content nor the length position leaks through time.
+    const size_t n = std::max(a.size(), b.size());
+    unsigned diff = a.size() == b.size() ? 0u : 1u;
+    for (size_t i = 0; i < n; ++i) {
+        const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+        const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+        diff |= static_cast<unsigned>(x ^ y);
+    }
+    return diff == 0;
+}
+
+namespace {
+
+// One request's channel from the engine thread to its HTTP handler.
+struct Channel {
+    std::mutex m;
+    std::condition_variable cv;
+    int64_t id = 0;            // the scheduler's id once accepted
+    bool accepted = false;
+    std::string reject;        // set when submit() refused it
+    int reject_status = 0;
+    std::deque<Event> events;  // tokens, in order
+    bool finished = false;
+};
+
+struct Submission {
+    GenRequest req;
+    std::shared_ptr<Channel> ch;
+};
+
+}  // namespace
+
+struct Server::Impl {
+    const Model& model;
+    const tok::Vocab& vocab;
+    ServerOptions opt;
+    std::string model_id;
+    std::unique_ptr<ChatTemplate> chat_template;
+    Context ctx;
+    Scheduler sched;
+    httplib::Server http;
+    Metrics metrics;
+    int64_t created = 0;
+
+    std::mutex m;  // guards the fields below
+    std::condition_variable cv;
+    std::deque<Submission> submissions;
+    std::vector<int64_t> cancels;
+    std::unordered_map<int64_t, std::shared_ptr<Channel>> live;
+    bool stopping = false, draining = false;
+    std::thread engine, listener;
+    std::atomic<bool> listening{false};
+    int bound_port = 0;
+
+    std::mutex embed_m;  // embeddings run one request at a time on their own context
+    std::unique_ptr<Embedder> embedder;
+
+    Impl(const Model& model_, const tok::Vocab& vocab_, const ServerOptions& o)
+        : model(model_),
+          vocab(vocab_),
+          opt(o),
+          ctx(model_, make_context_params(o)),
+          sched(ctx, SchedulerParams{std::min(512, std::max(64, o.parallel * 4)), o.parallel, o.max_waiting}) {
+        model_id = opt.model_name.empty() ? (model.hp.name.empty() ? model.hp.arch : model.hp.name) : opt.model_name;
+        const std::string tmpl = model.file.get_str_or("tokenizer.chat_template", "");
+        chat_template = std::make_unique<ChatTemplate>(tmpl.empty() ? kDefaultChatTemplate : tmpl);
+        created = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    }
+
+    static ContextParams make_context_params(const ServerOptions& o) {
+        ContextParams cp;
+        cp.n_ctx = o.n_ctx;
+        cp.n_threads = o.n_threads;
+        return cp;
+    }
+
+    // ---- engine thread: owns the scheduler.
+    void engine_loop() {
+        for (;;) {
+            std::vector<Submission> subs;
+            std::vector<int64_t> cancel_ids;
+            {
+                std::unique_lock<std::mutex> lock(m);
+                cv.wait(lock, [&] { return stopping || !submissions.empty() || !cancels.empty() || !sched.idle(); });
+                if (stopping && sched.idle() && submissions.empty()) return;
+                subs.assign(std::make_move_iterator(submissions.begin()), std::make_move_iterator(submissions.end()));
+                submissions.clear();
+                cancel_ids.swap(cancels);
+            }
+            for (auto& s : subs) {
+                std::lock_guard<std::mutex> lock(s.ch->m);
+                try {
+                    s.ch->id = sched.submit(std::move(s.req));
+                    s.ch->accepted = true;
+                    std::lock_guard<std::mutex> g(m);
+                    live[s.ch->id] = s.ch;
+                } catch (const QueueFull& e) {
+                    s.ch->reject = e.what();
+                    s.ch->reject_status = 429;
+                } catch (const Error& e) {
+                    s.ch->reject = e.what();
+                    s.ch->reject_status = 400;
+                }
+                s.ch->cv.notify_all();
+            }
+            for (int64_t id : cancel_ids) sched.cancel(id);
+            if (sched.idle()) continue;
+            std::vector<Event> events;
+            try {
+                events = sched.step();
+            } catch (const std::exception& e) {
+                // A failed step must not leave clients hanging: end every live request.
+                std::fprintf(stderr, "hearth serve: forward step failed: %s\n", e.what());
+                std::lock_guard<std::mutex> g(m);
+                for (auto& [id, ch] : live) {
+                    sched.cancel(id);
+                    std::lock_guard<std::mutex> lc(ch->m);
+                    ch->finished = true;
+                    ch->cv.notify_all();
+                }
+                live.clear();
+                continue;
+            }
+            metrics.kv_blocks_used = sched.kv_blocks_used();
+            metrics.kv_blocks_total = sched.kv_blocks_total();
+            metrics.running = sched.running();
+            metrics.waiting = sched.waiting();
+            for (const Event& ev : events) {
+                std::shared_ptr<Channel> ch;
+                {
+                    std::lock_guard<std::mutex> g(m);
+                    auto it = live.find(ev.id);
+                    if (it == live.end()) continue;
+                    ch = it->second;
+                    if (ev.finished) live.erase(it);
+                }
+                std::lock_guard<std::mutex> lc(ch->m);
+                ch->events.push_back(ev);
+                if (ev.finished) ch->finished = true;
+                ch->cv.notify_all();
+            }
+        }
+    }
+
+    // Submits and waits for acceptance; throws ApiError (429 / 400) when refused.
+    std::shared_ptr<Channel> submit(GenRequest req) {
+        auto ch = std::make_shared<Channel>();
+        {
+            std::lock_guard<std::mutex> g(m);
+            if (draining) throw ApiError(503, "the server is shutting down", "server_error");
+            submissions.push_back({std::move(req), ch});
+        }
+        cv.notify_all();
+        std::unique_lock<std::mutex> lock(ch->m);
+        ch->cv.wait(lock, [&] { return ch->accepted || ch->reject_status != 0; });
+        if (ch->reject_status == 429) throw ApiError(429, ch->reject, "rate_limit_error", "", "queue_full");
+        if (ch->reject_status) throw ApiError(400, ch->reject, "invalid_request_error", "messages", "invalid_value");
+        return ch;
+    }
+
+    void cancel(int64_t id) {
+        {
+            std::lock_guard<std::mutex> g(m);
+            cancels.push_back(id);
+        }
+        cv.notify_all();
+    }
+
+    // Next event of a request; false when it has finished and every event was taken.
+    bool next_event(Channel& ch, Event& out) {
+        std::unique_lock<std::mutex> lock(ch.m);
+        ch.cv.wait(lock, [&] { return !ch.events.empty() || ch.finished; });
+        if (ch.events.empty()) return false;
+        out = ch.events.front();
+        ch.events.pop_front();
+        return true;
+    }
+
+    GenRequest gen_request(std::vector<int32_t> prompt, const SamplingFields& s) const {
+        GenRequest g;
+        g.prompt = std::move(prompt);
+        g.sampling.temperature = s.temperature.value_or(1.0f);
+        g.sampling.top_p = s.top_p.value_or(1.0f);
+        g.sampling.top_k = 0;
+        g.sampling.min_p = 0.0f;
+        g.sampling.presence_penalty = s.presence_penalty;
+        g.sampling.frequency_penalty = s.frequency_penalty;
+        if (s.seed) g.sampling.seed = *s.seed;
+        const int room = opt.n_ctx - static_cast<int>(g.prompt.size());
+        if (room < 1)
+            throw ApiError(400,
+                           fmt::format("the prompt has {} tokens, which leaves no room in the context of {} tokens",
+                                       g.prompt.size(), opt.n_ctx),
+                           "invalid_request_error", "messages", "context_length_exceeded");
+        if (s.max_tokens && *s.max_tokens > room)
+            throw ApiError(400,
+                           fmt::format("the prompt ({} tokens) plus max_tokens ({}) exceed the context of {} tokens",
+                                       g.prompt.size(), *s.max_tokens, opt.n_ctx),
+                           "invalid_request_error", "max_tokens", "context_length_exceeded");
+        g.max_tokens = s.max_tokens.value_or(std::min(opt.default_max_tokens, room));
+        for (int32_t id : vocab.eog_ids()) g.stop_tokens.push_back(id);
+        return g;
+    }
+
+    std::vector<int32_t> tokenize_prompt(const std::string& text) const {
+        std::vector<int32_t> toks = vocab.encode(text, /*add_special=*/false, /*parse_special=*/true);
+        // The template usually writes the BOS text itself; add it only when it did not.
+        if (vocab.add_bos() && vocab.bos() >= 0 && (toks.empty() || toks[0] != vocab.bos()))
+            toks.insert(toks.begin(), vocab.bos());
+        if (toks.empty()) throw ApiError(400, "the prompt is empty", "invalid_request_error", "prompt");
+        return toks;
+    }
+
+    void check_model(const std::string& name) const {
+        if (!name.empty() && name != model_id)
+            throw ApiError(404, "the model '" + name + "' does not exist (this server serves '" + model_id + "')",
+                           "invalid_request_error", "model", "model_not_found");
+    }
+
+    // Text generation shared by chat and completions: runs the request, detokenizes, applies stop strings,
+    // and calls emit(text piece) as text becomes final; returns the finish reason and usage.
+    struct Outcome {
+        std::string finish_reason;
+        Usage usage;
+        bool client_gone = false;
+    };
+    template <typename Emit>
+    Outcome generate(const std::shared_ptr<Channel>& ch, int n_prompt, const std::vector<std::string>& stops,
+                     Emit&& emit) {
+        Outcome o;
+        o.usage.prompt_tokens = n_prompt;
+        tok::StreamDecoder dec(vocab);
+        std::string held;  // decoded text not yet emitted: it may be the start of a stop string
+        const Clock::time_point t0 = Clock::now();
+        Clock::time_point last = t0;
+        bool first = true;
+        Event ev;
+        while (next_event(*ch, ev)) {
+            if (ev.token >= 0) {
+                const Clock::time_point now = Clock::now();
+                if (first) metrics.ttft.observe(std::chrono::duration<double>(now - t0).count());
+                else metrics.itl.observe(std::chrono::duration<double>(now - last).count());
+                first = false;
+                last = now;
+                metrics.tokens_out += 1;
+                o.usage.completion_tokens = ev.n_generated;
+                if (!(ev.finished && ev.reason == FinishReason::Stop)) held += dec.push(ev.token);
+            }
+            if (ev.finished) {
+                held += dec.flush();
+                o.finish_reason = ev.reason == FinishReason::Length ? "length" : "stop";
+                if (ev.reason == FinishReason::Cancelled) o.client_gone = true;
+            }
+            // Stop strings: cut at the first match and end the request.
+            size_t cut = std::string::npos;
+            for (const auto& s : stops)
+                if (size_t p = held.find(s); p != std::string::npos) cut = std::min(cut, p);
+            if (cut != std::string::npos) {
+                held.resize(cut);
+                if (!held.empty() && !emit(held)) o.client_gone = true;
+                if (!ev.finished) cancel(ch->id);
+                o.finish_reason = "stop";
+                while (next_event(*ch, ev)) {}  // drain until the scheduler reports the cancellation
+                return o;
+            }
+            // Emit all but the longest tail that could still begin a stop string.
+            size_t keep = 0;
+            for (const auto& s : stops)
+                for (size_t k = std::min(s.size() - 1, held.size()); k > keep; --k)
+                    if (held.compare(held.size() - k, k, s, 0, k) == 0) {
+                        keep = k;
+                        break;
+                    }
+            if (ev.finished) keep = 0;
+            if (held.size() > keep) {
+                if (!emit(held.substr(0, held.size() - keep))) {
+                    o.client_gone = true;
+                    cancel(ch->id);
+                    while (next_event(*ch, ev)) {}
+                    return o;
+                }
+                held.erase(0, held.size() - keep);
+            }
+        }
+        return o;
+    }
+
+    // ---- HTTP
+    void reply_error(httplib::Response& res, const ApiError& e) {
+        res.status = e.status;
+        if (e.status == 429) res.set_header("Retry-After", "1");
+        res.set_content(e.to_json().dump(), "application/json");
+        metrics.count_request(e.status);
+    }
+
+    bool authorized(const httplib::Request& req, httplib::Response& res) {
+        if (opt.api_key.empty()) return true;
+        const std::string auth = req.get_header_value("Authorization");
+        const std::string prefix = "Bearer ";
+        const std::string given = auth.rfind(prefix, 0) == 0 ? auth.substr(prefix.size()) : std::string();
+        if (!given.empty() && constant_time_equal(given, opt.api_key)) return true;
+        reply_error(res, ApiError(401, given.empty() ? "missing API key (send 'Authorization: Bearer KEY')"
+                                                     : "incorrect API key",
+                                  "invalid_request_error", "", "invalid_api_key"));
+        return false;
+    }
+
+    template <typename Fn>
+    void guarded(const httplib::Request& req, httplib::Response& res, Fn&& fn) {
+        if (!authorized(req, res)) return;
+        try {
+            fn();
+        } catch (const ApiError& e) {
+            reply_error(res, e);
+        } catch (const std::exception& e) {
+            reply_error(res, ApiError(500, std::string("internal error: ") + e.what(), "server_error"));
+        }
+    }
+
+    std::string new_id(const char* prefix) {
+        static std::atomic<uint64_t> n{0};
+        return fmt::format("{}-{:x}{:06x}", prefix, created, ++n);
+    }
+
+    void handle_chat(const httplib::Request& req, httplib::Response& res) {
+        const ChatRequest r = parse_chat_request(req.body);
+        check_model(r.model);
+        if (!r.tools.empty() && !(r.tool_choice.is_string() && r.tool_choice == "none"))
+            throw ApiError(400, "'tools' are not supported yet: tool calls need constrained decoding",
+                           "invalid_request_error", "tools", "unsupported_parameter");
+        ChatInputs in;
+        for (const auto& msg : r.messages) {
+            nlohmann::ordered_json mj = {{"role", msg.role == "developer" ? "system" : msg.role}, {"content", msg.content}};
+            if (!msg.tool_calls.empty()) mj["tool_calls"] = msg.tool_calls;
+            if (!msg.tool_call_id.empty()) mj["tool_call_id"] = msg.tool_call_id;
+            in.messages.push_back(std::move(mj));
+        }
+        in.add_generation_prompt = true;
+        if (vocab.bos() >= 0) in.bos_token = vocab.text(vocab.bos());
+        if (vocab.eos() >= 0) in.eos_token = vocab.text(vocab.eos());
+        std::string prompt_text;
+        try {
+            prompt_text = chat_template->apply(in);
+        } catch (const Error& e) {
+            throw ApiError(400, std::string("the chat template failed on these messages: ") + e.what(),
+                           "invalid_request_error", "messages");
+        }
+        std::vector<int32_t> prompt = tokenize_prompt(prompt_text);
+        const int n_prompt = static_cast<int>(prompt.size());
+        GenRequest g = gen_request(std::move(prompt), r.sampling);
+        metrics.tokens_in += n_prompt;
+        auto ch = submit(std::move(g));
+        const std::string id = new_id("chatcmpl");
+        if (!r.sampling.stream) {
+            std::string text;
+            const Outcome o = generate(ch, n_prompt, r.sampling.stop, [&](const std::string& t) {
+                text += t;
+                return true;
+            });
+            res.set_content(chat_completion(id, model_id, created, {{"role", "assistant"}, {"content", text}},
+                                            o.finish_reason, o.usage)
+                                .dump(),
+                            "application/json");
+            metrics.count_request(200);
+            return;
+        }
+        const SamplingFields s = r.sampling;
+        res.set_chunked_content_provider("text/event-stream", [this, ch, id, s, n_prompt](size_t, httplib::DataSink& sink) {
+            auto write = [&](const json& j) {
+                const std::string e = sse_event(j);
+                return sink.write(e.data(), e.size());
+            };
+            bool ok = write(chat_chunk(id, model_id, created, {{"role", "assistant"}, {"content", ""}}, std::nullopt));
+            Outcome o;
+            if (ok) {
+                o = generate(ch, n_prompt, s.stop, [&](const std::string& t) {
+                    return write(chat_chunk(id, model_id, created, {{"content", t}}, std::nullopt));
+                });
+            } else {
+                cancel(ch->id);
+                Event ev;
+                while (next_event(*ch, ev)) {}
+                o.client_gone = true;
+            }
+            if (!o.client_gone) {
+                write(chat_chunk(id, model_id, created, json::object(), o.finish_reason));
+                if (s.include_usage) {
+                    json u = chat_chunk(id, model_id, created, json::object(), std::nullopt);
+                    u["choices"] = json::array();
+                    u["usage"] = o.usage.to_json();
+                    write(u);
+                }
+                const std::string done = sse_done();
+                sink.write(done.data(), done.size());
+            }
+            sink.done();
+            return true;
+        });
+        metrics.count_request(200);
+    }
+
+    void handle_completion(const httplib::Request& req, httplib::Response& res) {
+        const CompletionRequest r = parse_completion_request(req.body);
+        check_model(r.model);
+        std::vector<int32_t> prompt;
+        if (r.prompt_tokens) {
+            prompt = *r.prompt_tokens;
+            for (int32_t t : prompt)
+                if (t >= vocab.n_tokens())
+                    throw ApiError(400, fmt::format("token id {} is outside the vocabulary of {}", t, vocab.n_tokens()),
+                                   "invalid_request_error", "prompt");
+        } else {
+            prompt = vocab.encode(r.prompt, /*add_special=*/true, /*parse_special=*/true);
+            if (prompt.empty()) throw ApiError(400, "'prompt' is empty", "invalid_request_error", "prompt");
+        }
+        const int n_prompt = static_cast<int>(prompt.size());
+        GenRequest g = gen_request(std::move(prompt), r.sampling);
+        metrics.tokens_in += n_prompt;
+        auto ch = submit(std::move(g));
+        const std::string id = new_id("cmpl");
+        if (!r.sampling.stream) {
+            std::string text;
+            const Outcome o = generate(ch, n_prompt, r.sampling.stop, [&](const std::string& t) {
+                text += t;
+                return true;
+            });
+            res.set_content(text_completion(id, model_id, created, text, o.finish_reason, o.usage).dump(),
+                            "application/json");
+            metrics.count_request(200);
+            return;
+        }
+        const SamplingFields s = r.sampling;
+        res.set_chunked_content_provider("text/event-stream", [this, ch, id, s, n_prompt](size_t, httplib::DataSink& sink) {
+            auto write = [&](const json& j) {
+                const std::string e = sse_event(j);
+                return sink.write(e.data(), e.size());
+            };
+            const Outcome o = generate(ch, n_prompt, s.stop, [&](const std::string& t) {
+                return write(text_completion(id, model_id, created, t, std::nullopt, std::nullopt));
+            });
+            if (!o.client_gone) {
+                write(text_completion(id, model_id, created, "", o.finish_reason,
+                                      s.include_usage ? std::optional<Usage>(o.usage) : std::nullopt));
+                const std::string done = sse_done();
+                sink.write(done.data(), done.size());
+            }
+            sink.done();
+            return true;
+        });
+        metrics.count_request(200);
+    }
+
+    void handle_embeddings(const httplib::Request& req, httplib::Response& res) {
+        const EmbeddingsRequest r = parse_embeddings_request(req.body);
+        check_model(r.model);
+        if (r.dimensions && *r.dimensions != model.hp.n_embd)
+            throw ApiError(400, fmt::format("'dimensions' must be the model's {} (got {})", model.hp.n_embd, *r.dimensions),
+                           "invalid_request_error", "dimensions", "unsupported_parameter");
+        std::lock_guard<std::mutex> g(embed_m);
+        if (!embedder) {
+            EmbedParams ep;
+            ep.n_threads = opt.n_threads;
+            ep.pooling = model_pooling(model) == Pooling::None ? Pooling::Last : Pooling::None;
+            embedder = std::make_unique<Embedder>(model, vocab, ep);
+        }
+        std::vector<std::vector<int32_t>> seqs;
+        try {
+            for (const auto& t : r.texts) seqs.push_back(embedder->tokenize(t));
+        } catch (const Error& e) {
+            throw ApiError(400, e.what(), "invalid_request_error", "input");
+        }
+        for (const auto& t : r.token_inputs) {
+            for (int32_t id : t)
+                if (id >= vocab.n_tokens())
+                    throw ApiError(400, fmt::format("token id {} is outside the vocabulary of {}", id, vocab.n_tokens()),
+                                   "invalid_request_error", "input");
+            if (static_cast<int64_t>(t.size()) > embedder->max_tokens())
+                throw ApiError(400, fmt::format("an input has {} tokens, more than the model's context of {}", t.size(),
+                                                embedder->max_tokens()),
+                               "invalid_request_error", "input", "context_length_exceeded");
+            seqs.push_back(t);
+        }
+        int64_t n_tokens = 0;
+        for (const auto& s : seqs) n_tokens += static_cast<int64_t>(s.size());
+        const std::vector<float> flat = embedder->embed_tokens(seqs);
+        const int64_t dim = embedder->dim();
+        std::vector<std::vector<float>> vecs;
+        for (size_t i = 0; i < seqs.size(); ++i) vecs.emplace_back(flat.begin() + i * dim, flat.begin() + (i + 1) * dim);
+        metrics.tokens_in += n_tokens;
+        res.set_content(embeddings_list(model_id, vecs, n_tokens, r.base64).dump(), "application/json");
+        metrics.count_request(200);
+    }
+
+    void routes() {
+        http.set_payload_max_length(opt.max_body_bytes);
+        http.new_task_queue = [n = opt.http_threads] { return new httplib::ThreadPool(static_cast<size_t>(n)); };
+        http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+            res.set_content(json{{"status", "ok"}}.dump(), "application/json");
+        });
+        http.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
+            guarded(req, res, [&] { res.set_content(models_list({model_id}, created).dump(), "application/json"); });
+        });
+        http.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
+            guarded(req, res, [&] { res.set_content(metrics.prometheus(), "text/plain; version=0.0.4"); });
+        });
+        http.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+            guarded(req, res, [&] { handle_chat(req, res); });
+        });
+        http.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
+            guarded(req, res, [&] { handle_completion(req, res); });
+        });
+        http.Post("/v1/embeddings", [this](const httplib::Request& req, httplib::Response& res) {
+            guarded(req, res, [&] { handle_embeddings(req, res); });
+        });
+        // Unknown paths and over-long bodies: OpenAI-shaped errors rather than httplib's empty pages.
+        http.set_error_handler([this](const httplib::Request&, httplib::Response& res) {
+            if (!res.body.empty()) return;
+            if (res.status == 413) {
+                reply_error(res, ApiError(413, fmt::format("the request body is larger than {} bytes", opt.max_body_bytes),
+                                          "invalid_request_error", "", "request_too_large"));
+            } else if (res.status == 404) {
+                reply_error(res, ApiError(404, "no such endpoint", "invalid_request_error", "", "not_found"));
+            }
+        });
+    }
+};
+
+Server::Server(const Model& model, const tok::Vocab& vocab, const ServerOptions& opt)
+    : impl_(std::make_unique<Impl>(model, vocab, opt)) {
+    if (!model.hp.causal) fail("{} is an encoder model: hearth serve needs a decoder (use hearth embed)", model.hp.arch);
+}
+
+Server::~Server() { stop(0.0); }
+
+void Server::start() {
+    Impl& s = *impl_;
+    s.routes();
+    if (s.opt.port == 0) {
+        s.bound_port = s.http.bind_to_any_port(s.opt.host.c_str());
+        if (s.bound_port <= 0) fail("cannot bind {} on any port", s.opt.host);
+    } else {
+        if (!s.http.bind_to_port(s.opt.host.c_str(), s.opt.port))
+            fail("cannot listen on {}:{} (in use, or not an address of this machine)", s.opt.host, s.opt.port);
+        s.bound_port = s.opt.port;
+    }
+    s.engine = std::thread([&s] { s.engine_loop(); });
+    s.listener = std::thread([&s] {
+        s.listening = true;
+        s.http.listen_after_bind();
+    });
+    while (!s.http.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
+int Server::port() const { return impl_->bound_port; }
+
+void Server::stop(double drain_seconds) {
+    Impl& s = *impl_;
+    if (!s.engine.joinable() && !s.listener.joinable()) return;
+    {
+        std::lock_guard<std::mutex> g(s.m);
+        s.draining = true;
+    }
+    // Let in-flight requests finish, then cancel what is left.
+    const Clock::time_point deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                                          std::chrono::duration<double>(drain_seconds));
+    for (;;) {
+        {
+            std::lock_guard<std::mutex> g(s.m);
+            if (s.live.empty() && s.submissions.empty()) break;
+            if (Clock::now() >= deadline) {
+                for (auto& [id, ch] : s.live) s.cancels.push_back(id);
+                break;
+            }
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    s.cv.notify_all();
+    // Wait for the cancellations to reach their handlers, then stop the engine and the listener.
+    for (int i = 0; i < 500; ++i) {
+        {
+            std::lock_guard<std::mutex> g(s.m);
+            if (s.live.empty()) break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    {
+        std::lock_guard<std::mutex> g(s.m);
+        s.stopping = true;
+    }
+    s.cv.notify_all();
+    if (s.engine.joinable()) s.engine.join();
+    s.http.stop();
+    if (s.listener.joinable()) s.listener.join();
+}
+
+void Server::wait() {
+    Impl& s = *impl_;
+    std::unique_lock<std::mutex> lock(s.m);
+    s.cv.wait(lock, [&] { return s.stopping; });
+}
+
+}  // namespace hearth::serve

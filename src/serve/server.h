@@ -1,0 +1,54 @@
+// `hearth serve`: the OpenAI-compatible HTTP server (cpp-httplib) in front of the continuous-batching
+// Scheduler. HTTP handler threads parse and validate requests (serve/openai.h), hand them to one engine thread
+// that owns the Scheduler and the Context, and receive each request's tokens back through its own channel;
+// the engine runs a forward step whenever anything is running or waiting, so requests join and leave between
+// steps.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "model/model.h"
+#include "tokenizer/vocab.h"
+
+namespace hearth::serve {
+
+struct ServerOptions {
+    std::string host = "127.0.0.1";
+    int port = 8080;               // 0: any free port (see Server::port())
+    int n_ctx = 4096;              // KV cells shared by all requests
+    int parallel = 16;             // requests decoding at once
+    int max_waiting = 64;          // queued requests beyond the running ones; more get 429
+    int n_threads = 0;             // forward-pass threads (0: every core)
+    int http_threads = 8;          // connections served at once
+    std::string api_key;           // empty: no authentication
+    std::string model_name;        // the id /v1/models reports and requests may name
+    size_t max_body_bytes = 8 << 20;  // larger request bodies get 413
+    int default_max_tokens = 512;  // when a request sets none (capped by the context)
+};
+
+class Server {
+public:
+    // The model and vocab must outlive the server.
+    Server(const Model& model, const tok::Vocab& vocab, const ServerOptions& opt);
+    ~Server();
+
+    // Binds and starts serving in background threads; throws hearth::Error when the address cannot be bound.
+    void start();
+    int port() const;
+    // Stops accepting requests, lets in-flight ones finish for up to `drain_seconds` (then cancels them), and
+    // joins the threads.
+    void stop(double drain_seconds = 10.0);
+    // Blocks until stop() has been called (from a signal handler thread, say).
+    void wait();
+
+    struct Impl;
+
+private:
+    std::unique_ptr<Impl> impl_;
+};
+
+// Equal-time comparison of secrets (the API key): the time does not depend on where the strings differ.
+bool constant_time_equal(const std::string& a, const std::string& b);
+
+}  // namespace hearth::serve

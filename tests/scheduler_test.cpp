@@ -1,0 +1,344 @@
+// The continuous-batching scheduler: batched outputs equal each request run alone (greedy and seeded
+// sampling), chunked prefill never stalls running streams, preemption under a tiny KV pool recomputes to the
+// same continuation, cancellation frees blocks at once, and request errors name the problem.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "base/error.h"
+#include "model/forward.h"
+#include "runtime/scheduler.h"
+#include "test_util.h"
+
+namespace hearth {
+namespace {
+
+const Model& stories() {
+    static const std::unique_ptr<Model> m = Model::load(test::shared("models/stories260K.gguf"));
+    return *m;
+}
+
+ContextParams ctx_params(int n_ctx, int block = 16) {
+    ContextParams cp;
+    cp.n_ctx = n_ctx;
+    cp.n_threads = 2;
+    cp.kv_block_size = block;
+    return cp;
+}
+
+// A deterministic prompt: BOS then pseudo-random ids of the 512-token vocabulary.
+std::vector<int32_t> prompt(int n, uint32_t salt) {
+    std::vector<int32_t> p = {1};
+    uint32_t x = 2463534242u ^ (salt * 2654435761u);
+    while (static_cast<int>(p.size()) < n) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        p.push_back(static_cast<int32_t>(3 + x % 500));
+    }
+    return p;
+}
+
+GenRequest request(int n_prompt, int max_tokens, uint32_t salt, bool sampled) {
+    GenRequest r;
+    r.prompt = prompt(n_prompt, salt);
+    r.max_tokens = max_tokens;
+    if (sampled) {
+        r.sampling.temperature = 0.9f;
+        r.sampling.seed = 1000 + salt;
+    } else {
+        r.sampling.temperature = 0.0f;
+    }
+    return r;
+}
+
+// The request alone: a fresh Context, the whole prompt in one batch, then one token per decode.
+std::vector<int32_t> run_alone(const GenRequest& r) {
+    Context ctx(stories(), ctx_params(512));
+    Sampler s(r.sampling);
+    for (int32_t t : r.prompt) s.accept(t);
+    Batch b;
+    for (size_t i = 0; i < r.prompt.size(); ++i) b.add(r.prompt[i], static_cast<int32_t>(i), 0, i + 1 == r.prompt.size());
+    const std::vector<float>* logits = &ctx.decode(b);
+    int32_t pos = static_cast<int32_t>(r.prompt.size());
+    std::vector<int32_t> out;
+    for (int i = 0; i < r.max_tokens; ++i) {
+        const int32_t tok = s.sample(logits->data(), static_cast<int32_t>(stories().hp.n_vocab));
+        s.accept(tok);
+        out.push_back(tok);
+        if (std::find(r.stop_tokens.begin(), r.stop_tokens.end(), tok) != r.stop_tokens.end()) break;
+        if (i + 1 == r.max_tokens) break;
+        b.clear();
+        b.add(tok, pos++, 0, true);
+        logits = &ctx.decode(b);
+    }
+    return out;
+}
+
+struct Outcome {
+    std::vector<int32_t> tokens;
+    int finishes = 0;
+    FinishReason reason = FinishReason::None;
+};
+
+// Steps until idle, checking every event's bookkeeping; returns the outcome per request id.
+std::map<int64_t, Outcome> drain(Scheduler& s, std::map<int64_t, Outcome> out = {}) {
+    for (int guard = 0; !s.idle(); ++guard) {
+        if (guard > 10000) {
+            ADD_FAILURE() << "scheduler never became idle";
+            break;
+        }
+        for (const Event& e : s.step()) {
+            Outcome& o = out[e.id];
+            EXPECT_EQ(o.finishes, 0) << "event after the finish of request " << e.id;
+            if (e.token >= 0) o.tokens.push_back(e.token);
+            EXPECT_EQ(e.n_generated, static_cast<int>(o.tokens.size()));
+            if (e.finished) ++o.finishes, o.reason = e.reason;
+        }
+    }
+    return out;
+}
+
+void check_batched_equals_alone(bool sampled) {
+    Context ctx(stories(), ctx_params(1024));
+    SchedulerParams sp;
+    sp.token_budget = 48;  // several prompts need more than one step
+    Scheduler s(ctx, sp);
+    std::vector<GenRequest> reqs;
+    std::vector<int64_t> ids;
+    for (int i = 0; i < 8; ++i) {
+        reqs.push_back(request(4 + 9 * i, 12 + 5 * i, i, sampled));
+        ids.push_back(s.submit(reqs.back()));
+    }
+    const auto out = drain(s);
+    for (int i = 0; i < 8; ++i) {
+        const Outcome& o = out.at(ids[i]);
+        EXPECT_EQ(o.tokens, run_alone(reqs[i])) << "request " << i;
+        EXPECT_EQ(o.finishes, 1);
+        EXPECT_EQ(o.reason, FinishReason::Length);
+    }
+    EXPECT_EQ(s.kv_blocks_used(), 0);
+    EXPECT_EQ(s.preemptions(), 0);
+    int64_t prompt_total = 0, gen_total = 0;
+    for (const auto& r : reqs) prompt_total += r.prompt.size(), gen_total += r.max_tokens;
+    EXPECT_EQ(s.tokens_prefilled(), prompt_total);
+    EXPECT_EQ(s.tokens_generated(), gen_total);
+}
+
+TEST(Scheduler, BatchedGreedyEqualsEachAlone) { check_batched_equals_alone(false); }
+TEST(Scheduler, BatchedSeededSamplingEqualsEachAlone) { check_batched_equals_alone(true); }
+
+TEST(Scheduler, ChunkedPrefillDoesNotStallRunningStream) {
+    Context ctx(stories(), ctx_params(512));
+    SchedulerParams sp;
+    sp.token_budget = 16;
+    Scheduler s(ctx, sp);
+    const GenRequest a = request(8, 40, 11, false), b = request(100, 10, 12, false);
+    const int64_t ia = s.submit(a);
+    std::map<int64_t, Outcome> out;
+    while (out[ia].tokens.empty())
+        for (const Event& e : s.step()) out[e.id].tokens.push_back(e.token);
+    const int64_t ib = s.submit(b);
+    int steps_until_b = 0;
+    while (out[ia].finishes == 0) {
+        const auto events = s.step();
+        bool a_got = false;
+        for (const Event& e : events) {
+            Outcome& o = out[e.id];
+            o.tokens.push_back(e.token);
+            if (e.finished) ++o.finishes, o.reason = e.reason;
+            a_got |= e.id == ia;
+        }
+        ASSERT_TRUE(a_got) << "the running request got no token in a step";
+        if (out[ib].tokens.empty()) ++steps_until_b;
+    }
+    // 100 prompt tokens at 15 per step (one of the 16 is the running stream's decode): 7 steps of prefill.
+    EXPECT_GE(steps_until_b, 6);
+    out = drain(s, out);
+    EXPECT_EQ(out[ia].tokens, run_alone(a));
+    EXPECT_EQ(out[ib].tokens, run_alone(b));
+    EXPECT_EQ(out[ib].finishes, 1);
+    EXPECT_EQ(out[ib].reason, FinishReason::Length);
+}
+
+TEST(Scheduler, PreemptionUnderTinyPoolRecomputesSameOutputs) {
+    Context ctx(stories(), ctx_params(96, 16));  // 6 blocks of 16 cells
+    SchedulerParams sp;
+    sp.token_budget = 64;
+    Scheduler s(ctx, sp);
+    std::vector<GenRequest> reqs = {request(20, 45, 21, false), request(26, 40, 22, true),
+                                    request(30, 50, 23, false), request(17, 44, 24, true)};
+    std::vector<int64_t> ids;
+    for (const auto& r : reqs) ids.push_back(s.submit(r));
+    // With a budget above the number of streams, a decoding request misses a step only when it was preempted
+    // after generating: its prompt and generated tokens are then recomputed.
+    std::map<int64_t, Outcome> out;
+    std::map<int64_t, int> last_step;
+    bool resumed_mid_generation = false;
+    for (int step = 0; !s.idle() && step < 1000; ++step) {
+        for (const Event& e : s.step()) {
+            Outcome& o = out[e.id];
+            o.tokens.push_back(e.token);
+            if (e.finished) ++o.finishes, o.reason = e.reason;
+            if (last_step.count(e.id) && step - last_step[e.id] > 1) resumed_mid_generation = true;
+            last_step[e.id] = step;
+        }
+    }
+    EXPECT_TRUE(resumed_mid_generation);
+    EXPECT_GT(s.preemptions(), 0);
+    for (size_t i = 0; i < reqs.size(); ++i) {
+        const Outcome& o = out.at(ids[i]);
+        EXPECT_EQ(o.tokens, run_alone(reqs[i])) << "request " << i;
+        EXPECT_EQ(o.finishes, 1);
+        EXPECT_EQ(o.reason, FinishReason::Length);
+    }
+    EXPECT_EQ(s.kv_blocks_used(), 0);
+    EXPECT_EQ(s.kv_blocks_total(), 6);
+}
+
+TEST(Scheduler, CancelFreesBlocksAndReportsOnce) {
+    Context ctx(stories(), ctx_params(512, 8));
+    Scheduler s(ctx, SchedulerParams{});
+    const std::vector<GenRequest> reqs = {request(10, 30, 31, false), request(21, 30, 32, true),
+                                          request(14, 30, 33, false)};
+    std::vector<int64_t> ids;
+    for (const auto& r : reqs) ids.push_back(s.submit(r));
+    std::map<int64_t, Outcome> out;
+    for (int i = 0; i < 5; ++i)
+        for (const Event& e : s.step()) out[e.id].tokens.push_back(e.token);
+    ASSERT_EQ(out[ids[1]].tokens.size(), 5u);
+    // Its cache holds prompt + generated tokens but the last (not fed yet): ceil(25 / 8) = 4 blocks.
+    const int64_t used = s.kv_blocks_used();
+    EXPECT_TRUE(s.cancel(ids[1]));
+    EXPECT_EQ(s.kv_blocks_used(), used - 4);
+    EXPECT_FALSE(s.cancel(ids[1]));
+    EXPECT_FALSE(s.cancel(12345));
+    EXPECT_EQ(s.running(), 2);
+    const auto events = s.step();
+    int cancelled = 0;
+    for (const Event& e : events) {
+        if (e.id != ids[1]) {
+            out[e.id].tokens.push_back(e.token);
+            continue;
+        }
+        ++cancelled;
+        EXPECT_TRUE(e.finished);
+        EXPECT_EQ(e.reason, FinishReason::Cancelled);
+        EXPECT_EQ(e.token, -1);
+        EXPECT_EQ(e.n_generated, 5);
+        EXPECT_EQ(e.n_prompt, 21);
+    }
+    EXPECT_EQ(cancelled, 1);
+    const std::vector<int32_t> cancelled_tokens = out[ids[1]].tokens;
+    out.erase(ids[1]);
+    out = drain(s, out);
+    EXPECT_EQ(out.count(ids[1]), 0u) << "the cancelled request was reported again";
+    EXPECT_EQ(out[ids[0]].tokens, run_alone(reqs[0]));
+    EXPECT_EQ(out[ids[2]].tokens, run_alone(reqs[2]));
+    const std::vector<int32_t> alone1 = run_alone(reqs[1]);
+    EXPECT_EQ(cancelled_tokens, std::vector<int32_t>(alone1.begin(), alone1.begin() + 5));
+    EXPECT_EQ(s.kv_blocks_used(), 0);
+
+    // A waiting request can be cancelled too.
+    const int64_t w = s.submit(request(5, 5, 34, false));
+    EXPECT_EQ(s.waiting(), 1);
+    EXPECT_TRUE(s.cancel(w));
+    EXPECT_EQ(s.waiting(), 0);
+    const auto ev = s.step();
+    ASSERT_EQ(ev.size(), 1u);
+    EXPECT_EQ(ev[0].reason, FinishReason::Cancelled);
+    EXPECT_TRUE(s.idle());
+}
+
+// A budget smaller than the number of streams: decodes take turns (least recently served first), no stream
+// starves, max_running bounds admissions, and outputs are unchanged.
+TEST(Scheduler, SmallBudgetStreamsTakeTurns) {
+    Context ctx(stories(), ctx_params(256));
+    SchedulerParams sp;
+    sp.token_budget = 2;
+    sp.max_running = 3;
+    Scheduler s(ctx, sp);
+    std::vector<GenRequest> reqs;
+    std::vector<int64_t> ids;
+    for (int i = 0; i < 4; ++i) {
+        reqs.push_back(request(2 + i, 8, 50 + i, i % 2 == 1));
+        ids.push_back(s.submit(reqs.back()));
+    }
+    std::map<int64_t, Outcome> out;
+    std::map<int64_t, int> last_step;
+    for (int step = 0; !s.idle() && step < 1000; ++step) {
+        for (const Event& e : s.step()) {
+            Outcome& o = out[e.id];
+            o.tokens.push_back(e.token);
+            if (e.finished) ++o.finishes, o.reason = e.reason;
+            if (last_step.count(e.id)) {
+                EXPECT_LE(step - last_step[e.id], 2) << "request " << e.id << " waited too long";
+            }
+            last_step[e.id] = step;
+        }
+        EXPECT_LE(s.running(), 3);
+    }
+    for (int i = 0; i < 4; ++i) {
+        EXPECT_EQ(out[ids[i]].tokens, run_alone(reqs[i])) << "request " << i;
+        EXPECT_EQ(out[ids[i]].finishes, 1);
+    }
+}
+
+template <typename E, typename F>
+void expect_error(F f, const std::string& needle) {
+    try {
+        f();
+        ADD_FAILURE() << "no error, expected one mentioning '" << needle << "'";
+    } catch (const E& e) {
+        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+}
+
+TEST(Scheduler, RequestErrorsAndFinishReasons) {
+    Context ctx(stories(), ctx_params(128));
+    SchedulerParams sp;
+    sp.max_waiting = 2;
+    Scheduler s(ctx, sp);
+    GenRequest r = request(10, 8, 41, false);
+    r.prompt.clear();
+    expect_error<Error>([&] { s.submit(r); }, "prompt is empty");
+    r = request(129, 1, 41, false);
+    expect_error<Error>([&] { s.submit(r); }, "more than the context size 128");
+    r = request(100, 29, 41, false);
+    expect_error<Error>([&] { s.submit(r); }, "exceeds the context size 128");
+    r = request(10, 8, 41, false);
+    r.prompt[3] = 512;
+    expect_error<Error>([&] { s.submit(r); }, "out of the vocabulary");
+    r = request(10, 0, 41, false);
+    expect_error<Error>([&] { s.submit(r); }, "max_tokens");
+    r = request(10, 8, 41, false);
+    r.sampling.top_p = 2.0f;
+    expect_error<Error>([&] { s.submit(r); }, "top");
+    EXPECT_TRUE(s.idle());
+
+    // Length: max_tokens tokens, the last finished with Length.
+    const GenRequest len = request(10, 3, 42, false);
+    const int64_t il = s.submit(len);
+    // Stop: a token the request produces (its 4th when alone) ends it there, reported with that token.
+    GenRequest stop = request(12, 20, 43, false);
+    const std::vector<int32_t> alone = run_alone(stop);
+    stop.stop_tokens = {alone[3]};
+    const size_t first = std::find(alone.begin(), alone.end(), alone[3]) - alone.begin();
+    const int64_t is = s.submit(stop);
+    expect_error<QueueFull>([&] { s.submit(request(5, 5, 44, false)); }, "queue is full");
+    const auto out = drain(s);
+    EXPECT_EQ(out.at(il).tokens.size(), 3u);
+    EXPECT_EQ(out.at(il).reason, FinishReason::Length);
+    EXPECT_EQ(out.at(is).tokens, std::vector<int32_t>(alone.begin(), alone.begin() + first + 1));
+    EXPECT_EQ(out.at(is).reason, FinishReason::Stop);
+    EXPECT_STREQ(finish_reason_name(FinishReason::Stop), "stop");
+    // The queue has room again; a one-token prompt (BOS alone) counts as one prefilled token.
+    const int64_t prefilled = s.tokens_prefilled(), generated = s.tokens_generated();
+    const GenRequest bos = request(1, 2, 45, false);
+    const int64_t ib = s.submit(bos);
+    EXPECT_EQ(drain(s).at(ib).tokens, run_alone(bos));
+    EXPECT_EQ(s.tokens_prefilled() - prefilled, 1);
+    EXPECT_EQ(s.tokens_generated() - generated, 2);
+    EXPECT_TRUE(s.idle());
+}
+
+}  // namespace
+}  // namespace hearth
