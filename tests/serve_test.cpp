@@ -195,6 +195,14 @@ TEST(Serve, ErrorsAreOpenAiShaped) {
                   json{{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"response_format", {{"type", "json_object"}}}}.dump(),
                   "application/json"),
            400, "response_format");
+    expect(c.Post("/v1/chat/completions",
+                  json{{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"logprobs", true}}.dump(), "application/json"),
+           400, "logprobs");
+    expect(c.Post("/v1/chat/completions",
+                  json{{"messages", {{{"role", "user"}, {"content", "hi"}}}},
+                       {"tools", {{{"type", "function"}, {"function", {{"name", "f"}}}}}}}.dump(),
+                  "application/json"),
+           400, "tools");
     expect(c.Get("/v1/nothing"), 404, "");
 }
 

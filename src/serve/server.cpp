@@ -206,6 +206,9 @@ struct Server::Impl {
     }
 
     GenRequest gen_request(std::vector<int32_t> prompt, const SamplingFields& s) const {
+        if (s.logprobs)  // parsed, but not computed yet: refuse rather than answer without them
+            throw ApiError(400, "'logprobs' is not supported yet", "invalid_request_error", "logprobs",
+                           "unsupported_parameter");
         GenRequest g;
         g.prompt = std::move(prompt);
         g.sampling.temperature = s.temperature.value_or(1.0f);
