@@ -206,28 +206,39 @@ TEST(Serve, ErrorsAreOpenAiShaped) {
     expect(c.Get("/v1/nothing"), 404, "");
 }
 
+// One request decoding (parallel 1) and room for one waiting: of five more sent together, one waits and
+// succeeds, the others get 429 with Retry-After.
 TEST(Serve, QueueFullIs429WithRetryAfter) {
     ServerOptions o;
     o.parallel = 1;
     o.max_waiting = 1;
     Fixture f(o);
     std::atomic<int> n429{0}, n200{0};
-    std::vector<std::thread> threads;
-    for (int i = 0; i < 6; ++i)
-        threads.emplace_back([&] {
-            auto c = f.client();
-            auto r = c.Post("/v1/completions", json{{"prompt", "Once"}, {"max_tokens", 150}, {"temperature", 0}}.dump(),
-                            "application/json");
-            if (!r) return;
-            if (r->status == 429) {
-                ++n429;
-                EXPECT_EQ(r->get_header_value("Retry-After"), "1");
-                EXPECT_EQ(json::parse(r->body)["error"]["code"], "queue_full");
-            } else if (r->status == 200) {
-                ++n200;
-            }
-        });
-    for (auto& t : threads) t.join();
+    auto send = [&] {
+        auto c = f.client();
+        auto r = c.Post("/v1/completions", json{{"prompt", "Once"}, {"max_tokens", 600}, {"temperature", 0}}.dump(),
+                        "application/json");
+        if (!r) return;
+        if (r->status == 429) {
+            ++n429;
+            EXPECT_EQ(r->get_header_value("Retry-After"), "1");
+            EXPECT_EQ(json::parse(r->body)["error"]["code"], "queue_full");
+        } else if (r->status == 200) {
+            ++n200;
+        }
+    };
+    std::thread first(send);
+    {
+        auto c = f.client();
+        for (int i = 0; i < 500; ++i) {  // until the first request is running
+            if (c.Get("/metrics")->body.find("hearth_requests_running 1\n") != std::string::npos) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+    }
+    std::vector<std::thread> more;
+    for (int i = 0; i < 5; ++i) more.emplace_back(send);
+    for (auto& t : more) t.join();
+    first.join();
     EXPECT_GE(n200.load(), 2);  // the running one and the queued one
     EXPECT_GE(n429.load(), 1);
     EXPECT_EQ(n200 + n429, 6);
