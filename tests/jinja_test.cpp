@@ -454,24 +454,16 @@ struct Case {
 };
 
 std::string run_oracle(const ojson& request) {
-    const std::string dir = std::filesystem::temp_directory_path() / ("hearth_jinja_" + std::to_string(getpid()));
-    std::filesystem::create_directories(dir);
-    const std::string in = dir + "/in.json";
+    const std::string in = test::tmp_dir() + "/jinja_in.json";
     {
         std::ofstream f(in, std::ios::binary);
         f << request.dump();
     }
     const std::string cmd = "/usr/bin/python3 " + std::string(HEARTH_SOURCE_DIR) +
                             "/tests/oracle/render_template.py < '" + in + "'";
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p) return {};
-    std::string out;
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    EXPECT_EQ(pclose(p), 0) << cmd;
-    std::filesystem::remove_all(dir);
-    return out;
+    const test::RunResult r = test::run_command(cmd);
+    EXPECT_EQ(r.code, 0) << cmd << "\n" << r.err;
+    return r.out;
 }
 
 TEST(JinjaConformance, AllTemplatesMatchJinja2) {

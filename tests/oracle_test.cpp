@@ -20,14 +20,9 @@ std::vector<double> oracle_logits(const std::string& model, const std::vector<in
     for (int32_t t : tokens) list += (list.empty() ? "" : ",") + std::to_string(t);
     const std::string cmd = "/usr/bin/python3 " + std::string(HEARTH_SOURCE_DIR) + "/tests/oracle/llama_ref.py '" +
                             model + "' --tokens " + list;
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p) return {};
-    std::string out;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    EXPECT_EQ(pclose(p), 0) << cmd;
-    const auto j = nlohmann::json::parse(out);
+    const test::RunResult r = test::run_command(cmd);
+    EXPECT_EQ(r.code, 0) << cmd << "\n" << r.err;
+    const auto j = nlohmann::json::parse(r.out);
     return (j.is_object() ? j.at("logits") : j).get<std::vector<double>>();
 }
 

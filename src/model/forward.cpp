@@ -354,8 +354,8 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
         // a barrier), grouping the (token, expert) pairs by expert into slots; then all experts' gate/up rows
         // and, after one barrier, all down rows are shared between threads as in a dense FFN, each expert
         // running once over just its tokens, so its weights are read once per micro-batch.
-        std::vector<int> slot_token, token_slot, expert_begin;
-        std::vector<float> slot_weight, probs;
+        std::vector<int> slot_token, token_slot, expert_begin, chosen, fill, order;  // this thread's, reused per layer
+        std::vector<float> slot_weight, probs, chosen_w;
         auto moe_ffn = [&](const LayerWeights& L) {
             const int64_t NE = hp.n_expert, KU = hp.n_expert_used, FE = hp.n_ff_exp;
             matmul(L.ffn_gate_inp, prepare(L.ffn_gate_inp, s.xn.data(), T, true), T, s.router.data());
@@ -365,8 +365,8 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
             token_slot.resize(T * KU);
             expert_begin.assign(NE + 1, 0);
             probs.resize(NE);
-            std::vector<int> chosen(T * KU);
-            std::vector<float> chosen_w(T * KU);
+            chosen.resize(T * KU);
+            chosen_w.resize(T * KU);
             for (int t = 0; t < T; ++t) {
                 const float* lg = s.router.data() + t * NE;
                 const float mx = *std::max_element(lg, lg + NE);
@@ -375,15 +375,11 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                 for (int64_t e = 0; e < NE; ++e) probs[e] /= sum;
                 int* c = chosen.data() + t * KU;
                 // Top-k by probability, ties to the lower expert id.
-                for (int64_t j = 0; j < KU; ++j) {
-                    int best = -1;
-                    for (int64_t e = 0; e < NE; ++e) {
-                        bool taken = false;
-                        for (int64_t q = 0; q < j; ++q) taken |= c[q] == e;
-                        if (!taken && (best < 0 || probs[e] > probs[best])) best = static_cast<int>(e);
-                    }
-                    c[j] = best;
-                }
+                order.resize(NE);
+                std::iota(order.begin(), order.end(), 0);
+                std::partial_sort(order.begin(), order.begin() + KU, order.end(),
+                                  [&](int a, int b) { return probs[a] > probs[b] || (probs[a] == probs[b] && a < b); });
+                std::copy(order.begin(), order.begin() + KU, c);
                 float wsum = 0;
                 for (int64_t j = 0; j < KU; ++j) wsum += chosen_w[t * KU + j] = probs[c[j]];
                 if (hp.expert_weights_norm)
@@ -391,16 +387,14 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                 for (int64_t j = 0; j < KU; ++j) ++expert_begin[c[j] + 1];
             }
             for (int64_t e = 0; e < NE; ++e) expert_begin[e + 1] += expert_begin[e];
-            {
-                std::vector<int> fill(expert_begin.begin(), expert_begin.end() - 1);
-                for (int t = 0; t < T; ++t)
-                    for (int64_t j = 0; j < KU; ++j) {
-                        const int slot = fill[chosen[t * KU + j]]++;
-                        slot_token[slot] = t;
-                        slot_weight[slot] = chosen_w[t * KU + j];
-                        token_slot[t * KU + j] = slot;
-                    }
-            }
+            fill.assign(expert_begin.begin(), expert_begin.end() - 1);
+            for (int t = 0; t < T; ++t)
+                for (int64_t j = 0; j < KU; ++j) {
+                    const int slot = fill[chosen[t * KU + j]]++;
+                    slot_token[slot] = t;
+                    slot_weight[slot] = chosen_w[t * KU + j];
+                    token_slot[t * KU + j] = slot;
+                }
             const int n_slots = static_cast<int>(T * KU);
             // The slots' input rows, in the experts' activation format, gathered cooperatively.
             const auto act = prepare(L.gate_exps[0], s.xn.data(), T, false);

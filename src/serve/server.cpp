@@ -195,6 +195,14 @@ struct Server::Impl {
         cv.notify_all();
     }
 
+    // Cancels a request whose answer is no longer wanted (client gone, stop string) and waits until the
+    // scheduler has reported it, so that its blocks are free when this returns.
+    void abandon(Channel& ch) {
+        cancel(ch.id);
+        Event ev;
+        while (next_event(ch, ev)) {}
+    }
+
     // Next event of a request; false when it has finished and every event was taken.
     bool next_event(Channel& ch, Event& out) {
         std::unique_lock<std::mutex> lock(ch.m);
@@ -290,9 +298,8 @@ struct Server::Impl {
             if (cut != std::string::npos) {
                 held.resize(cut);
                 if (!held.empty() && !emit(held)) o.client_gone = true;
-                if (!ev.finished) cancel(ch->id);
                 o.finish_reason = "stop";
-                while (next_event(*ch, ev)) {}  // drain until the scheduler reports the cancellation
+                abandon(*ch);
                 return o;
             }
             // Emit all but the longest tail that could still begin a stop string.
@@ -307,14 +314,49 @@ struct Server::Impl {
             if (held.size() > keep) {
                 if (!emit(held.substr(0, held.size() - keep))) {
                     o.client_gone = true;
-                    cancel(ch->id);
-                    while (next_event(*ch, ev)) {}
+                    abandon(*ch);
                     return o;
                 }
                 held.erase(0, held.size() - keep);
             }
         }
         return o;
+    }
+
+    // The whole answer of a non-streamed request.
+    std::pair<std::string, Outcome> collect(const std::shared_ptr<Channel>& ch, int n_prompt,
+                                            const std::vector<std::string>& stops) {
+        std::string text;
+        Outcome o = generate(ch, n_prompt, stops, [&](const std::string& t) {
+            text += t;
+            return true;
+        });
+        return {std::move(text), o};
+    }
+
+    // Tokens of a request body must be in the vocabulary.
+    void check_token_ids(const std::vector<int32_t>& ids, const char* param) const {
+        for (int32_t t : ids)
+            if (t >= vocab.n_tokens())
+                throw ApiError(400, fmt::format("token id {} is outside the vocabulary of {}", t, vocab.n_tokens()),
+                               "invalid_request_error", param);
+    }
+
+    // Queues a generation request for a tokenized prompt.
+    std::shared_ptr<Channel> start(std::vector<int32_t> prompt, const SamplingFields& s) {
+        const int64_t n = static_cast<int64_t>(prompt.size());
+        GenRequest g = gen_request(std::move(prompt), s);
+        metrics.tokens_in += n;
+        return submit(std::move(g));
+    }
+
+    static bool write_sse(httplib::DataSink& sink, const json& j) {
+        const std::string e = sse_event(j);
+        return sink.write(e.data(), e.size());
+    }
+    static void end_stream(httplib::DataSink& sink) {
+        const std::string done = sse_done();
+        sink.write(done.data(), done.size());
     }
 
     // ---- HTTP
@@ -379,16 +421,10 @@ struct Server::Impl {
         }
         std::vector<int32_t> prompt = tokenize_prompt(prompt_text);
         const int n_prompt = static_cast<int>(prompt.size());
-        GenRequest g = gen_request(std::move(prompt), r.sampling);
-        metrics.tokens_in += n_prompt;
-        auto ch = submit(std::move(g));
+        auto ch = start(std::move(prompt), r.sampling);
         const std::string id = new_id("chatcmpl");
         if (!r.sampling.stream) {
-            std::string text;
-            const Outcome o = generate(ch, n_prompt, r.sampling.stop, [&](const std::string& t) {
-                text += t;
-                return true;
-            });
+            const auto [text, o] = collect(ch, n_prompt, r.sampling.stop);
             res.set_content(chat_completion(id, model_id, created, {{"role", "assistant"}, {"content", text}},
                                             o.finish_reason, o.usage)
                                 .dump(),
@@ -398,32 +434,24 @@ struct Server::Impl {
         }
         const SamplingFields s = r.sampling;
         res.set_chunked_content_provider("text/event-stream", [this, ch, id, s, n_prompt](size_t, httplib::DataSink& sink) {
-            auto write = [&](const json& j) {
-                const std::string e = sse_event(j);
-                return sink.write(e.data(), e.size());
-            };
-            bool ok = write(chat_chunk(id, model_id, created, {{"role", "assistant"}, {"content", ""}}, std::nullopt));
             Outcome o;
-            if (ok) {
+            if (write_sse(sink, chat_chunk(id, model_id, created, {{"role", "assistant"}, {"content", ""}}, std::nullopt))) {
                 o = generate(ch, n_prompt, s.stop, [&](const std::string& t) {
-                    return write(chat_chunk(id, model_id, created, {{"content", t}}, std::nullopt));
+                    return write_sse(sink, chat_chunk(id, model_id, created, {{"content", t}}, std::nullopt));
                 });
             } else {
-                cancel(ch->id);
-                Event ev;
-                while (next_event(*ch, ev)) {}
+                abandon(*ch);
                 o.client_gone = true;
             }
             if (!o.client_gone) {
-                write(chat_chunk(id, model_id, created, json::object(), o.finish_reason));
+                write_sse(sink, chat_chunk(id, model_id, created, json::object(), o.finish_reason));
                 if (s.include_usage) {
                     json u = chat_chunk(id, model_id, created, json::object(), std::nullopt);
                     u["choices"] = json::array();
                     u["usage"] = o.usage.to_json();
-                    write(u);
+                    write_sse(sink, u);
                 }
-                const std::string done = sse_done();
-                sink.write(done.data(), done.size());
+                end_stream(sink);
             }
             sink.done();
             return true;
@@ -437,25 +465,16 @@ struct Server::Impl {
         std::vector<int32_t> prompt;
         if (r.prompt_tokens) {
             prompt = *r.prompt_tokens;
-            for (int32_t t : prompt)
-                if (t >= vocab.n_tokens())
-                    throw ApiError(400, fmt::format("token id {} is outside the vocabulary of {}", t, vocab.n_tokens()),
-                                   "invalid_request_error", "prompt");
+            check_token_ids(prompt, "prompt");
         } else {
             prompt = vocab.encode(r.prompt, /*add_special=*/true, /*parse_special=*/true);
             if (prompt.empty()) throw ApiError(400, "'prompt' is empty", "invalid_request_error", "prompt");
         }
         const int n_prompt = static_cast<int>(prompt.size());
-        GenRequest g = gen_request(std::move(prompt), r.sampling);
-        metrics.tokens_in += n_prompt;
-        auto ch = submit(std::move(g));
+        auto ch = start(std::move(prompt), r.sampling);
         const std::string id = new_id("cmpl");
         if (!r.sampling.stream) {
-            std::string text;
-            const Outcome o = generate(ch, n_prompt, r.sampling.stop, [&](const std::string& t) {
-                text += t;
-                return true;
-            });
+            const auto [text, o] = collect(ch, n_prompt, r.sampling.stop);
             res.set_content(text_completion(id, model_id, created, text, o.finish_reason, o.usage).dump(),
                             "application/json");
             metrics.count_request(200);
@@ -463,18 +482,13 @@ struct Server::Impl {
         }
         const SamplingFields s = r.sampling;
         res.set_chunked_content_provider("text/event-stream", [this, ch, id, s, n_prompt](size_t, httplib::DataSink& sink) {
-            auto write = [&](const json& j) {
-                const std::string e = sse_event(j);
-                return sink.write(e.data(), e.size());
-            };
             const Outcome o = generate(ch, n_prompt, s.stop, [&](const std::string& t) {
-                return write(text_completion(id, model_id, created, t, std::nullopt, std::nullopt));
+                return write_sse(sink, text_completion(id, model_id, created, t, std::nullopt, std::nullopt));
             });
             if (!o.client_gone) {
-                write(text_completion(id, model_id, created, "", o.finish_reason,
-                                      s.include_usage ? std::optional<Usage>(o.usage) : std::nullopt));
-                const std::string done = sse_done();
-                sink.write(done.data(), done.size());
+                write_sse(sink, text_completion(id, model_id, created, "", o.finish_reason,
+                                                s.include_usage ? std::optional<Usage>(o.usage) : std::nullopt));
+                end_stream(sink);
             }
             sink.done();
             return true;
@@ -502,10 +516,7 @@ struct Server::Impl {
             throw ApiError(400, e.what(), "invalid_request_error", "input");
         }
         for (const auto& t : r.token_inputs) {
-            for (int32_t id : t)
-                if (id >= vocab.n_tokens())
-                    throw ApiError(400, fmt::format("token id {} is outside the vocabulary of {}", id, vocab.n_tokens()),
-                                   "invalid_request_error", "input");
+            check_token_ids(t, "input");
             if (static_cast<int64_t>(t.size()) > embedder->max_tokens())
                 throw ApiError(400, fmt::format("an input has {} tokens, more than the model's context of {}", t.size(),
                                                 embedder->max_tokens()),

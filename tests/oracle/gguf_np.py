@@ -171,6 +171,12 @@ class GGUFFile:
     def get(self, key, default=None):
         return self.metadata.get(key, default)
 
+    def require(self, key):
+        """The value of a metadata key the model cannot do without; GGUFError naming it when absent."""
+        if key not in self.metadata:
+            raise GGUFError("%s: missing metadata key %s" % (self.path, key))
+        return self.metadata[key]
+
     def __contains__(self, tensor_name):
         return tensor_name in self.tensors
 

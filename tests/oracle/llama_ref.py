@@ -53,9 +53,7 @@ class LlamaRef:
         a = "llama."
 
         def need(key):
-            if a + key not in f.metadata:
-                raise ModelError("%s: missing metadata key %s%s" % (path, a, key))
-            return f.metadata[a + key]
+            return f.require(a + key)
 
         self.n_embd = int(need("embedding_length"))
         self.n_layer = int(need("block_count"))
