@@ -621,5 +621,31 @@ TEST(SamplerValidation, BadInputsThrow) {
     EXPECT_THROW(g.sample(masked.data(), 3), Error);
 }
 
+TEST(TokenLogprobs, LogSoftmaxAndSortedTopK) {
+    const std::vector<float> l = {1.0f, 3.0f, -2.0f, 3.0f, kNegInf, 0.5f};
+    double z = 0;
+    for (float v : l) z += std::exp(static_cast<double>(v));
+    std::vector<TokenLogprob> top;
+    EXPECT_NEAR(token_logprobs(l.data(), 6, 5, 4, &top), 0.5 - std::log(z), 1e-6);
+    ASSERT_EQ(top.size(), 4u);
+    // Most likely first; the tie between ids 1 and 3 goes to the lower id.
+    EXPECT_EQ(top[0].token, 1);
+    EXPECT_EQ(top[1].token, 3);
+    EXPECT_EQ(top[2].token, 0);
+    EXPECT_EQ(top[3].token, 5);
+    EXPECT_NEAR(top[0].logprob, 3.0 - std::log(z), 1e-6);
+    EXPECT_FLOAT_EQ(top[0].logprob, top[1].logprob);
+    // A masked token has logprob -inf; asking for more than the vocabulary gives the whole vocabulary.
+    EXPECT_EQ(token_logprobs(l.data(), 6, 4, 10, &top), kNegInf);
+    EXPECT_EQ(top.size(), 6u);
+    EXPECT_EQ(top.back().token, 4);
+    token_logprobs(l.data(), 6, 0, 0, &top);
+    EXPECT_TRUE(top.empty());
+    // Probabilities sum to one.
+    double sum = 0;
+    for (int32_t t = 0; t < 6; ++t) sum += std::exp(static_cast<double>(token_logprobs(l.data(), 6, t, 0, nullptr)));
+    EXPECT_NEAR(sum, 1.0, 1e-6);
+}
+
 }  // namespace
 }  // namespace hearth

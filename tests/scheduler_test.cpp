@@ -292,6 +292,53 @@ void expect_error(F f, const std::string& needle) {
     }
 }
 
+// A long common prefix (a system prompt) followed by different questions: requests after the first attach the
+// cached blocks and compute only the rest, and still produce exactly what they produce alone. Requests admitted
+// in the same step cannot share (nothing is published yet); with the cache off nothing is shared.
+void check_shared_prefix(bool cache_on) {
+    Context ctx(stories(), ctx_params(1024, 16));
+    SchedulerParams sp;
+    sp.token_budget = 64;
+    sp.prefix_cache = cache_on;
+    Scheduler s(ctx, sp);
+    const std::vector<int32_t> system = prompt(100, 77);
+    auto with_question = [&](int salt, bool sampled) {
+        GenRequest r = request(12, 10, static_cast<uint32_t>(salt), sampled);
+        r.prompt.erase(r.prompt.begin());  // drop its BOS: the system prompt has one
+        r.prompt.insert(r.prompt.begin(), system.begin(), system.end());
+        return r;
+    };
+    const GenRequest first = with_question(1, false);
+    const int64_t i1 = s.submit(first);
+    EXPECT_EQ(drain(s).at(i1).tokens, run_alone(first));
+    EXPECT_EQ(s.prefix_tokens_hit(), 0);
+    EXPECT_EQ(s.prefix_tokens_queried(), static_cast<int64_t>(first.prompt.size()));
+    EXPECT_EQ(s.kv_blocks_used(), 0);
+    EXPECT_EQ(s.kv_blocks_cached(), cache_on ? (111 + 10 - 1) / 16 : 0);  // prompt + generated, full blocks
+
+    // Two more, one greedy and one sampled: each attaches the 6 full blocks of the system prompt (96 tokens)
+    // and prefills only its 15 remaining prompt tokens.
+    const int64_t prefilled = s.tokens_prefilled();
+    const GenRequest second = with_question(2, false), third = with_question(3, true);
+    const int64_t i2 = s.submit(second), i3 = s.submit(third);
+    const auto out = drain(s);
+    EXPECT_EQ(out.at(i2).tokens, run_alone(second));
+    EXPECT_EQ(out.at(i3).tokens, run_alone(third));
+    EXPECT_EQ(s.prefix_tokens_hit(), cache_on ? 2 * 96 : 0);
+    EXPECT_EQ(s.tokens_prefilled() - prefilled, cache_on ? 2 * (111 - 96) : 2 * 111);
+    EXPECT_EQ(s.kv_blocks_used(), 0);
+
+    // The same prompt again: the cache holds 7 blocks of it (prompt + answer), but attaching stops at whole
+    // blocks before the last prompt token, whose logits must be computed: 6 blocks, 96 of its 111 tokens.
+    const int64_t hit_before = s.prefix_tokens_hit();
+    const int64_t i4 = s.submit(first);
+    EXPECT_EQ(drain(s).at(i4).tokens, run_alone(first));
+    EXPECT_EQ(s.prefix_tokens_hit() - hit_before, cache_on ? 96 : 0);
+}
+
+TEST(Scheduler, SharedPrefixIsComputedOnce) { check_shared_prefix(true); }
+TEST(Scheduler, PrefixCacheOffSharesNothing) { check_shared_prefix(false); }
+
 TEST(Scheduler, RequestErrorsAndFinishReasons) {
     Context ctx(stories(), ctx_params(128));
     SchedulerParams sp;

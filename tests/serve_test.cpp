@@ -10,7 +10,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <csignal>
+#include <functional>
+#include <cmath>
 #include <cstring>
 #include <thread>
 
@@ -157,6 +162,99 @@ TEST(Serve, ConcurrentRequestsEqualEachAlone) {
         EXPECT_EQ(got[i], greedy(f, prompts[i], 16 + 2 * static_cast<int>(i))) << prompts[i];
 }
 
+// Parses an SSE body into its JSON events (stopping at [DONE]).
+std::vector<json> sse_events(const std::string& body) {
+    std::vector<json> out;
+    size_t pos = 0;
+    while ((pos = body.find("data: ", pos)) != std::string::npos) {
+        const size_t end = body.find("\n\n", pos);
+        const std::string data = body.substr(pos + 6, end - pos - 6);
+        pos = end;
+        if (data == "[DONE]") break;
+        out.push_back(json::parse(data));
+    }
+    return out;
+}
+
+// logprobs: the reported logprob of each token is log-softmax of the model's logits (checked against a
+// plain decode), top alternatives are sorted and hold the greedy choice first, token bytes spell the text,
+// streaming reports the same entries, and the completions API's arrays line up with text offsets.
+TEST(Serve, LogprobsMatchTheModel) {
+    Fixture f;
+    auto c = f.client();
+    const std::string prompt = "Once upon a time";
+    const json r = post(c, "/v1/completions", {{"prompt", prompt}, {"max_tokens", 12}, {"temperature", 0}, {"logprobs", 3}});
+    const json& lp = r["choices"][0]["logprobs"];
+    ASSERT_TRUE(lp.is_object()) << r.dump();
+    const std::string text = r["choices"][0]["text"];
+    ASSERT_EQ(lp["tokens"].size(), 12u);
+    ASSERT_EQ(lp["token_logprobs"].size(), 12u);
+    ASSERT_EQ(lp["top_logprobs"].size(), 12u);
+    ASSERT_EQ(lp["text_offset"].size(), 12u);
+    std::string spelled;
+    for (size_t i = 0; i < 12; ++i) {
+        const double l = lp["token_logprobs"][i];
+        EXPECT_LE(l, 0.0);
+        const json& top = lp["top_logprobs"][i];
+        ASSERT_EQ(top.size(), 3u) << top.dump();
+        double best = -1e9;
+        for (const auto& [tok, v] : top.items()) best = std::max(best, v.get<double>());
+        EXPECT_NEAR(l, best, 1e-6) << "greedy picks the most likely token";
+        EXPECT_EQ(lp["text_offset"][i].get<int64_t>(), static_cast<int64_t>(prompt.size() + spelled.size()));
+        spelled += lp["tokens"][i].get<std::string>();
+    }
+    EXPECT_EQ(spelled, text);
+
+    // The first token's logprob against log-softmax of a plain decode's logits.
+    {
+        ContextParams cp;
+        cp.n_ctx = 256;
+        cp.n_threads = 2;
+        Context ctx(*f.model, cp);
+        const std::vector<int32_t> toks = f.vocab.encode(prompt, true, true);
+        Batch b;
+        for (size_t i = 0; i < toks.size(); ++i) b.add(toks[i], static_cast<int32_t>(i), 0, i + 1 == toks.size());
+        const std::vector<float>& l = ctx.decode(b);
+        const float mx = *std::max_element(l.begin(), l.end());
+        double z = 0;
+        for (float v : l) z += std::exp(static_cast<double>(v - mx));
+        EXPECT_NEAR(lp["token_logprobs"][0].get<double>(), -std::log(z), 1e-4);  // the argmax: logit - max = 0
+    }
+
+    // Chat: non-streamed and streamed entries agree; bytes spell the content; top_logprobs 0 gives none.
+    const json req = {{"messages", {{{"role", "user"}, {"content", "Lily"}}}}, {"max_tokens", 10}, {"temperature", 0.8},
+                      {"seed", 7}, {"logprobs", true}, {"top_logprobs", 2}};
+    const json whole = post(c, "/v1/chat/completions", req);
+    const json& content = whole["choices"][0]["logprobs"]["content"];
+    ASSERT_EQ(content.size(), whole["usage"]["completion_tokens"].get<size_t>() -
+                                  (whole["choices"][0]["finish_reason"] == "stop" ? 1 : 0));
+    std::string bytes;
+    for (const json& e : content) {
+        for (int b : e["bytes"]) bytes.push_back(static_cast<char>(b));
+        ASSERT_EQ(e["top_logprobs"].size(), 2u);
+        EXPECT_GE(e["top_logprobs"][0]["logprob"].get<double>(), e["top_logprobs"][1]["logprob"].get<double>());
+        EXPECT_GE(e["top_logprobs"][0]["logprob"].get<double>(), e["logprob"].get<double>());
+    }
+    EXPECT_EQ(bytes, whole["choices"][0]["message"]["content"]);
+    json sreq = req;
+    sreq["stream"] = true;
+    auto sr = c.Post("/v1/chat/completions", sreq.dump(), "application/json");
+    ASSERT_TRUE(sr);
+    json streamed = json::array();
+    for (const json& ev : sse_events(sr->body))
+        if (!ev["choices"].empty() && ev["choices"][0]["logprobs"].is_object())
+            for (const json& e : ev["choices"][0]["logprobs"]["content"]) streamed.push_back(e);
+    EXPECT_EQ(streamed, content);
+    json none = req;
+    none["top_logprobs"] = 0;
+    const json n = post(c, "/v1/chat/completions", none);
+    for (const json& e : n["choices"][0]["logprobs"]["content"]) EXPECT_TRUE(e["top_logprobs"].empty());
+    json off = req;
+    off.erase("logprobs");
+    off.erase("top_logprobs");
+    EXPECT_TRUE(post(c, "/v1/chat/completions", off)["choices"][0]["logprobs"].is_null());
+}
+
 TEST(Serve, ErrorsAreOpenAiShaped) {
     ServerOptions o;
     o.api_key = "sekret";
@@ -196,8 +294,12 @@ TEST(Serve, ErrorsAreOpenAiShaped) {
                   "application/json"),
            400, "response_format");
     expect(c.Post("/v1/chat/completions",
-                  json{{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"logprobs", true}}.dump(), "application/json"),
-           400, "logprobs");
+                  json{{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"top_logprobs", 3}}.dump(), "application/json"),
+           400, "top_logprobs");
+    expect(c.Post("/v1/chat/completions",
+                  json{{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"logprobs", true}, {"top_logprobs", 21}}.dump(),
+                  "application/json"),
+           400, "top_logprobs");
     expect(c.Post("/v1/chat/completions",
                   json{{"messages", {{{"role", "user"}, {"content", "hi"}}}},
                        {"tools", {{{"type", "function"}, {"function", {{"name", "f"}}}}}}}.dump(),
@@ -290,6 +392,14 @@ TEST(Serve, ModelsHealthAndEmbeddings) {
     const json models = json::parse(c.Get("/v1/models")->body);
     ASSERT_EQ(models["data"].size(), 1u);
     const std::string id = models["data"][0]["id"];
+    auto one_model = c.Get("/v1/models/" + id);
+    ASSERT_TRUE(one_model);
+    EXPECT_EQ(one_model->status, 200);
+    EXPECT_EQ(json::parse(one_model->body), models["data"][0]);
+    auto other = c.Get("/v1/models/gpt-9");
+    ASSERT_TRUE(other);
+    EXPECT_EQ(other->status, 404);
+    EXPECT_EQ(json::parse(other->body)["error"]["code"], "model_not_found");
     const json e = post(c, "/v1/embeddings", {{"model", id}, {"input", {"Once upon a time", "The cat"}}});
     ASSERT_EQ(e["data"].size(), 2u);
     const std::vector<float> v = e["data"][1]["embedding"].get<std::vector<float>>();
@@ -309,6 +419,154 @@ TEST(Serve, ConstantTimeEqual) {
     EXPECT_FALSE(constant_time_equal("abc", "ab"));
     EXPECT_FALSE(constant_time_equal("", "a"));
     EXPECT_TRUE(constant_time_equal("", ""));
+}
+
+// POST whose response body is handed to on_data as it arrives (this cpp-httplib has no such Post overload).
+httplib::Result post_streaming(httplib::Client& c, const std::string& path, const std::string& body,
+                               std::function<bool(const char*, size_t)> on_data) {
+    httplib::Request req;
+    req.method = "POST";
+    req.path = path;
+    req.body = body;
+    req.set_header("Content-Type", "application/json");
+    req.content_receiver = [on_data](const char* d, size_t n, uint64_t, uint64_t) { return on_data(d, n); };
+    return c.send(req);
+}
+
+// Prometheus value of a metric line "name value".
+double metric(const std::string& text, const std::string& name) {
+    const size_t p = text.find("\n" + name + " ");
+    return p == std::string::npos ? -1.0 : std::stod(text.substr(p + name.size() + 2));
+}
+
+// Requests sharing a long system prompt: the later ones attach its cached KV blocks (the hit counter grows by
+// whole blocks), answer exactly as a plain decode, and the cached blocks are not counted as used.
+TEST(Serve, PrefixCacheServesASharedSystemPrompt) {
+    Fixture f;
+    auto c = f.client();
+    std::string system = "You are a storyteller.";
+    for (int i = 0; i < 6; ++i) system += " Once upon a time there was a little girl named Lily who loved to play.";
+    auto ask = [&](const std::string& q) {
+        return post(c, "/v1/completions", {{"prompt", system + " " + q}, {"max_tokens", 8}, {"temperature", 0}});
+    };
+    const json a = ask("Tom");
+    EXPECT_EQ(a["choices"][0]["text"], greedy(f, system + " Tom", 8));
+    const std::string m1 = c.Get("/metrics")->body;
+    EXPECT_EQ(metric(m1, "hearth_prefix_cache_hit_tokens_total"), 0.0) << m1;
+    EXPECT_GT(metric(m1, "hearth_kv_blocks_cached"), 0.0) << m1;
+    EXPECT_EQ(metric(m1, "hearth_kv_blocks_used"), 0.0) << m1;
+    const json b = ask("Sue");
+    EXPECT_EQ(b["choices"][0]["text"], greedy(f, system + " Sue", 8));
+    const std::string m2 = c.Get("/metrics")->body;
+    const double hit = metric(m2, "hearth_prefix_cache_hit_tokens_total");
+    const int64_t prompt_tokens = b["usage"]["prompt_tokens"];
+    EXPECT_GE(hit, static_cast<double>(prompt_tokens - 32)) << m2;  // all but the last (partial) blocks
+    EXPECT_EQ(static_cast<int64_t>(hit) % 16, 0);
+    EXPECT_GT(metric(m2, "hearth_prefix_cache_hit_rate"), 0.3) << m2;
+}
+
+// SIGTERM on the real binary: an in-flight stream finishes, a new request gets 503 meanwhile, and the process
+// exits 0 once drained.
+TEST(Serve, SigtermDrainsTheRealServer) {
+    const int probe = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    socklen_t len = sizeof addr;
+    getsockname(probe, reinterpret_cast<sockaddr*>(&addr), &len);
+    const int port = ntohs(addr.sin_port);
+    close(probe);
+    const std::string log = test::tmp_dir() + "/sigterm.log";
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        const std::string model = test::shared("models/stories260K.gguf"), p = std::to_string(port);
+        freopen(log.c_str(), "w", stderr);
+        execl(HEARTH_BINARY, HEARTH_BINARY, "serve", "-m", model.c_str(), "--port", p.c_str(), "-t", "2", "--ctx",
+              "2048", "--drain", "60", static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(60, 0);
+    bool up = false;
+    for (int i = 0; i < 500 && !up; ++i) {
+        auto h = c.Get("/health");
+        up = h && h->status == 200;
+        if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_TRUE(up) << test::read_file(log);
+
+    // A long stream; SIGTERM once its first tokens have arrived.
+    std::string body;
+    std::atomic<bool> streaming{false};
+    int status = 0;
+    std::thread client([&] {
+        httplib::Client sc("127.0.0.1", port);
+        sc.set_read_timeout(60, 0);
+        const std::string req = json{{"prompt", "Once upon a time"}, {"max_tokens", 1500}, {"stream", true},
+                                     {"temperature", 0}}.dump();
+        auto r = post_streaming(sc, "/v1/completions", req, [&](const char* d, size_t n) {
+                             body.append(d, n);
+                             streaming = true;
+                             return true;
+                         });
+        status = r ? r->status : -1;
+    });
+    while (!streaming) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ASSERT_EQ(kill(pid, SIGTERM), 0);
+    // New work is refused while the stream drains (the listener stays up until then).
+    int refused = 0;
+    for (int i = 0; i < 200 && refused != 503; ++i) {
+        auto r = c.Post("/v1/completions", json{{"prompt", "Hi"}, {"max_tokens", 2}}.dump(), "application/json");
+        refused = r ? r->status : -1;
+        if (refused == 200) std::this_thread::sleep_for(std::chrono::milliseconds(5));  // SIGTERM not seen yet
+    }
+    client.join();
+    int wstatus = 0;
+    ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
+    const std::string err = test::read_file(log);
+    EXPECT_EQ(refused, 503) << err;
+    EXPECT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) << err;
+    EXPECT_EQ(status, 200);
+    const std::vector<json> events = sse_events(body);
+    ASSERT_FALSE(events.empty());
+    EXPECT_EQ(events.back()["choices"][0]["finish_reason"], "length") << "the in-flight stream ran to its end";
+    EXPECT_NE(body.find("data: [DONE]"), std::string::npos);
+    EXPECT_NE(err.find("SIGTERM: draining"), std::string::npos) << err;
+    EXPECT_NE(err.find("stopped"), std::string::npos) << err;
+}
+
+// A drain deadline shorter than the work: the in-flight streams are cancelled at the deadline and stop()
+// returns soon after.
+TEST(Serve, DrainDeadlineCancelsWhatIsLeft) {
+    ServerOptions o;
+    o.n_ctx = 8192;
+    Fixture f(o);
+    std::vector<std::thread> clients;
+    std::atomic<int> started{0};
+    std::vector<std::string> bodies(4);
+    for (int i = 0; i < 4; ++i)
+        clients.emplace_back([&, i] {
+            auto c = f.client();
+            const std::string req = json{{"prompt", "Once upon a time"}, {"max_tokens", 1800}, {"stream", true}}.dump();
+            bool counted = false;
+            post_streaming(c, "/v1/completions", req, [&](const char* d, size_t n) {
+                       bodies[static_cast<size_t>(i)].append(d, n);
+                       if (!counted) counted = true, ++started;
+                       return true;
+                   });
+        });
+    while (started < 4) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    const auto t0 = std::chrono::steady_clock::now();
+    f.server->stop(0.2);
+    const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    for (auto& t : clients) t.join();
+    EXPECT_LT(took, 5.0);
+    for (const std::string& b : bodies) {
+        EXPECT_EQ(b.find("data: [DONE]"), std::string::npos) << "a 1800-token stream cannot finish in 0.2 s";
+        EXPECT_LT(sse_events(b).size(), 1800u);
+    }
 }
 
 }  // namespace

@@ -85,6 +85,9 @@ const std::vector<float>& Context::decode(const Batch& batch) {
             fail("position {} of sequence {} does not continue it (its next position is {})", e.pos, e.seq, limit);
         if (e.pos >= params_.n_ctx)
             fail("position {} is beyond the context size {}", e.pos, params_.n_ctx);
+        if (kv_->is_shared(e.seq, e.pos))
+            fail("position {} of sequence {} is in a KV block shared through the prefix cache: it cannot be rewritten",
+                 e.pos, e.seq);
         next_pos[e.seq] = std::max(limit, e.pos + 1);
     }
     for (const auto& [seq, n] : next_pos) kv_->reserve(seq, n);

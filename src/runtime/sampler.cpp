@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "base/error.h"
 
@@ -351,6 +352,38 @@ int32_t Sampler::draw(float max_logit) {
         if (u < cum) return last_positive;
     }
     return last_positive;  // only through rounding, with u just below total
+}
+
+float token_logprobs(const float* logits, int32_t n_vocab, int32_t token, int k, std::vector<TokenLogprob>* top) {
+    float mx = -std::numeric_limits<float>::infinity();
+    for (int32_t i = 0; i < n_vocab; ++i) mx = std::max(mx, logits[i]);
+    double sum = 0.0;
+    for (int32_t i = 0; i < n_vocab; ++i) sum += std::exp(static_cast<double>(logits[i] - mx));
+    const double log_z = static_cast<double>(mx) + std::log(sum);
+    auto lp = [&](int32_t i) { return static_cast<float>(static_cast<double>(logits[i]) - log_z); };
+    if (top) {
+        top->clear();
+        const int32_t kk = std::min<int32_t>(std::max(k, 0), n_vocab);
+        if (kk > 0) {
+            // A min-heap of the best kk so far: one pass, no copy of the vocabulary.
+            auto better = [&](int32_t a, int32_t b) { return logits[a] != logits[b] ? logits[a] > logits[b] : a < b; };
+            std::vector<int32_t> heap;
+            heap.reserve(static_cast<size_t>(kk));
+            for (int32_t i = 0; i < n_vocab; ++i) {
+                if (static_cast<int32_t>(heap.size()) < kk) {
+                    heap.push_back(i);
+                    std::push_heap(heap.begin(), heap.end(), better);
+                } else if (better(i, heap.front())) {
+                    std::pop_heap(heap.begin(), heap.end(), better);
+                    heap.back() = i;
+                    std::push_heap(heap.begin(), heap.end(), better);
+                }
+            }
+            std::sort(heap.begin(), heap.end(), better);
+            for (int32_t i : heap) top->push_back({i, lp(i)});
+        }
+    }
+    return lp(token);
 }
 
 }  // namespace hearth

@@ -32,6 +32,16 @@ struct SamplerParams {
     uint64_t seed = 0xFFFFFFFF'FFFFFFFFull;  // this value = pick a seed from std::random_device
 };
 
+struct TokenLogprob {
+    int32_t token = -1;
+    float logprob = 0.0f;
+};
+
+// Log-probability of `token` under the model's distribution (log-softmax of the raw logits, before penalties,
+// temperature or truncation: what the model believes, as vLLM and OpenAI report by default), and the `k` most
+// likely tokens with theirs, most likely first (ties by lower id). -inf logits have logprob -inf.
+float token_logprobs(const float* logits, int32_t n_vocab, int32_t token, int k, std::vector<TokenLogprob>* top);
+
 class Sampler {
 public:
     static constexpr uint64_t kRandomSeed = 0xFFFFFFFF'FFFFFFFFull;

@@ -51,6 +51,7 @@ Scheduler::~Scheduler() {
 
 int64_t Scheduler::kv_blocks_total() const { return ctx_.kv().config().n_blocks; }
 int64_t Scheduler::kv_blocks_used() const { return kv_blocks_total() - ctx_.kv().free_blocks(); }
+int64_t Scheduler::kv_blocks_cached() const { return ctx_.kv().cached_blocks(); }
 
 bool Scheduler::idle() const { return running_.empty() && waiting_.empty() && cancelled_.empty(); }
 
@@ -62,6 +63,7 @@ int64_t Scheduler::submit(GenRequest r) {
         if (r.prompt[i] < 0 || r.prompt[i] >= n_vocab)
             fail("prompt token {} (id {}) is out of the vocabulary [0, {})", i, r.prompt[i], n_vocab);
     if (r.max_tokens < 1) fail("max_tokens must be at least 1 (got {})", r.max_tokens);
+    if (r.logprobs > 20) fail("at most 20 top logprobs per token (got {})", r.logprobs);
     if (n_prompt > ctx_.n_ctx())
         fail("the prompt has {} tokens, more than the context size {}", n_prompt, ctx_.n_ctx());
     if (n_prompt + r.max_tokens > ctx_.n_ctx())
@@ -178,16 +180,27 @@ std::vector<Event> Scheduler::step() {
         int64_t promised = 0;
         while (budget > 0 && !waiting_.empty() && static_cast<int>(running_.size()) < p_.max_running) {
             Req* r = waiting_.front().get();
-            const int64_t whole = (static_cast<int64_t>(r->tokens.size()) + bs - 1) / bs;
-            if (whole > kv.free_blocks() - promised) break;
-            r->seq = take_seq_id();
+            const int32_t seq = take_seq_id();
+            const int32_t n_tokens = static_cast<int32_t>(r->tokens.size());
+            // The last token is always computed: its logits are what the request samples from.
+            const int32_t cached = p_.prefix_cache ? kv.attach_prefix(seq, r->tokens.data(), n_tokens - 1) : 0;
+            const int64_t whole = (n_tokens + bs - 1) / bs - cached / bs;
+            if (whole > kv.free_blocks() - promised) {
+                kv.truncate(seq, 0);
+                free_seq_ids_.push_back(seq);
+                break;
+            }
+            n_prefix_queried_ += n_tokens;
+            n_prefix_hit_ += cached;
+            r->seq = seq;
+            r->n_computed = cached;
             r->admitted = next_admit_++;
             running_.push_back(std::move(waiting_.front()));
             waiting_.pop_front();
-            const int got = reserve(r, std::min(r->pending(), budget), plan, budget);
+                const int got = reserve(r, std::min(r->pending(), budget), plan, budget);
             plan.push_back({r, got, false});
             budget -= got;
-            promised += whole - static_cast<int64_t>(kv.blocks(r->seq).size());
+            promised += (n_tokens + bs - 1) / bs - static_cast<int64_t>(kv.blocks(r->seq).size());
         }
     }
     if (plan.empty()) return events;
@@ -212,15 +225,17 @@ std::vector<Event> Scheduler::step() {
         Req* r = w.r;
         r->n_computed += w.n;
         if (!w.decode) n_prefilled_ += w.n;
+        if (p_.prefix_cache) ctx_.kv().publish(r->seq, r->tokens.data(), r->n_computed);
         if (r->pending() != 0) continue;  // a prompt chunk that does not reach the end
         const int32_t tok = r->sampler.sample(row, n_vocab);
+        Event e;
+        if (r->g.logprobs >= 0) e.logprob = token_logprobs(row, n_vocab, tok, r->g.logprobs, &e.top_logprobs);
         row += n_vocab;
         r->sampler.accept(tok);
         r->tokens.push_back(tok);
         ++r->n_generated;
         ++n_generated_;
         r->last_served = n_steps_;
-        Event e;
         e.id = r->id;
         e.token = tok;
         e.n_prompt = r->n_prompt;

@@ -25,6 +25,13 @@
 //   differences between batch shapes (the forward tests bound them at 1e-4 on logits), which may in rare
 //   near-ties flip a greedy argmax or a draw. The same holds for the recompute after a preemption.
 //
+// - Prefix cache: on admission a request attaches the longest chain of cached full KV blocks that matches its
+//   tokens (the KvCache's prefix index) and computes only the rest; after every step the full blocks of each
+//   running request are published, so they outlive the request and serve the next one with the same system
+//   prompt or conversation history, and a preempted request's recomputation mostly hits them too. Cached
+//   blocks nobody uses count as free and are evicted least recently used first, so caching never causes a
+//   preemption or a refusal.
+//
 // Threading: single-threaded by design. The server drives it from one engine thread (submit/cancel/step are
 // not synchronised); HTTP handlers hand submissions and cancellations to that thread through a queue and
 // receive the events back the same way. The forward pass itself uses the Context's thread team.
@@ -44,6 +51,7 @@ struct SchedulerParams {
     int token_budget = 512;  // batch entries (tokens) per forward step, decode and prefill together
     int max_running = 64;    // sequences holding KV (prefilling or decoding) at once
     int max_waiting = 256;   // queue limit: submit() beyond it throws QueueFull (the server's 429)
+    bool prefix_cache = true;  // reuse full KV blocks of earlier requests with the same leading tokens
 };
 
 struct GenRequest {
@@ -51,6 +59,7 @@ struct GenRequest {
     SamplerParams sampling;            // incl. seed: same seed and settings, same tokens
     int max_tokens = 128;              // tokens to generate at most (>= 1)
     std::vector<int32_t> stop_tokens;  // a sampled token in this set ends the request (EOS, EOT, ...)
+    int logprobs = -1;                 // >= 0: report each sampled token's logprob and this many top alternatives
 };
 
 enum class FinishReason { None, Stop, Length, Cancelled };
@@ -65,6 +74,9 @@ struct Event {
     FinishReason reason = FinishReason::None;
     int n_prompt = 0;     // prompt tokens of the request
     int n_generated = 0;  // tokens generated so far, this one included
+    // With GenRequest::logprobs >= 0: the token's log-probability and the most likely alternatives.
+    float logprob = 0.0f;
+    std::vector<TokenLogprob> top_logprobs;
 };
 
 // Thrown by submit() when the waiting queue is full. It is a hearth::Error (one-line message), but a
@@ -109,6 +121,10 @@ public:
     int64_t tokens_prefilled() const { return n_prefilled_; }  // prompt (and recomputed) tokens fed
     int64_t tokens_generated() const { return n_generated_; }  // tokens sampled
     int64_t steps() const { return n_steps_; }                  // forward passes run
+    // Prefix cache: prompt (or recomputation) tokens looked up at admission, and how many of them were found.
+    int64_t prefix_tokens_queried() const { return n_prefix_queried_; }
+    int64_t prefix_tokens_hit() const { return n_prefix_hit_; }
+    int64_t kv_blocks_cached() const;  // blocks held by the prefix index (in use or evictable)
 
 private:
     struct Req;
@@ -137,6 +153,7 @@ private:
     bool preempted_this_step_ = false;
     Batch batch_;
     int64_t n_preemptions_ = 0, n_prefilled_ = 0, n_generated_ = 0, n_steps_ = 0;
+    int64_t n_prefix_queried_ = 0, n_prefix_hit_ = 0;
 };
 
 }  // namespace hearth

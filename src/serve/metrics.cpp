@@ -55,6 +55,19 @@ std::string Metrics::prometheus() const {
     gauge("hearth_queue_depth", "gauge", "Requests waiting to be admitted.", waiting.load());
     gauge("hearth_kv_blocks_used", "gauge", "KV cache blocks in use.", kv_blocks_used.load());
     gauge("hearth_kv_blocks_total", "gauge", "KV cache blocks in the pool.", kv_blocks_total.load());
+    gauge("hearth_kv_blocks_cached", "gauge",
+          "KV cache blocks kept by the prefix cache (shared or evictable; evictable ones count as free).",
+          kv_blocks_cached.load());
+    gauge("hearth_prefix_cache_queried_tokens_total", "counter", "Prompt tokens looked up in the prefix cache.",
+          prefix_tokens_queried.load());
+    gauge("hearth_prefix_cache_hit_tokens_total", "counter", "Prompt tokens found in the prefix cache (not computed).",
+          prefix_tokens_hit.load());
+    const int64_t q = prefix_tokens_queried.load();
+    out += fmt::format("# HELP hearth_prefix_cache_hit_rate Fraction of looked-up prompt tokens found in the prefix "
+                       "cache.\n# TYPE hearth_prefix_cache_hit_rate gauge\nhearth_prefix_cache_hit_rate {}\n",
+                       q > 0 ? static_cast<double>(prefix_tokens_hit.load()) / static_cast<double>(q) : 0.0);
+    gauge("hearth_preemptions_total", "counter", "Requests preempted (their KV freed, recomputed later).",
+          preemptions.load());
     out += ttft.prometheus("hearth_time_to_first_token_seconds", "Time from submission to the first token.");
     out += itl.prometheus("hearth_inter_token_latency_seconds", "Time between consecutive tokens of a stream.");
     return out;

@@ -1,5 +1,5 @@
 // Prometheus metrics of `hearth serve` (text exposition format 0.0.4): request counts by status, tokens in and
-// out, queue depth, running requests, KV blocks, and histograms of time to first token and inter-token latency.
+// out, queue depth, running requests, KV blocks, prefix-cache hits, preemptions, and histograms of time to first token and inter-token latency.
 #pragma once
 #include <array>
 #include <atomic>
@@ -27,6 +27,8 @@ private:
 struct Metrics {
     std::atomic<int64_t> tokens_in{0}, tokens_out{0};
     std::atomic<int64_t> running{0}, waiting{0}, kv_blocks_used{0}, kv_blocks_total{0};
+    // Prefix cache: blocks held by its index, and prompt tokens looked up / found at admission.
+    std::atomic<int64_t> kv_blocks_cached{0}, prefix_tokens_queried{0}, prefix_tokens_hit{0}, preemptions{0};
     Histogram ttft, itl;
 
     void count_request(int status);

@@ -1,7 +1,10 @@
 #include "serve/openai.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
+
+#include "tokenizer/vocab.h"
 
 namespace hearth::serve {
 
@@ -365,8 +368,9 @@ json chat_chunk(const std::string& id, const std::string& model, int64_t created
 }
 
 json text_completion(const std::string& id, const std::string& model, int64_t created, const std::string& text,
-                     const std::optional<std::string>& finish_reason, const std::optional<Usage>& usage) {
-    json choice = {{"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
+                     const std::optional<std::string>& finish_reason, const std::optional<Usage>& usage,
+                     const json& logprobs) {
+    json choice = {{"index", 0}, {"text", text}, {"logprobs", logprobs}, {"finish_reason", nullptr}};
     if (finish_reason) choice["finish_reason"] = *finish_reason;
     json j = {{"id", id},
               {"object", "text_completion"},
@@ -375,6 +379,46 @@ json text_completion(const std::string& id, const std::string& model, int64_t cr
               {"choices", json::array({choice})}};
     if (usage) j["usage"] = usage->to_json();
     return j;
+}
+
+namespace {
+
+double finite_logprob(float lp) { return std::isfinite(lp) ? static_cast<double>(lp) : -9999.0; }
+
+json logprob_entry(const std::string& piece, float lp) {
+    json bytes = json::array();
+    for (unsigned char c : piece) bytes.push_back(static_cast<int>(c));
+    return {{"token", tok::sanitize_utf8(piece)}, {"logprob", finite_logprob(lp)}, {"bytes", bytes}};
+}
+
+}  // namespace
+
+json chat_logprobs(const std::vector<TokenLogprobText>& tokens) {
+    json content = json::array();
+    for (const auto& t : tokens) {
+        json e = logprob_entry(t.piece, t.logprob);
+        json top = json::array();
+        for (const auto& [piece, lp] : t.top) top.push_back(logprob_entry(piece, lp));
+        e["top_logprobs"] = std::move(top);
+        content.push_back(std::move(e));
+    }
+    return {{"content", std::move(content)}};
+}
+
+json completion_logprobs(const std::vector<TokenLogprobText>& tokens, int64_t offset_base) {
+    json toks = json::array(), lps = json::array(), tops = json::array(), offsets = json::array();
+    for (const auto& t : tokens) {
+        toks.push_back(tok::sanitize_utf8(t.piece));
+        lps.push_back(finite_logprob(t.logprob));
+        json top = json::object();
+        for (const auto& [piece, lp] : t.top) {
+            const std::string key = tok::sanitize_utf8(piece);
+            if (!top.contains(key)) top[key] = finite_logprob(lp);  // two byte tokens may print the same
+        }
+        tops.push_back(std::move(top));
+        offsets.push_back(offset_base + t.text_offset);
+    }
+    return {{"tokens", toks}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offsets}};
 }
 
 std::string base64_encode(const void* data, size_t n) {

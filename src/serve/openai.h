@@ -89,7 +89,22 @@ nlohmann::json chat_chunk(const std::string& id, const std::string& model, int64
                           const std::optional<std::string>& finish_reason, const nlohmann::json& logprobs = nullptr);
 nlohmann::json text_completion(const std::string& id, const std::string& model, int64_t created,
                                const std::string& text, const std::optional<std::string>& finish_reason,
-                               const std::optional<Usage>& usage);
+                               const std::optional<Usage>& usage, const nlohmann::json& logprobs = nullptr);
+
+// A generated token's log-probability, for `logprobs`: its text (raw bytes, possibly a partial UTF-8
+// character), its logprob, the top alternatives, and where its text starts in the completion (in characters).
+struct TokenLogprobText {
+    std::string piece;
+    float logprob = 0.0f;
+    std::vector<std::pair<std::string, float>> top;
+    int64_t text_offset = 0;
+};
+// The chat API's choice.logprobs: {"content": [{token, logprob, bytes, top_logprobs: [...]}, ...]}. Token
+// texts are made valid UTF-8 (bytes keeps the raw ones); -inf becomes -9999.0, as OpenAI reports it.
+nlohmann::json chat_logprobs(const std::vector<TokenLogprobText>& tokens);
+// The completions API's: {tokens, token_logprobs, top_logprobs: [{text: logprob}], text_offset}; text offsets
+// count from the start of the prompt's text, `offset_base` characters before the completion's.
+nlohmann::json completion_logprobs(const std::vector<TokenLogprobText>& tokens, int64_t offset_base = 0);
 nlohmann::json embeddings_list(const std::string& model, const std::vector<std::vector<float>>& vectors,
                                int64_t prompt_tokens, bool base64 = false);
 // Standard base64 (RFC 4648, with padding) of bytes.

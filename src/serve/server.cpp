@@ -20,6 +20,7 @@
 #include "runtime/scheduler.h"
 #include "serve/metrics.h"
 #include "serve/openai.h"
+#include "serve/web_assets.h"
 
 namespace hearth::serve {
 
@@ -40,6 +41,24 @@ bool constant_time_equal(const std::string& a, const std::string& b) {
 
 namespace {
 
+std::string_view content_type_for(std::string_view path) {
+    auto ends = [&](std::string_view ext) { return path.size() >= ext.size() && path.substr(path.size() - ext.size()) == ext; };
+    if (ends(".html")) return "text/html; charset=utf-8";
+    if (ends(".js") || ends(".mjs")) return "text/javascript; charset=utf-8";
+    if (ends(".css")) return "text/css; charset=utf-8";
+    if (ends(".svg")) return "image/svg+xml";
+    if (ends(".png")) return "image/png";
+    if (ends(".ico")) return "image/x-icon";
+    if (ends(".json")) return "application/json";
+    return "application/octet-stream";
+}
+
+int64_t count_code_points(std::string_view s) {
+    int64_t n = 0;
+    for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+    return n;
+}
+
 // One request's channel from the engine thread to its HTTP handler.
 struct Channel {
     std::mutex m;
@@ -50,6 +69,7 @@ struct Channel {
     int reject_status = 0;
     std::deque<Event> events;  // tokens, in order
     bool finished = false;
+    bool logprobs = false;     // the request asked for logprobs (its events carry them)
 };
 
 struct Submission {
@@ -89,7 +109,7 @@ struct Server::Impl {
           vocab(vocab_),
           opt(o),
           ctx(model_, make_context_params(o)),
-          sched(ctx, SchedulerParams{std::min(512, std::max(64, o.parallel * 4)), o.parallel, o.max_waiting}) {
+          sched(ctx, SchedulerParams{std::min(512, std::max(64, o.parallel * 4)), o.parallel, o.max_waiting, o.prefix_cache}) {
         model_id = opt.model_name.empty() ? (model.hp.name.empty() ? model.hp.arch : model.hp.name) : opt.model_name;
         const std::string tmpl = model.file.get_str_or("tokenizer.chat_template", "");
         chat_template = std::make_unique<ChatTemplate>(tmpl.empty() ? kDefaultChatTemplate : tmpl);
@@ -152,6 +172,10 @@ struct Server::Impl {
             }
             metrics.kv_blocks_used = sched.kv_blocks_used();
             metrics.kv_blocks_total = sched.kv_blocks_total();
+            metrics.kv_blocks_cached = sched.kv_blocks_cached();
+            metrics.prefix_tokens_queried = sched.prefix_tokens_queried();
+            metrics.prefix_tokens_hit = sched.prefix_tokens_hit();
+            metrics.preemptions = sched.preemptions();
             metrics.running = sched.running();
             metrics.waiting = sched.waiting();
             for (const Event& ev : events) {
@@ -174,6 +198,7 @@ struct Server::Impl {
     // Submits and waits for acceptance; throws ApiError (429 / 400) when refused.
     std::shared_ptr<Channel> submit(GenRequest req) {
         auto ch = std::make_shared<Channel>();
+        ch->logprobs = req.logprobs >= 0;
         {
             std::lock_guard<std::mutex> g(m);
             if (draining) throw ApiError(503, "the server is shutting down", "server_error");
@@ -214,10 +239,8 @@ struct Server::Impl {
     }
 
     GenRequest gen_request(std::vector<int32_t> prompt, const SamplingFields& s) const {
-        if (s.logprobs)  // parsed, but not computed yet: refuse rather than answer without them
-            throw ApiError(400, "'logprobs' is not supported yet", "invalid_request_error", "logprobs",
-                           "unsupported_parameter");
         GenRequest g;
+        g.logprobs = s.logprobs ? s.top_logprobs : -1;
         g.prompt = std::move(prompt);
         g.sampling.temperature = s.temperature.value_or(1.0f);
         g.sampling.top_p = s.top_p.value_or(1.0f);
@@ -258,7 +281,9 @@ struct Server::Impl {
     }
 
     // Text generation shared by chat and completions: runs the request, detokenizes, applies stop strings,
-    // and calls emit(text piece) as text becomes final; returns the finish reason and usage.
+    // and calls emit(text piece, tokens) as text becomes final, `tokens` being the logprobs of the tokens
+    // whose text starts in that piece (empty unless the request asked for logprobs); returns the finish reason
+    // and usage.
     struct Outcome {
         std::string finish_reason;
         Usage usage;
@@ -271,6 +296,26 @@ struct Server::Impl {
         o.usage.prompt_tokens = n_prompt;
         tok::StreamDecoder dec(vocab);
         std::string held;  // decoded text not yet emitted: it may be the start of a stop string
+        int64_t emitted = 0;  // characters of text emitted so far
+        // Logprobs of tokens not emitted yet; text_offset is relative to `held` until they are.
+        std::vector<TokenLogprobText> pending;
+        // Emits held[0, n) with the tokens whose text starts there (all pending ones when `all`: at the end).
+        auto release = [&](size_t n, bool all) {
+            std::vector<TokenLogprobText> out;
+            size_t k = all ? pending.size() : 0;
+            while (k < pending.size() && static_cast<size_t>(pending[k].text_offset) < n) ++k;
+            out.assign(std::make_move_iterator(pending.begin()), std::make_move_iterator(pending.begin() + k));
+            pending.erase(pending.begin(), pending.begin() + k);
+            // Offsets in characters (code points), as OpenAI counts them, from the start of the completion.
+            for (auto& t : out)
+                t.text_offset = emitted + count_code_points(std::string_view(held).substr(
+                                              0, std::min(held.size(), static_cast<size_t>(t.text_offset))));
+            for (auto& t : pending) t.text_offset -= static_cast<int64_t>(n);
+            const bool ok = emit(held.substr(0, n), std::move(out));
+            emitted += count_code_points(std::string_view(held).substr(0, n));
+            held.erase(0, n);
+            return ok;
+        };
         const Clock::time_point t0 = Clock::now();
         Clock::time_point last = t0;
         bool first = true;
@@ -284,20 +329,32 @@ struct Server::Impl {
                 last = now;
                 metrics.tokens_out += 1;
                 o.usage.completion_tokens = ev.n_generated;
-                if (!(ev.finished && ev.reason == FinishReason::Stop)) held += dec.push(ev.token);
+                if (!(ev.finished && ev.reason == FinishReason::Stop)) {
+                    if (ch->logprobs) {
+                        TokenLogprobText t;
+                        t.piece = vocab.token_to_piece(ev.token);
+                        t.logprob = ev.logprob;
+                        for (const TokenLogprob& a : ev.top_logprobs)
+                            t.top.emplace_back(vocab.token_to_piece(a.token), a.logprob);
+                        t.text_offset = static_cast<int64_t>(held.size());
+                        pending.push_back(std::move(t));
+                    }
+                    held += dec.push(ev.token);
+                }
             }
             if (ev.finished) {
                 held += dec.flush();
                 o.finish_reason = ev.reason == FinishReason::Length ? "length" : "stop";
                 if (ev.reason == FinishReason::Cancelled) o.client_gone = true;
             }
-            // Stop strings: cut at the first match and end the request.
+            // Stop strings: cut at the first match and end the request (tokens past the cut are dropped).
             size_t cut = std::string::npos;
             for (const auto& s : stops)
                 if (size_t p = held.find(s); p != std::string::npos) cut = std::min(cut, p);
             if (cut != std::string::npos) {
                 held.resize(cut);
-                if (!held.empty() && !emit(held)) o.client_gone = true;
+                std::erase_if(pending, [&](const TokenLogprobText& t) { return static_cast<size_t>(t.text_offset) >= cut; });
+                if ((!held.empty() || !pending.empty()) && !release(held.size(), true)) o.client_gone = true;
                 o.finish_reason = "stop";
                 abandon(*ch);
                 return o;
@@ -311,27 +368,28 @@ struct Server::Impl {
                         break;
                     }
             if (ev.finished) keep = 0;
-            if (held.size() > keep) {
-                if (!emit(held.substr(0, held.size() - keep))) {
+            if (held.size() > keep || (ev.finished && !pending.empty())) {
+                if (!release(held.size() - keep, ev.finished)) {
                     o.client_gone = true;
                     abandon(*ch);
                     return o;
                 }
-                held.erase(0, held.size() - keep);
             }
         }
         return o;
     }
 
     // The whole answer of a non-streamed request.
-    std::pair<std::string, Outcome> collect(const std::shared_ptr<Channel>& ch, int n_prompt,
+    std::tuple<std::string, std::vector<TokenLogprobText>, Outcome> collect(const std::shared_ptr<Channel>& ch, int n_prompt,
                                             const std::vector<std::string>& stops) {
         std::string text;
-        Outcome o = generate(ch, n_prompt, stops, [&](const std::string& t) {
+        std::vector<TokenLogprobText> lps;
+        Outcome o = generate(ch, n_prompt, stops, [&](const std::string& t, std::vector<TokenLogprobText>&& toks) {
             text += t;
+            lps.insert(lps.end(), std::make_move_iterator(toks.begin()), std::make_move_iterator(toks.end()));
             return true;
         });
-        return {std::move(text), o};
+        return {std::move(text), std::move(lps), o};
     }
 
     // Tokens of a request body must be in the vocabulary.
@@ -424,9 +482,9 @@ struct Server::Impl {
         auto ch = start(std::move(prompt), r.sampling);
         const std::string id = new_id("chatcmpl");
         if (!r.sampling.stream) {
-            const auto [text, o] = collect(ch, n_prompt, r.sampling.stop);
+            const auto [text, lps, o] = collect(ch, n_prompt, r.sampling.stop);
             res.set_content(chat_completion(id, model_id, created, {{"role", "assistant"}, {"content", text}},
-                                            o.finish_reason, o.usage)
+                                            o.finish_reason, o.usage, r.sampling.logprobs ? chat_logprobs(lps) : json())
                                 .dump(),
                             "application/json");
             metrics.count_request(200);
@@ -436,8 +494,9 @@ struct Server::Impl {
         res.set_chunked_content_provider("text/event-stream", [this, ch, id, s, n_prompt](size_t, httplib::DataSink& sink) {
             Outcome o;
             if (write_sse(sink, chat_chunk(id, model_id, created, {{"role", "assistant"}, {"content", ""}}, std::nullopt))) {
-                o = generate(ch, n_prompt, s.stop, [&](const std::string& t) {
-                    return write_sse(sink, chat_chunk(id, model_id, created, {{"content", t}}, std::nullopt));
+                o = generate(ch, n_prompt, s.stop, [&](const std::string& t, std::vector<TokenLogprobText>&& toks) {
+                    return write_sse(sink, chat_chunk(id, model_id, created, {{"content", t}}, std::nullopt,
+                                                      s.logprobs ? chat_logprobs(toks) : json()));
                 });
             } else {
                 abandon(*ch);
@@ -471,19 +530,26 @@ struct Server::Impl {
             if (prompt.empty()) throw ApiError(400, "'prompt' is empty", "invalid_request_error", "prompt");
         }
         const int n_prompt = static_cast<int>(prompt.size());
+        // Completion logprobs count text offsets from the start of the prompt's text.
+        const int64_t offset_base = r.sampling.logprobs
+                                        ? count_code_points(r.prompt_tokens ? tok::sanitize_utf8(vocab.decode(prompt)) : r.prompt)
+                                        : 0;
         auto ch = start(std::move(prompt), r.sampling);
         const std::string id = new_id("cmpl");
         if (!r.sampling.stream) {
-            const auto [text, o] = collect(ch, n_prompt, r.sampling.stop);
-            res.set_content(text_completion(id, model_id, created, text, o.finish_reason, o.usage).dump(),
+            const auto [text, lps, o] = collect(ch, n_prompt, r.sampling.stop);
+            res.set_content(text_completion(id, model_id, created, text, o.finish_reason, o.usage,
+                                            r.sampling.logprobs ? completion_logprobs(lps, offset_base) : json())
+                                .dump(),
                             "application/json");
             metrics.count_request(200);
             return;
         }
         const SamplingFields s = r.sampling;
-        res.set_chunked_content_provider("text/event-stream", [this, ch, id, s, n_prompt](size_t, httplib::DataSink& sink) {
-            const Outcome o = generate(ch, n_prompt, s.stop, [&](const std::string& t) {
-                return write_sse(sink, text_completion(id, model_id, created, t, std::nullopt, std::nullopt));
+        res.set_chunked_content_provider("text/event-stream", [this, ch, id, s, n_prompt, offset_base](size_t, httplib::DataSink& sink) {
+            const Outcome o = generate(ch, n_prompt, s.stop, [&](const std::string& t, std::vector<TokenLogprobText>&& toks) {
+                return write_sse(sink, text_completion(id, model_id, created, t, std::nullopt, std::nullopt,
+                                                       s.logprobs ? completion_logprobs(toks, offset_base) : json()));
             });
             if (!o.client_gone) {
                 write_sse(sink, text_completion(id, model_id, created, "", o.finish_reason,
@@ -536,12 +602,20 @@ struct Server::Impl {
 
     void routes() {
         http.set_payload_max_length(opt.max_body_bytes);
-        http.new_task_queue = [n = opt.http_threads] { return new httplib::ThreadPool(static_cast<size_t>(n)); };
+        const int n_http = opt.http_threads > 0 ? opt.http_threads : opt.parallel + opt.max_waiting + 8;
+        http.new_task_queue = [n_http] { return new httplib::ThreadPool(static_cast<size_t>(n_http)); };
         http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
             res.set_content(json{{"status", "ok"}}.dump(), "application/json");
         });
         http.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
             guarded(req, res, [&] { res.set_content(models_list({model_id}, created).dump(), "application/json"); });
+        });
+        http.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+            guarded(req, res, [&] {
+                const std::string name = req.matches[1];
+                check_model(name);
+                res.set_content(models_list({model_id}, created)["data"][0].dump(), "application/json");
+            });
         });
         http.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
             guarded(req, res, [&] { res.set_content(metrics.prometheus(), "text/plain; version=0.0.4"); });
@@ -555,6 +629,21 @@ struct Server::Impl {
         http.Post("/v1/embeddings", [this](const httplib::Request& req, httplib::Response& res) {
             guarded(req, res, [&] { handle_embeddings(req, res); });
         });
+        // The web chat UI: static files compiled into the binary, "/" being index.html. They are public (the page
+        // asks for the API key and sends it with its API calls, which are guarded as any client's).
+        for (const WebAsset& a : web_assets()) {
+            auto serve_asset = [a](const httplib::Request&, httplib::Response& res) {
+                res.set_content(std::string(a.data), std::string(content_type_for(a.path)));
+                res.set_header("Cache-Control", "no-cache");
+            };
+            std::string pattern;  // httplib routes are regular expressions: match the name literally
+            for (char c : a.path) {
+                if (std::strchr(".+*?()[]{}|^$\\", c)) pattern += '\\';
+                pattern += c;
+            }
+            http.Get(pattern, serve_asset);
+            if (a.path == "/index.html") http.Get("/", serve_asset);
+        }
         // Unknown paths and over-long bodies: OpenAI-shaped errors rather than httplib's empty pages.
         http.set_error_handler([this](const httplib::Request&, httplib::Response& res) {
             if (!res.body.empty()) return;

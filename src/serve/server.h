@@ -20,11 +20,15 @@ struct ServerOptions {
     int parallel = 16;             // requests decoding at once
     int max_waiting = 64;          // queued requests beyond the running ones; more get 429
     int n_threads = 0;             // forward-pass threads (0: every core)
-    int http_threads = 8;          // connections served at once
+    // Connections served at once. 0: parallel + max_waiting + 8, so that every admitted or queued request has
+    // its handler (a streaming handler holds its thread to the end) and there is room left to answer 429s,
+    // health checks and metrics while the queue is full.
+    int http_threads = 0;
     std::string api_key;           // empty: no authentication
     std::string model_name;        // the id /v1/models reports and requests may name
     size_t max_body_bytes = 8 << 20;  // larger request bodies get 413
     int default_max_tokens = 512;  // when a request sets none (capped by the context)
+    bool prefix_cache = true;      // reuse the KV of earlier requests' common leading tokens
 };
 
 class Server {
