@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "model/forward.h"
+#include "store/model_store.h"
 #include "tensor/kernels.h"
 
 namespace hearth::cli {
@@ -50,7 +51,7 @@ void add_bench(CLI::App& app) {
         bool mmap = false;
     };
     auto o = std::make_shared<Opts>();
-    cmd->add_option("-m,--model", o->model, "GGUF model file")->required();
+    cmd->add_option("-m,--model", o->model, "GGUF model file, or a store name (hearth list)")->required();
     cmd->add_option("-t,--threads", o->threads, "Threads (default: all cores)");
     cmd->add_option("-p,--n-prompt", o->n_prompt, "Prompt tokens for the prefill test (0 = skip)")
         ->check(CLI::NonNegativeNumber);
@@ -61,7 +62,7 @@ void add_bench(CLI::App& app) {
     cmd->add_flag("--json", o->json, "Print JSON");
     cmd->callback([o, cmd] {
         if (cmd->count("--threads")) check_threads(o->threads);
-        auto model = Model::load(o->model, o->mmap);
+        auto model = Model::load(store::resolve_model(o->model), o->mmap);
         const HParams& hp = model->hp;
         ContextParams cp;
         cp.n_threads = o->threads;

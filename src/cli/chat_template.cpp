@@ -11,6 +11,7 @@
 #include "chat/chat_template.h"
 #include "cli/commands.h"
 #include "gguf/gguf.h"
+#include "store/model_store.h"
 #include "tokenizer/vocab.h"
 
 namespace hearth::cli {
@@ -60,7 +61,7 @@ void add_chat_template(CLI::App& app) {
         ChatInputs in;
         std::string source;
         if (!o->model.empty()) {
-            const gguf::File f = gguf::File::open(o->model);
+            const gguf::File f = gguf::File::open(store::resolve_model(o->model));
             const std::string key = o->name.empty() ? "tokenizer.chat_template" : "tokenizer.chat_template." + o->name;
             if (f.has(key)) {
                 source = f.get_str(key);

@@ -13,5 +13,8 @@ void add_synth(CLI::App& app);
 void add_chat_template(CLI::App& app);
 void add_serve(CLI::App& app);
 void add_embed(CLI::App& app);
+void add_pull(CLI::App& app);
+void add_list(CLI::App& app);
+void add_rm(CLI::App& app);
 
 }  // namespace hearth::cli

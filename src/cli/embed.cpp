@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "model/embed.h"
+#include "store/model_store.h"
 #include "tokenizer/vocab.h"
 
 namespace hearth::cli {
@@ -67,7 +68,7 @@ void add_embed(CLI::App& app) {
         bool json = false, no_normalize = false, truncate = false, mmap = false;
     };
     auto o = std::make_shared<Opts>();
-    cmd->add_option("-m,--model", o->model, "GGUF model file")->required();
+    cmd->add_option("-m,--model", o->model, "GGUF model file, or a store name (hearth list)")->required();
     auto* p = cmd->add_option("-p,--prompt", o->prompts, "Text to embed (repeatable: one vector each)");
     auto* f = cmd->add_option("-f,--file", o->file,
                               "JSONL file: one input per line, a JSON string or an object with a \"text\" field");
@@ -93,7 +94,7 @@ void add_embed(CLI::App& app) {
                 inputs.push_back({o->prompts[i], fmt::format("input {}", i + 1)});
         }
 
-        auto model = Model::load(o->model, o->mmap);
+        auto model = Model::load(store::resolve_model(o->model), o->mmap);
         const tok::Vocab vocab = tok::Vocab::from_gguf(model->file);
         EmbedParams ep;
         if (!o->pooling.empty()) ep.pooling = parse_pooling(o->pooling);

@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "model/embed.h"
 #include "model/model.h"
+#include "store/model_store.h"
 
 namespace hearth::cli {
 namespace {
@@ -66,10 +67,10 @@ void add_info(CLI::App& app) {
         bool json = false;
     };
     auto o = std::make_shared<Opts>();
-    cmd->add_option("-m,--model", o->model, "GGUF model file")->required();
+    cmd->add_option("-m,--model", o->model, "GGUF model file, or a store name (hearth list)")->required();
     cmd->add_flag("--json", o->json, "Print JSON");
     cmd->callback([o] {
-        auto m = Model::load(o->model, /*use_mmap=*/true);  // info reads metadata only
+        auto m = Model::load(store::resolve_model(o->model), /*use_mmap=*/true);  // info reads metadata only
         const HParams& hp = m->hp;
         std::map<std::string, std::pair<int, int64_t>> types;  // name -> (tensors, bytes)
         for (const auto& t : m->file.tensors()) {

@@ -16,6 +16,9 @@ int main(int argc, char** argv) {
     hearth::cli::add_chat_template(app);
     hearth::cli::add_embed(app);
     hearth::cli::add_serve(app);
+    hearth::cli::add_pull(app);
+    hearth::cli::add_list(app);
+    hearth::cli::add_rm(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

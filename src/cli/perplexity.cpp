@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "lab/perplexity.h"
+#include "store/model_store.h"
 #include "tokenizer/vocab.h"
 
 namespace hearth::cli {
@@ -23,7 +24,7 @@ void add_perplexity(CLI::App& app) {
         bool mmap = false;
     };
     auto o = std::make_shared<Opts>();
-    cmd->add_option("-m,--model", o->model, "GGUF model file")->required();
+    cmd->add_option("-m,--model", o->model, "GGUF model file, or a store name (hearth list)")->required();
     cmd->add_option("-f,--file", o->file, "Text file")->required();
     cmd->add_option("-c,--ctx-size", o->ctx, "Window size in tokens");
     cmd->add_option("-t,--threads", o->threads, "Threads (default: all cores)");
@@ -35,7 +36,7 @@ void add_perplexity(CLI::App& app) {
         if (!in) fail("{}: cannot open the text file", o->file);
         std::stringstream ss;
         ss << in.rdbuf();
-        auto model = Model::load(o->model, o->mmap);
+        auto model = Model::load(store::resolve_model(o->model), o->mmap);
         const tok::Vocab vocab = tok::Vocab::from_gguf(model->file);
         const std::vector<int32_t> tokens = vocab.encode(ss.str(), /*add_special=*/true, /*parse_special=*/false);
         ContextParams cp;

@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "model/quantize.h"
+#include "store/model_store.h"
 
 namespace hearth::cli {
 
@@ -27,7 +28,7 @@ void add_quantize(CLI::App& app) {
     cmd->callback([o, cmd] {
         if (cmd->count("--threads")) check_threads(o->threads);
         std::unique_ptr<Progress> p;
-        const QuantizeReport r = quantize_model(o->in, o->out, o->type, o->threads,
+        const QuantizeReport r = quantize_model(store::resolve_model(o->in), o->out, o->type, o->threads,
                                                 [&](int done, int total, const std::string& name) {
                                                     if (!p) p = std::make_unique<Progress>("quantize " + o->type, total);
                                                     p->update(done, name);

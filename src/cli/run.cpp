@@ -9,6 +9,7 @@
 #include "cli/common.h"
 #include "model/forward.h"
 #include "runtime/sampler.h"
+#include "store/model_store.h"
 #include "tokenizer/vocab.h"
 
 namespace hearth::cli {
@@ -26,7 +27,7 @@ void add_run(CLI::App& app) {
         bool seed_given = false;
     };
     auto o = std::make_shared<Opts>();
-    cmd->add_option("-m,--model", o->model, "GGUF model file")->required();
+    cmd->add_option("-m,--model", o->model, "GGUF model file, or a store name (hearth list)")->required();
     cmd->add_option("-p,--prompt", o->prompt, "Prompt text");
     cmd->add_option("-n,--n-predict", o->n_predict, "Tokens to generate")->check(CLI::NonNegativeNumber);
     cmd->add_option("-t,--threads", o->threads, "Threads (default: all cores)");
@@ -44,7 +45,7 @@ void add_run(CLI::App& app) {
     cmd->add_flag("--json", o->json, "Print {prompt_tokens, tokens, text} as JSON instead of streaming");
     cmd->callback([o, cmd] {
         if (cmd->count("--threads")) check_threads(o->threads);
-        auto model = Model::load(o->model, o->mmap);
+        auto model = Model::load(store::resolve_model(o->model), o->mmap);
         const tok::Vocab vocab = tok::Vocab::from_gguf(model->file);
         Sampler sampler(o->sp);
         ContextParams cp;

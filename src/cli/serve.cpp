@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "model/model.h"
 #include "serve/server.h"
+#include "store/model_store.h"
 #include "tokenizer/vocab.h"
 
 namespace hearth::cli {
@@ -32,10 +33,10 @@ void add_serve(CLI::App& app) {
         std::string model, host = "127.0.0.1", api_key, api_key_file, name;
         int port = 8080, ctx = 4096, parallel = 16, threads = 0, max_waiting = 64;
         double drain = 10.0;
-        bool mmap = false;
+        bool mmap = false, no_prefix_cache = false;
     };
     auto o = std::make_shared<Opts>();
-    cmd->add_option("-m,--model", o->model, "GGUF model file")->required();
+    cmd->add_option("-m,--model", o->model, "GGUF model file, or a store name (hearth list)")->required();
     cmd->add_option("--host", o->host, "Address to listen on (default 127.0.0.1)");
     cmd->add_option("--port", o->port, "Port (default 8080; 0: any free port, printed at start)");
     cmd->add_option("-c,--ctx", o->ctx, "KV cache cells shared by all requests (default 4096)");
@@ -47,6 +48,8 @@ void add_serve(CLI::App& app) {
     cmd->add_option("--alias", o->name, "Model id reported by /v1/models (default: the model's name)");
     cmd->add_option("--drain", o->drain, "Seconds in-flight requests may finish after SIGTERM (default 10)");
     cmd->add_flag("--mmap", o->mmap, "Map the model file instead of reading it");
+    cmd->add_flag("--no-prefix-cache", o->no_prefix_cache,
+                  "Do not reuse the KV of earlier requests' common leading tokens (system prompts, history)");
     cmd->callback([o] {
         if (!o->api_key.empty() && !o->api_key_file.empty()) fail("give --api-key or --api-key-file, not both");
         if (!o->api_key_file.empty()) {
@@ -61,7 +64,7 @@ void add_serve(CLI::App& app) {
         if (o->max_waiting <= 0) fail("--max-waiting must be positive (got {})", o->max_waiting);
         if (o->port < 0 || o->port > 65535) fail("--port must be 0..65535 (got {})", o->port);
         block_stop_signals();  // before any thread starts, so that all of them inherit the mask
-        auto model = Model::load(o->model, o->mmap);
+        auto model = Model::load(store::resolve_model(o->model), o->mmap);
         const tok::Vocab vocab = tok::Vocab::from_gguf(model->file);
         serve::ServerOptions so;
         so.host = o->host;
@@ -72,6 +75,7 @@ void add_serve(CLI::App& app) {
         so.n_threads = o->threads;
         so.api_key = o->api_key;
         so.model_name = o->name;
+        so.prefix_cache = !o->no_prefix_cache;
         serve::Server server(*model, vocab, so);
         server.start();
         fmt::print(stderr, "hearth serve: listening on http://{}:{} ({}){}\n", o->host, server.port(), o->model,
