@@ -21,6 +21,7 @@ namespace hearth {
 
 namespace {
 constexpr int kChunk = 256;  // cells whose scores the AVX-512 kernel holds at once, per row
+constexpr int kPrefetchBlocks = 1;  // how many blocks ahead the AVX-512 kernel fetches K (V: one less)
 }  // namespace
 
 int64_t attend_work_floats(int) { return static_cast<int64_t>(kAttnMaxRows) * kChunk + 64; }
@@ -123,16 +124,35 @@ HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64
         for (int b = 0; b < nb; ++b) {
             const int cell0 = c0 + b * bs;
             const float* kt = kv.k_blocks[cell0 / bs] + kv_head * head_dim * bs;
+            // The accumulators must live in registers: every loop over r / x is unrolled (GCC otherwise keeps
+            // the arrays on the stack and each FMA waits for a store and a reload).
             __m512 s[kSplit][R];
+#pragma GCC unroll 2
             for (int x = 0; x < kSplit; ++x)
+#pragma GCC unroll 16
                 for (int r = 0; r < R; ++r) s[x][r] = _mm512_setzero_ps();
+            // Blocks lie anywhere in the pool, out of the hardware prefetcher's sight: fetch the next block's K
+            // (of this head) while this one is multiplied.
+            const int last_block = (n_max - 1) / bs;
+            const float* kt_next = kv.k_blocks[std::min(cell0 / bs + kPrefetchBlocks, last_block)] + kv_head * head_dim * bs;
+            // This block's V rows (head_dim cache lines, as many as the K lines) are fetched now too, for the
+            // weighted sum after the chunk's scores.
+            const float* vb_pf = kv.v_blocks[std::min(cell0 / bs + kPrefetchBlocks - 1, last_block)] + kv_head * head_dim;
+            const int v_lines_per_row = head_dim / 16;
             for (int j = 0; j < head_dim; j += kSplit) {
+#pragma GCC unroll 2
                 for (int x = 0; x < kSplit; ++x) {
+                    _mm_prefetch(reinterpret_cast<const char*>(kt_next + (j + x) * bs), _MM_HINT_T0);
+                    _mm_prefetch(reinterpret_cast<const char*>(vb_pf + ((j + x) / v_lines_per_row) * kv.kv_dim +
+                                                               ((j + x) % v_lines_per_row) * 16),
+                                 _MM_HINT_T0);
                     const __m512 k = _mm512_loadu_ps(kt + (j + x) * bs);
+#pragma GCC unroll 16
                     for (int r = 0; r < R; ++r) s[x][r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r][j + x]), k, s[x][r]);
                 }
             }
             const __m512 cells = _mm512_add_ps(lane, _mm512_set1_ps(static_cast<float>(cell0)));
+#pragma GCC unroll 16
             for (int r = 0; r < R; ++r) {
                 const __m512 sum = kSplit == 2 ? _mm512_add_ps(s[0][r], s[kSplit - 1][r]) : s[0][r];
                 __mmask16 ok =
@@ -169,20 +189,60 @@ HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64
                 for (int j = 0; j < head_dim; j += 16) _mm512_storeu_ps(out[r] + j, _mm512_mul_ps(c, _mm512_loadu_ps(out[r] + j)));
             }
         }
-        // Weighted sum of V rows. Only cells below n_max are read: all of them hold written K / V.
-        for (int j = 0; j < head_dim; j += 16) {
-            __m512 acc[R];
-            for (int r = 0; r < R; ++r) acc[r] = _mm512_loadu_ps(out[r] + j);
-            for (int b = 0; b < nb; ++b) {
-                const float* vb = kv.v_blocks[(c0 + b * bs) / bs] + kv_head * head_dim + j;
-                const int n = std::min(bs, nc - b * bs);
-                for (int i = 0; i < n; ++i) {
-                    const __m512 v = _mm512_loadu_ps(vb + i * kv.kv_dim);
-                    const int cell = b * bs + i;
-                    for (int r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(S[r * kChunk + cell]), v, acc[r]);
+        // Weighted sum of V rows, JC 16-float columns of every row at a time (R * JC accumulators in registers),
+        // so each V row segment is read once per pass and its cache lines are used whole. Only cells below n_max
+        // are read: all of them hold written K / V.
+        constexpr int JC = R <= 2 ? 8 : R <= 4 ? 4 : R <= 8 ? 2 : 1;
+        for (int j0 = 0; j0 < head_dim; j0 += 16 * JC) {
+            const int jc = std::min(JC, (head_dim - j0) / 16);
+            if (jc == JC) {
+                __m512 acc[R][JC];
+#pragma GCC unroll 16
+                for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+                    for (int x = 0; x < JC; ++x) acc[r][x] = _mm512_loadu_ps(out[r] + j0 + 16 * x);
+                for (int b = 0; b < nb; ++b) {
+                    const float* vb = kv.v_blocks[(c0 + b * bs) / bs] + kv_head * head_dim + j0;
+                    const float* vb_next = kv.v_blocks[(c0 + (b + 1 < nb ? b + 1 : b) * bs) / bs] + kv_head * head_dim + j0;
+                    const int n = std::min(bs, nc - b * bs);
+                    for (int i = 0; i < n; ++i) {
+                        const float* vr = vb + i * kv.kv_dim;
+                        const int cell = b * bs + i;
+#pragma GCC unroll 8
+                        for (int x = 0; x < JC; ++x) {
+                            _mm_prefetch(reinterpret_cast<const char*>(vb_next + i * kv.kv_dim + 16 * x), _MM_HINT_T0);
+                            const __m512 v = _mm512_loadu_ps(vr + 16 * x);
+#pragma GCC unroll 16
+                            for (int r = 0; r < R; ++r)
+                                acc[r][x] = _mm512_fmadd_ps(_mm512_set1_ps(S[r * kChunk + cell]), v, acc[r][x]);
+                        }
+                    }
                 }
+#pragma GCC unroll 16
+                for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+                    for (int x = 0; x < JC; ++x) _mm512_storeu_ps(out[r] + j0 + 16 * x, acc[r][x]);
+                continue;
             }
-            for (int r = 0; r < R; ++r) _mm512_storeu_ps(out[r] + j, acc[r]);
+            // A head_dim that is not a multiple of 16 * JC: the remaining columns 16 at a time.
+            for (int j = j0; j < head_dim; j += 16) {
+                __m512 acc[R];
+#pragma GCC unroll 16
+                for (int r = 0; r < R; ++r) acc[r] = _mm512_loadu_ps(out[r] + j);
+                for (int b = 0; b < nb; ++b) {
+                    const float* vb = kv.v_blocks[(c0 + b * bs) / bs] + kv_head * head_dim + j;
+                    const int n = std::min(bs, nc - b * bs);
+                    for (int i = 0; i < n; ++i) {
+                        const __m512 v = _mm512_loadu_ps(vb + i * kv.kv_dim);
+                        const int cell = b * bs + i;
+#pragma GCC unroll 16
+                        for (int r = 0; r < R; ++r)
+                            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(S[r * kChunk + cell]), v, acc[r]);
+                    }
+                }
+#pragma GCC unroll 16
+                for (int r = 0; r < R; ++r) _mm512_storeu_ps(out[r] + j, acc[r]);
+            }
         }
     }
     for (int r = 0; r < R; ++r) {

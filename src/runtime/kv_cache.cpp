@@ -26,8 +26,8 @@ KvCache::KvCache(const KvCacheConfig& cfg) : cfg_(cfg) {
         fail("kv cache: invalid configuration (layers {}, kv_dim {}, block {}, blocks {})", cfg.n_layer, cfg.kv_dim,
              cfg.block_size, cfg.n_blocks);
     const size_t n = static_cast<size_t>(cfg.n_layer) * cfg.n_blocks * cfg.block_size * cfg.kv_dim;
-    k_.assign(n, 0.0f);
-    v_.assign(n, 0.0f);
+    k_ = HugeBuffer(n);
+    v_ = HugeBuffer(n);
     clear();
 }
 

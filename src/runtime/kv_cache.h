@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "base/huge_buffer.h"
+
 namespace hearth {
 
 struct KvCacheConfig {
@@ -97,7 +99,7 @@ private:
     void evict_one();
 
     KvCacheConfig cfg_;
-    std::vector<float> k_, v_;
+    HugeBuffer k_, v_;  // huge pages: attention reads blocks scattered over the whole pool
     std::vector<int32_t> free_;  // unreferenced blocks
     std::vector<int32_t> ref_;   // per block: references from sequence tables and the index
     std::vector<uint64_t> block_node_;  // per block: the index node holding it, 0 when not indexed
