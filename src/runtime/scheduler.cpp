@@ -1,6 +1,8 @@
 #include "runtime/scheduler.h"
 
 #include <algorithm>
+#include <exception>
+#include <string>
 
 namespace hearth {
 
@@ -220,17 +222,44 @@ std::vector<Event> Scheduler::step() {
 
     const int32_t n_vocab = static_cast<int32_t>(ctx_.model().hp.n_vocab);
     const float* row = logits.data();
-    std::vector<Req*> done;
+    // Sampling (a softmax over the vocabulary, per request) is independent between requests and, with many
+    // of them, a large part of a decode step: the forward pass's threads share it.
+    struct Sampled {
+        Req* r;
+        const float* row;
+        int32_t tok = -1;
+        Event e;
+    };
+    std::vector<Sampled> sampled;
     for (const Work& w : plan) {
         Req* r = w.r;
         r->n_computed += w.n;
         if (!w.decode) n_prefilled_ += w.n;
         if (p_.prefix_cache) ctx_.kv().publish(r->seq, r->tokens.data(), r->n_computed);
         if (r->pending() != 0) continue;  // a prompt chunk that does not reach the end
-        const int32_t tok = r->sampler.sample(row, n_vocab);
-        Event e;
-        if (r->g.logprobs >= 0) e.logprob = token_logprobs(row, n_vocab, tok, r->g.logprobs, &e.top_logprobs);
+        sampled.push_back(Sampled{r, row, -1, Event{}});
         row += n_vocab;
+    }
+    const int n_sampled = static_cast<int>(sampled.size());
+    std::string sample_error;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(ctx_.n_threads()) if (n_sampled > 1)
+    for (int i = 0; i < n_sampled; ++i) {
+        Sampled& sm = sampled[static_cast<size_t>(i)];
+        try {
+            sm.tok = sm.r->sampler.sample(sm.row, n_vocab);
+            if (sm.r->g.logprobs >= 0)
+                sm.e.logprob = token_logprobs(sm.row, n_vocab, sm.tok, sm.r->g.logprobs, &sm.e.top_logprobs);
+        } catch (const std::exception& ex) {
+#pragma omp critical(hearth_sample_error)
+            if (sample_error.empty()) sample_error = ex.what();
+        }
+    }
+    if (!sample_error.empty()) fail("{}", sample_error);
+    std::vector<Req*> done;
+    for (Sampled& sm : sampled) {
+        Req* r = sm.r;
+        const int32_t tok = sm.tok;
+        Event e = std::move(sm.e);
         r->sampler.accept(tok);
         r->tokens.push_back(tok);
         ++r->n_generated;

@@ -1,13 +1,16 @@
 #include "serve/server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cerrno>
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 
@@ -667,6 +670,15 @@ Server::~Server() { stop(0.0); }
 void Server::start() {
     Impl& s = *impl_;
     s.routes();
+    // Debian's cpp-httplib is a compiled library that listens with a backlog of 5: a burst of clients (64
+    // connecting at once) overflows the accept queue and some connections fail. The socket options hook sees
+    // the listening socket before bind; after bind (which calls listen) it is listened on again with a deep
+    // queue, which Linux allows on a listening socket.
+    socket_t listen_sock = INVALID_SOCKET;
+    s.http.set_socket_options([&listen_sock](socket_t sock) {
+        httplib::default_socket_options(sock);
+        listen_sock = sock;
+    });
     if (s.opt.port == 0) {
         s.bound_port = s.http.bind_to_any_port(s.opt.host.c_str());
         if (s.bound_port <= 0) fail("cannot bind {} on any port", s.opt.host);
@@ -675,6 +687,8 @@ void Server::start() {
             fail("cannot listen on {}:{} (in use, or not an address of this machine)", s.opt.host, s.opt.port);
         s.bound_port = s.opt.port;
     }
+    if (listen_sock != INVALID_SOCKET && ::listen(listen_sock, 1024) != 0)
+        fail("cannot listen on {}:{}: {}", s.opt.host, s.bound_port, std::system_category().message(errno));
     s.engine = std::thread([&s] { s.engine_loop(); });
     s.listener = std::thread([&s] {
         s.listening = true;
