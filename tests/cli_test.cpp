@@ -188,6 +188,21 @@ TEST(Cli, BenchReportsSpeeds) {
     EXPECT_EQ(j["threads"], 2);
 }
 
+// The batched decode test (a server's continuous batch): B sequences with D cells of context each.
+TEST(Cli, BenchBatchedDecode) {
+    const Result r = hearth("bench -m " + stories() + " -p 0 -n 8 -r 2 -t 2 -b 4 -d 40 --json");
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_FALSE(j.contains("pp"));
+    EXPECT_EQ(j["tg"]["batch"], 4);
+    EXPECT_EQ(j["tg"]["depth"], 40);
+    EXPECT_GT(j["tg"]["median"].get<double>(), 0);
+    EXPECT_EQ(j["tg"]["runs"].size(), 2u);
+    const Result bad = hearth("bench -m " + stories() + " -b 0");
+    EXPECT_NE(bad.code, 0);
+    EXPECT_NE(bad.err.find("batch"), std::string::npos) << bad.err;
+}
+
 TEST(Cli, SynthQuantizeRun) {
     const std::string f16 = tmp_dir() + "/tiny.f16.gguf", q8 = tmp_dir() + "/tiny.q8_0.gguf",
                       q4k = tmp_dir() + "/tiny.q4km.gguf";

@@ -47,6 +47,8 @@ void add_bench(CLI::App& app) {
         int n_prompt = 512;
         int n_gen = 128;
         int reps = 5;
+        int batch = 1;  // sequences decoding together in the tg test
+        int depth = 0;  // cells already in each sequence's context when the tg test starts
         bool json = false;
         bool mmap = false;
     };
@@ -58,6 +60,12 @@ void add_bench(CLI::App& app) {
     cmd->add_option("-n,--n-gen", o->n_gen, "Tokens for the decode test (0 = skip)")->check(CLI::NonNegativeNumber);
     cmd->add_option("-r,--repetitions", o->reps, "Timed repetitions (the median is reported)")
         ->check(CLI::PositiveNumber);
+    cmd->add_option("-b,--batch", o->batch,
+                    "Sequences decoding together in the tg test: each step is one token of each (a server's "
+                    "continuous batch); t/s counts all of them (default 1)")
+        ->check(CLI::Range(1, 256));
+    cmd->add_option("-d,--depth", o->depth, "Context each sequence already holds when the tg test starts (default 0)")
+        ->check(CLI::NonNegativeNumber);
     cmd->add_flag("--mmap", o->mmap, "Map the model file instead of reading it into memory");
     cmd->add_flag("--json", o->json, "Print JSON");
     cmd->callback([o, cmd] {
@@ -66,7 +74,7 @@ void add_bench(CLI::App& app) {
         const HParams& hp = model->hp;
         ContextParams cp;
         cp.n_threads = o->threads;
-        cp.n_ctx = std::max(1024, o->n_prompt + o->n_gen);
+        cp.n_ctx = std::max({1024, o->n_prompt, o->batch * (o->depth + o->n_gen + 16)});
         Context ctx(*model, cp);
         const bool add_bos = model->file.get_bool_or("tokenizer.ggml.add_bos_token", false);
         const int32_t bos = static_cast<int32_t>(model->file.get_u32_or("tokenizer.ggml.bos_token_id", 0));
@@ -86,10 +94,16 @@ void add_bench(CLI::App& app) {
         auto run_tg = [&](int n) {
             ctx.kv().clear();
             Batch b;
+            if (o->depth > 0) {  // the sequences' existing context, not timed
+                for (int seq = 0; seq < o->batch; ++seq)
+                    for (int i = 0; i < o->depth; ++i) b.add(i == 0 && add_bos ? bos : pick(rng), i, seq, false);
+                ctx.decode(b);
+            }
             const auto t0 = clock::now();
             for (int i = 0; i < n; ++i) {
                 b.clear();
-                b.add(i == 0 && add_bos ? bos : pick(rng), i, 0, true);
+                const int pos = o->depth + i;
+                for (int seq = 0; seq < o->batch; ++seq) b.add(pos == 0 && add_bos ? bos : pick(rng), pos, seq, true);
                 ctx.decode(b);
             }
             return std::chrono::duration<double>(clock::now() - t0).count();
@@ -99,10 +113,11 @@ void add_bench(CLI::App& app) {
         if (o->n_gen > 0) run_tg(1);
         std::vector<double> pp, tg;
         for (int r = 0; r < o->reps && o->n_prompt > 0; ++r) pp.push_back(o->n_prompt / run_pp());
-        for (int r = 0; r < o->reps && o->n_gen > 0; ++r) tg.push_back(o->n_gen / run_tg(o->n_gen));
+        for (int r = 0; r < o->reps && o->n_gen > 0; ++r)
+            tg.push_back(static_cast<double>(o->n_gen) * o->batch / run_tg(o->n_gen));
         const Stats sp = stats(pp), sg = stats(tg);
         const double bpt = static_cast<double>(model->bytes_per_token());
-        const double gbps = sg.median * bpt / 1e9;
+        const double gbps = sg.median / o->batch * bpt / 1e9;  // one weight read per step serves the batch
         if (o->json) {
             nlohmann::json j;
             j["model"] = o->model;
@@ -112,8 +127,8 @@ void add_bench(CLI::App& app) {
             if (!pp.empty())
                 j["pp"] = {{"n", o->n_prompt}, {"median", sp.median}, {"mean", sp.mean}, {"sd", sp.sd}, {"runs", sp.runs}};
             if (!tg.empty())
-                j["tg"] = {{"n", o->n_gen},   {"median", sg.median}, {"mean", sg.mean},
-                           {"sd", sg.sd},     {"runs", sg.runs},     {"weight_gb_per_s", gbps}};
+                j["tg"] = {{"n", o->n_gen}, {"batch", o->batch}, {"depth", o->depth}, {"median", sg.median},
+                           {"mean", sg.mean}, {"sd", sg.sd},         {"runs", sg.runs},   {"weight_gb_per_s", gbps}};
             fmt::print("{}\n", j.dump(2));
             return;
         }
@@ -121,7 +136,11 @@ void add_bench(CLI::App& app) {
                    kernels::active().name, bpt / 1048576.0);
         fmt::print("| test   | t/s (median) | mean ± sd        |\n|--------|-------------:|------------------|\n");
         if (!pp.empty()) fmt::print("| pp{:<4} | {:12.2f} | {:7.2f} ± {:6.2f} |\n", o->n_prompt, sp.median, sp.mean, sp.sd);
-        if (!tg.empty()) fmt::print("| tg{:<4} | {:12.2f} | {:7.2f} ± {:6.2f} |\n", o->n_gen, sg.median, sg.mean, sg.sd);
+        if (!tg.empty()) {
+            const std::string name = fmt::format("tg{}", o->n_gen) + (o->batch > 1 ? fmt::format(" b{}", o->batch) : "") +
+                                     (o->depth > 0 ? fmt::format(" d{}", o->depth) : "");
+            fmt::print("| {:<6} | {:12.2f} | {:7.2f} ± {:6.2f} |\n", name, sg.median, sg.mean, sg.sd);
+        }
         if (!tg.empty()) fmt::print("decode streams {:.1f} GB/s of weights\n", gbps);
     });
 }
