@@ -148,6 +148,7 @@ TEST(KernelsSimd, DispatchTables) {
         EXPECT_EQ(t->isa, isa);
         EXPECT_STREQ(t->name, isa_str(isa));
         EXPECT_NE(t->quantize_act, nullptr);
+        EXPECT_NE(t->swiglu, nullptr);
         for (DType ty : kTypes) {
             EXPECT_NE(t->dot[tid(ty)], nullptr) << isa_str(isa) << " " << dtype_name(ty);
             EXPECT_NE(t->gemm[tid(ty)], nullptr) << isa_str(isa) << " " << dtype_name(ty);
@@ -237,6 +238,27 @@ TEST_P(KernelsSimdIsa, QuantizeActBitIdentical) {
             for (int e = 0; e < 32; ++e)
                 ASSERT_EQ(r.qs[e], s.qs[e]) << "n=" << n << " block " << b << " element " << e;
         }
+    }
+}
+
+// swiglu: within 1e-6 relative of the reference (a polynomial e^x instead of libm's expf), over ordinary
+// values, the extremes where e^-x overflows or vanishes, and lengths with a partial last vector.
+TEST_P(KernelsSimdIsa, SwigluMatchesReference) {
+    REQUIRE_ISA(GetParam(), tab);
+    for (int64_t n : {1, 15, 16, 17, 1536, 8195}) {
+        std::vector<float> g = normal(n, uint32_t(n) + 7, 4.0f), u = normal(n, uint32_t(n) + 8, 1.0f);
+        const float extremes[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 20.0f, -20.0f, 87.0f, -87.0f, 88.5f, -88.5f,
+                                  100.0f, -100.0f, 1e30f, -1e30f};
+        for (size_t i = 0; i < std::size(extremes) && i < size_t(n); ++i) g[size_t(n) - 1 - i] = extremes[i];
+        std::vector<float> ref = g, simd = g;
+        kernels::swiglu_ref(ref.data(), u.data(), n);
+        const float sentinel = 12345.0f;
+        simd.push_back(sentinel);  // the partial last vector must not write past n
+        tab->swiglu(simd.data(), u.data(), n);
+        ASSERT_EQ(simd[size_t(n)], sentinel) << "n=" << n;
+        for (int64_t i = 0; i < n; ++i)
+            ASSERT_NEAR(simd[size_t(i)], ref[size_t(i)], 1e-6f * std::abs(ref[size_t(i)]) + 1e-30f)
+                << "n=" << n << " i=" << i << " g=" << g[size_t(i)] << " u=" << u[size_t(i)];
     }
 }
 

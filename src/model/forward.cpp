@@ -287,9 +287,14 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                 const uint8_t* a = static_cast<const uint8_t*>(act.first) + t0 * act.second;
                 gemm(w.cols, w.data + r0 * w.row_bytes, w.row_bytes, a, act.second, tile.data(), nc,
                      static_cast<int>(nr), nc);
-                for (int c = 0; c < nc; ++c) {
-                    float* y = Y + (t0 + c) * w.rows + r0;
-                    for (int64_t i = 0; i < nr; ++i) y[i] = tile[i * nc + c];
+                // In row blocks that stay in L1 (a column at a time over all rows re-read the tile from L2).
+                constexpr int64_t kRowBlock = 64;
+                for (int64_t i0 = 0; i0 < nr; i0 += kRowBlock) {
+                    const int64_t i1 = std::min(nr, i0 + kRowBlock);
+                    for (int c = 0; c < nc; ++c) {
+                        float* y = Y + (t0 + c) * w.rows + r0;
+                        for (int64_t i = i0; i < i1; ++i) y[i] = tile[i * nc + c];
+                    }
                 }
             }
         };
@@ -343,7 +348,7 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
         // g[i] = act(g[i]) * u[i] for i in [r0, r1).
         auto gated_act = [&](float* g, const float* u, int64_t r0, int64_t r1) {
             if (hp.ffn_act == FfnAct::Silu) {
-                for (int64_t i = r0; i < r1; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+                if (r1 > r0) K.swiglu(g + r0, u + r0, r1 - r0);
             } else {  // GELU, tanh approximation (gemma's gelu_pytorch_tanh)
                 constexpr float kSqrt2OverPi = 0.7978845608028654f;
                 for (int64_t i = r0; i < r1; ++i) {

@@ -21,6 +21,8 @@ ActKind act_kind(DType weight_type);
 // Bytes needed for one activation row of n elements in the format act_kind(t) demands.
 size_t act_row_bytes(DType weight_type, int64_t n);
 void quantize_act_ref(const float* x, BlockQ8A* y, int64_t n);  // n multiple of 32
+// g[i] = silu(g[i]) * u[i] = g[i] / (1 + e^-g[i]) * u[i]: the SwiGLU gate of the FFN.
+void swiglu_ref(float* g, const float* u, int64_t n);
 // Dot product of one weight row (type t) with one activation row (float* or BlockQ8A*, see act_kind).
 float vec_dot_ref(DType t, const void* w, const void* act, int64_t n);
 
@@ -29,6 +31,7 @@ enum class Isa { Ref = 0, Avx2 = 1, Avx512 = 2 };
 
 using QuantizeActFn = void (*)(const float* x, BlockQ8A* y, int64_t n);
 using DotFn = float (*)(const void* w, const void* act, int64_t n);
+using SwigluFn = void (*)(float* g, const float* u, int64_t n);
 // Computes out[r * out_stride + c] = dot(W row r, act row c) for r < nr, c < nc.
 // W rows are w_stride bytes apart, activation rows act_stride bytes apart. Lets a kernel reuse each
 // decoded weight block across several activation rows (prefill) or rows across one activation (decode).
@@ -40,6 +43,7 @@ struct KernelTable {
     Isa isa;
     const char* name;  // "ref", "avx2", "avx512"
     QuantizeActFn quantize_act;
+    SwigluFn swiglu;
     DotFn dot[kMaxTypeId];    // indexed by DType id; nullptr where unsupported
     GemmFn gemm[kMaxTypeId];  // indexed by DType id; nullptr where unsupported
 };

@@ -824,6 +824,7 @@ constexpr KernelTable make_table() {
     t.isa = Isa::Avx2;
     t.name = "avx2";
     t.quantize_act = quantize_act;
+    t.swiglu = swiglu_ref;  // elementwise, a small share of the work: the reference serves AVX2
     const auto set = [&t](DType type, DotFn dot, GemmFn gemm) {
         t.dot[static_cast<uint32_t>(type)] = dot;
         t.gemm[static_cast<uint32_t>(type)] = gemm;

@@ -412,6 +412,7 @@ KernelTable make_ref_table() {
     t.isa = Isa::Ref;
     t.name = "ref";
     t.quantize_act = quantize_act_ref;
+    t.swiglu = swiglu_ref;
     const auto set = [&t](DType type, DotFn dot, GemmFn gemm) {
         t.dot[static_cast<uint32_t>(type)] = dot;
         t.gemm[static_cast<uint32_t>(type)] = gemm;
@@ -479,6 +480,10 @@ size_t act_row_bytes(DType weight_type, int64_t n) {
 }
 
 // Q8A: per 32 values, d = amax / 127 and qs = round(x / d); sum[h] = sum of qs over half h.
+void swiglu_ref(float* g, const float* u, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
 void quantize_act_ref(const float* x, BlockQ8A* y, int64_t n) {
     for (int64_t i = 0; i < n / 32; ++i) {
         const float* xb = x + 32 * i;
