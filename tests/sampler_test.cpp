@@ -186,6 +186,23 @@ TEST(SamplerDeterminism, GoldenSequence) {
     EXPECT_EQ(got, (std::vector<int32_t>{6, 5, 6, 1, 7, 1, 5, 2, 2, 2, 0, 4, 5, 5, 7, 7}));
 }
 
+// With no filter on, the sampler draws over the vocabulary without building candidate lists; a filter that
+// keeps every token (min-p 1e-30: logit >= max - 69) goes through the candidate lists. Both must draw the same
+// tokens from the same seed, over a large vocabulary with some -inf logits.
+TEST(SamplerDeterminism, UnfilteredDrawEqualsFilteredPath) {
+    std::vector<float> logits = random_logits(50000, 5);
+    for (size_t i = 0; i < logits.size(); i += 97) logits[i] = kNegInf;
+    SamplerParams keep_all = plain(0.7f, 31);
+    keep_all.min_p = 1e-30f;
+    Sampler fast(plain(0.7f, 31)), filtered(keep_all);
+    for (int i = 0; i < 300; ++i) {
+        const int32_t a = fast.sample(logits.data(), static_cast<int32_t>(logits.size()));
+        const int32_t b = filtered.sample(logits.data(), static_cast<int32_t>(logits.size()));
+        ASSERT_EQ(a, b) << "draw " << i;
+        ASSERT_NE(logits[static_cast<size_t>(a)], kNegInf) << "draw " << i;
+    }
+}
+
 // ---------------------------------------------------------------- filters
 
 TEST(SamplerFilters, TopK1EqualsGreedy) {

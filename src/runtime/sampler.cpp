@@ -233,6 +233,7 @@ int32_t Sampler::sample_large(size_t n, size_t k, float max_logit) {
     const SamplerParams& p = params_;
     const float* w = work_.data();
     const Before before;
+    if (k >= n && !(p.top_p < 1.0f) && !(p.min_p > 0.0f)) return draw_unfiltered(max_logit);
 
     // Candidates with a finite logit, in id order; -inf tokens have probability 0 and are never drawn.
     items_.resize(n);
@@ -352,6 +353,28 @@ int32_t Sampler::draw(float max_logit) {
         if (u < cum) return last_positive;
     }
     return last_positive;  // only through rounding, with u just below total
+}
+
+// draw() over all n_vocab tokens without building the candidate lists: the same weights, summed and walked in
+// the same (id) order, so the same token for the same random number. -inf logits weigh exp(-inf) = 0 and are
+// skipped as draw() skips them. The plain temperature sampling of most API requests takes this path.
+int32_t Sampler::draw_unfiltered(float max_logit) {
+    const float inv_t = 1.0f / params_.temperature;
+    const float* w = work_.data();
+    const size_t n = work_.size();
+    kept_w_.resize(n);
+    double total = 0.0;
+    for (size_t i = 0; i < n; ++i) total += kept_w_[i] = weight(w[i], max_logit, inv_t);
+    const double u = next_uniform() * total;
+    double cum = 0.0;
+    int32_t last_positive = -1;
+    for (size_t i = 0; i < n; ++i) {
+        if (kept_w_[i] <= 0.0) continue;
+        cum += kept_w_[i];
+        last_positive = static_cast<int32_t>(i);
+        if (u < cum) return last_positive;
+    }
+    return last_positive;
 }
 
 float token_logprobs(const float* logits, int32_t n_vocab, int32_t token, int k, std::vector<TokenLogprob>* top) {

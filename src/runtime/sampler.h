@@ -81,6 +81,7 @@ private:
     int32_t sample_large(size_t n, size_t k, float max_logit);
     bool select_prefix(const std::vector<Item>& from, bool by_count, double target, Item& last);
     int32_t draw(float max_logit);  // from kept_ (token ids ascending, logits in .second)
+    int32_t draw_unfiltered(float max_logit);  // the same draw over every token of work_ (no filter is on)
     double next_uniform();           // in [0, 1), 53 random bits
 
     SamplerParams params_;
