@@ -88,6 +88,7 @@ struct Options {
     int timeout = 600;
     bool json_out = false;
     std::string jsonl;  // also append each scenario's JSON object to this file
+    std::string name;   // scenario label (default: load, or shared_prefix with --shared-prefix)
 };
 
 // Common English words: prompts look like text to a BPE / SPM tokenizer (a few tokens per word, as in real
@@ -534,6 +535,7 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(0.0, 1.0));
     app.add_option("--server-pid", o.server_pid, "Sample the server's VmRSS after warm-up and at the end of each scenario")
         ->check(CLI::PositiveNumber);
+    app.add_option("--name", o.name, "Scenario label in the table and the JSON (default load / shared_prefix)");
     app.add_option("--seed", o.seed, "Random seed (prompts, lengths, cancellations)");
     app.add_option("--timeout", o.timeout, "Read timeout per request in seconds (default 600)")->check(CLI::PositiveNumber);
     app.add_flag("--json", o.json_out, "One JSON object per scenario on stdout instead of the table");
@@ -576,8 +578,9 @@ int main(int argc, char** argv) {
             w.prefix = &prefix;
             w.prefix_tokens = o.shared_prefix;
         }
-        const std::string label = fmt::format("{} c={}", o.shared_prefix ? "prefix" : "load", clients);
-        json j = {{"scenario", o.shared_prefix ? "shared_prefix" : "load"},
+        const std::string scenario = !o.name.empty() ? o.name : o.shared_prefix ? "shared_prefix" : "load";
+        const std::string label = fmt::format("{} c={}", scenario, clients);
+        json j = {{"scenario", scenario},
                   {"concurrency", clients},
                   {"url", o.url},
                   {"seed", o.seed},
