@@ -10,6 +10,7 @@
 #include <string>
 
 #include "serve/server.h"
+#include "serve_fixture.h"
 #include "test_util.h"
 #include "tokenizer/vocab.h"
 
@@ -18,19 +19,7 @@ namespace {
 
 const std::string kJsDir = std::string(HEARTH_SOURCE_DIR) + "/tests/js";
 
-struct Fixture {
-    std::unique_ptr<Model> model = Model::load(test::shared("models/stories260K.gguf"));
-    tok::Vocab vocab = tok::Vocab::from_gguf(model->file);
-    std::unique_ptr<Server> server;
-    explicit Fixture(ServerOptions o = {}) {
-        o.port = 0;
-        o.n_threads = 2;
-        if (o.n_ctx == 4096) o.n_ctx = 1024;
-        server = std::make_unique<Server>(*model, vocab, o);
-        server->start();
-    }
-    std::string url() const { return "http://127.0.0.1:" + std::to_string(server->port()); }
-};
+using Fixture = ServerFixture;
 
 // Empty when node and the npm packages are there, else what to do about it.
 std::string missing_js_setup() {

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "serve/server.h"
+#include "serve_fixture.h"
 #include "test_util.h"
 #include "tokenizer/vocab.h"
 
@@ -24,19 +25,7 @@ namespace {
 
 using nlohmann::json;
 
-struct BenchFixture {
-    std::unique_ptr<Model> model = Model::load(test::shared("models/stories260K.gguf"));
-    tok::Vocab vocab = tok::Vocab::from_gguf(model->file);
-    std::unique_ptr<Server> server;
-    BenchFixture() {
-        ServerOptions o;
-        o.port = 0;
-        o.n_threads = 2;
-        o.n_ctx = 1024;
-        server = std::make_unique<Server>(*model, vocab, o);
-        server->start();
-    }
-    std::string url() const { return "http://127.0.0.1:" + std::to_string(server->port()); }
+struct BenchFixture : ServerFixture {
 
     // A value of the Prometheus text (a line "NAME VALUE").
     int64_t metric(const std::string& name) const {

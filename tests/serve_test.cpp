@@ -24,6 +24,7 @@
 #include "model/forward.h"
 #include "serve/openai.h"
 #include "serve/server.h"
+#include "serve_fixture.h"
 #include "test_util.h"
 #include "tokenizer/vocab.h"
 
@@ -32,23 +33,7 @@ namespace {
 
 using nlohmann::json;
 
-struct Fixture {
-    std::unique_ptr<Model> model = Model::load(test::shared("models/stories260K.gguf"));
-    tok::Vocab vocab = tok::Vocab::from_gguf(model->file);
-    std::unique_ptr<Server> server;
-    explicit Fixture(ServerOptions o = {}) {
-        o.port = 0;
-        o.n_threads = 2;
-        if (o.n_ctx == 4096) o.n_ctx = 1024;
-        server = std::make_unique<Server>(*model, vocab, o);
-        server->start();
-    }
-    httplib::Client client() const {
-        httplib::Client c("127.0.0.1", server->port());
-        c.set_read_timeout(60, 0);
-        return c;
-    }
-};
+using Fixture = ServerFixture;
 
 // Greedy continuation by a plain decode loop (the reference for the server's answers).
 std::string greedy(const Fixture& f, const std::string& prompt, int n) {

@@ -16,6 +16,7 @@
 
 #include "base/error.h"
 #include "tensor/kernels.h"
+#include "tensor/kernels/exp_avx512.h"
 
 namespace hearth {
 
@@ -77,25 +78,6 @@ void merge_partials(const float* parts, int64_t part_stride, const float* stats,
 namespace {
 
 #define HEARTH_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,fma")))
-
-// e^x for x <= 0 (and -inf -> 0): range reduction to 2^n * e^r, |r| <= ln2/2, degree-6 polynomial
-// (relative error ~2e-7, as good as float expf for softmax weights).
-HEARTH_AVX512 inline __m512 exp_nonpos(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 720);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
-}
-
 
 // Block size 16 (one zmm of cells), head_dim a multiple of 16, R rows.
 template <int R>
@@ -178,7 +160,7 @@ HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64
             for (int b = 0; b < nb; ++b) {
                 const __m512 x = _mm512_load_ps(sr + b * bs);
                 const __m512 e = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, ninf, _CMP_NEQ_OQ),
-                                                     exp_nonpos(_mm512_sub_ps(x, mv)));
+                                                     kernels::exp512(_mm512_sub_ps(x, mv)));
                 _mm512_store_ps(sr + b * bs, e);
                 sum = _mm512_add_ps(sum, e);
             }

@@ -44,6 +44,7 @@
 #include <cstring>
 
 #include "tensor/kernels.h"
+#include "tensor/kernels/exp_avx512.h"
 #include "tensor/quantize.h"  // only for the IQ4_NL level table (a constant, no code)
 
 namespace hearth::kernels {
@@ -1216,37 +1217,18 @@ void quantize_act(const float* x, BlockQ8A* y, int64_t n) {
 // ---------------------------------------------------------------------------------------------------------
 // SwiGLU: 16 lanes at a time with a polynomial e^x (libm's scalar expf was most of this loop's time).
 // ---------------------------------------------------------------------------------------------------------
-// e^x, relative error ~2e-7: x clamped to [-87.3, 100] (below, e^x is as good as 0 for silu; above 88.72 the
-// result overflows to +inf as expf's does), x = n ln2 + r with |r| <= ln2 / 2 (ln2 split in two for
-// accuracy), degree-6 Taylor polynomial of e^r, scaled by 2^n.
-HK_INLINE __m512 exp_ps(__m512 x) {
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(100.0f));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 720);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
-}
-
 void swiglu(float* g, const float* u, int64_t n) {
     const __m512 one = _mm512_set1_ps(1.0f);
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
         const __m512 x = _mm512_loadu_ps(g + i);
-        const __m512 e = exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), x));
+        const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), x));
         _mm512_storeu_ps(g + i, _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, e)), _mm512_loadu_ps(u + i)));
     }
     if (i < n) {
         const __mmask16 m = __mmask16((1u << (n - i)) - 1);
         const __m512 x = _mm512_maskz_loadu_ps(m, g + i);
-        const __m512 e = exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), x));
+        const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), x));
         _mm512_mask_storeu_ps(g + i, m,
                               _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, e)), _mm512_maskz_loadu_ps(m, u + i)));
     }

@@ -1,0 +1,35 @@
+// A hearth server on stories260K (2 threads, 1024 KV cells unless the options say otherwise) on a free port of
+// loopback, for the tests that talk to it over HTTP (serve_test, js_test, serve_bench_test).
+#pragma once
+#include <httplib.h>
+
+#include <memory>
+#include <string>
+
+#include "model/model.h"
+#include "serve/server.h"
+#include "test_util.h"
+#include "tokenizer/vocab.h"
+
+namespace hearth::serve {
+
+struct ServerFixture {
+    std::unique_ptr<Model> model = Model::load(test::shared("models/stories260K.gguf"));
+    tok::Vocab vocab = tok::Vocab::from_gguf(model->file);
+    std::unique_ptr<Server> server;
+    explicit ServerFixture(ServerOptions o = {}) {
+        o.port = 0;
+        o.n_threads = 2;
+        if (o.n_ctx == ServerOptions{}.n_ctx) o.n_ctx = 1024;
+        server = std::make_unique<Server>(*model, vocab, o);
+        server->start();
+    }
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(server->port()); }
+    httplib::Client client() const {
+        httplib::Client c("127.0.0.1", server->port());
+        c.set_read_timeout(60, 0);
+        return c;
+    }
+};
+
+}  // namespace hearth::serve
