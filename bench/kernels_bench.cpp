@@ -5,6 +5,9 @@
 //    every pass reads its weights from DRAM, as decoding a whole model does. threads:2 splits the rows over
 //    two threads (aggregate bytes/s over wall time; meaningless while other processes use the second core).
 // Single-thread rates are per CPU second (this is a shared 2-vCPU VM: wall time includes other processes).
+//  * batch/<isa>/<type>/8192x2048/nc16/{hot,cold}: batched decode, 16 activation columns against one matrix
+//    (hot: after the first pass it sits in L3) or against weights from DRAM (cold, as the cold mat-vec); GOP/s
+//    as for gemm.
 //  * gemm/<isa>/<type>/2048x2048/nc64: prefill-style product with 64 activation columns; GOP/s counts
 //    2 * rows * n * nc (one multiply and one add per weight per column).
 //  * quantize_act/<isa>: activation quantization, bytes/s of float input.
@@ -100,6 +103,7 @@ std::vector<uint8_t> random_act(DType t, int64_t n, int nc, uint32_t seed) {
 struct MatvecData {
     DType t;
     int64_t rows, n;
+    int nc;
     bool cold;
     std::vector<uint8_t> pool;  // `copies` consecutive copies of the matrix
     int copies = 1;
@@ -108,14 +112,16 @@ struct MatvecData {
 std::mutex g_data_mu;
 std::shared_ptr<MatvecData> g_data;
 
-std::shared_ptr<MatvecData> matvec_data(DType t, int64_t rows, int64_t n, bool cold) {
+std::shared_ptr<MatvecData> matvec_data(DType t, int64_t rows, int64_t n, int nc, bool cold) {
     std::lock_guard<std::mutex> lock(g_data_mu);
-    if (g_data && g_data->t == t && g_data->rows == rows && g_data->n == n && g_data->cold == cold) return g_data;
+    if (g_data && g_data->t == t && g_data->rows == rows && g_data->n == n && g_data->nc == nc && g_data->cold == cold)
+        return g_data;
     g_data.reset();
     auto d = std::make_shared<MatvecData>();
     d->t = t;
     d->rows = rows;
     d->n = n;
+    d->nc = nc;
     d->cold = cold;
     const size_t mat_bytes = row_bytes(t, n) * size_t(rows);
     const std::vector<uint8_t> m = random_matrix(t, rows, n, 1);
@@ -123,28 +129,34 @@ std::shared_ptr<MatvecData> matvec_data(DType t, int64_t rows, int64_t n, bool c
     if (cold && d->copies < 2) d->copies = 2;
     d->pool.resize(mat_bytes * size_t(d->copies));
     for (int i = 0; i < d->copies; ++i) std::memcpy(d->pool.data() + size_t(i) * mat_bytes, m.data(), mat_bytes);
-    d->act = random_act(t, n, 1, 2);
+    d->act = random_act(t, n, nc, 2);
     g_data = d;
     return d;
 }
 
-void bm_matvec(benchmark::State& state, const KernelTable* tab, DType t, int64_t rows, int64_t n, bool cold) {
+// nc > 1: batched decode (a few activation columns against weights streamed from DRAM); GOP/s as for gemm.
+void bm_matvec(benchmark::State& state, const KernelTable* tab, DType t, int64_t rows, int64_t n, bool cold, int nc) {
     const size_t rb = row_bytes(t, n);
     const size_t mat_bytes = rb * size_t(rows);
-    const std::shared_ptr<MatvecData> data = matvec_data(t, rows, n, cold);
+    const size_t ab = kernels::act_row_bytes(t, n);
+    const std::shared_ptr<MatvecData> data = matvec_data(t, rows, n, nc, cold);
     const GemmFn gemm = tab->gemm[static_cast<uint32_t>(t)];
     const int nthreads = state.threads();
     const int64_t r0 = rows * state.thread_index() / nthreads, r1 = rows * (state.thread_index() + 1) / nthreads;
-    std::vector<float> out(static_cast<size_t>(rows));
+    std::vector<float> out(static_cast<size_t>(rows) * size_t(nc));
     int it = 0;
     for (auto _ : state) {
         const uint8_t* w = data->pool.data() + size_t(it) * mat_bytes;
-        gemm(n, w + size_t(r0) * rb, rb, data->act.data(), 0, out.data() + r0, 1, int(r1 - r0), 1);
+        gemm(n, w + size_t(r0) * rb, rb, data->act.data(), ab, out.data() + r0 * nc, size_t(nc), int(r1 - r0), nc);
         benchmark::DoNotOptimize(out.data());
         benchmark::ClobberMemory();
         if (++it == data->copies) it = 0;
     }
     state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(rb) * (r1 - r0));
+    if (nc > 1) {
+        const double ops = 2.0 * double(r1 - r0) * double(n) * double(nc);
+        state.counters["GOP/s"] = benchmark::Counter(ops * 1e-9 * double(state.iterations()), benchmark::Counter::kIsRate);
+    }
 }
 
 void bm_gemm(benchmark::State& state, const KernelTable* tab, DType t, int64_t rows, int64_t n, int nc) {
@@ -195,14 +207,18 @@ struct Registrar {
                 for (int64_t rows : {2048, 8192}) {
                     const std::string shape = std::to_string(rows) + "x2048";
                     benchmark::RegisterBenchmark(("matvec/" + in + "/" + tn + "/" + shape + "/hot").c_str(), bm_matvec,
-                                                 tab, t, rows, int64_t(2048), false);
+                                                 tab, t, rows, int64_t(2048), false, 1);
                 }
                 benchmark::RegisterBenchmark(("matvec/" + in + "/" + tn + "/8192x2048/cold").c_str(), bm_matvec, tab,
-                                             t, int64_t(8192), int64_t(2048), true);
+                                             t, int64_t(8192), int64_t(2048), true, 1);
                 benchmark::RegisterBenchmark(("matvec/" + in + "/" + tn + "/8192x2048/cold").c_str(), bm_matvec, tab,
-                                             t, int64_t(8192), int64_t(2048), true)
+                                             t, int64_t(8192), int64_t(2048), true, 1)
                     ->Threads(2)
                     ->UseRealTime();
+                benchmark::RegisterBenchmark(("batch/" + in + "/" + tn + "/8192x2048/nc16/hot").c_str(), bm_matvec,
+                                             tab, t, int64_t(8192), int64_t(2048), false, 16);
+                benchmark::RegisterBenchmark(("batch/" + in + "/" + tn + "/8192x2048/nc16/cold").c_str(), bm_matvec,
+                                             tab, t, int64_t(8192), int64_t(2048), true, 16);
                 benchmark::RegisterBenchmark(("gemm/" + in + "/" + tn + "/2048x2048/nc64").c_str(), bm_gemm, tab, t,
                                              int64_t(2048), int64_t(2048), 64)
                     ->Unit(benchmark::kMillisecond);
