@@ -51,6 +51,26 @@ TEST(OpenAi, ChatRequestParses) {
     EXPECT_TRUE(r.sampling.logprobs);
     EXPECT_EQ(r.sampling.top_logprobs, 3);
     EXPECT_EQ(r.tools.size(), 1u);
+    EXPECT_TRUE(r.parallel_tool_calls);
+    EXPECT_EQ(r.response_format.type, ResponseFormat::Type::Text);
+    // Structured fields keep the request's key order: schemas generate properties in declaration order.
+    const ChatRequest s = parse_chat_request(R"({"messages": [{"role": "user", "content": "x"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "person-1", "strict": true,
+            "schema": {"type": "object", "properties": {"zeta": {}, "alpha": {}}}}},
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"properties": {"y": {}, "b": {}}}}}],
+        "tool_choice": "required", "parallel_tool_calls": false})");
+    EXPECT_EQ(s.response_format.type, ResponseFormat::Type::JsonSchema);
+    EXPECT_EQ(s.response_format.name, "person-1");
+    EXPECT_TRUE(s.response_format.strict);
+    EXPECT_EQ(s.response_format.schema["properties"].begin().key(), "zeta");
+    EXPECT_EQ(s.tools[0]["function"]["parameters"]["properties"].begin().key(), "y");
+    EXPECT_FALSE(s.parallel_tool_calls);
+    EXPECT_EQ(s.tool_choice, "required");
+    EXPECT_EQ(parse_chat_request(R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}})")
+                  .response_format.type,
+              ResponseFormat::Type::JsonObject);
+    EXPECT_EQ(parse_completion_request(R"({"prompt": "x", "response_format": {"type": "json_object"}})").response_format.type,
+              ResponseFormat::Type::JsonObject);
     // Defaults stay unset, for the server to fill.
     const ChatRequest d = parse_chat_request(R"({"messages": [{"role": "user", "content": "x"}]})");
     EXPECT_FALSE(d.sampling.temperature);
@@ -98,10 +118,33 @@ TEST(OpenAi, BadChatRequestsName400Fields) {
         {R"({"messages": [{"role": "user", "content": "x"}], "stream": "yes"})", "stream"},
         {R"({"messages": [{"role": "user", "content": "x"}], "n": 2})", "n"},
         {R"({"messages": [{"role": "user", "content": "x"}], "logit_bias": {"5": 10}})", "logit_bias"},
-        {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}})",
-         "response_format"},
+        {R"({"messages": [{"role": "user", "content": "x"}], "response_format": "json"})", "response_format"},
+        {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {}})", "response_format.type"},
+        {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "yaml"}})",
+         "response_format.type"},
+        {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema"}})",
+         "response_format.json_schema"},
         {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema",
-            "json_schema": {"name": "s", "schema": {}}}})", "response_format"},
+            "json_schema": {"schema": {}}}})", "response_format.json_schema.name"},
+        {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema",
+            "json_schema": {"name": "a/b", "schema": {}}}})", "response_format.json_schema.name"},
+        {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema",
+            "json_schema": {"name": "s"}}})", "response_format.json_schema.schema"},
+        {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema",
+            "json_schema": {"name": "s", "schema": [1]}}})", "response_format.json_schema.schema"},
+        {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema",
+            "json_schema": {"name": "s", "schema": {}, "strict": 1}}})", "response_format.json_schema.strict"},
+        {R"({"messages": [{"role": "user", "content": "x"}], "functions": [{"name": "f"}]})", "functions"},
+        {R"({"messages": [{"role": "user", "content": "x"}], "function_call": "auto"})", "function_call"},
+        {R"({"messages": [{"role": "user", "content": "x"}], "parallel_tool_calls": 1})", "parallel_tool_calls"},
+        {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function":
+            {"name": "get weather"}}]})", "tools[0].function.name"},
+        {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function":
+            {"name": "f"}}, {"type": "function", "function": {"name": "f"}}]})", "tools[1].function.name"},
+        {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function":
+            {"name": "f", "strict": "yes"}}]})", "tools[0].function.strict"},
+        {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function":
+            {"name": "f"}}], "tool_choice": {"type": "custom", "function": {"name": "f"}}})", "tool_choice.type"},
         {R"({"messages": [{"role": "user", "content": "x"}], "tools": {}})", "tools"},
         {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]})", "tools[0].function"},
         {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {}}]})",

@@ -6,9 +6,13 @@
 #include <map>
 
 #include "base/error.h"
+#include "grammar/gbnf.h"
+#include "grammar/matcher.h"
+#include "grammar_oracle.h"
 #include "model/forward.h"
 #include "runtime/scheduler.h"
 #include "test_util.h"
+#include "tokenizer/vocab.h"
 
 namespace hearth {
 namespace {
@@ -338,6 +342,55 @@ void check_shared_prefix(bool cache_on) {
 
 TEST(Scheduler, SharedPrefixIsComputedOnce) { check_shared_prefix(true); }
 TEST(Scheduler, PrefixCacheOffSharesNothing) { check_shared_prefix(false); }
+
+// Sampled requests under a grammar, batched, with a pool small enough to preempt: every output is in the
+// language, ends with the stop token exactly where the grammar is complete, and a preempted request resumes
+// with its grammar state.
+TEST(Scheduler, GrammarConstrainedRequestsStayInTheLanguage) {
+    const grammar::Grammar g = grammar::parse_gbnf(R"(
+root ::= "Once" (" " word){2,6} ("." | "!")
+word ::= [a-z]{1,8}
+)");
+    const tok::Vocab vocab = tok::Vocab::from_gguf(stories().file);
+    auto cg = grammar::compile(g, std::make_shared<const grammar::TokenTable>(grammar::TokenTable::from_vocab(vocab)));
+    grammar::testing::Recognizer rec(g);
+    Context ctx(stories(), ctx_params(96, 8));
+    SchedulerParams sp;
+    sp.token_budget = 32;
+    Scheduler s(ctx, sp);
+    std::vector<int64_t> ids;
+    for (int i = 0; i < 10; ++i) {
+        GenRequest r = request(10 + 3 * i, 40, 50 + i, true);
+        r.sampling.temperature = 1.0f;
+        r.sampling.top_k = 0;
+        r.sampling.top_p = 1.0f;
+        r.sampling.min_p = 0.0f;
+        r.stop_tokens = {vocab.eos()};
+        r.grammar = cg;
+        ids.push_back(s.submit(r));
+    }
+    const auto out = drain(s);
+    int completed = 0;
+    for (int64_t id : ids) {
+        const Outcome& o = out.at(id);
+        std::string text;
+        for (int32_t t : o.tokens)
+            if (t != vocab.eos()) text += vocab.token_to_piece(t);
+        if (o.reason == FinishReason::Stop) {
+            ++completed;
+            EXPECT_EQ(o.tokens.back(), vocab.eos());
+            EXPECT_TRUE(rec.matches(text)) << text;
+        } else {
+            EXPECT_EQ(o.reason, FinishReason::Length);
+            EXPECT_TRUE(rec.is_prefix(text)) << text;
+        }
+    }
+    EXPECT_GE(completed, 5);
+    EXPECT_GT(s.preemptions(), 0);
+    GenRequest no_stop = request(5, 4, 1, true);
+    no_stop.grammar = cg;
+    EXPECT_THROW(s.submit(no_stop), Error);
+}
 
 TEST(Scheduler, RequestErrorsAndFinishReasons) {
     Context ctx(stories(), ctx_params(128));

@@ -274,10 +274,13 @@ TEST(Serve, ErrorsAreOpenAiShaped) {
            "max_tokens");
     expect(c.Post("/v1/completions", json{{"prompt", std::string(3000, 'a') + " b"}}.dump(), "application/json"), 400, "");
     expect(c.Post("/v1/completions", json{{"prompt", std::string(5000, 'a')}}.dump(), "application/json"), 413, "");
+    // Structured output that cannot be enforced is refused, never generated unconstrained.
     expect(c.Post("/v1/chat/completions",
-                  json{{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"response_format", {{"type", "json_object"}}}}.dump(),
+                  json{{"messages", {{{"role", "user"}, {"content", "hi"}}}},
+                       {"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "s"}, {"schema", {{"not", json::object()}}}}}}}}
+                      .dump(),
                   "application/json"),
-           400, "response_format");
+           400, "response_format.json_schema.schema");
     expect(c.Post("/v1/chat/completions",
                   json{{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"top_logprobs", 3}}.dump(), "application/json"),
            400, "top_logprobs");
@@ -287,9 +290,11 @@ TEST(Serve, ErrorsAreOpenAiShaped) {
            400, "top_logprobs");
     expect(c.Post("/v1/chat/completions",
                   json{{"messages", {{{"role", "user"}, {"content", "hi"}}}},
-                       {"tools", {{{"type", "function"}, {"function", {{"name", "f"}}}}}}}.dump(),
+                       {"tools", {{{"type", "function"},
+                                   {"function", {{"name", "f"}, {"parameters", {{"type", "object"}, {"dependentRequired", {{"a", {"b"}}}}}}}}}}}}
+                      .dump(),
                   "application/json"),
-           400, "tools");
+           400, "tools[0].function.parameters");
     expect(c.Get("/v1/nothing"), 404, "");
 }
 

@@ -1,4 +1,7 @@
 #include <cstdio>
+#include <fstream>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -7,12 +10,57 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "grammar/gbnf.h"
+#include "grammar/json_schema.h"
+#include "grammar/matcher.h"
+#include "grammar/regex.h"
 #include "model/forward.h"
 #include "runtime/sampler.h"
 #include "store/model_store.h"
 #include "tokenizer/vocab.h"
 
 namespace hearth::cli {
+namespace {
+
+std::string read_text_file(const std::string& path, const char* what) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) fail("cannot open {} file '{}'", what, path);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// The grammar asked for by --grammar / --json-schema / --regex (at most one), or none.
+std::optional<grammar::Grammar> constraint_grammar(const std::string& gbnf_file, const std::string& schema_file,
+                                                   const std::string& regex) {
+    if (!gbnf_file.empty()) {
+        try {
+            return grammar::parse_gbnf(read_text_file(gbnf_file, "grammar"));
+        } catch (const Error& e) {
+            fail("grammar file '{}': {}", gbnf_file, e.what());
+        }
+    }
+    if (!schema_file.empty()) {
+        const std::string text = read_text_file(schema_file, "JSON schema");
+        const nlohmann::ordered_json schema = nlohmann::ordered_json::parse(text, nullptr, false);
+        if (schema.is_discarded()) fail("JSON schema file '{}' is not valid JSON", schema_file);
+        try {
+            return grammar::compile_json_schema(schema);
+        } catch (const Error& e) {
+            fail("JSON schema file '{}': {}", schema_file, e.what());
+        }
+    }
+    if (!regex.empty()) {
+        try {
+            return grammar::regex_grammar(regex);
+        } catch (const Error& e) {
+            fail("--regex: {}", e.what());
+        }
+    }
+    return std::nullopt;
+}
+
+}  // namespace
 
 void add_run(CLI::App& app) {
     auto* cmd = app.add_subcommand("run", "Generate a continuation of a prompt");
@@ -25,6 +73,7 @@ void add_run(CLI::App& app) {
         bool json = false;
         bool mmap = false;
         bool seed_given = false;
+        std::string grammar_file, schema_file, regex;
     };
     auto o = std::make_shared<Opts>();
     cmd->add_option("-m,--model", o->model, "GGUF model file, or a store name (hearth list)")->required();
@@ -42,11 +91,22 @@ void add_run(CLI::App& app) {
     cmd->add_option("--repeat-last-n", o->sp.penalty_last_n, "Tokens the penalties look back over");
     cmd->add_option("--seed", o->sp.seed, "Random seed (same seed and settings, same output)");
     cmd->add_flag("--mmap", o->mmap, "Map the model file instead of reading it into memory");
-    cmd->add_flag("--json", o->json, "Print {prompt_tokens, tokens, text} as JSON instead of streaming");
+    cmd->add_flag("--json", o->json,
+                  "Print {prompt_tokens, tokens, text, grammar_complete} as JSON instead of streaming");
+    auto* g1 = cmd->add_option("--grammar", o->grammar_file, "Constrain the output to a GBNF grammar (file)");
+    auto* g2 = cmd->add_option("--json-schema", o->schema_file, "Constrain the output to JSON valid under a schema (file)");
+    auto* g3 = cmd->add_option("--regex", o->regex, "Constrain the output to match a regular expression");
+    g1->excludes(g2)->excludes(g3);
+    g2->excludes(g3);
     cmd->callback([o, cmd] {
         if (cmd->count("--threads")) check_threads(o->threads);
         auto model = Model::load(store::resolve_model(o->model), o->mmap);
         const tok::Vocab vocab = tok::Vocab::from_gguf(model->file);
+        // The constraint is compiled before the context is made: a bad grammar fails fast.
+        std::optional<grammar::GrammarMatcher> matcher;
+        if (auto g = constraint_grammar(o->grammar_file, o->schema_file, o->regex))
+            matcher.emplace(grammar::compile(*g, std::make_shared<const grammar::TokenTable>(
+                                                     grammar::TokenTable::from_vocab(vocab))));
         Sampler sampler(o->sp);
         ContextParams cp;
         cp.n_threads = o->threads;
@@ -89,10 +149,22 @@ void add_run(CLI::App& app) {
         };
         int32_t pos = static_cast<int32_t>(prompt.size());
         const std::vector<float>* logits = &ctx.decode(batch);
+        const int32_t n_vocab = static_cast<int32_t>(model->hp.n_vocab);
+        std::vector<float> masked;
         for (int i = 0; i < o->n_predict; ++i) {
-            const int32_t tok = sampler.sample(logits->data(), static_cast<int32_t>(model->hp.n_vocab));
+            const float* lg = logits->data();
+            if (matcher) {
+                if (matcher->must_end()) break;  // the text is complete and nothing may follow
+                masked.assign(logits->begin(), logits->begin() + n_vocab);
+                if (!matcher->apply(masked.data(), n_vocab, vocab.eog_ids()))
+                    fail("the grammar allows no token after {} generated tokens", out.size());
+                lg = masked.data();
+            }
+            const int32_t tok = sampler.sample(lg, n_vocab);
             sampler.accept(tok);
             if (vocab.is_eog(tok)) break;
+            if (matcher && !matcher->accept_token(tok))
+                fail("internal error: the sampler picked token {} the grammar forbids", tok);
             out.push_back(tok);
             emit(dec.push(tok));
             if (i + 1 == o->n_predict) break;
@@ -110,10 +182,13 @@ void add_run(CLI::App& app) {
             j["prompt_tokens"] = prompt;
             j["tokens"] = out;
             j["text"] = text;
+            if (matcher) j["grammar_complete"] = matcher->can_end();
             fmt::print("{}\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
         } else {
             std::fputs("\n", stdout);
         }
+        if (matcher && !matcher->can_end())
+            std::fprintf(stderr, "[stopped after %zu tokens, before the grammar was complete]\n", out.size());
     });
 }
 

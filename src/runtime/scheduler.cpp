@@ -1,6 +1,7 @@
 #include "runtime/scheduler.h"
 
 #include <algorithm>
+#include <optional>
 #include <exception>
 #include <string>
 
@@ -31,10 +32,13 @@ struct Scheduler::Req {
     int32_t seq = -1;          // KV sequence id while running, -1 while waiting
     int64_t admitted = -1;     // admission order (re-set on every admission)
     int64_t last_served = -1;  // step of its last decode token: the least recently served decode goes first
+    std::optional<grammar::GrammarMatcher> matcher;  // with a grammar; kept across preemptions
+    std::vector<float> masked;                      // the logits row with the grammar's mask applied
 
     Req(int64_t id_, GenRequest&& g_) : id(id_), g(std::move(g_)), sampler(g.sampling), tokens(g.prompt),
                                         n_prompt(static_cast<int>(g.prompt.size())) {
         for (int32_t t : g.prompt) sampler.accept(t);  // as `hearth run`: the prompt is in the penalty window
+        if (g.grammar) matcher.emplace(g.grammar);
     }
     int pending() const { return static_cast<int>(tokens.size()) - n_computed; }
 };
@@ -66,6 +70,9 @@ int64_t Scheduler::submit(GenRequest r) {
             fail("prompt token {} (id {}) is out of the vocabulary [0, {})", i, r.prompt[i], n_vocab);
     if (r.max_tokens < 1) fail("max_tokens must be at least 1 (got {})", r.max_tokens);
     if (r.logprobs > 20) fail("at most 20 top logprobs per token (got {})", r.logprobs);
+    if (r.grammar && r.stop_tokens.empty()) fail("a request with a grammar needs stop tokens (to end where it may)");
+    if (r.grammar && r.grammar->tokens().size() > n_vocab)
+        fail("the grammar was compiled for {} tokens, the model has {}", r.grammar->tokens().size(), n_vocab);
     if (n_prompt > ctx_.n_ctx())
         fail("the prompt has {} tokens, more than the context size {}", n_prompt, ctx_.n_ctx());
     if (n_prompt + r.max_tokens > ctx_.n_ctx())
@@ -246,7 +253,19 @@ std::vector<Event> Scheduler::step() {
     for (int i = 0; i < n_sampled; ++i) {
         Sampled& sm = sampled[static_cast<size_t>(i)];
         try {
-            sm.tok = sm.r->sampler.sample(sm.row, n_vocab);
+            const float* row = sm.row;
+            if (auto& m = sm.r->matcher) {
+                sm.r->masked.assign(sm.row, sm.row + n_vocab);
+                if (!m->apply(sm.r->masked.data(), n_vocab, sm.r->g.stop_tokens))
+                    fail("the grammar allows no token after {} generated tokens", sm.r->n_generated);
+                row = sm.r->masked.data();
+            }
+            sm.tok = sm.r->sampler.sample(row, n_vocab);
+            if (auto& m = sm.r->matcher) {
+                const auto& stop = sm.r->g.stop_tokens;
+                if (std::find(stop.begin(), stop.end(), sm.tok) == stop.end() && !m->accept_token(sm.tok))
+                    fail("internal error: token {} was sampled but the grammar forbids it", sm.tok);
+            }
             if (sm.r->g.logprobs >= 0)
                 sm.e.logprob = token_logprobs(sm.row, n_vocab, sm.tok, sm.r->g.logprobs, &sm.e.top_logprobs);
         } catch (const std::exception& ex) {

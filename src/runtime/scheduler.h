@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "grammar/matcher.h"
 #include "model/forward.h"
 #include "runtime/sampler.h"
 
@@ -60,6 +61,10 @@ struct GenRequest {
     int max_tokens = 128;              // tokens to generate at most (>= 1)
     std::vector<int32_t> stop_tokens;  // a sampled token in this set ends the request (EOS, EOT, ...)
     int logprobs = -1;                 // >= 0: report each sampled token's logprob and this many top alternatives
+    // Structured output: every sampled token keeps the text inside the grammar's language, and a stop token
+    // is sampled only where the grammar may end (when nothing else may follow, only stop tokens remain).
+    // Needs stop_tokens. Logprobs stay the model's own (before the mask).
+    std::shared_ptr<const grammar::CompiledGrammar> grammar;
 };
 
 enum class FinishReason { None, Stop, Length, Cancelled };

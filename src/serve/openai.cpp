@@ -180,23 +180,59 @@ std::string content_text(const json& content, const std::string& path) {
     return text;
 }
 
-void check_tools(const ChatRequest& r) {
+// The request body again with its key order kept, for the parts whose order matters (schemas: properties are
+// generated in declaration order; tools: the template shows them as sent). Parsed only for requests that have
+// such parts, and only after the plain parse succeeded, so it cannot fail.
+class OrderedBody {
+public:
+    explicit OrderedBody(const std::string& body) : body_(body) {}
+    const nlohmann::ordered_json& get() {
+        if (!j_) j_ = nlohmann::ordered_json::parse(body_);
+        return *j_;
+    }
+
+private:
+    const std::string& body_;
+    std::optional<nlohmann::ordered_json> j_;
+};
+
+// Tool and schema names: OpenAI's [A-Za-z0-9_-]{1,64}; tools may also use '.' and ':' (namespaced names), which
+// the tool-call parsers accept.
+bool valid_name(const std::string& s, bool tool) {
+    if (s.empty() || s.size() > 64) return false;
+    for (char c : s) {
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                        c == '-' || (tool && (c == '.' || c == ':'));
+        if (!ok) return false;
+    }
+    return true;
+}
+
+void check_tools(const json& tools, const json& choice) {
     std::vector<std::string> names;
-    for (size_t i = 0; i < r.tools.size(); ++i) {
-        const json& t = r.tools[i];
+    for (size_t i = 0; i < tools.size(); ++i) {
+        const json& t = tools[i];
         const std::string p = "tools[" + std::to_string(i) + "]";
         if (!t.is_object()) bad_param(p, "'" + p + "' must be an object");
         if (string_field(t, "type", true, p) != "function")
             bad_param(p + ".type", "'" + p + ".type' must be \"function\"");
         const json* f = field(t, "function");
         if (!f || !f->is_object()) bad_param(p + ".function", "'" + p + ".function' must be an object");
-        names.push_back(string_field(*f, "name", true, p + ".function"));
-        if (names.back().empty()) bad_param(p + ".function.name", "'" + p + ".function.name' must not be empty");
+        const std::string name = string_field(*f, "name", true, p + ".function");
+        if (!valid_name(name, true))
+            bad_param(p + ".function.name", "'" + p + ".function.name' must be 1 to 64 characters of a-z, A-Z, 0-9, _, -, . "
+                                            "and : (got '" + name + "')");
+        if (auto d = std::find(names.begin(), names.end(), name); d != names.end())
+            bad_param(p + ".function.name", "'" + p + ".function.name' repeats the name of tools[" +
+                                                std::to_string(d - names.begin()) + "] ('" + name + "')");
+        names.push_back(name);
         string_field(*f, "description", false, p + ".function");
         if (const json* params = field(*f, "parameters"); params && !params->is_object())
             bad_param(p + ".function.parameters", "'" + p + ".function.parameters' must be a JSON Schema object");
+        if (const json* st = field(*f, "strict"); st && !st->is_boolean())
+            bad_param(p + ".function.strict", "'" + p + ".function.strict' must be a boolean, not " + kind(*st));
     }
-    const json& c = r.tool_choice;
+    const json& c = choice;
     if (c.is_null()) return;
     if (c.is_string()) {
         const std::string s = c.get<std::string>();
@@ -206,11 +242,50 @@ void check_tools(const ChatRequest& r) {
         return;
     }
     if (!c.is_object()) bad_param("tool_choice", "'tool_choice' must be a string or an object");
+    if (const json* t = field(c, "type"); t && *t != "function")
+        bad_param("tool_choice.type", "'tool_choice.type' must be \"function\" (got " + t->dump() + ")");
     const json* f = field(c, "function");
     if (!f || !f->is_object()) bad_param("tool_choice.function", "'tool_choice.function' must be an object");
     const std::string name = string_field(*f, "name", true, "tool_choice.function");
     if (std::find(names.begin(), names.end(), name) == names.end())
         bad_param("tool_choice.function.name", "'tool_choice.function.name' names function '" + name + "', which is not in 'tools'");
+}
+
+// response_format: text, json_object, or json_schema {name, description?, schema, strict?}. Whether the schema
+// can be enforced is decided when it is compiled (serve/structured.h), which names the keyword it cannot.
+ResponseFormat parse_response_format(const json& j, OrderedBody& ordered) {
+    ResponseFormat f;
+    const json* rf = field(j, "response_format");
+    if (!rf) return f;
+    if (!rf->is_object()) bad_param("response_format", std::string("'response_format' must be an object, not ") + kind(*rf));
+    const std::string type = string_field(*rf, "type", true, "response_format");
+    if (type == "text") return f;
+    if (type == "json_object") {
+        f.type = ResponseFormat::Type::JsonObject;
+        return f;
+    }
+    if (type != "json_schema")
+        bad_param("response_format.type", "'response_format.type' must be \"text\", \"json_object\" or \"json_schema\" (got '" +
+                                              type + "')");
+    f.type = ResponseFormat::Type::JsonSchema;
+    const std::string p = "response_format.json_schema";
+    const json* js = field(*rf, "json_schema");
+    if (!js) bad_param(p, "'" + p + "' is required when 'response_format.type' is \"json_schema\"");
+    if (!js->is_object()) bad_param(p, "'" + p + "' must be an object, not " + kind(*js));
+    f.name = string_field(*js, "name", true, p);
+    if (!valid_name(f.name, false))
+        bad_param(p + ".name", "'" + p + ".name' must be 1 to 64 characters of a-z, A-Z, 0-9, _ and - (got '" + f.name + "')");
+    string_field(*js, "description", false, p);
+    if (const json* st = field(*js, "strict")) {
+        if (!st->is_boolean()) bad_param(p + ".strict", "'" + p + ".strict' must be a boolean, not " + kind(*st));
+        f.strict = st->get<bool>();
+    }
+    const json* schema = field(*js, "schema");
+    if (!schema) bad_param(p + ".schema", "'" + p + ".schema' is required");
+    if (!schema->is_object() && !schema->is_boolean())
+        bad_param(p + ".schema", "'" + p + ".schema' must be a JSON Schema (an object or a boolean), not " + kind(*schema));
+    f.schema = ordered.get()["response_format"]["json_schema"]["schema"];
+    return f;
 }
 
 }  // namespace
@@ -247,20 +322,17 @@ ChatRequest parse_chat_request(const std::string& body) {
         r.messages.push_back(std::move(cm));
     }
     r.sampling = parse_sampling(j, /*chat=*/true);
-    if (const json* t = field(j, "tools")) {
-        if (!t->is_array()) bad_param("tools", "'tools' must be an array");
-        r.tools = *t;
-    }
+    OrderedBody ordered(body);
+    const json* tools = field(j, "tools");
+    if (tools && !tools->is_array()) bad_param("tools", "'tools' must be an array");
     if (const json* c = field(j, "tool_choice")) r.tool_choice = *c;
-    check_tools(r);
-    if (const json* rf = field(j, "response_format")) {
-        if (!rf->is_object()) bad_param("response_format", "'response_format' must be an object");
-        const std::string type = string_field(*rf, "type", true, "response_format");
-        if (type != "text")
-            throw ApiError(400, "'response_format' type '" + type + "' is not supported yet: hearth will not generate "
-                                "unconstrained output when a format was asked for",
-                           "invalid_request_error", "response_format", "unsupported_parameter");
-    }
+    check_tools(tools ? *tools : json::array(), r.tool_choice);
+    if (tools && !tools->empty()) r.tools = ordered.get()["tools"];
+    r.parallel_tool_calls = bool_field(j, "parallel_tool_calls", true);
+    // The pre-tools function-calling fields: ignoring them would answer in text where a call was asked for.
+    refuse_unless(j, "functions", false, "is deprecated and not supported: send 'tools'");
+    refuse_unless(j, "function_call", false, "is deprecated and not supported: send 'tool_choice'");
+    r.response_format = parse_response_format(j, ordered);
     const json* modalities = field(j, "modalities");
     refuse_unless(j, "modalities", modalities && *modalities == json::array({"text"}), "supports only [\"text\"]");
     refuse_unless(j, "audio", false, "is not supported");
@@ -293,6 +365,8 @@ CompletionRequest parse_completion_request(const std::string& body) {
         bad_param("prompt", "'prompt' must be a non-empty string, array of one string, or array of token ids");
     }
     r.sampling = parse_sampling(j, /*chat=*/false);
+    OrderedBody ordered(body);
+    r.response_format = parse_response_format(j, ordered);
     refuse_unless(j, "echo", !bool_field(j, "echo", false), "is not supported");
     refuse_unless(j, "suffix", false, "is not supported");
     const json* best_of = field(j, "best_of");

@@ -45,12 +45,27 @@ struct ChatMessage {
     std::string name;
 };
 
+// response_format. The schema keeps the request's key order (nlohmann::ordered_json): the grammar lists
+// properties in declaration order, so the order the caller wrote is the order generated.
+struct ResponseFormat {
+    enum class Type { Text, JsonObject, JsonSchema };
+    Type type = Type::Text;
+    std::string name;                             // json_schema.name: [A-Za-z0-9_-]{1,64}
+    nlohmann::ordered_json schema;                // json_schema.schema: an object or a boolean
+    bool strict = false;                          // json_schema.strict
+};
+
 struct ChatRequest {
     std::string model;
     std::vector<ChatMessage> messages;
     SamplingFields sampling;
-    nlohmann::json tools = nlohmann::json::array();  // [{type: function, function: {name, description, parameters}}]
-    nlohmann::json tool_choice;                      // null, "auto", "none", "required" or {type, function: {name}}
+    // [{type: function, function: {name, description, parameters, strict}}], key order as sent (the template
+    // shows them to the model; parameters' property order is the generation order). Names are unique and
+    // [A-Za-z0-9_.:-]{1,64}.
+    nlohmann::ordered_json tools = nlohmann::ordered_json::array();
+    nlohmann::json tool_choice;       // null, "auto", "none", "required" or {type, function: {name}} (checked)
+    bool parallel_tool_calls = true;  // false: at most one call per answer
+    ResponseFormat response_format;
 };
 
 struct CompletionRequest {
@@ -58,6 +73,7 @@ struct CompletionRequest {
     std::string prompt;                     // a string prompt …
     std::optional<std::vector<int32_t>> prompt_tokens;  // … or token ids
     SamplingFields sampling;
+    ResponseFormat response_format;         // hearth's extension of the completions API (as the chat one's)
 };
 
 struct EmbeddingsRequest {

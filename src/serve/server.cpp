@@ -23,6 +23,7 @@
 #include "runtime/scheduler.h"
 #include "serve/metrics.h"
 #include "serve/openai.h"
+#include "serve/structured.h"
 #include "serve/web_assets.h"
 
 namespace hearth::serve {
@@ -107,16 +108,30 @@ struct Server::Impl {
     std::mutex embed_m;  // embeddings run one request at a time on their own context
     std::unique_ptr<Embedder> embedder;
 
+    GrammarCache grammars;  // structured output: compiled grammars by their text
+    ToolSupport tool_support;
+
     Impl(const Model& model_, const tok::Vocab& vocab_, const ServerOptions& o)
         : model(model_),
           vocab(vocab_),
           opt(o),
           ctx(model_, make_context_params(o)),
-          sched(ctx, SchedulerParams{std::min(512, std::max(64, o.parallel * 4)), o.parallel, o.max_waiting, o.prefix_cache}) {
+          sched(ctx, SchedulerParams{std::min(512, std::max(64, o.parallel * 4)), o.parallel, o.max_waiting, o.prefix_cache}),
+          grammars(vocab_) {
         model_id = opt.model_name.empty() ? (model.hp.name.empty() ? model.hp.arch : model.hp.name) : opt.model_name;
         const std::string tmpl = model.file.get_str_or("tokenizer.chat_template", "");
-        chat_template = std::make_unique<ChatTemplate>(tmpl.empty() ? kDefaultChatTemplate : tmpl);
+        const std::string source = tmpl.empty() ? kDefaultChatTemplate : tmpl;
+        chat_template = std::make_unique<ChatTemplate>(source);
         created = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+        tool_support = probe_tool_support(source, *chat_template, chat_inputs());
+    }
+
+    ChatInputs chat_inputs() const {
+        ChatInputs in;
+        in.add_generation_prompt = true;
+        if (vocab.bos() >= 0) in.bos_token = vocab.text(vocab.bos());
+        if (vocab.eos() >= 0) in.eos_token = vocab.text(vocab.eos());
+        return in;
     }
 
     static ContextParams make_context_params(const ServerOptions& o) {
@@ -241,8 +256,10 @@ struct Server::Impl {
         return true;
     }
 
-    GenRequest gen_request(std::vector<int32_t> prompt, const SamplingFields& s) const {
+    GenRequest gen_request(std::vector<int32_t> prompt, const SamplingFields& s,
+                           std::shared_ptr<const grammar::CompiledGrammar> grammar) const {
         GenRequest g;
+        g.grammar = std::move(grammar);
         g.logprobs = s.logprobs ? s.top_logprobs : -1;
         g.prompt = std::move(prompt);
         g.sampling.temperature = s.temperature.value_or(1.0f);
@@ -403,10 +420,11 @@ struct Server::Impl {
                                "invalid_request_error", param);
     }
 
-    // Queues a generation request for a tokenized prompt.
-    std::shared_ptr<Channel> start(std::vector<int32_t> prompt, const SamplingFields& s) {
+    // Queues a generation request for a tokenized prompt (under a grammar for structured output).
+    std::shared_ptr<Channel> start(std::vector<int32_t> prompt, const SamplingFields& s,
+                                   std::shared_ptr<const grammar::CompiledGrammar> grammar = nullptr) {
         const int64_t n = static_cast<int64_t>(prompt.size());
-        GenRequest g = gen_request(std::move(prompt), s);
+        GenRequest g = gen_request(std::move(prompt), s, std::move(grammar));
         metrics.tokens_in += n;
         return submit(std::move(g));
     }
@@ -457,22 +475,26 @@ struct Server::Impl {
         return fmt::format("{}-{:x}{:06x}", prefix, created, ++n);
     }
 
+    // The compiled form of a request's grammar (cached by its text); `param` names the field that asked for it.
+    std::shared_ptr<const grammar::CompiledGrammar> compile(const std::optional<grammar::Grammar>& g,
+                                                            const std::string& param) {
+        if (!g) return nullptr;
+        try {
+            return grammars.get(*g);
+        } catch (const Error& e) {
+            throw ApiError(400, "'" + param + "' cannot be enforced: " + e.what(), "invalid_request_error", param,
+                           "unsupported_schema");
+        }
+    }
+
     void handle_chat(const httplib::Request& req, httplib::Response& res) {
         const ChatRequest r = parse_chat_request(req.body);
         check_model(r.model);
-        if (!r.tools.empty() && !(r.tool_choice.is_string() && r.tool_choice == "none"))
-            throw ApiError(400, "'tools' are not supported yet: tool calls need constrained decoding",
-                           "invalid_request_error", "tools", "unsupported_parameter");
-        ChatInputs in;
-        for (const auto& msg : r.messages) {
-            nlohmann::ordered_json mj = {{"role", msg.role == "developer" ? "system" : msg.role}, {"content", msg.content}};
-            if (!msg.tool_calls.empty()) mj["tool_calls"] = msg.tool_calls;
-            if (!msg.tool_call_id.empty()) mj["tool_call_id"] = msg.tool_call_id;
-            in.messages.push_back(std::move(mj));
-        }
-        in.add_generation_prompt = true;
-        if (vocab.bos() >= 0) in.bos_token = vocab.text(vocab.bos());
-        if (vocab.eos() >= 0) in.eos_token = vocab.text(vocab.eos());
+        const bool tools = resolve_tool_choice(r).mode != ToolMode::None;
+        if (tools && !tool_support.generate)
+            throw ApiError(400, tool_support.refusal, "invalid_request_error", "tools", "unsupported_parameter");
+        auto grammar = compile(chat_grammar(r, tool_support.thinking), tools ? "tools" : "response_format");
+        const ChatInputs in = tool_chat_inputs(r, tools, tool_support, chat_inputs());
         std::string prompt_text;
         try {
             prompt_text = chat_template->apply(in);
@@ -482,31 +504,71 @@ struct Server::Impl {
         }
         std::vector<int32_t> prompt = tokenize_prompt(prompt_text);
         const int n_prompt = static_cast<int>(prompt.size());
-        auto ch = start(std::move(prompt), r.sampling);
+        auto ch = start(std::move(prompt), r.sampling, std::move(grammar));
         const std::string id = new_id("chatcmpl");
+        const std::string call_ids = "call_" + id.substr(id.find('-') + 1) + "_";
         if (!r.sampling.stream) {
             const auto [text, lps, o] = collect(ch, n_prompt, r.sampling.stop);
-            res.set_content(chat_completion(id, model_id, created, {{"role", "assistant"}, {"content", text}},
-                                            o.finish_reason, o.usage, r.sampling.logprobs ? chat_logprobs(lps) : json())
+            json message = {{"role", "assistant"}, {"content", text}};
+            std::string finish = o.finish_reason;
+            if (tools) {
+                const ParsedMessage m = parse_generated_tool_calls(text, call_ids);
+                message = m.to_json();
+                if (!m.tool_calls.empty() && finish == "stop") finish = "tool_calls";
+            }
+            res.set_content(chat_completion(id, model_id, created, message, finish, o.usage,
+                                            r.sampling.logprobs ? chat_logprobs(lps) : json())
                                 .dump(),
                             "application/json");
             metrics.count_request(200);
             return;
         }
         const SamplingFields s = r.sampling;
-        res.set_chunked_content_provider("text/event-stream", [this, ch, id, s, n_prompt](size_t, httplib::DataSink& sink) {
+        res.set_chunked_content_provider("text/event-stream", [this, ch, id, s, n_prompt, tools, call_ids](size_t, httplib::DataSink& sink) {
             Outcome o;
+            // With tools, text passes through a splitter: content streams as it becomes certain not to start a
+            // call, and each call goes out whole when its closing marker arrives, in OpenAI's delta shape (name
+            // and id first, then the arguments). Logprobs ride on the next chunk written.
+            ToolCallSplitter split(call_ids);
+            int n_calls_sent = 0;
+            std::vector<TokenLogprobText> held_lps;
+            auto take_lps = [&]() -> json {
+                if (!s.logprobs) return json();
+                json j = chat_logprobs(held_lps);
+                held_lps.clear();
+                return j;
+            };
+            auto write_piece = [&](const ToolCallSplitter::Piece& p) {
+                if (!p.content.empty() &&
+                    !write_sse(sink, chat_chunk(id, model_id, created, {{"content", p.content}}, std::nullopt, take_lps())))
+                    return false;
+                for (const ToolCall& c : p.calls) {
+                    const int index = n_calls_sent++;
+                    const json head = {{"tool_calls", json::array({{{"index", index}, {"id", c.id}, {"type", "function"},
+                                                                     {"function", {{"name", c.name}, {"arguments", ""}}}}})}};
+                    const json args = {{"tool_calls", json::array({{{"index", index}, {"function", {{"arguments", c.arguments}}}}})}};
+                    if (!write_sse(sink, chat_chunk(id, model_id, created, head, std::nullopt, take_lps())) ||
+                        !write_sse(sink, chat_chunk(id, model_id, created, args, std::nullopt)))
+                        return false;
+                }
+                return true;
+            };
             if (write_sse(sink, chat_chunk(id, model_id, created, {{"role", "assistant"}, {"content", ""}}, std::nullopt))) {
                 o = generate(ch, n_prompt, s.stop, [&](const std::string& t, std::vector<TokenLogprobText>&& toks) {
-                    return write_sse(sink, chat_chunk(id, model_id, created, {{"content", t}}, std::nullopt,
-                                                      s.logprobs ? chat_logprobs(toks) : json()));
+                    if (!tools)
+                        return write_sse(sink, chat_chunk(id, model_id, created, {{"content", t}}, std::nullopt,
+                                                          s.logprobs ? chat_logprobs(toks) : json()));
+                    held_lps.insert(held_lps.end(), std::make_move_iterator(toks.begin()), std::make_move_iterator(toks.end()));
+                    return write_piece(split.push(t));
                 });
+                if (tools && !o.client_gone && !write_piece(split.finish())) o.client_gone = true;
             } else {
                 abandon(*ch);
                 o.client_gone = true;
             }
             if (!o.client_gone) {
-                write_sse(sink, chat_chunk(id, model_id, created, json::object(), o.finish_reason));
+                const std::string finish = tools && split.n_calls() > 0 && o.finish_reason == "stop" ? "tool_calls" : o.finish_reason;
+                write_sse(sink, chat_chunk(id, model_id, created, json::object(), finish, held_lps.empty() ? json() : take_lps()));
                 if (s.include_usage) {
                     json u = chat_chunk(id, model_id, created, json::object(), std::nullopt);
                     u["choices"] = json::array();
@@ -537,7 +599,7 @@ struct Server::Impl {
         const int64_t offset_base = r.sampling.logprobs
                                         ? count_code_points(r.prompt_tokens ? tok::sanitize_utf8(vocab.decode(prompt)) : r.prompt)
                                         : 0;
-        auto ch = start(std::move(prompt), r.sampling);
+        auto ch = start(std::move(prompt), r.sampling, compile(response_format_grammar(r.response_format), "response_format"));
         const std::string id = new_id("cmpl");
         if (!r.sampling.stream) {
             const auto [text, lps, o] = collect(ch, n_prompt, r.sampling.stop);

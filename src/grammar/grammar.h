@@ -1,0 +1,79 @@
+// The grammar IR every constraint compiles to: GBNF text (gbnf.h), regular expressions (regex.h) and JSON
+// Schema (json_schema.h) all build a Grammar, and the matcher (matcher.h) lowers it to bytes and runs it.
+//
+// A Grammar is a context-free grammar over Unicode code points, in the shape of llama.cpp's GBNF after its
+// sugar is removed: rules of alternatives, each alternative a sequence of elements, each element a set of
+// code points (one code point, a class, or "any") or a reference to a rule. Repetition and optional parts
+// become helper rules (see add_repeat), so that the IR has one concept per type.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hearth::grammar {
+
+constexpr uint32_t kMaxCodePoint = 0x10FFFF;
+
+// Inclusive range of code points.
+struct CharRange {
+    uint32_t lo = 0, hi = 0;
+    bool operator==(const CharRange&) const = default;
+};
+
+struct Element {
+    enum class Kind : uint8_t { Chars, Rule };
+    Kind kind = Kind::Chars;
+    // Chars: sorted, disjoint, non-adjacent ranges (see normalize); a non-empty set. Surrogates
+    // (U+D800..U+DFFF) are never members: UTF-8 cannot encode them.
+    std::vector<CharRange> ranges;
+    int rule = -1;  // Rule: index into Grammar::rules
+
+    static Element chars(std::vector<CharRange> ranges);  // normalizes; an empty set is an error
+    static Element codepoint(uint32_t cp) { return chars({{cp, cp}}); }
+    static Element ref(int rule_index);
+    bool operator==(const Element&) const = default;
+};
+
+using Sequence = std::vector<Element>;  // empty: matches the empty string
+
+struct Rule {
+    std::string name;
+    std::vector<Sequence> alternatives;  // at least one once the grammar is complete
+};
+
+struct Grammar {
+    std::vector<Rule> rules;
+    int root = -1;
+
+    // Index of the rule with this name, or -1.
+    int find(std::string_view name) const;
+    // Index of the rule with this name, creating it (with no alternatives yet) if needed.
+    int intern(std::string_view name);
+    // A fresh rule named after `base` ("base", else "base-1", "base-2", ...), with the given alternatives.
+    int add_rule(std::string_view base, std::vector<Sequence> alternatives);
+    // A rule matching `item` repeated between min_count and max_count times (max_count < 0: unbounded).
+    // Bounded repeats nest optional tails (x{0,3} = (x (x (x)?)?)?), so the matcher never has to track a
+    // counter, and no two parses of one string exist.
+    int add_repeat(std::string_view base, const Sequence& item, int min_count, int max_count);
+    // A rule matching exactly the UTF-8 text `literal` (which must be valid UTF-8).
+    int add_literal(std::string_view base, std::string_view literal);
+
+    // Checks that the grammar is complete: a root exists, every rule has at least one alternative, every
+    // reference is in range, every Chars element is non-empty, and no rule is left-recursive (the matcher
+    // expands rules top-down). Throws hearth::Error naming the rule otherwise.
+    void validate() const;
+};
+
+// Sorts and merges ranges, removes surrogates; throws hearth::Error on a range past U+10FFFF or lo > hi.
+std::vector<CharRange> normalize(std::vector<CharRange> ranges);
+// The complement within [0, U+10FFFF] minus the surrogates.
+std::vector<CharRange> complement(const std::vector<CharRange>& ranges);
+
+// GBNF text of the grammar (root rule first), which gbnf.h parses back to an equivalent grammar.
+std::string to_gbnf(const Grammar& g);
+
+// UTF-8 encoding of one code point (appended).
+void append_utf8(std::string& out, uint32_t cp);
+
+}  // namespace hearth::grammar

@@ -1,0 +1,1865 @@
+#include "grammar/json_schema.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <optional>
+#include <set>
+#include <string_view>
+#include <unordered_map>
+
+#include "base/error.h"
+#include "grammar/regex.h"
+
+namespace hearth::grammar {
+
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+constexpr int kNever = -1;                        // a schema that no JSON value satisfies
+constexpr size_t kMaxElements = 1'000'000;        // grammar size, in elements plus alternatives
+constexpr int kMaxDepth = 200;                    // nested subschemas / references being worked on at once
+constexpr size_t kMaxAlternatives = 256;          // anyOf/oneOf/allOf combinations of one schema
+constexpr size_t kMaxWork = 200'000;              // schema expansions (flatten calls), so that no schema hangs us
+constexpr uint64_t kMaxCount = 100'000;           // minLength/maxLength/minItems/maxItems, as Grammar::add_repeat
+constexpr int64_t kIntMax = 999'999'999'999'999;  // 15 digits: every such integer is exact in a double
+constexpr int kFracDigits = 16;
+constexpr int kExpDigits = 3;
+constexpr int kIndent = 40;  // Flexible whitespace: spaces/tabs after a newline
+
+enum : unsigned { kNull = 1, kBool = 2, kObject = 4, kArray = 8, kString = 16, kInteger = 32, kNumber = 64 };
+constexpr unsigned kAllTypes = 127;
+
+// Fraction kinds of a number's digits after the integer part, as a bit set: intersection is &.
+enum : unsigned { kFracNone = 0, kFracZero = 1, kFracNonZero = 2, kFracAny = 3 };
+
+const std::set<std::string_view> kAnnotations = {
+    "title",         "description", "examples",       "default",     "$comment",         "$schema",
+    "$id",           "deprecated",  "readOnly",       "writeOnly",   "contentMediaType", "contentEncoding",
+    "contentSchema", "$anchor",     "$dynamicAnchor", "$vocabulary", "$recursiveAnchor", "$defs",
+    "definitions"};
+
+const std::set<std::string_view> kEnforced = {
+    "type",       "enum",        "const",    "properties", "required",         "additionalProperties",
+    "items",      "prefixItems", "minItems", "maxItems",   "minLength",        "maxLength",
+    "pattern",    "format",      "minimum",  "maximum",    "exclusiveMinimum", "exclusiveMaximum",
+    "anyOf",      "oneOf",       "allOf",    "$ref",       "minProperties",    "maxProperties",
+    "uniqueItems"};
+
+const std::map<std::string_view, std::string_view> kRefused = {
+    {"not", "a grammar cannot express negation"},
+    {"if", "conditional schemas are not supported"},
+    {"then", "conditional schemas are not supported"},
+    {"else", "conditional schemas are not supported"},
+    {"dependentRequired", "dependencies between properties are not supported"},
+    {"dependentSchemas", "dependencies between properties are not supported"},
+    {"dependencies", "dependencies between properties are not supported"},
+    {"patternProperties", "property names constrained by patterns are not supported"},
+    {"propertyNames", "constraints on property names are not supported"},
+    {"contains", "'contains' would need the grammar to count matching items"},
+    {"minContains", "'contains' would need the grammar to count matching items"},
+    {"maxContains", "'contains' would need the grammar to count matching items"},
+    {"unevaluatedItems", "unevaluated* keywords are not supported"},
+    {"unevaluatedProperties", "unevaluated* keywords are not supported"},
+    {"multipleOf", "a grammar cannot express divisibility in general"},
+    {"$dynamicRef", "dynamic references are not supported"},
+    {"$recursiveRef", "dynamic references are not supported"},
+    {"additionalItems", "it is not a draft 2020-12 keyword (use prefixItems and items)"},
+};
+
+const std::set<std::string_view> kFormats = {"date", "time", "date-time", "uuid", "email", "uri", "ipv4"};
+
+// A subschema and where it is in the document (a JSON pointer, "#/..."), for error messages.
+struct Sub {
+    const Json* node;
+    std::string ptr;
+};
+// Subschemas that must all hold (allOf, merged lazily: see Flat). Empty: any value.
+using Conj = std::vector<Sub>;
+
+void append_conj(Conj& to, const Conj& from) {
+    for (const Sub& s : from)
+        if (std::none_of(to.begin(), to.end(), [&](const Sub& t) { return t.node == s.node; })) to.push_back(s);
+}
+
+struct Bound {
+    long double value = 0;
+    bool exclusive = false;
+};
+
+// One branch of a schema with its applicators ($ref, allOf, anyOf, oneOf) expanded: the keywords of the
+// schema itself, each typed. Subschemas (properties, items, ...) stay as conjunctions of document nodes
+// (Conj), so that merging two Flats (allOf) is exact and cheap: the conjunctions are concatenated and only
+// compiled when their turn comes.
+struct Flat {
+    std::string ptr;
+    unsigned types = kAllTypes;
+    bool has_enum = false;  // enum/const: the value must be one of `values`
+    std::vector<Json> values;
+    std::optional<Bound> lower, upper;
+    uint64_t min_length = 0;
+    std::optional<uint64_t> max_length;
+    std::optional<std::string> pattern, format;
+    std::vector<Conj> prefix;
+    Conj items;
+    uint64_t min_items = 0;
+    std::optional<uint64_t> max_items;
+    std::vector<std::pair<std::string, Conj>> props;  // in declaration order
+    Conj additional;
+    bool additional_set = false;
+    std::vector<std::string> required;
+    uint64_t min_props = 0;
+    std::optional<uint64_t> max_props;
+    std::map<std::string, std::string> where;  // keyword -> JSON pointer of the keyword, for error messages
+
+    const Conj* prop(const std::string& name) const {
+        for (const auto& [k, c] : props)
+            if (k == name) return &c;
+        return nullptr;
+    }
+    std::string at(const std::string& keyword) const {
+        auto it = where.find(keyword);
+        return it != where.end() ? it->second : ptr;
+    }
+};
+
+std::string escape_pointer_token(std::string_view key) {
+    std::string out;
+    for (char c : key) {
+        if (c == '~')
+            out += "~0";
+        else if (c == '/')
+            out += "~1";
+        else
+            out += c;
+    }
+    return out;
+}
+
+std::string child(const std::string& ptr, std::string_view key) { return ptr + "/" + escape_pointer_token(key); }
+std::string child(const std::string& ptr, std::string_view key, size_t index) {
+    return child(ptr, key) + "/" + std::to_string(index);
+}
+
+std::string dump_json(const Json& v) {
+    try {
+        return v.dump();
+    } catch (const nlohmann::json::exception&) {
+        fail("JSON Schema holds a string that is not valid UTF-8");
+    }
+}
+
+// Code points of valid UTF-8 (nlohmann's parser has checked it; values built in code may not be).
+std::u32string decode_utf8(std::string_view s) {
+    std::u32string out;
+    for (size_t i = 0; i < s.size();) {
+        const uint8_t c = static_cast<uint8_t>(s[i]);
+        const int n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        if (n == 0 || i + n > s.size()) fail("JSON Schema holds a string that is not valid UTF-8");
+        uint32_t cp = n == 1 ? c : n == 2 ? (c & 0x1F) : n == 3 ? (c & 0x0F) : (c & 0x07);
+        for (int k = 1; k < n; ++k) {
+            if ((static_cast<uint8_t>(s[i + k]) & 0xC0) != 0x80)
+                fail("JSON Schema holds a string that is not valid UTF-8");
+            cp = cp << 6 | (static_cast<uint8_t>(s[i + k]) & 0x3F);
+        }
+        static constexpr uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < kMin[n] || cp > kMaxCodePoint || (cp >= 0xD800 && cp <= 0xDFFF))
+            fail("JSON Schema holds a string that is not valid UTF-8");
+        out += static_cast<char32_t>(cp);
+        i += n;
+    }
+    return out;
+}
+
+std::vector<CharRange> intersect(const std::vector<CharRange>& a, const std::vector<CharRange>& b) {
+    std::vector<CharRange> out;
+    for (size_t i = 0, j = 0; i < a.size() && j < b.size();) {
+        const uint32_t lo = std::max(a[i].lo, b[j].lo), hi = std::min(a[i].hi, b[j].hi);
+        if (lo <= hi) out.push_back({lo, hi});
+        if (a[i].hi < b[j].hi)
+            ++i;
+        else
+            ++j;
+    }
+    return out;
+}
+
+// Characters that a JSON string cannot hold raw.
+const std::vector<CharRange> kSpecials = {{0, 0x1F}, {'"', '"'}, {'\\', '\\'}};
+
+void lit(Sequence& s, std::string_view utf8) {
+    for (char32_t cp : decode_utf8(utf8)) s.push_back(Element::codepoint(cp));
+}
+void cls(Sequence& s, std::vector<CharRange> ranges) { s.push_back(Element::chars(std::move(ranges))); }
+void ref(Sequence& s, int rule) { s.push_back(Element::ref(rule)); }
+void append(Sequence& s, const Sequence& more) { s.insert(s.end(), more.begin(), more.end()); }
+
+const std::vector<CharRange> kDigit = {{'0', '9'}};
+const std::vector<CharRange> kHex = {{'0', '9'}, {'A', 'F'}, {'a', 'f'}};
+
+unsigned value_type(const Json& v) {
+    switch (v.type()) {
+        case Json::value_t::null:
+            return kNull;
+        case Json::value_t::boolean:
+            return kBool;
+        case Json::value_t::object:
+            return kObject;
+        case Json::value_t::array:
+            return kArray;
+        case Json::value_t::string:
+            return kString;
+        case Json::value_t::number_integer:
+        case Json::value_t::number_unsigned:
+            return kInteger;
+        case Json::value_t::number_float: {
+            const double d = v.get<double>();
+            return std::isfinite(d) && d == std::floor(d) ? kInteger : kNumber;
+        }
+        default:
+            return 0;
+    }
+}
+
+long double number_of(const Json& v) {
+    if (v.is_number_unsigned()) return static_cast<long double>(v.get<uint64_t>());
+    if (v.is_number_integer()) return static_cast<long double>(v.get<int64_t>());
+    return static_cast<long double>(v.get<double>());
+}
+
+// The decimal strings (no sign, no leading zero) of the integers in [a, b], as alternatives.
+void fixed_range(const std::string& x, const std::string& y, Sequence prefix, std::vector<Sequence>& out) {
+    const size_t n = x.size();
+    if (n == 0 || x == y) {
+        for (char c : x) prefix.push_back(Element::codepoint(static_cast<uint8_t>(c)));
+        out.push_back(std::move(prefix));
+        return;
+    }
+    const char dx = x[0], dy = y[0];
+    if (dx == dy) {
+        prefix.push_back(Element::codepoint(static_cast<uint8_t>(dx)));
+        fixed_range(x.substr(1), y.substr(1), std::move(prefix), out);
+        return;
+    }
+    const bool x_low = x.find_first_not_of('0', 1) == std::string::npos;
+    const bool y_high = y.find_first_not_of('9', 1) == std::string::npos;
+    char lo = dx, hi = dy;
+    if (!x_low) {
+        Sequence p = prefix;
+        p.push_back(Element::codepoint(static_cast<uint8_t>(dx)));
+        fixed_range(x.substr(1), std::string(n - 1, '9'), std::move(p), out);
+        lo = static_cast<char>(dx + 1);
+    }
+    if (!y_high) hi = static_cast<char>(dy - 1);
+    if (lo <= hi) {
+        Sequence p = prefix;
+        p.push_back(Element::chars({{static_cast<uint32_t>(lo), static_cast<uint32_t>(hi)}}));
+        for (size_t k = 1; k < n; ++k) p.push_back(Element::chars(kDigit));
+        out.push_back(std::move(p));
+    }
+    if (!y_high) {
+        Sequence p = prefix;
+        p.push_back(Element::codepoint(static_cast<uint8_t>(dy)));
+        fixed_range(std::string(n - 1, '0'), y.substr(1), std::move(p), out);
+    }
+}
+
+std::vector<Sequence> nonneg_range(int64_t a, int64_t b) {
+    std::vector<Sequence> out;
+    const size_t la = std::to_string(a).size(), lb = std::to_string(b).size();
+    int64_t pow = 1;
+    for (size_t k = 1; k < la; ++k) pow *= 10;
+    for (size_t len = la; len <= lb; ++len, pow *= 10) {
+        const int64_t lo = std::max(a, len == 1 ? int64_t{0} : pow);
+        const int64_t hi = std::min(b, pow * 10 - 1);
+        if (lo <= hi) fixed_range(std::to_string(lo), std::to_string(hi), {}, out);
+    }
+    return out;
+}
+
+class Compiler {
+public:
+    Compiler(const Json& root, const JsonSchemaOptions& options) : root_(root), opt_(options) {}
+
+    Grammar run() {
+        if (root_.is_object() && root_.contains("$id") && !root_["$id"].is_string())
+            fail("'$id' at #/$id must be a string");
+        const int value = compile_conj({Sub{&root_, "#"}}, "#");
+        if (value == kNever) fail("JSON Schema at # matches no JSON value");
+        Sequence s;
+        ws(s);
+        ref(s, value);
+        ws(s);
+        charge(s.size() + 1);
+        g_.rules.push_back(Rule{"root", {s}});
+        finish(static_cast<int>(g_.rules.size() - 1));
+        return std::move(g_);
+    }
+
+private:
+    // ---- grammar building ----
+
+    void charge(size_t n) {
+        elements_ += n;
+        if (elements_ > kMaxElements)
+            fail(
+                "the grammar for this JSON Schema would exceed {} elements (lower maxLength/maxItems or simplify "
+                "the schema)",
+                kMaxElements);
+    }
+    // Names are made unique by the rule's index, which is quicker than Grammar::add_rule's lookups; add_regex's
+    // names start with "pattern<N>" and never meet these.
+    int add(std::string_view base, std::vector<Sequence> alts) {
+        size_t n = 0;
+        for (const Sequence& s : alts) n += s.size() + 1;
+        charge(n);
+        g_.rules.push_back(Rule{fmt::format("{}-{}", base, g_.rules.size()), std::move(alts)});
+        return static_cast<int>(g_.rules.size() - 1);
+    }
+    void define(int rule, std::vector<Sequence> alts) {
+        size_t n = 0;
+        for (const Sequence& s : alts) n += s.size() + 1;
+        charge(n);
+        g_.rules[rule].alternatives = std::move(alts);
+    }
+    int star(std::string_view base, const Sequence& item) {
+        const int r = add(base, {});
+        Sequence loop = item;
+        ref(loop, r);
+        define(r, {loop, {}});
+        return r;
+    }
+    // item{min,max} (max unset: unbounded), shaped as Grammar::add_repeat: nested optional tails.
+    int repeat(std::string_view base, const Sequence& item, uint64_t min, std::optional<uint64_t> max) {
+        const uint64_t copies = min + (max ? *max - min : 1);
+        if (copies > kMaxElements || copies * (item.size() + 2) > kMaxElements)
+            charge(kMaxElements);  // fails with the size message
+        Sequence tail;
+        if (!max) {
+            ref(tail, star(base, item));
+        } else if (*max > min) {
+            int inner = -1;
+            for (uint64_t k = 0; k < *max - min; ++k) {
+                Sequence more = item;
+                if (inner >= 0) ref(more, inner);
+                inner = add(base, {more, {}});
+            }
+            ref(tail, inner);
+        }
+        Sequence body;
+        for (uint64_t k = 0; k < min; ++k) append(body, item);
+        append(body, tail);
+        return add(base, {body});
+    }
+
+    // Optional whitespace between tokens (nothing in compact mode).
+    void ws(Sequence& s) {
+        if (opt_.whitespace == JsonSchemaOptions::Whitespace::None) return;
+        if (ws_ < 0) {
+            Sequence indent_item;
+            cls(indent_item, {{' ', ' '}, {'\t', '\t'}});
+            const int indent = repeat("indent", indent_item, 0, kIndent);
+            Sequence space, nl, crnl;
+            lit(space, " ");
+            lit(nl, "\n");
+            ref(nl, indent);
+            lit(crnl, "\r\n");
+            ref(crnl, indent);
+            ws_ = add("ws", {{}, space, nl, crnl});
+        }
+        ref(s, ws_);
+    }
+
+    // One character of a JSON string, escapes included; escaped surrogates only as valid pairs, so that each
+    // unit is exactly one code point of the decoded string (minLength/maxLength count units).
+    int json_char() {
+        if (jchar_ < 0) {
+            Sequence raw, simple, u, pair;
+            raw.push_back(Element::chars(complement(kSpecials)));
+            lit(simple, "\\");
+            cls(simple,
+                {{'"', '"'}, {'\\', '\\'}, {'/', '/'}, {'b', 'b'}, {'f', 'f'}, {'n', 'n'}, {'r', 'r'}, {'t', 't'}});
+            // \uXXXX outside D800-DFFF: first digit 0-9/A-C, or D with 0-7 next.
+            Sequence first_free, first_d;
+            cls(first_free, {{'0', '9'}, {'a', 'c'}, {'A', 'C'}});
+            cls(first_free, kHex);
+            cls(first_d, {{'d', 'd'}, {'D', 'D'}});
+            cls(first_d, {{'0', '7'}});
+            const int bmp = add("bmp", {first_free, first_d});
+            lit(u, "\\u");
+            ref(u, bmp);
+            cls(u, kHex);
+            cls(u, kHex);
+            lit(pair, "\\u");
+            cls(pair, {{'d', 'd'}, {'D', 'D'}});
+            cls(pair, {{'8', '9'}, {'a', 'b'}, {'A', 'B'}});
+            cls(pair, kHex);
+            cls(pair, kHex);
+            lit(pair, "\\u");
+            cls(pair, {{'d', 'd'}, {'D', 'D'}});
+            cls(pair, {{'c', 'f'}, {'C', 'F'}});
+            cls(pair, kHex);
+            cls(pair, kHex);
+            jchar_ = add("char", {raw, simple, u, pair});
+        }
+        return jchar_;
+    }
+    int json_chars() {
+        if (jchars_ < 0) {
+            Sequence item;
+            ref(item, json_char());
+            jchars_ = star("chars", item);
+        }
+        return jchars_;
+    }
+    int any_string() {
+        if (string_ < 0) {
+            Sequence s;
+            lit(s, "\"");
+            ref(s, json_chars());
+            lit(s, "\"");
+            string_ = add("string", {s});
+        }
+        return string_;
+    }
+
+    // One decoded character from `ranges`, as a JSON string writes it: raw, or escaped when it must be (the
+    // escapes of the characters that cannot appear raw, both \uXXXX and the short forms).
+    Element char_unit(const std::vector<CharRange>& ranges) {
+        const std::vector<CharRange> specials = intersect(ranges, kSpecials);
+        if (specials.empty()) return Element::chars(ranges);
+        std::vector<uint32_t> key;
+        for (const CharRange& r : ranges) key.insert(key.end(), {r.lo, r.hi});
+        if (auto it = units_.find(key); it != units_.end()) return Element::ref(it->second);
+        std::vector<Sequence> alts;
+        const std::vector<CharRange> raw = intersect(ranges, complement(kSpecials));
+        if (!raw.empty()) alts.push_back({Element::chars(raw)});
+        for (const CharRange& r : specials)
+            for (uint32_t cp = r.lo; cp <= r.hi; ++cp) {
+                static const std::map<uint32_t, char> kShort = {{'"', '"'}, {'\\', '\\'}, {8, 'b'}, {9, 't'},
+                                                                {10, 'n'},  {12, 'f'},    {13, 'r'}};
+                if (auto it = kShort.find(cp); it != kShort.end()) {
+                    Sequence s;
+                    lit(s, "\\");
+                    s.push_back(Element::codepoint(static_cast<uint8_t>(it->second)));
+                    alts.push_back(s);
+                }
+                Sequence u;
+                lit(u, "\\u00");
+                const uint32_t hi = cp >> 4, lo = cp & 15;
+                const auto hex = [](uint32_t d) -> std::vector<CharRange> {
+                    if (d < 10) return {{'0' + d, '0' + d}};
+                    return {{'a' + d - 10, 'a' + d - 10}, {'A' + d - 10, 'A' + d - 10}};
+                };
+                cls(u, hex(hi));
+                cls(u, hex(lo));
+                alts.push_back(u);
+            }
+        const int r = add("esc", std::move(alts));
+        units_[key] = r;
+        return Element::ref(r);
+    }
+
+    int integer_digits() {  // 0 | [1-9][0-9]{0,14}
+        if (int_digits_ < 0) int_digits_ = add("digits", nonneg_range(0, kIntMax));
+        return int_digits_;
+    }
+    int frac_rule(unsigned kind) {
+        int& memo = frac_[kind];
+        if (memo >= 0) return memo;
+        Sequence digit, zero;
+        cls(digit, kDigit);
+        lit(zero, "0");
+        if (kind == kFracAny || kind == kFracZero) {
+            Sequence s;
+            lit(s, ".");
+            ref(s, repeat("frac", kind == kFracAny ? digit : zero, 1, kFracDigits));
+            memo = add("frac", {s, {}});
+        } else {
+            Sequence s;
+            lit(s, ".");
+            ref(s, repeat("frac", zero, 0, kFracDigits - 1));
+            cls(s, {{'1', '9'}});
+            ref(s, repeat("frac", digit, 0, kFracDigits - 1));
+            memo = add("frac", {s});
+        }
+        return memo;
+    }
+    int any_number() {
+        if (number_ < 0) {
+            Sequence digit, e, s, neg;
+            cls(digit, kDigit);
+            cls(e, {{'e', 'e'}, {'E', 'E'}});
+            const int sign = add("sign", {{Element::chars({{'+', '+'}, {'-', '-'}})}, {}});
+            ref(e, sign);
+            ref(e, repeat("exp", digit, 1, kExpDigits));
+            const int exp = add("exp", {e, {}});
+            ref(s, integer_digits());
+            ref(s, frac_rule(kFracAny));
+            ref(s, exp);
+            lit(neg, "-");
+            append(neg, s);
+            number_ = add("number", {s, neg});
+        }
+        return number_;
+    }
+
+    // Any JSON value (the schema `true`).
+    int any_value() {
+        if (value_ >= 0) return value_;
+        value_ = add("value", {});
+        Sequence member, more, obj_empty, obj, item, arr_empty, arr;
+        ref(member, any_string());
+        ws(member);
+        lit(member, ":");
+        ws(member);
+        ref(member, value_);
+        ws(member);
+        lit(more, ",");
+        ws(more);
+        append(more, member);
+        lit(obj_empty, "{");
+        ws(obj_empty);
+        lit(obj_empty, "}");
+        lit(obj, "{");
+        ws(obj);
+        append(obj, member);
+        ref(obj, star("members", more));
+        lit(obj, "}");
+        const int object = add("object", {obj_empty, obj});
+        ref(item, value_);
+        ws(item);
+        Sequence next;
+        lit(next, ",");
+        ws(next);
+        append(next, item);
+        lit(arr_empty, "[");
+        ws(arr_empty);
+        lit(arr_empty, "]");
+        lit(arr, "[");
+        ws(arr);
+        append(arr, item);
+        ref(arr, star("elements", next));
+        lit(arr, "]");
+        const int array = add("array", {arr_empty, arr});
+        Sequence t, f, n;
+        lit(t, "true");
+        lit(f, "false");
+        lit(n, "null");
+        define(value_, {{Element::ref(object)},
+                        {Element::ref(array)},
+                        {Element::ref(any_string())},
+                        {Element::ref(any_number())},
+                        t,
+                        f,
+                        n});
+        return value_;
+    }
+
+    // The JSON text of a value, with whitespace allowed between tokens per the options.
+    void value_literal(Sequence& s, const Json& v) {
+        if (v.is_object()) {
+            lit(s, "{");
+            ws(s);
+            bool first = true;
+            for (const auto& [k, x] : v.items()) {
+                if (!first) {
+                    lit(s, ",");
+                    ws(s);
+                }
+                first = false;
+                lit(s, dump_json(Json(k)));
+                ws(s);
+                lit(s, ":");
+                ws(s);
+                value_literal(s, x);
+                ws(s);
+            }
+            lit(s, "}");
+        } else if (v.is_array()) {
+            lit(s, "[");
+            ws(s);
+            for (size_t i = 0; i < v.size(); ++i) {
+                if (i > 0) {
+                    lit(s, ",");
+                    ws(s);
+                }
+                value_literal(s, v[i]);
+                ws(s);
+            }
+            lit(s, "]");
+        } else {
+            // nlohmann prints a non-finite double as null; parsed JSON never holds one, built values can.
+            if (v.is_number_float() && !std::isfinite(v.get<double>()))
+                fail("JSON Schema holds a number that is not finite");
+            lit(s, dump_json(v));
+        }
+    }
+
+    // ---- schema documents ----
+
+    struct DepthGuard {
+        int& depth;
+        explicit DepthGuard(int& d, const std::string& ptr) : depth(d) {
+            if (++depth > kMaxDepth) {
+                --depth;
+                fail("JSON Schema at {} nests too deeply (more than {} levels of subschemas and references)", ptr,
+                     kMaxDepth);
+            }
+        }
+        ~DepthGuard() { --depth; }
+    };
+
+    void work(const std::string& ptr) {
+        if (++work_ > kMaxWork)
+            fail(
+                "JSON Schema at {} is too complex to compile (its references and combinators expand past {} "
+                "steps)",
+                ptr, kMaxWork);
+    }
+
+    Sub resolve(const std::string& ref_text, const std::string& where) {
+        if (ref_text.empty() || ref_text[0] != '#')
+            fail("'$ref' at {}: only references within the document ('#...') are supported, not '{}'", where, ref_text);
+        std::string frag;
+        for (size_t i = 1; i < ref_text.size(); ++i) {
+            const auto hex = [](char c) {
+                return c >= '0' && c <= '9'   ? c - '0'
+                       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                              : -1;
+            };
+            if (ref_text[i] == '%' && i + 2 < ref_text.size() && hex(ref_text[i + 1]) >= 0 &&
+                hex(ref_text[i + 2]) >= 0) {
+                frag += static_cast<char>(hex(ref_text[i + 1]) * 16 + hex(ref_text[i + 2]));
+                i += 2;
+            } else {
+                frag += ref_text[i];
+            }
+        }
+        if (!frag.empty() && frag[0] != '/')
+            fail("'$ref' at {}: anchors ('{}') are not supported, only JSON pointers", where, ref_text);
+        const Json* node = &root_;
+        std::string ptr = "#";
+        for (size_t pos = 0; pos < frag.size();) {
+            size_t end = frag.find('/', pos + 1);
+            if (end == std::string::npos) end = frag.size();
+            std::string token;
+            for (size_t i = pos + 1; i < end; ++i) {
+                if (frag[i] == '~' && i + 1 < end && (frag[i + 1] == '0' || frag[i + 1] == '1')) {
+                    token += frag[i + 1] == '0' ? '~' : '/';
+                    ++i;
+                } else {
+                    token += frag[i];
+                }
+            }
+            pos = end;
+            ptr = child(ptr, token);
+            if (node->is_object()) {
+                auto it = node->find(token);
+                if (it == node->end()) fail("'$ref' at {}: '{}' points to nothing", where, ref_text);
+                node = &*it;
+            } else if (node->is_array()) {
+                if (token.empty() || token.size() > 9 || token.find_first_not_of("0123456789") != std::string::npos ||
+                    (token.size() > 1 && token[0] == '0'))
+                    fail("'$ref' at {}: '{}' points to nothing", where, ref_text);
+                const size_t index = std::stoul(token);
+                if (index >= node->size()) fail("'$ref' at {}: '{}' points to nothing", where, ref_text);
+                node = &(*node)[index];
+            } else {
+                fail("'$ref' at {}: '{}' points to nothing", where, ref_text);
+            }
+        }
+        if (!node->is_object() && !node->is_boolean())
+            fail("'$ref' at {}: '{}' points to a value that is not a schema", where, ref_text);
+        return Sub{node, ptr};
+    }
+
+    static bool only_annotations(const Json& node, bool allow_ref) {
+        for (const auto& [k, v] : node.items())
+            if (!kAnnotations.count(k) && !(allow_ref && k == "$ref")) return false;
+        return true;
+    }
+    // Follows references that make up a whole schema ({"$ref": ...} with annotations only), which compile to
+    // the referenced schema's rule: this is what makes shared definitions shared and recursive ones recursive.
+    Sub deref(Sub s) {
+        for (int hops = 0; s.node->is_object() && s.node->contains("$ref") && only_annotations(*s.node, true); ++hops) {
+            if (hops > kMaxDepth) fail("'$ref' at {} is a cycle of references that never reaches a schema", s.ptr);
+            const Json& r = (*s.node)["$ref"];
+            if (!r.is_string()) fail("'$ref' at {} must be a string", child(s.ptr, "$ref"));
+            s = resolve(r.get<std::string>(), child(s.ptr, "$ref"));
+        }
+        return s;
+    }
+
+    static uint64_t count_of(const Json& v, const std::string& where, const char* keyword) {
+        if (v.is_number_unsigned()) return v.get<uint64_t>();
+        if (v.is_number_integer() && v.get<int64_t>() >= 0) return static_cast<uint64_t>(v.get<int64_t>());
+        if (v.is_number_float()) {
+            const double d = v.get<double>();
+            if (d >= 0 && d == std::floor(d)) return d >= 1.8e19 ? UINT64_MAX : static_cast<uint64_t>(d);
+        }
+        fail("'{}' at {} must be a non-negative integer", keyword, where);
+    }
+    static void set_lower(Flat& f, long double v, bool exclusive, const std::string& where) {
+        if (!f.lower || v > f.lower->value || (v == f.lower->value && exclusive)) {
+            f.lower = Bound{v, exclusive};
+            f.where["lower"] = where;
+        }
+    }
+    static void set_upper(Flat& f, long double v, bool exclusive, const std::string& where) {
+        if (!f.upper || v < f.upper->value || (v == f.upper->value && exclusive)) {
+            f.upper = Bound{v, exclusive};
+            f.where["upper"] = where;
+        }
+    }
+    static void intersect_values(Flat& f, const std::vector<Json>& values) {
+        if (!f.has_enum) {
+            f.has_enum = true;
+            f.values = values;
+            return;
+        }
+        std::vector<Json> kept;
+        for (const Json& v : f.values)
+            if (std::find(values.begin(), values.end(), v) != values.end()) kept.push_back(v);
+        f.values = std::move(kept);
+    }
+
+    // Checks every keyword of a schema object (refusing unsupported and unknown ones, at their pointers) and
+    // reads the non-applicator keywords into a Flat.
+    Flat read_flat(const Json& node, const std::string& ptr) {
+        Flat f;
+        f.ptr = ptr;
+        for (const auto& [k, v] : node.items()) {
+            const std::string at = child(ptr, k);
+            if (kAnnotations.count(k)) {
+                if (k == "$id" && ptr != "#")
+                    fail("'$id' at {}: embedded schema resources (a $id below the root) are not supported", at);
+                if ((k == "$defs" || k == "definitions") && !v.is_object()) fail("'{}' at {} must be an object", k, at);
+                continue;
+            }
+            if (auto it = kRefused.find(k); it != kRefused.end())
+                fail("JSON Schema keyword '{}' at {} is not supported: {}", k, at, it->second);
+            if (!kEnforced.count(k)) fail("unknown JSON Schema keyword '{}' at {}", k, at);
+            f.where[k] = at;
+            if (k == "type") {
+                static const std::map<std::string, unsigned> kTypes = {
+                    {"null", kNull},     {"boolean", kBool},    {"object", kObject},           {"array", kArray},
+                    {"string", kString}, {"integer", kInteger}, {"number", kNumber | kInteger}};
+                unsigned mask = 0;
+                const auto one = [&](const Json& t) {
+                    auto it = t.is_string() ? kTypes.find(t.get<std::string>()) : kTypes.end();
+                    if (it == kTypes.end()) fail("'type' at {}: {} is not a JSON Schema type", at, dump_json(t));
+                    mask |= it->second;
+                };
+                if (v.is_array()) {
+                    if (v.empty()) fail("'type' at {} must not be an empty array", at);
+                    for (const Json& t : v) one(t);
+                } else {
+                    one(v);
+                }
+                f.types = mask;
+            } else if (k == "enum") {
+                if (!v.is_array()) fail("'enum' at {} must be an array", at);
+                intersect_values(f, std::vector<Json>(v.begin(), v.end()));
+            } else if (k == "const") {
+                intersect_values(f, {v});
+            } else if (k == "minimum" || k == "maximum" || k == "exclusiveMinimum" || k == "exclusiveMaximum") {
+                if (!v.is_number())
+                    fail("'{}' at {} must be a number (draft 2020-12; the boolean form of draft 4 is not supported)", k,
+                         at);
+                const long double x = number_of(v);
+                if (!std::isfinite(x)) fail("'{}' at {} must be a finite number", k, at);
+                if (k == "minimum" || k == "exclusiveMinimum")
+                    set_lower(f, x, k == "exclusiveMinimum", at);
+                else
+                    set_upper(f, x, k == "exclusiveMaximum", at);
+            } else if (k == "minLength") {
+                f.min_length = count_of(v, at, "minLength");
+            } else if (k == "maxLength") {
+                f.max_length = count_of(v, at, "maxLength");
+            } else if (k == "pattern") {
+                if (!v.is_string()) fail("'pattern' at {} must be a string", at);
+                f.pattern = v.get<std::string>();
+            } else if (k == "format") {
+                if (!v.is_string()) fail("'format' at {} must be a string", at);
+                f.format = v.get<std::string>();
+            } else if (k == "prefixItems") {
+                if (!v.is_array()) fail("'prefixItems' at {} must be an array of schemas", at);
+                for (size_t i = 0; i < v.size(); ++i) f.prefix.push_back({Sub{&v[i], child(ptr, k, i)}});
+            } else if (k == "items") {
+                if (v.is_array())
+                    fail("'items' at {}: the array form (draft 7 tuples) is not draft 2020-12: use prefixItems", at);
+                f.items = {Sub{&v, at}};
+            } else if (k == "minItems") {
+                f.min_items = count_of(v, at, "minItems");
+            } else if (k == "maxItems") {
+                f.max_items = count_of(v, at, "maxItems");
+            } else if (k == "uniqueItems") {
+                if (!v.is_boolean()) fail("'uniqueItems' at {} must be a boolean", at);
+                if (v.get<bool>()) fail("JSON Schema keyword 'uniqueItems' at {} is not supported when true", at);
+            } else if (k == "properties") {
+                if (!v.is_object()) fail("'properties' at {} must be an object", at);
+                for (const auto& [name, s] : v.items()) f.props.push_back({name, {Sub{&s, child(at, name)}}});
+            } else if (k == "required") {
+                if (!v.is_array()) fail("'required' at {} must be an array of strings", at);
+                for (const Json& name : v) {
+                    if (!name.is_string()) fail("'required' at {} must be an array of strings", at);
+                    if (std::find(f.required.begin(), f.required.end(), name.get<std::string>()) == f.required.end())
+                        f.required.push_back(name.get<std::string>());
+                }
+            } else if (k == "additionalProperties") {
+                f.additional = {Sub{&v, at}};
+                f.additional_set = true;
+            } else if (k == "minProperties") {
+                f.min_props = count_of(v, at, "minProperties");
+            } else if (k == "maxProperties") {
+                f.max_props = count_of(v, at, "maxProperties");
+            } else if (k == "anyOf" || k == "oneOf" || k == "allOf") {
+                if (!v.is_array() || v.empty()) fail("'{}' at {} must be a non-empty array of schemas", k, at);
+            } else if (k == "$ref") {
+                if (!v.is_string()) fail("'$ref' at {} must be a string", at);
+            }
+        }
+        return f;
+    }
+
+    // allOf of two flat branches; nullopt when obviously unsatisfiable.
+    std::optional<Flat> merge(Flat a, const Flat& b) {
+        a.types &= b.types;
+        if (a.types == 0) return std::nullopt;
+        if (b.has_enum) {
+            intersect_values(a, b.values);
+            if (a.values.empty()) return std::nullopt;
+        }
+        if (b.lower) set_lower(a, b.lower->value, b.lower->exclusive, b.at("lower"));
+        if (b.upper) set_upper(a, b.upper->value, b.upper->exclusive, b.at("upper"));
+        a.min_length = std::max(a.min_length, b.min_length);
+        if (b.max_length) a.max_length = a.max_length ? std::min(*a.max_length, *b.max_length) : *b.max_length;
+        for (auto [field, name] : {std::pair{&Flat::pattern, "pattern"}, std::pair{&Flat::format, "format"}}) {
+            if (!(b.*field)) continue;
+            if ((a.*field) && *(a.*field) != *(b.*field))
+                fail(
+                    "'{}' at {} and '{}' at {} both apply (allOf, $ref or anyOf): two different {}s cannot be "
+                    "combined in one grammar",
+                    name, a.at(name), name, b.at(name), name);
+            a.*field = b.*field;
+        }
+        const size_t n = std::max(a.prefix.size(), b.prefix.size());
+        std::vector<Conj> prefix(n);
+        for (size_t i = 0; i < n; ++i) {
+            prefix[i] = i < a.prefix.size() ? a.prefix[i] : a.items;
+            append_conj(prefix[i], i < b.prefix.size() ? b.prefix[i] : b.items);
+        }
+        a.prefix = std::move(prefix);
+        append_conj(a.items, b.items);
+        a.min_items = std::max(a.min_items, b.min_items);
+        if (b.max_items) a.max_items = a.max_items ? std::min(*a.max_items, *b.max_items) : *b.max_items;
+        // A property named by one side only is still constrained by the other side's additionalProperties.
+        for (auto& [name, c] : a.props) {
+            if (const Conj* other = b.prop(name))
+                append_conj(c, *other);
+            else if (b.additional_set)
+                append_conj(c, b.additional);
+        }
+        for (const auto& [name, c] : b.props) {
+            if (a.prop(name)) continue;
+            Conj mine = a.additional_set ? a.additional : Conj{};
+            append_conj(mine, c);
+            a.props.push_back({name, std::move(mine)});
+        }
+        append_conj(a.additional, b.additional);
+        a.additional_set = a.additional_set || b.additional_set;
+        for (const std::string& r : b.required)
+            if (std::find(a.required.begin(), a.required.end(), r) == a.required.end()) a.required.push_back(r);
+        a.min_props = std::max(a.min_props, b.min_props);
+        if (b.max_props) a.max_props = a.max_props ? std::min(*a.max_props, *b.max_props) : *b.max_props;
+        for (const auto& [k, w] : b.where) a.where.emplace(k, w);
+        return a;
+    }
+
+    std::vector<Flat> cross(const std::vector<Flat>& a, const std::vector<Flat>& b, const std::string& ptr) {
+        if (a.size() * b.size() > kMaxAlternatives)
+            fail("JSON Schema at {} combines too many alternatives (anyOf/oneOf across allOf/$ref: over {})", ptr,
+                 kMaxAlternatives);
+        std::vector<Flat> out;
+        for (const Flat& x : a)
+            for (const Flat& y : b)
+                if (auto m = merge(x, y)) out.push_back(std::move(*m));
+        return out;
+    }
+
+    // The branches of a schema: a union of Flats (empty: nothing matches).
+    std::vector<Flat> flatten(const Sub& s, std::vector<const Json*>& stack) {
+        work(s.ptr);
+        DepthGuard guard(depth_, s.ptr);
+        const Json& node = *s.node;
+        if (node.is_boolean()) {
+            if (!node.get<bool>()) return {};
+            Flat f;
+            f.ptr = s.ptr;
+            return {f};
+        }
+        if (!node.is_object()) fail("JSON Schema at {} must be an object or a boolean", s.ptr);
+        if (std::find(stack.begin(), stack.end(), &node) != stack.end())
+            fail(
+                "JSON Schema at {} refers to itself (through $ref, allOf, anyOf or oneOf) without an object or "
+                "array in between",
+                s.ptr);
+        stack.push_back(&node);
+        std::vector<Flat> out{read_flat(node, s.ptr)};
+        if (auto it = node.find("$ref"); it != node.end()) {
+            const Sub target = resolve(it->get<std::string>(), child(s.ptr, "$ref"));
+            out = cross(out, flatten(target, stack), s.ptr);
+        }
+        if (auto it = node.find("allOf"); it != node.end())
+            for (size_t i = 0; i < it->size(); ++i)
+                out = cross(out, flatten(Sub{&(*it)[i], child(s.ptr, "allOf", i)}, stack), s.ptr);
+        if (auto it = node.find("anyOf"); it != node.end()) {
+            std::vector<Flat> branches;
+            for (size_t i = 0; i < it->size(); ++i)
+                for (Flat& f : flatten(Sub{&(*it)[i], child(s.ptr, "anyOf", i)}, stack))
+                    branches.push_back(std::move(f));
+            out = cross(out, branches, s.ptr);
+        }
+        if (auto it = node.find("oneOf"); it != node.end()) {
+            std::vector<std::vector<Flat>> per_branch;
+            size_t total = 0;
+            for (size_t i = 0; i < it->size(); ++i) {
+                per_branch.push_back(cross(out, flatten(Sub{&(*it)[i], child(s.ptr, "oneOf", i)}, stack), s.ptr));
+                total += per_branch.back().size();
+            }
+            if (total > kMaxAlternatives)
+                fail("JSON Schema at {} combines too many alternatives (over {})", s.ptr, kMaxAlternatives);
+            for (size_t i = 0; i < per_branch.size(); ++i)
+                for (size_t j = i + 1; j < per_branch.size(); ++j)
+                    for (const Flat& x : per_branch[i])
+                        for (const Flat& y : per_branch[j])
+                            if (!disjoint(x, y))
+                                fail(
+                                    "'oneOf' at {}: branches {} and {} may both match the same value, and a grammar "
+                                    "cannot enforce 'exactly one'. oneOf is accepted only when its branches are "
+                                    "evidently disjoint: different types, different const/enum values, or objects "
+                                    "with a required property whose const/enum values differ. Use anyOf otherwise",
+                                    child(s.ptr, "oneOf"), i, j);
+            out.clear();
+            for (auto& b : per_branch)
+                for (Flat& f : b) out.push_back(std::move(f));
+        }
+        stack.pop_back();
+        return out;
+    }
+    std::vector<Flat> flatten(const Sub& s) {
+        std::vector<const Json*> stack;
+        return flatten(s, stack);
+    }
+    std::vector<Flat> flatten(const Conj& c, const std::string& ptr) {
+        Flat any;
+        any.ptr = ptr;
+        std::vector<Flat> out{any};
+        for (const Sub& s : c) out = cross(out, flatten(s), ptr);
+        return out;
+    }
+
+    // ---- validation of values (enum/const filtering, oneOf disjointness) ----
+
+    bool accepts(const Json& v, const Conj& c) {
+        for (const Sub& s : c) {
+            bool any = false;
+            for (const Flat& f : flatten(s))
+                if (accepts(v, f, false)) {
+                    any = true;
+                    break;
+                }
+            if (!any) return false;
+        }
+        return true;
+    }
+    bool accepts(const Json& v, const Flat& f, bool skip_enum) {
+        DepthGuard guard(depth_, f.ptr);
+        const unsigned t = value_type(v);
+        if (!(f.types & t) && !(t == kInteger && (f.types & kNumber))) return false;
+        if (!skip_enum && f.has_enum && std::find(f.values.begin(), f.values.end(), v) == f.values.end()) return false;
+        if (v.is_number()) {
+            const long double x = number_of(v);
+            if (f.lower && (x < f.lower->value || (f.lower->exclusive && x == f.lower->value))) return false;
+            if (f.upper && (x > f.upper->value || (f.upper->exclusive && x == f.upper->value))) return false;
+        } else if (v.is_string()) {
+            if (f.pattern)
+                fail(
+                    "'pattern' at {} cannot be checked against enum/const values or used to tell oneOf branches "
+                    "apart",
+                    f.at("pattern"));
+            if (f.format)
+                fail(
+                    "'format' at {} cannot be checked against enum/const values or used to tell oneOf branches "
+                    "apart",
+                    f.at("format"));
+            const size_t n = decode_utf8(v.get<std::string>()).size();
+            if (n < f.min_length || (f.max_length && n > *f.max_length)) return false;
+        } else if (v.is_array()) {
+            if (v.size() < f.min_items || (f.max_items && v.size() > *f.max_items)) return false;
+            for (size_t i = 0; i < v.size(); ++i)
+                if (!accepts(v[i], i < f.prefix.size() ? f.prefix[i] : f.items)) return false;
+        } else if (v.is_object()) {
+            if (v.size() < f.min_props || (f.max_props && v.size() > *f.max_props)) return false;
+            for (const std::string& r : f.required)
+                if (!v.contains(r)) return false;
+            for (const auto& [k, x] : v.items()) {
+                if (const Conj* c = f.prop(k)) {
+                    if (!accepts(x, *c)) return false;
+                } else if (f.additional_set) {
+                    if (!accepts(x, f.additional)) return false;
+                } else if (!opt_.allow_additional_properties) {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+
+    // The values a branch can take when it is a finite set (enum/const), else nullopt.
+    std::optional<std::vector<Json>> finite_values(const std::vector<Flat>& flats) {
+        std::vector<Json> out;
+        for (const Flat& f : flats) {
+            if (!f.has_enum) return std::nullopt;
+            for (const Json& v : f.values)
+                if (accepts(v, f, true)) out.push_back(v);
+        }
+        return out;
+    }
+    bool none_accepted(const std::vector<Json>& values, const std::vector<Flat>& by) {
+        for (const Json& v : values)
+            for (const Flat& f : by)
+                if (accepts(v, f, false)) return false;
+        return true;
+    }
+
+    static unsigned type_mask(const Flat& f) {
+        if (!f.has_enum) return f.types;
+        unsigned m = 0;
+        for (const Json& v : f.values) m |= value_type(v);
+        return m;
+    }
+
+    // Whether no value can satisfy both branches, by the evidence oneOf's documentation names. Any error while
+    // looking (a pattern we cannot check) counts as "not evidently disjoint".
+    bool disjoint(const Flat& a, const Flat& b) {
+        unsigned ta = type_mask(a), tb = type_mask(b);
+        if (ta & kNumber) ta |= kInteger;
+        if (tb & kNumber) tb |= kInteger;
+        if ((ta & tb) == 0) return true;
+        try {
+            if (a.has_enum && none_accepted(finite_values({a}).value(), {b})) return true;
+            if (b.has_enum && none_accepted(finite_values({b}).value(), {a})) return true;
+            if ((ta & tb) == kObject) {
+                for (const std::string& p : a.required) {
+                    if (std::find(b.required.begin(), b.required.end(), p) == b.required.end()) continue;
+                    const Conj* ca = a.prop(p);
+                    const Conj* cb = b.prop(p);
+                    const Conj empty;
+                    const std::vector<Flat> fa = flatten(ca ? *ca : a.additional_set ? a.additional : empty, a.ptr);
+                    const std::vector<Flat> fb = flatten(cb ? *cb : b.additional_set ? b.additional : empty, b.ptr);
+                    if (auto va = finite_values(fa); va && none_accepted(*va, fb)) return true;
+                    if (auto vb = finite_values(fb); vb && none_accepted(*vb, fa)) return true;
+                }
+            }
+        } catch (const Error&) {
+        }
+        return false;
+    }
+
+    // ---- compiling ----
+
+    int compile_conj(const Conj& in, const std::string& ptr) {
+        Conj c;
+        for (const Sub& s : in) {
+            const Sub d = deref(s);
+            if (d.node->is_boolean() && !d.node->get<bool>()) return kNever;
+            if ((d.node->is_boolean() && d.node->get<bool>()) ||
+                (d.node->is_object() && only_annotations(*d.node, false))) {
+                if (d.node->is_object()) read_flat(*d.node, d.ptr);  // still refuse a bad $id or $defs
+                continue;
+            }
+            append_conj(c, {d});
+        }
+        if (c.empty()) return any_value();
+        if (c.size() == 1) return compile_node(c[0]);
+        // Merged subschemas recur as the same set of nodes when two recursive definitions are combined (allOf of
+        // trees): one rule per set, as compile_node does per node.
+        std::vector<const Json*> key;
+        for (const Sub& s : c) key.push_back(s.node);
+        std::sort(key.begin(), key.end());
+        if (auto it = conj_memo_.find(key); it != conj_memo_.end()) return it->second;
+        DepthGuard guard(depth_, ptr);
+        const int placeholder = add("all-of", {});
+        conj_memo_[key] = placeholder;
+        const int r = compile_flats(flatten(c, ptr), placeholder);
+        conj_memo_[key] = r;
+        return r;
+    }
+
+    // A document node's rule, compiled once: $refs to it, and recursion through it, share the rule.
+    int compile_node(const Sub& s) {
+        if (auto it = memo_.find(s.node); it != memo_.end()) return it->second;
+        DepthGuard guard(depth_, s.ptr);
+        const int placeholder = add("schema", {});
+        memo_[s.node] = placeholder;
+        const int r = compile_flats(flatten(s), placeholder);
+        memo_[s.node] = r;
+        return r;
+    }
+
+    // A rule for the union of branches (into `into` when given); kNever if none can match. A recursive reference
+    // to a schema that turns out to match nothing leaves an empty rule behind, which finish() prunes.
+    int compile_flats(const std::vector<Flat>& flats, int into) {
+        std::vector<Sequence> alts;
+        for (const Flat& f : flats)
+            for (Sequence& s : compile_flat(f)) alts.push_back(std::move(s));
+        if (alts.empty()) return kNever;
+        if (into < 0) return add("any-of", std::move(alts));
+        define(into, std::move(alts));
+        return into;
+    }
+
+    std::vector<Sequence> compile_flat(const Flat& f) {
+        std::vector<Sequence> out;
+        if (f.has_enum) {
+            std::vector<Json> seen;
+            for (const Json& v : f.values) {
+                if (std::find(seen.begin(), seen.end(), v) != seen.end() || !accepts(v, f, true)) continue;
+                seen.push_back(v);
+                Sequence s;
+                value_literal(s, v);
+                out.push_back(std::move(s));
+            }
+            return out;
+        }
+        if (f.types & kNull) {
+            Sequence s;
+            lit(s, "null");
+            out.push_back(s);
+        }
+        if (f.types & kBool) {
+            Sequence t, fa;
+            lit(t, "true");
+            lit(fa, "false");
+            out.push_back(t);
+            out.push_back(fa);
+        }
+        if (f.types & (kInteger | kNumber))
+            if (int r = number_piece(f); r != kNever) out.push_back({Element::ref(r)});
+        if (f.types & kString)
+            if (int r = string_piece(f); r != kNever) out.push_back({Element::ref(r)});
+        if (f.types & kArray)
+            if (int r = array_piece(f); r != kNever) out.push_back({Element::ref(r)});
+        if (f.types & kObject)
+            if (int r = object_piece(f); r != kNever) out.push_back({Element::ref(r)});
+        return out;
+    }
+
+    // Non-negative numbers u = I.F without exponent, with integral bounds on u; alternatives without sign.
+    // `negative`: the side written with '-', where "-0" is left out. integer_only: no fraction at all.
+    void number_side(std::optional<Bound> lower, std::optional<Bound> upper, bool negative, bool integer_only,
+                     std::vector<Sequence>& out, const char* sign) {
+        const auto kind_at = [&](int64_t i) {
+            const long double x = static_cast<long double>(i);
+            unsigned k = kFracAny;
+            if (lower) {
+                if (x < lower->value)
+                    k = kFracNone;
+                else if (x == lower->value && lower->exclusive)
+                    k &= kFracNonZero;
+            }
+            if (upper) {
+                if (x > upper->value)
+                    k = kFracNone;
+                else if (x == upper->value)
+                    k &= upper->exclusive ? kFracNone : kFracZero;
+            }
+            if (negative && i == 0) k &= kFracNonZero;
+            if (integer_only) k &= kFracZero;
+            return k;
+        };
+        std::vector<int64_t> specials = {0};
+        for (const auto& b : {lower, upper})
+            if (b && b->value >= 0 && b->value <= kIntMax) specials.push_back(static_cast<int64_t>(b->value));
+        std::sort(specials.begin(), specials.end());
+        specials.erase(std::unique(specials.begin(), specials.end()), specials.end());
+        // Segments where the kind is constant: the special points and the gaps between them; runs of equal kind
+        // are joined.
+        std::vector<std::pair<std::pair<int64_t, int64_t>, unsigned>> runs;
+        const auto push = [&](int64_t lo, int64_t hi) {
+            if (lo > hi) return;
+            const unsigned k = kind_at(lo);
+            if (!runs.empty() && runs.back().second == k && runs.back().first.second + 1 == lo)
+                runs.back().first.second = hi;
+            else
+                runs.push_back({{lo, hi}, k});
+        };
+        int64_t start = 0;
+        for (int64_t s : specials) {
+            push(start, s - 1);
+            push(s, s);
+            start = s + 1;
+        }
+        push(start, kIntMax);
+        for (const auto& [range, kind] : runs) {
+            if (kind == kFracNone) continue;
+            Sequence s;
+            lit(s, sign);
+            if (range.first == 0 && range.second == kIntMax)
+                ref(s, integer_digits());
+            else
+                ref(s, add("int-range", nonneg_range(range.first, range.second)));
+            if (!integer_only) ref(s, frac_rule(kind));
+            out.push_back(std::move(s));
+        }
+    }
+
+    int number_piece(const Flat& f) {
+        const bool integer_only = !(f.types & kNumber);
+        if (!f.lower && !f.upper) {
+            if (!integer_only) return any_number();
+            if (int_ < 0) {
+                std::vector<Sequence> alts;
+                number_side(std::nullopt, std::nullopt, false, true, alts, "");
+                number_side(std::nullopt, std::nullopt, true, true, alts, "-");
+                int_ = add("integer", std::move(alts));
+            }
+            return int_;
+        }
+        std::optional<Bound> lower = f.lower, upper = f.upper;
+        if (integer_only) {
+            // Integers in the bounds, as inclusive integral bounds.
+            if (lower) lower = Bound{lower->exclusive ? std::floor(lower->value) + 1 : std::ceil(lower->value), false};
+            if (upper) upper = Bound{upper->exclusive ? std::ceil(upper->value) - 1 : std::floor(upper->value), false};
+        } else {
+            for (const auto& [b, name] : {std::pair{lower, "lower"}, std::pair{upper, "upper"}})
+                if (b && b->value != std::floor(b->value)) {
+                    const std::string at = f.at(name);
+                    fail(
+                        "'{}' at {} on type number is not an integer: number bounds are only supported when "
+                        "integral (use type integer, or integral bounds)",
+                        at.substr(at.rfind('/') + 1), at);
+                }
+        }
+        std::vector<Sequence> alts;
+        number_side(lower, upper, false, integer_only, alts, "");
+        const auto neg = [](const std::optional<Bound>& b) {
+            return b ? std::optional<Bound>(Bound{-b->value, b->exclusive}) : std::nullopt;
+        };
+        number_side(neg(upper), neg(lower), true, integer_only, alts, "-");
+        if (alts.empty()) return kNever;
+        return add(integer_only ? "integer" : "number", std::move(alts));
+    }
+
+    int string_piece(const Flat& f) {
+        if (f.max_length && *f.max_length < f.min_length) return kNever;
+        int content;
+        if (f.pattern) {
+            if (f.min_length > 0 || f.max_length)
+                fail(
+                    "'pattern' at {} cannot be combined with minLength/maxLength ({}): one grammar cannot intersect "
+                    "them; put the length into the pattern",
+                    f.at("pattern"), f.min_length > 0 ? f.at("minLength") : f.at("maxLength"));
+            if (f.format)
+                fail("'pattern' at {} cannot be combined with 'format' at {}", f.at("pattern"), f.at("format"));
+            content = pattern_rule(*f.pattern, f.at("pattern"));
+        } else if (f.format) {
+            if (!kFormats.count(*f.format))
+                fail(
+                    "'format' at {}: format '{}' is not supported (supported: date, time, date-time, uuid, email, "
+                    "uri, ipv4)",
+                    f.at("format"), *f.format);
+            // Lengths a format's strings can have; a length limit is accepted only when it cannot cut any.
+            static const std::map<std::string, std::pair<uint64_t, uint64_t>> kLengths = {
+                {"date", {10, 10}}, {"time", {9, 24}},          {"date-time", {20, 35}}, {"uuid", {36, 36}},
+                {"ipv4", {7, 15}},  {"email", {5, UINT64_MAX}}, {"uri", {2, UINT64_MAX}}};
+            const auto [lo, hi] = kLengths.at(*f.format);
+            if (f.min_length > lo || (f.max_length && *f.max_length < hi))
+                fail("'format' at {} cannot be combined with minLength/maxLength ({}) that would cut its strings",
+                     f.at("format"), f.min_length > lo ? f.at("minLength") : f.at("maxLength"));
+            content = format_rule(*f.format);
+        } else if (f.min_length == 0 && !f.max_length) {
+            content = json_chars();
+        } else {
+            if (f.min_length > kMaxCount || (f.max_length && *f.max_length > kMaxCount))
+                fail("'{}' at {} is over the limit of {}", f.min_length > kMaxCount ? "minLength" : "maxLength",
+                     f.at(f.min_length > kMaxCount ? "minLength" : "maxLength"), kMaxCount);
+            Sequence item;
+            ref(item, json_char());
+            content = repeat("str", item, f.min_length, f.max_length);
+        }
+        Sequence s;
+        lit(s, "\"");
+        ref(s, content);
+        lit(s, "\"");
+        return add("string", {s});
+    }
+
+    // A pattern's rules from add_regex, with each character class rewritten to its JSON string spelling: the
+    // regex matches the decoded string, the grammar produces its JSON text.
+    int pattern_rule(const std::string& pattern, const std::string& where) {
+        if (auto it = patterns_.find(pattern); it != patterns_.end()) return it->second;
+        const size_t before = g_.rules.size();
+        int r;
+        try {
+            r = add_regex(g_, pattern, fmt::format("pattern{}", before), RegexMatch::Search);
+        } catch (const Error& e) {
+            fail("'pattern' at {}: {}", where, e.what());
+        }
+        const size_t after = g_.rules.size();
+        size_t n = 0;
+        for (size_t i = before; i < after; ++i)
+            for (const Sequence& s : g_.rules[i].alternatives) n += s.size() + 1;
+        charge(n);
+        for (size_t i = before; i < after; ++i)
+            for (size_t a = 0; a < g_.rules[i].alternatives.size(); ++a)
+                for (size_t e = 0; e < g_.rules[i].alternatives[a].size(); ++e) {
+                    if (g_.rules[i].alternatives[a][e].kind != Element::Kind::Chars) continue;
+                    const std::vector<CharRange> ranges = g_.rules[i].alternatives[a][e].ranges;
+                    const Element unit = char_unit(ranges);  // may grow g_.rules
+                    g_.rules[i].alternatives[a][e] = unit;
+                }
+        patterns_[pattern] = r;
+        return r;
+    }
+
+    int format_rule(const std::string& name) {
+        if (auto it = formats_.find(name); it != formats_.end()) return it->second;
+        int r = -1;
+        const auto digits = [](Sequence& s, int n) {
+            for (int k = 0; k < n; ++k) s.push_back(Element::chars(kDigit));
+        };
+        if (name == "date") {
+            r = date_rule();
+        } else if (name == "time") {
+            r = time_rule();
+        } else if (name == "date-time") {
+            Sequence s;
+            ref(s, date_rule());
+            cls(s, {{'T', 'T'}, {'t', 't'}});
+            ref(s, time_rule());
+            r = add("date-time", {s});
+        } else if (name == "uuid") {
+            Sequence s;
+            for (int group : {8, 4, 4, 4, 12}) {
+                if (!s.empty()) lit(s, "-");
+                for (int k = 0; k < group; ++k) cls(s, kHex);
+            }
+            r = add("uuid", {s});
+        } else if (name == "ipv4") {
+            // 0-255 without leading zeros (Python's ipaddress refuses them too).
+            Sequence a, b, c, d, e;
+            lit(a, "25");
+            cls(a, {{'0', '5'}});
+            lit(b, "2");
+            cls(b, {{'0', '4'}});
+            digits(b, 1);
+            lit(c, "1");
+            digits(c, 2);
+            cls(d, {{'1', '9'}});
+            digits(d, 1);
+            digits(e, 1);
+            const int octet = add("octet", {a, b, c, d, e});
+            Sequence s;
+            for (int k = 0; k < 4; ++k) {
+                if (k) lit(s, ".");
+                ref(s, octet);
+            }
+            r = add("ipv4", {s});
+        } else if (name == "email") {
+            // dot-atom "@" domain of at least two labels (RFC 5321's common form; no quoted local parts, no
+            // address literals, no length limits).
+            Sequence atext;
+            cls(atext, {{'A', 'Z'},
+                        {'a', 'z'},
+                        {'0', '9'},
+                        {'!', '!'},
+                        {'#', '\''},
+                        {'*', '+'},
+                        {'-', '-'},
+                        {'/', '/'},
+                        {'=', '='},
+                        {'?', '?'},
+                        {'^', '`'},
+                        {'{', '~'}});
+            Sequence atom = atext;
+            ref(atom, star("atext", atext));
+            Sequence dot_atom;
+            lit(dot_atom, ".");
+            append(dot_atom, atom);
+            Sequence local = atom;
+            ref(local, star("dot-atom", dot_atom));
+            const std::vector<CharRange> alnum = {{'A', 'Z'}, {'a', 'z'}, {'0', '9'}};
+            Sequence mid;
+            cls(mid, {{'A', 'Z'}, {'a', 'z'}, {'0', '9'}, {'-', '-'}});
+            Sequence tail_seq;
+            ref(tail_seq, repeat("label-mid", mid, 0, 61));
+            cls(tail_seq, alnum);
+            const int tail = add("label-tail", {tail_seq, {}});
+            Sequence label;
+            cls(label, alnum);
+            ref(label, tail);
+            const int label_rule = add("label", {label});
+            Sequence more;
+            lit(more, ".");
+            ref(more, label_rule);
+            Sequence s = local;
+            lit(s, "@");
+            ref(s, label_rule);
+            append(s, more);
+            ref(s, star("labels", more));
+            r = add("email", {s});
+        } else if (name == "uri") {
+            r = uri_rule();
+        }
+        formats_[name] = r;
+        return r;
+    }
+
+    // RFC 3339 full-date with the calendar's day counts (leap years included); years 0001-9999.
+    int date_rule() {
+        if (date_ >= 0) return date_;
+        const auto c = [](std::vector<CharRange> r) { return Element::chars(std::move(r)); };
+        const auto d = [](char x) { return Element::codepoint(static_cast<uint8_t>(x)); };
+        const Element D = c(kDigit);
+        const int year = add("year", {{c({{'1', '9'}}), D, D, D},
+                                      {d('0'), c({{'1', '9'}}), D, D},
+                                      {d('0'), d('0'), c({{'1', '9'}}), D},
+                                      {d('0'), d('0'), d('0'), c({{'1', '9'}})}});
+        // Two digits that are a non-zero multiple of 4.
+        const int mult4 = add(
+            "mult4", {{c({{'0', '0'}, {'2', '2'}, {'4', '4'}, {'6', '6'}, {'8', '8'}}), c({{'4', '4'}, {'8', '8'}})},
+                      {c({{'1', '1'}, {'3', '3'}, {'5', '5'}, {'7', '7'}, {'9', '9'}}), c({{'2', '2'}, {'6', '6'}})},
+                      {c({{'2', '2'}, {'4', '4'}, {'6', '6'}, {'8', '8'}}), d('0')}});
+        const int leap = add("leap-year", {{D, D, Element::ref(mult4)}, {Element::ref(mult4), d('0'), d('0')}});
+        const int month = add("month", {{d('0'), c({{'1', '9'}})}, {d('1'), c({{'0', '2'}})}});
+        const int day28 = add("day", {{d('0'), c({{'1', '9'}})}, {d('1'), D}, {d('2'), c({{'0', '8'}})}});
+        const int not_feb = add("month", {{d('0'), c({{'1', '1'}, {'3', '9'}})}, {d('1'), c({{'0', '2'}})}});
+        const int long_month = add("month", {{d('0'), c({{'1', '1'}, {'3', '3'}, {'5', '5'}, {'7', '8'}})},
+                                             {d('1'), c({{'0', '0'}, {'2', '2'}})}});
+        Sequence md28, md30, md31, feb29;
+        ref(md28, month);
+        lit(md28, "-");
+        ref(md28, day28);
+        ref(md30, not_feb);
+        lit(md30, "-30");
+        Sequence md29;
+        ref(md29, not_feb);
+        lit(md29, "-29");
+        ref(md31, long_month);
+        lit(md31, "-31");
+        const int month_day = add("month-day", {md28, md29, md30, md31});
+        Sequence common, leap_day;
+        ref(common, year);
+        lit(common, "-");
+        ref(common, month_day);
+        ref(leap_day, leap);
+        lit(leap_day, "-02-29");
+        date_ = add("date", {common, leap_day});
+        return date_;
+    }
+
+    // RFC 3339 full-time: partial-time with up to 9 fraction digits, then Z or a numeric offset. Seconds run to
+    // 59: leap seconds are left out.
+    int time_rule() {
+        if (time_ >= 0) return time_;
+        const auto c = [](std::vector<CharRange> r) { return Element::chars(std::move(r)); };
+        const Element D = c(kDigit);
+        const int hour = add("hour", {{c({{'0', '1'}}), D}, {Element::codepoint('2'), c({{'0', '3'}})}});
+        const Element sixty = c({{'0', '5'}});
+        Sequence frac;
+        lit(frac, ".");
+        ref(frac, repeat("time-frac", {D}, 1, 9));
+        const int frac_rule = add("time-frac", {frac, {}});
+        Sequence num_offset;
+        cls(num_offset, {{'+', '+'}, {'-', '-'}});
+        ref(num_offset, hour);
+        lit(num_offset, ":");
+        num_offset.push_back(sixty);
+        num_offset.push_back(D);
+        const int offset = add("offset", {{c({{'Z', 'Z'}, {'z', 'z'}})}, num_offset});
+        Sequence s;
+        ref(s, hour);
+        lit(s, ":");
+        s.push_back(sixty);
+        s.push_back(D);
+        lit(s, ":");
+        s.push_back(sixty);
+        s.push_back(D);
+        ref(s, frac_rule);
+        ref(s, offset);
+        time_ = add("time", {s});
+        return time_;
+    }
+
+    // RFC 3986 URI (scheme ":" hier-part ["?" query] ["#" fragment]) without IP-literal hosts ("[v6]").
+    int uri_rule() {
+        const std::vector<CharRange> alpha = {{'A', 'Z'}, {'a', 'z'}};
+        const std::vector<CharRange> unreserved = {{'A', 'Z'}, {'a', 'z'}, {'0', '9'},
+                                                   {'-', '.'}, {'_', '_'}, {'~', '~'}};
+        const std::vector<CharRange> sub_delims = {{'!', '!'}, {'$', '$'}, {'&', ','}, {';', ';'}, {'=', '='}};
+        const auto join = [](std::vector<CharRange> a, const std::vector<CharRange>& b) {
+            a.insert(a.end(), b.begin(), b.end());
+            return a;
+        };
+        Sequence pct;
+        lit(pct, "%");
+        cls(pct, kHex);
+        cls(pct, kHex);
+        const std::vector<CharRange> pchar_set = join(join(unreserved, sub_delims), {{':', ':'}, {'@', '@'}});
+        const int pchar = add("pchar", {{Element::chars(pchar_set)}, pct});
+        const int reg_char = add("host-char", {{Element::chars(join(unreserved, sub_delims))}, pct});
+        const int user_char =
+            add("user-char", {{Element::chars(join(join(unreserved, sub_delims), {{':', ':'}}))}, pct});
+        const int qchar = add("query-char", {{Element::chars(join(pchar_set, {{'/', '/'}, {'?', '?'}}))}, pct});
+        Sequence scheme;
+        cls(scheme, alpha);
+        Sequence scheme_char;
+        cls(scheme_char, join(alpha, {{'0', '9'}, {'+', '+'}, {'-', '.'}}));
+        ref(scheme, star("scheme", scheme_char));
+        const int segment = star("segment", {Element::ref(pchar)});
+        Sequence seg_nz;
+        ref(seg_nz, pchar);
+        ref(seg_nz, segment);
+        Sequence slash_seg;
+        lit(slash_seg, "/");
+        ref(slash_seg, segment);
+        const int path_abempty = star("path", slash_seg);
+        Sequence rootless = seg_nz;
+        ref(rootless, path_abempty);
+        Sequence absolute;
+        lit(absolute, "/");
+        ref(absolute, add("path-opt", {rootless, {}}));
+        Sequence userinfo;
+        ref(userinfo, star("userinfo", {Element::ref(user_char)}));
+        lit(userinfo, "@");
+        Sequence port;
+        lit(port, ":");
+        ref(port, star("port", {Element::chars(kDigit)}));
+        Sequence authority;
+        lit(authority, "//");
+        ref(authority, add("userinfo-opt", {userinfo, {}}));
+        ref(authority, star("host", {Element::ref(reg_char)}));
+        ref(authority, add("port-opt", {port, {}}));
+        ref(authority, path_abempty);
+        const int hier = add("hier-part", {authority, absolute, rootless, {}});
+        Sequence query, fragment;
+        lit(query, "?");
+        ref(query, star("query", {Element::ref(qchar)}));
+        lit(fragment, "#");
+        ref(fragment, star("fragment", {Element::ref(qchar)}));
+        Sequence s = scheme;
+        lit(s, ":");
+        ref(s, hier);
+        ref(s, add("query-opt", {query, {}}));
+        ref(s, add("fragment-opt", {fragment, {}}));
+        return add("uri", {s});
+    }
+
+    int array_piece(const Flat& f) {
+        const uint64_t lo = f.min_items;
+        std::optional<uint64_t> hi = f.max_items;
+        std::vector<int> pre;
+        for (size_t i = 0; i < f.prefix.size(); ++i) {
+            if (hi && i >= *hi) break;
+            const int r = compile_conj(f.prefix[i], child(f.ptr, "prefixItems", i));
+            if (r == kNever) {
+                hi = i;
+                break;
+            }
+            pre.push_back(r);
+        }
+        const size_t k = pre.size();
+        int item = kNever;
+        if (!hi || *hi > k) {
+            item = compile_conj(f.items, child(f.ptr, "items"));
+            if (item == kNever) hi = k;
+        }
+        if (hi && lo > *hi) return kNever;
+        if (lo > kMaxCount || (hi && *hi > kMaxCount))
+            fail("'{}' at {} is over the limit of {}", lo > kMaxCount ? "minItems" : "maxItems",
+                 f.at(lo > kMaxCount ? "minItems" : "maxItems"), kMaxCount);
+        Sequence elem, more;
+        if (item != kNever) {
+            ref(elem, item);
+            ws(elem);
+            lit(more, ",");
+            ws(more);
+            append(more, elem);
+        }
+        Sequence body;
+        if (k == 0) {
+            if (!hi || *hi > 0) {
+                Sequence first = elem;
+                ref(first,
+                    repeat("items", more, lo > 0 ? lo - 1 : 0, hi ? std::optional<uint64_t>(*hi - 1) : std::nullopt));
+                if (lo >= 1)
+                    body = first;
+                else
+                    ref(body, add("items", {first, {}}));
+            }
+        } else {
+            int next = -1;
+            if (!hi || *hi > k)
+                next = repeat("items", more, lo > k ? lo - k : 0, hi ? std::optional<uint64_t>(*hi - k) : std::nullopt);
+            for (size_t i = k; i-- > 0;) {
+                Sequence s;
+                if (i > 0) {
+                    lit(s, ",");
+                    ws(s);
+                }
+                ref(s, pre[i]);
+                ws(s);
+                if (next >= 0) ref(s, next);
+                std::vector<Sequence> alts{s};
+                if (i >= lo) alts.push_back({});
+                next = add("prefix", std::move(alts));
+            }
+            ref(body, next);
+        }
+        Sequence s;
+        lit(s, "[");
+        ws(s);
+        append(s, body);
+        lit(s, "]");
+        return add("array", {s});
+    }
+
+    // Strings (between the quotes) whose decoded text is none of `names`: a trie of the names, leaving it at the
+    // first differing character. Characters on the trie's edges are written raw or with the escapes they need;
+    // after leaving the trie any JSON string text follows.
+    int key_not_in(const std::vector<std::string>& names) {
+        struct Node {
+            std::map<uint32_t, int> kids;
+            bool end = false;
+        };
+        std::vector<Node> trie(1);
+        for (const std::string& name : names) {
+            int at = 0;
+            for (char32_t cp : decode_utf8(name)) {
+                auto it = trie[at].kids.find(cp);
+                if (it == trie[at].kids.end()) {
+                    trie.push_back({});
+                    it = trie[at].kids.emplace(cp, static_cast<int>(trie.size() - 1)).first;
+                }
+                at = it->second;
+            }
+            trie[at].end = true;
+        }
+        // Children were created after their parents: going backwards, every child's rule exists.
+        std::vector<int> rule(trie.size(), -1);
+        for (size_t n = trie.size(); n-- > 0;) {
+            std::vector<Sequence> alts;
+            if (!trie[n].end) alts.push_back({});
+            std::vector<CharRange> used;
+            for (const auto& [cp, kid] : trie[n].kids) {
+                alts.push_back({char_unit({{cp, cp}}), Element::ref(rule[kid])});
+                used.push_back({cp, cp});
+            }
+            const std::vector<CharRange> rest = complement(used);
+            if (!rest.empty()) alts.push_back({char_unit(rest), Element::ref(json_chars())});
+            rule[n] = add("key", std::move(alts));
+        }
+        return rule[0];
+    }
+
+    int object_piece(const Flat& f) {
+        struct Member {
+            std::string name;
+            bool required;
+            int value;
+        };
+        std::vector<Member> members;
+        std::vector<std::string> names;
+        const auto is_required = [&](const std::string& n) {
+            return std::find(f.required.begin(), f.required.end(), n) != f.required.end();
+        };
+        for (const auto& [name, c] : f.props) {
+            names.push_back(name);
+            const int r = compile_conj(c, child(f.ptr, "properties"));
+            if (r == kNever) {
+                if (is_required(name)) return kNever;
+                continue;  // the property must be absent; key_not_in keeps it out of the extra keys too
+            }
+            members.push_back({name, is_required(name), r});
+        }
+        int extra = kNever;
+        if (f.additional_set)
+            extra = compile_conj(f.additional, f.at("additionalProperties"));
+        else if (opt_.allow_additional_properties)
+            extra = any_value();
+        for (const std::string& name : f.required) {
+            if (f.prop(name)) continue;
+            // Required but not declared: its value is what additionalProperties allows (anything if unset).
+            const int r = f.additional_set ? extra : any_value();
+            if (r == kNever) return kNever;
+            names.push_back(name);
+            members.push_back({name, true, r});
+        }
+        size_t n_required = 0;
+        for (const Member& m : members) n_required += m.required;
+        if (f.min_props > n_required)
+            fail("'minProperties' at {} is not supported unless the required properties already satisfy it",
+                 f.at("minProperties"));
+        if (f.max_props && (extra != kNever || members.size() > *f.max_props))
+            fail(
+                "'maxProperties' at {} is not supported unless the declared properties already satisfy it "
+                "(additionalProperties false and no more properties than the limit)",
+                f.at("maxProperties"));
+
+        // first[i]: members from i on when none is written yet; rest[i]: when one is (each begins with a comma).
+        // Linear in the members however many are optional; -1 stands for "nothing more".
+        int first = -1, rest = -1;
+        if (extra != kNever) {
+            Sequence kv;
+            Sequence key;
+            lit(key, "\"");
+            ref(key, key_not_in(names));
+            lit(key, "\"");
+            ref(kv, add("extra-key", {key}));
+            ws(kv);
+            lit(kv, ":");
+            ws(kv);
+            ref(kv, extra);
+            ws(kv);
+            Sequence more;
+            lit(more, ",");
+            ws(more);
+            append(more, kv);
+            rest = star("extra", more);
+            Sequence some = kv;
+            ref(some, rest);
+            first = add("extra", {some, {}});
+        }
+        for (size_t i = members.size(); i-- > 0;) {
+            const Member& m = members[i];
+            Sequence kv;
+            lit(kv, dump_json(Json(m.name)));
+            ws(kv);
+            lit(kv, ":");
+            ws(kv);
+            ref(kv, m.value);
+            ws(kv);
+            if (rest >= 0) ref(kv, rest);
+            Sequence comma;
+            lit(comma, ",");
+            ws(comma);
+            append(comma, kv);
+            std::vector<Sequence> first_alts{kv}, rest_alts{comma};
+            if (!m.required) {
+                first_alts.push_back(first >= 0 ? Sequence{Element::ref(first)} : Sequence{});
+                rest_alts.push_back(rest >= 0 ? Sequence{Element::ref(rest)} : Sequence{});
+            }
+            first = add("members", std::move(first_alts));
+            rest = add("more", std::move(rest_alts));
+        }
+        Sequence s;
+        lit(s, "{");
+        ws(s);
+        if (first >= 0) ref(s, first);
+        lit(s, "}");
+        return add("object", {s});
+    }
+
+    // Drops what cannot derive a finite string (recursion with no way out, placeholders of schemas that match
+    // nothing) and what the root cannot reach, renumbering the rest.
+    void finish(int root) {
+        const size_t n = g_.rules.size();
+        std::vector<char> productive(n, 0);
+        std::vector<std::vector<size_t>> pending(n);             // per rule, per alternative: refs not yet productive
+        std::vector<std::vector<std::pair<int, int>>> users(n);  // rule -> (rule, alternative), once per reference
+        std::vector<int> queue;
+        for (size_t i = 0; i < n; ++i) {
+            const auto& alts = g_.rules[i].alternatives;
+            pending[i].assign(alts.size(), 0);
+            for (size_t a = 0; a < alts.size(); ++a) {
+                for (const Element& e : alts[a])
+                    if (e.kind == Element::Kind::Rule) {
+                        ++pending[i][a];
+                        users[e.rule].push_back({static_cast<int>(i), static_cast<int>(a)});
+                    }
+                if (pending[i][a] == 0 && !productive[i]) {
+                    productive[i] = 1;
+                    queue.push_back(static_cast<int>(i));
+                }
+            }
+        }
+        while (!queue.empty()) {
+            const int r = queue.back();
+            queue.pop_back();
+            for (const auto& [u, a] : users[r])
+                if (--pending[u][a] == 0 && !productive[u]) {
+                    productive[u] = 1;
+                    queue.push_back(u);
+                }
+        }
+        if (!productive[root]) fail("JSON Schema at # matches no finite JSON value (its recursion never ends)");
+        for (Rule& r : g_.rules) {
+            auto& alts = r.alternatives;
+            alts.erase(std::remove_if(alts.begin(), alts.end(),
+                                      [&](const Sequence& s) {
+                                          return std::any_of(s.begin(), s.end(), [&](const Element& e) {
+                                              return e.kind == Element::Kind::Rule && !productive[e.rule];
+                                          });
+                                      }),
+                       alts.end());
+        }
+        std::vector<int> index(n, -1);
+        std::vector<int> order{root};
+        index[root] = 0;
+        for (size_t k = 0; k < order.size(); ++k)
+            for (const Sequence& s : g_.rules[order[k]].alternatives)
+                for (const Element& e : s)
+                    if (e.kind == Element::Kind::Rule && index[e.rule] < 0) {
+                        index[e.rule] = static_cast<int>(order.size());
+                        order.push_back(e.rule);
+                    }
+        Grammar out;
+        out.rules.reserve(order.size());
+        for (int i : order) {
+            Rule r = std::move(g_.rules[i]);
+            for (Sequence& s : r.alternatives)
+                for (Element& e : s)
+                    if (e.kind == Element::Kind::Rule) e.rule = index[e.rule];
+            out.rules.push_back(std::move(r));
+        }
+        out.root = 0;
+        g_ = std::move(out);
+    }
+
+    const Json& root_;
+    JsonSchemaOptions opt_;
+    Grammar g_;
+    size_t elements_ = 0;
+    size_t work_ = 0;
+    int depth_ = 0;
+    std::unordered_map<const Json*, int> memo_;
+    std::map<std::vector<const Json*>, int> conj_memo_;
+    std::map<std::vector<uint32_t>, int> units_;
+    std::map<std::string, int> patterns_, formats_;
+    int ws_ = -1, jchar_ = -1, jchars_ = -1, string_ = -1, number_ = -1, value_ = -1, int_ = -1, int_digits_ = -1;
+    int date_ = -1, time_ = -1;
+    int frac_[4] = {-1, -1, -1, -1};
+};
+
+}  // namespace
+
+Grammar compile_json_schema(const nlohmann::ordered_json& schema, const JsonSchemaOptions& options) {
+    return Compiler(schema, options).run();
+}
+
+Grammar compile_json_schema(const nlohmann::json& schema, const JsonSchemaOptions& options) {
+    return compile_json_schema(nlohmann::ordered_json(schema), options);
+}
+
+Grammar json_object_grammar(const JsonSchemaOptions& options) {
+    JsonSchemaOptions o = options;
+    o.allow_additional_properties = true;
+    return compile_json_schema(nlohmann::ordered_json{{"type", "object"}}, o);
+}
+
+}  // namespace hearth::grammar

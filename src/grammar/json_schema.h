@@ -1,0 +1,76 @@
+// JSON Schema compiled into the grammar IR, so that generated text is JSON that validates under the schema.
+// Written by hand: the packaged JSON Schema libraries validate documents; none turns a schema into a grammar.
+//
+// Every keyword is either enforced by the grammar, or known to have no effect on validity (annotations such
+// as title, description, examples, default, $comment, $schema, $id), or refused: compile_json_schema throws
+// hearth::Error naming the keyword and where it is (a JSON pointer), so a request is never generated
+// unconstrained when a constraint was asked for.
+//
+// Draft 2020-12. What the grammar does, keyword by keyword:
+// - Enforced exactly: type (and type arrays), enum/const (any values: the grammar is the values' JSON text,
+//   compact, with whitespace between tokens per the options), properties/required/additionalProperties,
+//   prefixItems/items/minItems/maxItems, minLength/maxLength (in code points; a \uXXXX escape is one, an
+//   escaped surrogate pair is one, lone escaped surrogates are never produced), integer minimum/maximum/
+//   exclusiveMinimum/exclusiveMaximum (digit-by-digit range grammars), anyOf, allOf (merged: types and value
+//   sets intersect, bounds tighten, properties and items combine keyword by keyword), local $ref ("#",
+//   "#/$defs/x", "#/definitions/x", any JSON pointer; recursion becomes recursive rules).
+// - number with bounds: only integral bounds, without exponents in the bounded numbers; others are refused.
+// - pattern: the text must contain a match (add_regex, Search); refused together with minLength/maxLength or
+//   format. enum/const beside pattern or format is refused (their values cannot be checked here).
+// - format: date (RFC 3339 full-date, years 0001-9999, real day counts with leap years), time (RFC 3339
+//   full-time, up to 9 fraction digits, seconds 00-59: no leap seconds), date-time, uuid (8-4-4-4-12 hex),
+//   ipv4 (dotted decimal, no leading zeros), email (dot-atom local part "@" two or more DNS labels; no quoted
+//   local parts, address literals or length limits), uri (RFC 3986 URI without IP-literal "[...]" hosts).
+//   Other formats on a schema that allows strings are refused; lengths beside a format are refused unless
+//   they cannot cut the format's strings.
+// - oneOf: compiled as anyOf when its branches are evidently disjoint (different types; enum/const values the
+//   other branch rejects; objects with a property required by both whose enum/const values the other branch
+//   rejects); refused otherwise.
+// - minProperties/maxProperties: accepted only when trivially satisfied (required properties reach the minimum;
+//   no additional properties and few enough declared ones for the maximum). uniqueItems: false only.
+// - Refused: not, if/then/else, dependentRequired, dependentSchemas, dependencies, patternProperties,
+//   propertyNames, contains/minContains/maxContains, unevaluated*, multipleOf, $dynamicRef, $recursiveRef,
+//   additionalItems, the array form of items, non-local or anchor $refs, $id below the root, and any unknown
+//   keyword.
+//
+// Shape of the text the grammar admits (all valid under the schema; other valid spellings are not admitted):
+// - Objects list the declared properties in declaration order (nlohmann::json sorts keys: pass an
+//   ordered_json to keep the schema's order), each optional one omitted or present; properties beyond them
+//   (additionalProperties, or options.allow_additional_properties when the schema is silent) come after the
+//   declared ones, under any key but the declared names (compared after unescaping).
+// - Strings: raw characters except those JSON must escape; escapes \" \\ \/ \b \f \n \r \t and \uXXXX.
+// - Integers: -?(0|[1-9][0-9]{0,14}), no "-0": at most 15 digits, all exact in a double. Numbers: the same
+//   integer part, up to 16 fraction digits, exponent up to 3 digits.
+// - Whitespace (Flexible): between tokens and around the value, nothing, one space, or a newline ("\n" or
+//   "\r\n") followed by up to 40 spaces/tabs.
+// Limits: at most 1,000,000 grammar elements, minLength/maxLength/minItems/maxItems up to 100,000, 200 levels
+// of nesting, 256 anyOf/oneOf combinations per schema; past them compile_json_schema refuses.
+#pragma once
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "grammar/grammar.h"
+
+namespace hearth::grammar {
+
+struct JsonSchemaOptions {
+    // Whitespace between tokens: None = compact JSON ({"a":1}); Flexible = optional spaces/newlines, bounded
+    // to a few characters per gap so that a model cannot pad forever.
+    enum class Whitespace { None, Flexible };
+    Whitespace whitespace = Whitespace::Flexible;
+    // When the schema does not say (no additionalProperties), may objects have properties beyond those
+    // listed? true follows the JSON Schema spec; strict mode (OpenAI's strict: true) sets false.
+    bool allow_additional_properties = true;
+};
+
+// A grammar whose root matches exactly the JSON documents valid under `schema` (plus optional whitespace
+// per options). `true`/`{}` mean any JSON value. Throws hearth::Error for what it cannot enforce (see above).
+Grammar compile_json_schema(const nlohmann::json& schema, const JsonSchemaOptions& options = {});
+// The same, keeping the schema's property order (nlohmann::json sorts object keys).
+Grammar compile_json_schema(const nlohmann::ordered_json& schema, const JsonSchemaOptions& options = {});
+
+// A grammar for any JSON object (response_format json_object), whitespace per options.
+Grammar json_object_grammar(const JsonSchemaOptions& options = {});
+
+}  // namespace hearth::grammar

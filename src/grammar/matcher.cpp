@@ -1,0 +1,749 @@
+#include "grammar/matcher.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <limits>
+
+#include "base/error.h"
+#include "tokenizer/vocab.h"
+
+namespace hearth::grammar {
+
+// ---------------------------------------------------------------------------------------------------------
+// Token table
+// ---------------------------------------------------------------------------------------------------------
+TokenTable TokenTable::from_vocab(const tok::Vocab& vocab) {
+    TokenTable t;
+    const int32_t n = vocab.n_tokens();
+    t.bytes.resize(static_cast<size_t>(n));
+    t.excluded.assign(static_cast<size_t>(n), 0);
+    for (int32_t id = 0; id < n; ++id) {
+        const tok::TokenAttr a = vocab.attr(id);
+        if (a == tok::TokenAttr::Control || a == tok::TokenAttr::Unknown || a == tok::TokenAttr::Unused || vocab.is_eog(id)) {
+            t.excluded[id] = 1;
+            continue;
+        }
+        t.bytes[id] = vocab.token_to_piece(id, false);
+        if (t.bytes[id].empty()) t.excluded[id] = 1;
+    }
+    return t;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Walker: the pushdown automaton's stacks (a pool of interned frames shared by all states), its states (sets
+// of stacks, interned too) and its byte steps, memoised: a walk over a vocabulary keeps returning to a few
+// states (inside a string, every character leads back to one), so after warm-up a step is one table lookup
+// (in effect a DFA built lazily over the states the walks reach).
+// ---------------------------------------------------------------------------------------------------------
+namespace {
+
+// uint64 -> int32 open-addressing hash map (linear probing): the step and frame tables sit on the hot path of
+// every cache build and mask, where std::unordered_map's node allocations and pointer chasing dominate.
+class FlatMap {
+public:
+    FlatMap() { rehash(1024); }
+    // The value for key, inserting `fresh` if absent; returns {value, inserted}.
+    std::pair<int32_t, bool> find_or_insert(uint64_t key, int32_t fresh) {
+        if ((size_ + 1) * 4 > keys_.size() * 3) rehash(keys_.size() * 2);
+        size_t i = slot(key);
+        while (vals_[i] != kEmpty) {
+            if (keys_[i] == key) return {vals_[i], false};
+            i = (i + 1) & (keys_.size() - 1);
+        }
+        keys_[i] = key;
+        vals_[i] = fresh;
+        ++size_;
+        return {fresh, true};
+    }
+    int32_t find(uint64_t key) const {
+        size_t i = slot(key);
+        while (vals_[i] != kEmpty) {
+            if (keys_[i] == key) return vals_[i];
+            i = (i + 1) & (keys_.size() - 1);
+        }
+        return kEmpty;
+    }
+    void set(uint64_t key, int32_t value) {
+        if ((size_ + 1) * 4 > keys_.size() * 3) rehash(keys_.size() * 2);
+        size_t i = slot(key);
+        while (vals_[i] != kEmpty && keys_[i] != key) i = (i + 1) & (keys_.size() - 1);
+        if (vals_[i] == kEmpty) ++size_;
+        keys_[i] = key;
+        vals_[i] = value;
+    }
+    static constexpr int32_t kEmpty = std::numeric_limits<int32_t>::min();
+
+private:
+    size_t slot(uint64_t key) const {
+        key ^= key >> 33;
+        key *= 0xff51afd7ed558ccdULL;
+        key ^= key >> 33;
+        return static_cast<size_t>(key) & (keys_.size() - 1);
+    }
+    void rehash(size_t n) {
+        std::vector<uint64_t> keys = std::move(keys_);
+        std::vector<int32_t> vals = std::move(vals_);
+        keys_.assign(n, 0);
+        vals_.assign(n, kEmpty);
+        size_ = 0;
+        for (size_t i = 0; i < keys.size(); ++i)
+            if (vals[i] != kEmpty) set(keys[i], vals[i]);
+    }
+    std::vector<uint64_t> keys_;
+    std::vector<int32_t> vals_;
+    size_t size_ = 0;
+};
+
+uint64_t pack(int32_t a, int32_t b) { return static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32 | static_cast<uint32_t>(b); }
+
+}  // namespace
+
+class Walker {
+public:
+    static constexpr int32_t kRootBottom = -1;   // below the root rule: the text may end
+    static constexpr int32_t kFrameBottom = -2;  // below the node a cache walk starts from
+    static constexpr int32_t kDead = 0;          // the state with no stacks that cannot end
+
+    explicit Walker(const CompiledGrammar& g) : g_(g) { (void)intern_state({}, false); }
+
+    int32_t node_of(int32_t stack) const { return frames_[stack].node; }
+    const std::vector<int32_t>& stacks(int32_t state) const { return states_[state].stacks; }
+    // The root (or, for a cache walk, the walk's frame) may finish here.
+    bool end(int32_t state) const { return states_[state].end; }
+    // Stacks remain: more bytes may follow.
+    bool alive(int32_t state) const { return !states_[state].stacks.empty(); }
+    size_t n_states() const { return states_.size(); }
+
+    // The closed state of the single stack [node] over `bottom`.
+    int32_t start(int32_t node, int32_t bottom) {
+        std::vector<int32_t> out;
+        bool end = false;
+        close(intern_frame(node, bottom), out, end);
+        return intern_state(std::move(out), end);
+    }
+    // The state holding exactly the (already closed) stack s.
+    int32_t single(int32_t stack) { return intern_state({stack}, false); }
+
+    // One byte from `state`; kDead when nothing survives.
+    int32_t step(int32_t state, uint8_t b) {
+        const uint64_t key = static_cast<uint64_t>(state) << 8 | b;
+        if (const int32_t hit = steps_.find(key); hit != FlatMap::kEmpty) return hit;
+        std::vector<int32_t> out;
+        bool end = false;
+        for (const int32_t s : states_[state].stacks) {
+            const Frame f = frames_[s];
+            for (const auto& e : g_.nodes_[f.node].bytes)
+                if (b >= e.lo && b <= e.hi) close(intern_frame(e.to, f.parent), out, end);
+        }
+        const int32_t next = intern_state(std::move(out), end);
+        steps_.set(key, next);
+        return next;
+    }
+
+private:
+    struct Frame {
+        int32_t node, parent;
+    };
+    struct StateRec {
+        std::vector<int32_t> stacks;  // sorted, unique, closed
+        bool end = false;
+    };
+
+    int32_t intern_frame(int32_t node, int32_t parent) {
+        const auto [id, fresh] = frame_index_.find_or_insert(pack(node, parent), static_cast<int32_t>(frames_.size()));
+        if (fresh) {
+            frames_.push_back({node, parent});
+            seen_.push_back(0);
+        }
+        return id;
+    }
+
+    int32_t intern_state(std::vector<int32_t> stacks, bool end) {
+        std::sort(stacks.begin(), stacks.end());
+        stacks.erase(std::unique(stacks.begin(), stacks.end()), stacks.end());
+        std::string key(reinterpret_cast<const char*>(stacks.data()), stacks.size() * sizeof(int32_t));
+        key.push_back(end ? 'e' : 'c');
+        const auto [it, fresh] = state_index_.try_emplace(std::move(key), static_cast<int32_t>(states_.size()));
+        if (fresh) states_.push_back({std::move(stacks), end});
+        return it->second;
+    }
+
+    // Adds the closure of stack s: calls pushed, finished rules popped. Stacks whose top can consume a byte go
+    // to out (unsorted, may repeat).
+    void close(int32_t s, std::vector<int32_t>& out, bool& end) {
+        if (++epoch_ == 0) {
+            std::fill(seen_.begin(), seen_.end(), 0);
+            epoch_ = 1;
+        }
+        work_.clear();
+        work_.push_back(s);
+        while (!work_.empty()) {
+            const int32_t cur = work_.back();
+            work_.pop_back();
+            if (seen_[cur] == epoch_) continue;
+            seen_[cur] = epoch_;
+            const Frame f = frames_[cur];
+            const CompiledGrammar::Node& n = g_.nodes_[f.node];
+            if (!n.bytes.empty()) out.push_back(cur);
+            for (const auto& c : n.calls) {
+                // A tail call (the caller finishes right after) leaves no frame: in a repetition
+                // "r ::= x r | ''" the stack stays flat, so states inside it repeat (and so do their masks).
+                const CompiledGrammar::Node& ret = g_.nodes_[c.ret];
+                const bool tail = ret.accept && ret.bytes.empty() && ret.calls.empty();
+                work_.push_back(intern_frame(g_.rule_start_[c.rule], tail ? f.parent : intern_frame(c.ret, f.parent)));
+            }
+            if (n.accept) {
+                if (f.parent < 0)
+                    end = true;
+                else
+                    work_.push_back(f.parent);
+            }
+        }
+    }
+
+    const CompiledGrammar& g_;
+    std::vector<Frame> frames_;
+    FlatMap frame_index_;
+    std::vector<uint32_t> seen_;  // by frame: the close() that last visited it
+    uint32_t epoch_ = 0;
+    std::vector<int32_t> work_;
+    std::vector<StateRec> states_;
+    std::unordered_map<std::string, int32_t> state_index_;
+    FlatMap steps_;  // (state << 8 | byte) -> state
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Lowering
+// ---------------------------------------------------------------------------------------------------------
+namespace {
+
+struct ByteRange {
+    uint8_t lo, hi;
+};
+using ByteSeq = std::vector<ByteRange>;
+
+int utf8_len(uint32_t cp) { return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4; }
+
+// Splits [lo, hi] (no surrogates) into sequences of byte ranges, each matching exactly the UTF-8 encodings of
+// a sub-range (the classic construction of RE2 and Rust's utf8-ranges).
+void utf8_sequences(uint32_t lo, uint32_t hi, std::vector<ByteSeq>& out) {
+    static constexpr uint32_t kMaxOfLen[3] = {0x7F, 0x7FF, 0xFFFF};
+    for (uint32_t m : kMaxOfLen)
+        if (lo <= m && hi > m) {
+            utf8_sequences(lo, m, out);
+            utf8_sequences(m + 1, hi, out);
+            return;
+        }
+    const int n = utf8_len(lo);
+    if (n == 1) {
+        out.push_back({{static_cast<uint8_t>(lo), static_cast<uint8_t>(hi)}});
+        return;
+    }
+    for (int i = 1; i < n; ++i) {
+        const uint32_t m = (1u << (6 * i)) - 1;  // the low i continuation bytes
+        if ((lo & ~m) != (hi & ~m)) {
+            if ((lo & m) != 0) {
+                utf8_sequences(lo, lo | m, out);
+                utf8_sequences((lo | m) + 1, hi, out);
+                return;
+            }
+            if ((hi & m) != m) {
+                utf8_sequences(lo, (hi & ~m) - 1, out);
+                utf8_sequences(hi & ~m, hi, out);
+                return;
+            }
+        }
+    }
+    std::string a, b;
+    append_utf8(a, lo);
+    append_utf8(b, hi);
+    ByteSeq seq;
+    for (int i = 0; i < n; ++i) seq.push_back({static_cast<uint8_t>(a[i]), static_cast<uint8_t>(b[i])});
+    out.push_back(seq);
+}
+
+}  // namespace
+
+int32_t CompiledGrammar::new_node() {
+    nodes_.emplace_back();
+    nodes_.back().rule = lowering_rule_;
+    return static_cast<int32_t>(nodes_.size() - 1);
+}
+
+void CompiledGrammar::add_chars(int32_t from, int32_t to, const std::vector<CharRange>& ranges) {
+    std::vector<ByteSeq> seqs;
+    for (const CharRange& r : ranges) utf8_sequences(r.lo, r.hi, seqs);
+    // Sequences sharing leading byte ranges share nodes (a trie of ranges), so that one class gives one path
+    // per distinct prefix and not one stack per sequence.
+    for (const ByteSeq& seq : seqs) {
+        int32_t cur = from;
+        for (size_t i = 0; i < seq.size(); ++i) {
+            const bool last = i + 1 == seq.size();
+            int32_t next = -1;
+            if (!last)
+                for (const ByteEdge& e : nodes_[cur].bytes)
+                    if (e.lo == seq[i].lo && e.hi == seq[i].hi && e.to != to) next = e.to;
+            if (next < 0) {
+                next = last ? to : new_node();
+                nodes_[cur].bytes.push_back({seq[i].lo, seq[i].hi, next});
+            }
+            cur = next;
+        }
+    }
+}
+
+// Rules to copy into their callers: not recursive (directly or through others), and either used by exactly
+// one element of the grammar or at most kTinyRule elements long once its own inlined rules are expanded.
+std::vector<char> CompiledGrammar::inlinable_rules(const Grammar& g) {
+    constexpr int kTinyRule = 8;
+    const size_t nr = g.rules.size();
+    std::vector<int> uses(nr, 0);
+    for (const Rule& r : g.rules)
+        for (const Sequence& s : r.alternatives)
+            for (const Element& e : s)
+                if (e.kind == Element::Kind::Rule) ++uses[static_cast<size_t>(e.rule)];
+    // Recursive rules: those that reach themselves (depth-first search from each rule; grammars from JSON
+    // Schema have thousands of rules, so the search is iterative and linear per rule reached).
+    std::vector<char> recursive(nr, 0);
+    // Tarjan's strongly connected components.
+    std::vector<int> index(nr, -1), low(nr, 0), stack;
+    std::vector<char> on_stack(nr, 0);
+    int counter = 0;
+    struct Frame {
+        int rule;
+        size_t alt, el;
+    };
+    for (size_t root = 0; root < nr; ++root) {
+        if (index[root] >= 0) continue;
+        std::vector<Frame> dfs{{static_cast<int>(root), 0, 0}};
+        index[root] = low[root] = counter++;
+        stack.push_back(static_cast<int>(root));
+        on_stack[root] = 1;
+        while (!dfs.empty()) {
+            Frame& f = dfs.back();
+            const auto& alts = g.rules[static_cast<size_t>(f.rule)].alternatives;
+            if (f.alt < alts.size()) {
+                if (f.el >= alts[f.alt].size()) {
+                    ++f.alt;
+                    f.el = 0;
+                    continue;
+                }
+                const Element& e = alts[f.alt][f.el++];
+                if (e.kind != Element::Kind::Rule) continue;
+                const size_t to = static_cast<size_t>(e.rule);
+                if (to == static_cast<size_t>(f.rule)) recursive[to] = 1;
+                if (index[to] < 0) {
+                    index[to] = low[to] = counter++;
+                    stack.push_back(e.rule);
+                    on_stack[to] = 1;
+                    dfs.push_back({e.rule, 0, 0});
+                } else if (on_stack[to]) {
+                    low[static_cast<size_t>(f.rule)] = std::min(low[static_cast<size_t>(f.rule)], index[to]);
+                }
+                continue;
+            }
+            const int v = f.rule;
+            dfs.pop_back();
+            if (!dfs.empty()) {
+                const size_t parent = static_cast<size_t>(dfs.back().rule);
+                low[parent] = std::min(low[parent], low[static_cast<size_t>(v)]);
+            }
+            if (low[static_cast<size_t>(v)] == index[static_cast<size_t>(v)]) {
+                std::vector<int> component;
+                int w;
+                do {
+                    w = stack.back();
+                    stack.pop_back();
+                    on_stack[static_cast<size_t>(w)] = 0;
+                    component.push_back(w);
+                } while (w != v);
+                if (component.size() > 1)
+                    for (int c : component) recursive[static_cast<size_t>(c)] = 1;
+            }
+        }
+    }
+    // Expanded sizes, callees first (memoised depth-first; non-recursive rules form a DAG).
+    std::vector<int64_t> size(nr, -1);
+    std::vector<char> result(nr, 0);
+    std::function<int64_t(size_t)> expanded = [&](size_t r) -> int64_t {
+        if (size[r] >= 0) return size[r];
+        int64_t n = 0;
+        for (const Sequence& s : g.rules[r].alternatives)
+            for (const Element& e : s) {
+                const size_t to = static_cast<size_t>(e.rule);
+                n += e.kind == Element::Kind::Rule && !recursive[to] && result[to] ? expanded(to) : 1;
+            }
+        size[r] = std::max<int64_t>(n, 1);
+        return size[r];
+    };
+    // Decide in callee-first order so that sizes see their callees' decisions. The recursion is cut at depth
+    // 64 (long chains of helper rules, such as a {0,1000} repetition's): a rule left undecided there is
+    // decided when the outer loop reaches it, and a callee undecided when its caller is sized counts as one
+    // element. Any choice of rules to inline is correct; this only keeps the choice cheap and bounded.
+    std::function<void(size_t, int)> decide = [&](size_t r, int depth) {
+        if (size[r] >= 0 || depth > 64) return;
+        for (const Sequence& s : g.rules[r].alternatives)
+            for (const Element& e : s)
+                if (e.kind == Element::Kind::Rule && !recursive[static_cast<size_t>(e.rule)])
+                    decide(static_cast<size_t>(e.rule), depth + 1);
+        const int64_t n = expanded(r);
+        result[r] = !recursive[r] && (uses[r] == 1 || n <= kTinyRule);
+    };
+    for (size_t r = 0; r < nr; ++r)
+        if (!recursive[r]) decide(r, 0);
+    return result;
+}
+
+void CompiledGrammar::call(int rule, int32_t from, int32_t ret) {
+    nodes_[static_cast<size_t>(from)].calls.push_back({rule, ret});
+    if (!lowered_[static_cast<size_t>(rule)]) {
+        lowered_[static_cast<size_t>(rule)] = 1;
+        to_lower_.push_back(rule);
+    }
+}
+
+void CompiledGrammar::lower_alternatives(const Grammar& g, int rule, int32_t from, int32_t to, int depth) {
+    // Copies nest at most kMaxInlineDepth deep (the C++ stack); deeper, the rule is called.
+    constexpr int kMaxInlineDepth = 32;
+    for (const Sequence& seq : g.rules[static_cast<size_t>(rule)].alternatives) {
+        if (seq.empty()) {
+            // Reaching a rule's own end node is finishing the rule: mark `from` instead of an epsilon call.
+            const Node& t = nodes_[static_cast<size_t>(to)];
+            if (t.accept && t.bytes.empty() && t.calls.empty())
+                nodes_[static_cast<size_t>(from)].accept = true;
+            else
+                nodes_[static_cast<size_t>(from)].calls.push_back({epsilon_rule_, to});
+            continue;
+        }
+        int32_t cur = from;
+        for (size_t k = 0; k < seq.size(); ++k) {
+            const int32_t next = k + 1 == seq.size() ? to : new_node();
+            const Element& e = seq[k];
+            if (e.kind == Element::Kind::Chars)
+                add_chars(cur, next, e.ranges);
+            else if (inline_[static_cast<size_t>(e.rule)] && depth < kMaxInlineDepth)
+                lower_alternatives(g, e.rule, cur, next, depth + 1);
+            else
+                call(e.rule, cur, next);
+            cur = next;
+        }
+    }
+}
+
+CompiledGrammar::CompiledGrammar(const Grammar& g, std::shared_ptr<const TokenTable> tokens) : tokens_(std::move(tokens)) {
+    g.validate();
+    // Rules that cannot finish (every alternative needs an unfinishable rule) would let the model walk into a
+    // dead end: refuse them.
+    const size_t nr = g.rules.size();
+    std::vector<char> productive(nr, 0);
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (size_t i = 0; i < nr; ++i) {
+            if (productive[i]) continue;
+            for (const Sequence& s : g.rules[i].alternatives) {
+                bool ok = true;
+                for (const Element& e : s)
+                    if (e.kind == Element::Kind::Rule && !productive[e.rule]) ok = false;
+                if (ok) {
+                    productive[i] = 1;
+                    changed = true;
+                    break;
+                }
+            }
+        }
+    }
+    for (size_t i = 0; i < nr; ++i)
+        if (!productive[i]) fail("rule '{}' can never finish (every alternative recurses without end)", g.rules[i].name);
+
+    // Inlining: a rule that is not recursive and is used once (the helper rules of groups and repetitions), or
+    // is tiny (ws), is copied into its callers' automata instead of being called. A node's token cache is
+    // decided inside its rule's frame, so the more of the text one frame covers, the fewer tokens are left
+    // undecided until mask time: "string-1 ::= [^"] | escape" called once per character would leave every
+    // multi-character token undecided.
+    inline_ = inlinable_rules(g);
+    rule_start_.resize(nr + 1);
+    for (size_t i = 0; i < nr; ++i) {
+        lowering_rule_ = static_cast<int32_t>(i);
+        rule_start_[i] = new_node();
+    }
+    // An extra rule that matches the empty string: a call to it is an epsilon edge (for inlined rules with an
+    // empty alternative).
+    lowering_rule_ = static_cast<int32_t>(nr);
+    epsilon_rule_ = static_cast<int32_t>(nr);
+    rule_start_[nr] = new_node();
+    nodes_[rule_start_[nr]].accept = true;
+    // Rules are lowered from the root, each the first time a call to it is made.
+    lowered_.assign(nr, 0);
+    lowered_[static_cast<size_t>(g.root)] = 1;
+    to_lower_ = {g.root};
+    while (!to_lower_.empty()) {
+        const int r = to_lower_.back();
+        to_lower_.pop_back();
+        lowering_rule_ = r;
+        const int32_t end = new_node();
+        nodes_[static_cast<size_t>(end)].accept = true;
+        lower_alternatives(g, r, rule_start_[static_cast<size_t>(r)], end, 0);
+    }
+    to_lower_.shrink_to_fit();
+    root_start_ = rule_start_[g.root];
+    compute_follow();
+
+    const TokenTable& t = *tokens_;
+    for (int32_t id = 0; id < t.size(); ++id)
+        if (!t.excluded[id] && !t.bytes[id].empty()) sorted_.push_back(id);
+    std::sort(sorted_.begin(), sorted_.end(), [&](int32_t a, int32_t b) { return t.bytes[a] < t.bytes[b]; });
+    lcp_.assign(sorted_.size(), 0);
+    for (size_t i = 1; i < sorted_.size(); ++i) {
+        const std::string& a = t.bytes[sorted_[i - 1]];
+        const std::string& b = t.bytes[sorted_[i]];
+        size_t k = 0;
+        while (k < a.size() && k < b.size() && a[k] == b[k]) ++k;
+        lcp_[i] = static_cast<int32_t>(k);
+    }
+    caches_.resize(nodes_.size());
+    cache_walker_ = std::make_unique<Walker>(*this);
+}
+
+CompiledGrammar::~CompiledGrammar() = default;
+
+// FOLLOW sets over bytes (the LL(1) construction, at byte level): the bytes that can come right after each
+// rule finishes, anywhere in the grammar. A cache walk that leaves its node's rule mid-token continues in
+// some caller, so the token's next byte must be in the rule's FOLLOW set: tokens failing that are rejected
+// outright instead of being checked against the real stacks at every step. (In JSON, after a value's
+// optional whitespace only , } ] : and the like may follow; without this, every token starting with a space,
+// half of a BPE vocabulary, would be uncertain.)
+void CompiledGrammar::compute_follow() {
+    const size_t nn = nodes_.size(), nr = rule_start_.size();
+    std::vector<char> nullable(nn, 0);
+    std::vector<ByteSet> first(nn);
+    for (size_t n = 0; n < nn; ++n) {
+        nullable[n] = nodes_[n].accept;
+        for (const ByteEdge& e : nodes_[n].bytes)
+            for (int b = e.lo; b <= e.hi; ++b) first[n][static_cast<size_t>(b)] = true;
+    }
+    // Nodes are created in order along each alternative, so a backwards sweep sees most successors first;
+    // repeat until nothing changes (recursion needs more than one sweep).
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (size_t k = nn; k-- > 0;) {
+            for (const CallEdge& c : nodes_[k].calls) {
+                const int32_t callee = rule_start_[static_cast<size_t>(c.rule)];
+                ByteSet f = first[k] | first[callee];
+                bool nul = nullable[k];
+                if (nullable[callee]) {
+                    f |= first[c.ret];
+                    nul = nul || nullable[c.ret];
+                }
+                if (f != first[k] || nul != static_cast<bool>(nullable[k])) {
+                    first[k] = f;
+                    nullable[k] = nul;
+                    changed = true;
+                }
+            }
+        }
+    }
+    follow_.assign(nr, ByteSet{});
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (size_t k = 0; k < nn; ++k)
+            for (const CallEdge& c : nodes_[k].calls) {
+                ByteSet f = follow_[static_cast<size_t>(c.rule)] | first[c.ret];
+                if (nullable[c.ret] && nodes_[k].rule >= 0) f |= follow_[static_cast<size_t>(nodes_[k].rule)];
+                if (f != follow_[static_cast<size_t>(c.rule)]) {
+                    follow_[static_cast<size_t>(c.rule)] = f;
+                    changed = true;
+                }
+            }
+    }
+}
+
+// The node's split of the vocabulary: walk every token from the frame [node] (callers unknown), visiting the
+// tokens in byte order and keeping the state of each prefix length.
+CompiledGrammar::NodeCache CompiledGrammar::build_cache(int32_t node) const {
+    NodeCache c;
+    const TokenTable& t = *tokens_;
+    c.accepted.assign((static_cast<size_t>(t.size()) + 63) / 64, 0);
+    Walker& w = *cache_walker_;
+    std::vector<int32_t> at;     // at[d]: state after d bytes of the current token
+    std::vector<char> escaped;   // escaped[d]: the frame finished somewhere within the first d bytes
+    at.push_back(w.start(node, Walker::kFrameBottom));
+    // A frame that can finish before consuming a byte needs no check: a matcher's state is closed, so the
+    // stacks below it, popped, are in the state too and decide such tokens themselves.
+    escaped.push_back(0);
+    const ByteSet& follow = follow_[static_cast<size_t>(nodes_[node].rule)];
+    // The frame finishes after d > 0 bytes and a caller could take the token's next byte.
+    auto leaves_at = [&](size_t d, const std::string& bytes) {
+        return d > 0 && d < bytes.size() && w.end(at[d]) && follow[static_cast<uint8_t>(bytes[d])];
+    };
+    size_t depth = 0;  // prefix length for which at[] is valid
+    for (size_t i = 0; i < sorted_.size(); ++i) {
+        const std::string& bytes = t.bytes[sorted_[i]];
+        size_t d = std::min<size_t>(depth, i == 0 ? 0 : static_cast<size_t>(lcp_[i]));
+        // Extend from the common prefix; stop at the first dead prefix (the rest of the token cannot help).
+        while (d < bytes.size() && w.alive(at[d])) {
+            if (at.size() <= d + 1) {
+                at.resize(d + 2);
+                escaped.resize(d + 2);
+            }
+            at[d + 1] = w.step(at[d], static_cast<uint8_t>(bytes[d]));
+            escaped[d + 1] = escaped[d] || leaves_at(d, bytes);
+            ++d;
+        }
+        depth = d;
+        const int32_t id = sorted_[i];
+        if (d == bytes.size() && (w.alive(at[d]) || w.end(at[d]))) {
+            c.accepted[id >> 6] |= uint64_t{1} << (id & 63);
+        } else if (escaped[d] || leaves_at(d, bytes)) {
+            // Dead inside the frame at prefix d, but the frame could finish earlier with a byte a caller may
+            // take: the callers decide, undecided here.
+            c.uncertain.push_back(static_cast<int32_t>(i));
+        }
+    }
+    // Common prefix of each uncertain token with the previous one (the minimum lcp over the tokens between).
+    c.uncertain_lcp.resize(c.uncertain.size());
+    for (size_t k = 0; k < c.uncertain.size(); ++k) {
+        int32_t m = 0;
+        if (k > 0) {
+            m = std::numeric_limits<int32_t>::max();
+            for (int32_t p = c.uncertain[k - 1] + 1; p <= c.uncertain[k]; ++p) m = std::min(m, lcp_[p]);
+        }
+        c.uncertain_lcp[k] = m;
+    }
+    return c;
+}
+
+const CompiledGrammar::NodeCache& CompiledGrammar::cache(int32_t node) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& slot = caches_[node];
+    if (!slot) slot = std::make_unique<NodeCache>(build_cache(node));
+    return *slot;
+}
+
+void CompiledGrammar::precompute_all() {
+    // Stack tops at token boundaries are nodes with byte edges.
+    for (int32_t n = 0; n < n_nodes(); ++n)
+        if (!nodes_[n].bytes.empty()) (void)cache(n);
+}
+
+std::shared_ptr<const CompiledGrammar> compile(const Grammar& g, std::shared_ptr<const TokenTable> tokens) {
+    return std::make_shared<const CompiledGrammar>(g, std::move(tokens));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Matcher
+// ---------------------------------------------------------------------------------------------------------
+GrammarMatcher::GrammarMatcher(std::shared_ptr<const CompiledGrammar> grammar)
+    : g_(std::move(grammar)), w_(std::make_unique<Walker>(*g_)) {
+    history_.push_back(w_->start(g_->root_start_, Walker::kRootBottom));
+}
+
+GrammarMatcher::~GrammarMatcher() = default;
+GrammarMatcher::GrammarMatcher(GrammarMatcher&&) noexcept = default;
+GrammarMatcher& GrammarMatcher::operator=(GrammarMatcher&&) noexcept = default;
+
+bool GrammarMatcher::can_end() const { return w_->end(history_.back()); }
+bool GrammarMatcher::must_end() const { return !w_->alive(history_.back()); }
+
+bool GrammarMatcher::accept_bytes(std::string_view bytes) {
+    int32_t cur = history_.back();
+    for (const char ch : bytes) {
+        if (!w_->alive(cur)) return false;
+        cur = w_->step(cur, static_cast<uint8_t>(ch));
+    }
+    if (cur == Walker::kDead) return false;
+    history_.push_back(cur);
+    return true;
+}
+
+bool GrammarMatcher::accept_token(int32_t token) {
+    const TokenTable& t = g_->tokens();
+    if (token < 0 || token >= t.size() || t.excluded[token]) return false;
+    return accept_bytes(t.bytes[token]);
+}
+
+void GrammarMatcher::rollback(int n) {
+    if (n < 0 || n > history_size()) fail("cannot roll back {} steps: only {} were taken", n, history_size());
+    history_.resize(history_.size() - static_cast<size_t>(n));
+}
+
+void GrammarMatcher::check_uncertain(int32_t stack, const std::vector<int32_t>& positions,
+                                     const std::vector<int32_t>& lcp, uint64_t* mask) {
+    const TokenTable& t = g_->tokens();
+    std::vector<int32_t> at(1, w_->single(stack));
+    size_t depth = 0;
+    for (size_t i = 0; i < positions.size(); ++i) {
+        const int32_t id = g_->sorted_[positions[i]];
+        depth = std::min(depth, static_cast<size_t>(lcp[i]));
+        if ((mask[id >> 6] >> (id & 63)) & 1) continue;  // another stack already allows it
+        const std::string& bytes = t.bytes[id];
+        size_t d = depth;
+        while (d < bytes.size() && w_->alive(at[d])) {
+            if (at.size() <= d + 1) at.resize(d + 2);
+            at[d + 1] = w_->step(at[d], static_cast<uint8_t>(bytes[d]));
+            ++d;
+        }
+        depth = d;
+        // Every byte consumed, and something continues or the root is complete (then only the end follows).
+        if (d == bytes.size() && (w_->alive(at[d]) || w_->end(at[d]))) mask[id >> 6] |= uint64_t{1} << (id & 63);
+    }
+}
+
+void GrammarMatcher::fill_mask(uint64_t* mask) {
+    const int32_t state = history_.back();
+    const size_t words = (static_cast<size_t>(g_->tokens().size()) + 63) / 64;
+    if (auto it = mask_cache_.find(state); it != mask_cache_.end()) {
+        std::memcpy(mask, it->second.data(), words * sizeof(uint64_t));
+        return;
+    }
+    std::memset(mask, 0, words * sizeof(uint64_t));
+    const std::vector<int32_t>& stacks = w_->stacks(state);
+    std::vector<int32_t> tops;
+    for (const int32_t s : stacks) tops.push_back(w_->node_of(s));
+    std::sort(tops.begin(), tops.end());
+    tops.erase(std::unique(tops.begin(), tops.end()), tops.end());
+    for (const int32_t n : tops) {
+        const auto& c = g_->cache(n);
+        for (size_t k = 0; k < words; ++k) mask[k] |= c.accepted[k];
+    }
+    for (const int32_t s : stacks) {
+        const auto& c = g_->cache(w_->node_of(s));
+        if (!c.uncertain.empty()) check_uncertain(s, c.uncertain, c.uncertain_lcp, mask);
+    }
+    constexpr size_t kMaxCachedMasks = 4096;
+    if (mask_cache_.size() >= kMaxCachedMasks) mask_cache_.clear();
+    mask_cache_.emplace(state, std::vector<uint64_t>(mask, mask + words));
+}
+
+std::vector<uint64_t> GrammarMatcher::mask() {
+    std::vector<uint64_t> m((static_cast<size_t>(g_->tokens().size()) + 63) / 64);
+    fill_mask(m.data());
+    return m;
+}
+
+bool GrammarMatcher::apply(float* logits, int32_t n_vocab, const std::vector<int32_t>& eog) {
+    // The end-of-generation tokens are excluded from masks: they keep their logits only where the grammar
+    // may end.
+    std::vector<std::pair<int32_t, float>> keep;
+    if (can_end())
+        for (const int32_t t : eog)
+            if (t >= 0 && t < n_vocab) keep.emplace_back(t, logits[t]);
+    const int32_t nt = std::min(n_vocab, g_->tokens().size());
+    const std::vector<uint64_t> m = mask();
+    constexpr float kMasked = -std::numeric_limits<float>::infinity();
+    bool any = false;
+    for (int32_t t = 0; t < n_vocab; ++t) {
+        if (t < nt && ((m[t >> 6] >> (t & 63)) & 1))
+            any = any || logits[t] != kMasked;
+        else
+            logits[t] = kMasked;
+    }
+    for (const auto& [t, v] : keep) {
+        logits[t] = v;
+        any = any || v != kMasked;
+    }
+    return any;
+}
+
+}  // namespace hearth::grammar

@@ -1,0 +1,154 @@
+// Runs a grammar over the bytes a model generates and computes, per step, which tokens may come next.
+// Written by hand: the packaged parsers recognise text; none computes a token mask for a decoder.
+//
+// Lowering. Each rule becomes a small automaton over bytes: character classes are split into UTF-8 byte
+// ranges (so tokens that end inside a multi-byte character work), references become call edges. A parser
+// state is a set of stacks of automaton nodes (a pushdown automaton run nondeterministically), kept in
+// closed form: only stacks whose top can consume a byte, plus a flag saying the root may end here.
+//
+// Token masks (the XGrammar idea, "adaptive token mask cache"). For a stack whose top is node n, most tokens
+// are decided by n alone: walking the token's bytes inside n's rule (calling sub-rules as needed) either
+// consumes the whole token, or dies. Only tokens that would need to leave n's rule mid-token depend on the
+// callers below n. So per node, once per grammar and vocabulary, the vocabulary is split into accepted /
+// rejected / uncertain; a mask is then the union of the accepted sets of the state's top nodes plus an exact
+// check of the few uncertain tokens against the real stacks. Both walks visit the tokens in byte order and
+// reuse the state of the common prefix with the previous token (a trie walk without a trie). Matchers also
+// remember the masks of states they have seen (generation inside a JSON string keeps returning to one state).
+#pragma once
+#include <bitset>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "grammar/grammar.h"
+
+namespace hearth::tok {
+class Vocab;
+}
+
+namespace hearth::grammar {
+
+// The byte strings of a vocabulary's tokens. Excluded tokens (control and other special tokens, empty ones)
+// are never allowed by a mask: the end of generation is decided by can_end(), not by the grammar.
+struct TokenTable {
+    std::vector<std::string> bytes;  // by token id
+    std::vector<uint8_t> excluded;   // by token id
+
+    static TokenTable from_vocab(const tok::Vocab& vocab);
+    int32_t size() const { return static_cast<int32_t>(bytes.size()); }
+};
+
+// The grammar lowered to bytes, with the per-node token caches; immutable apart from the caches (which are
+// filled lazily under a mutex), shared by every matcher of the grammar.
+class Walker;
+class CompiledGrammar {
+public:
+    // Throws hearth::Error if the grammar is invalid (see Grammar::validate) or has a rule that can never
+    // finish (a dead end the model could walk into).
+    CompiledGrammar(const Grammar& g, std::shared_ptr<const TokenTable> tokens);
+    ~CompiledGrammar();
+
+    const TokenTable& tokens() const { return *tokens_; }
+    int n_nodes() const { return static_cast<int>(nodes_.size()); }
+
+    // Computes the token caches of every node reachable as a stack top at a token boundary (what
+    // XGrammar does at compile time); optional, masks compute missing caches on first use.
+    void precompute_all();
+
+private:
+    friend class GrammarMatcher;
+    friend class Walker;
+    struct ByteEdge {
+        uint8_t lo, hi;
+        int32_t to;
+    };
+    struct CallEdge {
+        int32_t rule;
+        int32_t ret;
+    };
+    struct Node {
+        std::vector<ByteEdge> bytes;
+        std::vector<CallEdge> calls;
+        bool accept = false;
+        int32_t rule = -1;  // the rule whose automaton holds the node
+    };
+    using ByteSet = std::bitset<256>;
+    struct NodeCache {
+        std::vector<uint64_t> accepted;   // bitset over token ids
+        std::vector<int32_t> uncertain;   // positions in sorted_ (byte order)
+        std::vector<int32_t> uncertain_lcp;  // common prefix length with the previous uncertain token
+    };
+
+    int32_t new_node();
+    void add_chars(int32_t from, int32_t to, const std::vector<CharRange>& ranges);
+    const NodeCache& cache(int32_t node) const;
+    NodeCache build_cache(int32_t node) const;
+    void compute_follow();
+    static std::vector<char> inlinable_rules(const Grammar& g);
+    void lower_alternatives(const Grammar& g, int rule, int32_t from, int32_t to, int depth);
+    void call(int rule, int32_t from, int32_t ret);
+
+    std::shared_ptr<const TokenTable> tokens_;
+    std::vector<Node> nodes_;
+    std::vector<int32_t> rule_start_;
+    int32_t root_start_ = -1;
+    int32_t lowering_rule_ = -1;
+    int32_t epsilon_rule_ = -1;
+    std::vector<char> inline_;   // by rule: copied into its callers
+    std::vector<char> lowered_;  // by rule: its automaton exists (lowering only)
+    std::vector<int> to_lower_;
+    std::vector<ByteSet> follow_;  // by rule: the bytes that may come right after it finishes
+    std::vector<int32_t> sorted_;  // token ids in byte order, excluded ones left out
+    std::vector<int32_t> lcp_;     // common prefix length of sorted_[i] with sorted_[i - 1]
+    mutable std::mutex mu_;
+    mutable std::vector<std::unique_ptr<NodeCache>> caches_;  // by node
+    std::unique_ptr<Walker> cache_walker_;                    // the cache builds' walker (under mu_)
+};
+
+
+// The state of one sequence under a grammar. Not thread-safe; one per sequence.
+class GrammarMatcher {
+public:
+    explicit GrammarMatcher(std::shared_ptr<const CompiledGrammar> grammar);
+    ~GrammarMatcher();
+    GrammarMatcher(GrammarMatcher&&) noexcept;
+    GrammarMatcher& operator=(GrammarMatcher&&) noexcept;
+
+    // Advances by one token if the grammar allows it; returns false (state unchanged) otherwise.
+    bool accept_token(int32_t token);
+    // The same for raw bytes (tests, prompts that end inside the constrained text).
+    bool accept_bytes(std::string_view bytes);
+    // Undoes the last n accepted tokens / byte strings (speculative decoding rejects a draft's tail).
+    void rollback(int n);
+    int history_size() const { return static_cast<int>(history_.size()) - 1; }
+
+    // Bit t of mask (ceil(n_tokens / 64) words) = token t may come next. Excluded tokens are never set.
+    void fill_mask(uint64_t* mask);
+    std::vector<uint64_t> mask();
+    // The grammar may end here: the end-of-generation token is allowed.
+    bool can_end() const;
+    // Nothing but the end may come (the text is complete and cannot be extended).
+    bool must_end() const;
+
+    // Sets logits[t] = -inf for every token the grammar forbids now; end-of-generation tokens `eog` stay
+    // only if can_end(). Returns false if no token at all remains (cannot happen with a valid grammar).
+    bool apply(float* logits, int32_t n_vocab, const std::vector<int32_t>& eog);
+
+private:
+    void check_uncertain(int32_t stack, const std::vector<int32_t>& positions, const std::vector<int32_t>& lcp,
+                         uint64_t* mask);
+
+    std::shared_ptr<const CompiledGrammar> g_;
+    std::unique_ptr<Walker> w_;
+    std::vector<int32_t> history_;  // the walker's state after each accepted token / byte string
+    std::unordered_map<int32_t, std::vector<uint64_t>> mask_cache_;  // by state
+};
+
+// A grammar for `hearth run` / the server: compiled for a vocabulary, ready to make matchers.
+std::shared_ptr<const CompiledGrammar> compile(const Grammar& g, std::shared_ptr<const TokenTable> tokens);
+
+}  // namespace hearth::grammar

@@ -1,0 +1,241 @@
+// The grammar matcher against two independent references: the memoised recognizer of tests/grammar_oracle.h
+// (is this byte string a prefix of / a sentence of the language?) and, for token masks, the token-by-token
+// walk (accept each token, roll back) over a real 151,643-token vocabulary (Qwen3's).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "gguf/gguf.h"
+#include "grammar/gbnf.h"
+#include "grammar/grammar.h"
+#include "grammar/matcher.h"
+#include "grammar_oracle.h"
+#include "test_util.h"
+#include "tokenizer/import.h"
+#include "tokenizer/vocab.h"
+
+namespace hearth::grammar {
+namespace {
+
+using testing::Recognizer;
+
+std::shared_ptr<const TokenTable> qwen3_tokens() {
+    static const std::shared_ptr<const TokenTable> t = [] {
+        gguf::Writer w;
+        tok::import_tokenizer(test::shared("tokenizers/qwen3-npm/tokenizer.json"), w, "qwen2");
+        const std::vector<uint8_t> bytes = w.to_bytes();
+        const tok::Vocab v = tok::Vocab::from_gguf(gguf::File::from_memory(bytes.data(), bytes.size(), "qwen3.gguf"));
+        return std::make_shared<const TokenTable>(TokenTable::from_vocab(v));
+    }();
+    return t;
+}
+
+// A table of the given byte strings (ids in order), for small exact tests.
+std::shared_ptr<const TokenTable> table(const std::vector<std::string>& pieces) {
+    auto t = std::make_shared<TokenTable>();
+    t->bytes = pieces;
+    t->excluded.assign(pieces.size(), 0);
+    return t;
+}
+
+// JSON-like grammar with nesting (recursion through rules), UTF-8 classes and optional whitespace.
+const char* kJsonish = R"G(
+root   ::= object
+value  ::= object | array | string | number | "true" | "false" | "null"
+object ::= "{" ws ( pair ( "," ws pair )* )? "}" ws
+pair   ::= string ":" ws value
+array  ::= "[" ws ( value ( "," ws value )* )? "]" ws
+string ::= "\"" ( [^"\\\x00-\x1F] | "\\" ["\\/bfnrt] )* "\"" ws
+number ::= "-"? ( "0" | [1-9] [0-9]{0,5} ) ( "." [0-9]+ )? ws
+ws     ::= [ \n]{0,2}
+)G";
+
+bool bit(const std::vector<uint64_t>& m, int32_t t) { return (m[t >> 6] >> (t & 63)) & 1; }
+
+TEST(GrammarMatcher, BytesAgreeWithTheRecognizer) {
+    const Grammar g = parse_gbnf(kJsonish);
+    auto cg = compile(g, table({"x"}));
+    Recognizer rec(g);
+    // Random strings over an alphabet that makes both valid and invalid text likely; every prefix checked.
+    const std::vector<std::string> alphabet = {"{", "}", "[", "]", "\"", ":", ",", " ", "\n", "a", "é", "日",
+                                               "😀", "\\", "n", "0", "1", "-", ".", "true", "null", "\x01"};
+    std::mt19937 rng(7);
+    int accepted_full = 0, checked = 0;
+    for (int iter = 0; iter < 2000; ++iter) {
+        GrammarMatcher m(cg);
+        std::string text;
+        const int len = 1 + static_cast<int>(rng() % 12);
+        for (int k = 0; k < len; ++k) {
+            // Bias towards valid continuations: half the time pick a piece the matcher accepts.
+            std::string piece = alphabet[rng() % alphabet.size()];
+            if (rng() % 2) {
+                for (int tries = 0; tries < 8; ++tries) {
+                    const std::string& p = alphabet[rng() % alphabet.size()];
+                    GrammarMatcher probe = GrammarMatcher(cg);
+                    if (probe.accept_bytes(text + p)) {
+                        piece = p;
+                        break;
+                    }
+                }
+            }
+            const bool ok = m.accept_bytes(piece);
+            ASSERT_EQ(ok, rec.is_prefix(text + piece)) << "text: " << text + piece;
+            ++checked;
+            if (!ok) break;
+            text += piece;
+            ASSERT_EQ(m.can_end(), rec.matches(text)) << "text: " << text;
+            accepted_full += m.can_end();
+        }
+    }
+    EXPECT_GT(accepted_full, 20);
+    EXPECT_GT(checked, 1500);
+}
+
+TEST(GrammarMatcher, SplitsMultiByteCharactersAcrossTokens) {
+    Grammar g = parse_gbnf(R"G(root ::= "é" [α-ω]+ "!")G");
+    // "é" = C3 A9; "α" = CE B1: tokens that end or start inside a character.
+    auto cg = compile(g, table({"\xC3", "\xA9", "\xC3\xA9\xCE", "\xB1", "\xB1!", "!", "a"}));
+    GrammarMatcher m(cg);
+    std::vector<uint64_t> mask = m.mask();
+    EXPECT_TRUE(bit(mask, 0));
+    EXPECT_TRUE(bit(mask, 2));
+    EXPECT_FALSE(bit(mask, 1));
+    EXPECT_FALSE(bit(mask, 6));
+    ASSERT_TRUE(m.accept_token(2));
+    mask = m.mask();
+    EXPECT_TRUE(bit(mask, 3));
+    EXPECT_TRUE(bit(mask, 4));
+    EXPECT_FALSE(bit(mask, 5));  // "!" would cut "α" in half
+    ASSERT_TRUE(m.accept_token(4));
+    EXPECT_TRUE(m.can_end());
+    EXPECT_TRUE(m.must_end());
+}
+
+// The mask against the token-by-token walk, at many states reached by random generation under the mask.
+void check_masks_against_walk(const std::string& gbnf, int steps, uint32_t seed) {
+    const Grammar g = parse_gbnf(gbnf);
+    auto tokens = qwen3_tokens();
+    auto cg = compile(g, tokens);
+    Recognizer rec(g);
+    GrammarMatcher m(cg);
+    std::mt19937 rng(seed);
+    std::string text;
+    for (int step = 0; step < steps && !m.must_end(); ++step) {
+        const std::vector<uint64_t> mask = m.mask();
+        std::vector<int32_t> allowed;
+        for (int32_t t = 0; t < tokens->size(); ++t) {
+            const bool walk = m.accept_token(t);
+            if (walk) m.rollback(1);
+            ASSERT_EQ(bit(mask, t), walk) << "token " << t << " '" << tokens->bytes[t] << "' after '" << text << "'";
+            if (walk) allowed.push_back(t);
+        }
+        ASSERT_FALSE(allowed.empty()) << "after '" << text << "'";
+        const int32_t pick = allowed[rng() % allowed.size()];
+        ASSERT_TRUE(m.accept_token(pick));
+        text += tokens->bytes[pick];
+        ASSERT_TRUE(rec.is_prefix(text)) << text;
+        if (m.can_end()) {
+            ASSERT_TRUE(rec.matches(text)) << text;
+        }
+    }
+}
+
+TEST(GrammarMatcher, MaskEqualsTokenByTokenWalkJson) { check_masks_against_walk(kJsonish, 12, 1); }
+
+TEST(GrammarMatcher, MaskEqualsTokenByTokenWalkNested) {
+    check_masks_against_walk(R"G(
+root ::= item ( ", " item )* "."
+item ::= "(" ( [a-z]+ | item ) ")" | [0-9]{2,4}
+)G",
+                             12, 2);
+}
+
+TEST(GrammarMatcher, RandomGenerationAlwaysCompletesValidText) {
+    const Grammar g = parse_gbnf(kJsonish);
+    auto tokens = qwen3_tokens();
+    auto cg = compile(g, tokens);
+    Recognizer rec(g);
+    std::mt19937 rng(11);
+    int finished = 0;
+    for (int run = 0; run < 20; ++run) {
+        GrammarMatcher m(cg);
+        std::string text;
+        for (int step = 0; step < 60; ++step) {
+            if (m.can_end() && (m.must_end() || rng() % 4 == 0)) break;
+            const std::vector<uint64_t> mask = m.mask();
+            std::vector<int32_t> allowed;
+            for (int32_t t = 0; t < tokens->size(); ++t)
+                if (bit(mask, t)) allowed.push_back(t);
+            ASSERT_FALSE(allowed.empty());
+            const int32_t pick = allowed[rng() % allowed.size()];
+            ASSERT_TRUE(m.accept_token(pick));
+            text += tokens->bytes[pick];
+        }
+        if (m.can_end()) {
+            ++finished;
+            EXPECT_TRUE(rec.matches(text)) << text;
+        } else {
+            EXPECT_TRUE(rec.is_prefix(text)) << text;
+        }
+    }
+    EXPECT_GT(finished, 0);
+}
+
+TEST(GrammarMatcher, RollbackRestoresEarlierStates) {
+    const Grammar g = parse_gbnf(R"G(root ::= "ab" ( "c" | "d" )+)G");
+    auto cg = compile(g, table({"a", "b", "c", "d", "ab", "cd"}));
+    GrammarMatcher m(cg);
+    const std::vector<uint64_t> m0 = m.mask();
+    ASSERT_TRUE(m.accept_token(4));
+    const std::vector<uint64_t> m1 = m.mask();
+    ASSERT_TRUE(m.accept_token(5));
+    EXPECT_TRUE(m.can_end());
+    EXPECT_FALSE(m.accept_token(0));  // rejected: the state is unchanged
+    EXPECT_EQ(m.history_size(), 2);
+    m.rollback(1);
+    EXPECT_EQ(m.mask(), m1);
+    EXPECT_FALSE(m.can_end());
+    m.rollback(1);
+    EXPECT_EQ(m.mask(), m0);
+    EXPECT_THROW(m.rollback(1), Error);
+}
+
+TEST(GrammarMatcher, ApplyKeepsEndOfGenerationOnlyWhereTheGrammarMayEnd) {
+    const Grammar g = parse_gbnf(R"G(root ::= "a"+)G");
+    auto t = std::make_shared<TokenTable>();
+    t->bytes = {"a", "b", "aa", ""};
+    t->excluded = {0, 0, 0, 1};  // id 3: the end-of-generation token
+    auto cg = compile(g, t);
+    GrammarMatcher m(cg);
+    std::vector<float> logits = {1, 2, 3, 4};
+    ASSERT_TRUE(m.apply(logits.data(), 4, {3}));
+    EXPECT_EQ(logits[0], 1);
+    EXPECT_TRUE(std::isinf(logits[1]));
+    EXPECT_EQ(logits[2], 3);
+    EXPECT_TRUE(std::isinf(logits[3]));  // "" is not a sentence: no end yet
+    ASSERT_TRUE(m.accept_token(0));
+    logits = {1, 2, 3, 4};
+    ASSERT_TRUE(m.apply(logits.data(), 4, {3}));
+    EXPECT_EQ(logits[3], 4);
+}
+
+TEST(GrammarMatcher, RefusesRulesThatCanNeverFinish) {
+    Grammar g;
+    const int a = g.intern("root");
+    g.root = a;
+    g.rules[a].alternatives = {{Element::codepoint('x'), Element::ref(a)}};
+    try {
+        (void)compile(g, table({"x"}));
+        FAIL() << "no error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("root"), std::string::npos) << e.what();
+    }
+}
+
+}  // namespace
+}  // namespace hearth::grammar
