@@ -117,10 +117,12 @@ TEST(GrammarMatcher, SplitsMultiByteCharactersAcrossTokens) {
 }
 
 // The mask against the token-by-token walk, at many states reached by random generation under the mask.
-void check_masks_against_walk(const std::string& gbnf, int steps, uint32_t seed) {
+void check_masks_against_walk(const std::string& gbnf, int steps, uint32_t seed, bool precompute = false) {
     const Grammar g = parse_gbnf(gbnf);
     auto tokens = qwen3_tokens();
-    auto cg = compile(g, tokens);
+    auto compiled = std::make_shared<CompiledGrammar>(g, tokens);
+    if (precompute) compiled->precompute_all();
+    std::shared_ptr<const CompiledGrammar> cg = compiled;
     Recognizer rec(g);
     GrammarMatcher m(cg);
     std::mt19937 rng(seed);
@@ -153,6 +155,23 @@ root ::= item ( ", " item )* "."
 item ::= "(" ( [a-z]+ | item ) ")" | [0-9]{2,4}
 )G",
                              12, 2);
+}
+
+// A character rule too big to inline, called once per position of a bounded repetition: alone, its node
+// leaves every multi-character token undecided (the rule finishes after one character), so masks use its
+// caches in each caller's frame (CompiledGrammar::cache_in_context), lazily or from precompute_all. The
+// repetition sits in a called rule (item, recursive), so tokens that close the string and go on (\"] \",)
+// leave that frame too and are checked against the frames below.
+const char* kBoundedStrings = R"G(
+root ::= "[" item ( "," item )* "]"
+item ::= "\"" char{0,12} "\"" | "{\"k\":" item "}"
+char ::= [^"\\\x00-\x1F] | "\\" ["\\/bfnrt] | "\\u" hex hex hex hex | "\\x" hex hex
+hex  ::= [0-9a-fA-F]
+)G";
+
+TEST(GrammarMatcher, MaskEqualsTokenByTokenWalkBoundedStrings) {
+    check_masks_against_walk(kBoundedStrings, 24, 3);
+    check_masks_against_walk(kBoundedStrings, 24, 4, /*precompute=*/true);
 }
 
 TEST(GrammarMatcher, RandomGenerationAlwaysCompletesValidText) {
@@ -235,6 +254,25 @@ TEST(GrammarMatcher, RefusesRulesThatCanNeverFinish) {
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("root"), std::string::npos) << e.what();
     }
+}
+
+// Nested loops ("a" followed by 24 "+": each byte may end or continue any of them) multiply the parse stacks
+// with every byte. The walker refuses past its bounds with an error naming the cause, instead of eating memory
+// without end, and stays consistent: shorter texts still run, on the same compiled grammar.
+TEST(GrammarMatcher, RefusesGrammarsTooAmbiguousToRun) {
+    const auto cg = compile(parse_gbnf("root ::= \"a\"" + std::string(24, '+') + " \"b\""), table({"a", "b", "aa"}));
+    GrammarMatcher m(cg);
+    try {
+        for (int i = 0; i < 64; ++i) ASSERT_TRUE(m.accept_bytes("a"));
+        FAIL() << "no error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("too ambiguous"), std::string::npos) << e.what();
+    }
+    GrammarMatcher short_text(cg);
+    EXPECT_TRUE(short_text.accept_bytes("a"));
+    EXPECT_TRUE(short_text.accept_bytes("b"));
+    EXPECT_TRUE(short_text.can_end());
+    EXPECT_FALSE(short_text.accept_bytes("a"));
 }
 
 }  // namespace

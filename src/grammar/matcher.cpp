@@ -28,8 +28,43 @@ TokenTable TokenTable::from_vocab(const tok::Vocab& vocab) {
         t.bytes[id] = vocab.token_to_piece(id, false);
         if (t.bytes[id].empty()) t.excluded[id] = 1;
     }
+    t.index();
     return t;
 }
+
+namespace {
+std::shared_ptr<const TokenOrder> byte_order(const TokenTable& t) {
+    auto o = std::make_shared<TokenOrder>();
+    for (int32_t id = 0; id < t.size(); ++id)
+        if (!t.excluded[id] && !t.bytes[id].empty()) o->sorted.push_back(id);
+    std::sort(o->sorted.begin(), o->sorted.end(), [&](int32_t a, int32_t b) { return t.bytes[a] < t.bytes[b]; });
+    o->lcp.assign(o->sorted.size(), 0);
+    for (size_t i = 1; i < o->sorted.size(); ++i) {
+        const std::string& a = t.bytes[o->sorted[i - 1]];
+        const std::string& b = t.bytes[o->sorted[i]];
+        size_t k = 0;
+        while (k < a.size() && k < b.size() && a[k] == b[k]) ++k;
+        o->lcp[i] = static_cast<int32_t>(k);
+    }
+    const size_t n = o->sorted.size();
+    o->past_begin.resize(n + 1);
+    for (size_t i = 0; i < n; ++i) o->past_begin[i + 1] = o->past_begin[i] + t.bytes[o->sorted[i]].size();
+    o->past.resize(o->past_begin[n]);
+    o->text.reserve(o->past_begin[n]);
+    for (const int32_t id : o->sorted) o->text += t.bytes[id];
+    // From the end: the subtree of (i, d) goes on into i + 1's exactly when i + 1 shares more than d bytes.
+    for (size_t i = n; i-- > 0;) {
+        const size_t len = t.bytes[o->sorted[i]].size();
+        for (size_t d = 0; d < len; ++d)
+            o->past[o->past_begin[i] + d] = i + 1 < n && static_cast<size_t>(o->lcp[i + 1]) > d
+                                                ? o->past_subtree(i + 1, d)
+                                                : static_cast<int32_t>(i + 1);
+    }
+    return o;
+}
+}  // namespace
+
+void TokenTable::index() { order = byte_order(*this); }
 
 // ---------------------------------------------------------------------------------------------------------
 // Walker: the pushdown automaton's stacks (a pool of interned frames shared by all states), its states (sets
@@ -111,23 +146,48 @@ public:
     int32_t node_of(int32_t stack) const { return frames_[stack].node; }
     const std::vector<int32_t>& stacks(int32_t state) const { return states_[state].stacks; }
     // The root (or, for a cache walk, the walk's frame) may finish here.
-    bool end(int32_t state) const { return states_[state].end; }
+    bool end(int32_t state) const { return flags_[static_cast<size_t>(state)] & kEnd; }
     // Stacks remain: more bytes may follow.
-    bool alive(int32_t state) const { return !states_[state].stacks.empty(); }
+    bool alive(int32_t state) const { return flags_[static_cast<size_t>(state)] & kAlive; }
     size_t n_states() const { return states_.size(); }
 
     // The closed state of the single stack [node] over `bottom`.
-    int32_t start(int32_t node, int32_t bottom) {
+    int32_t start(int32_t node, int32_t bottom) { return resume(intern_frame(node, bottom)); }
+    // The closed state of the stack [node, caller] over kFrameBottom (caller: a return node).
+    int32_t start_in(int32_t node, int32_t caller) {
+        return resume(intern_frame(node, intern_frame(caller, kFrameBottom)));
+    }
+    // The frame below stack s's top (negative: a bottom).
+    int32_t parent_of(int32_t stack) const { return frames_[stack].parent; }
+    // The closed state of the stack `frame` (a caller's frame at its return node): where a walk goes on once
+    // the frame above it finishes.
+    int32_t resume(int32_t frame) {
         std::vector<int32_t> out;
         bool end = false;
-        close(intern_frame(node, bottom), out, end);
+        close(frame, out, end);
         return intern_state(std::move(out), end);
     }
-    // The state holding exactly the (already closed) stack s.
-    int32_t single(int32_t stack) { return intern_state({stack}, false); }
 
     // One byte from `state`; kDead when nothing survives.
     int32_t step(int32_t state, uint8_t b) {
+        const size_t st = static_cast<size_t>(state);
+        // Hot states get a row: 256 next states indexed by byte, one load instead of a hash probe into a
+        // table too big for the cache (a cache build steps from the few states inside a string ~10^5 times).
+        int32_t row = row_of_[st];
+        if (row < 0 && ++visits_[st] >= kRowAfterVisits && n_rows_ < kMaxRows) {
+            row = row_of_[st] = n_rows_++;
+            rows_.resize(static_cast<size_t>(n_rows_) * 256, kUnknownStep);
+        }
+        if (row >= 0) {
+            int32_t& slot = rows_[static_cast<size_t>(row) * 256 + b];
+            if (slot == kUnknownStep) slot = step_slow(state, b);
+            return slot;
+        }
+        return step_slow(state, b);
+    }
+
+private:
+    int32_t step_slow(int32_t state, uint8_t b) {
         const uint64_t key = static_cast<uint64_t>(state) << 8 | b;
         if (const int32_t hit = steps_.find(key); hit != FlatMap::kEmpty) return hit;
         std::vector<int32_t> out;
@@ -142,7 +202,6 @@ public:
         return next;
     }
 
-private:
     struct Frame {
         int32_t node, parent;
     };
@@ -151,7 +210,23 @@ private:
         bool end = false;
     };
 
+    // Bounds on the walker's memory. A grammar so ambiguous that its parse stacks multiply with every byte
+    // ("x+++" nests loops: each byte can end or continue any of them) would otherwise grow without limit; past
+    // these it is refused (JSON Schema grammars use a few hundred stacks per state at most, and frames in the
+    // tens of thousands).
+    static constexpr size_t kMaxFrames = size_t{1} << 20;
+    static constexpr size_t kMaxStacksPerState = 4096;
+    static constexpr size_t kMaxStoredStacks = size_t{1} << 22;
+    [[noreturn]] static void too_ambiguous(const char* what, size_t limit) {
+        fail("the grammar is too ambiguous to run: more than {} {} (nested repetitions such as (x+)+ multiply the "
+             "ways to parse each byte)", limit, what);
+    }
+
     int32_t intern_frame(int32_t node, int32_t parent) {
+        if (frames_.size() >= kMaxFrames) {  // checked before inserting, so that the walker stays consistent
+            if (const int32_t known = frame_index_.find(pack(node, parent)); known != FlatMap::kEmpty) return known;
+            too_ambiguous("parse stack frames", kMaxFrames);
+        }
         const auto [id, fresh] = frame_index_.find_or_insert(pack(node, parent), static_cast<int32_t>(frames_.size()));
         if (fresh) {
             frames_.push_back({node, parent});
@@ -165,9 +240,17 @@ private:
         stacks.erase(std::unique(stacks.begin(), stacks.end()), stacks.end());
         std::string key(reinterpret_cast<const char*>(stacks.data()), stacks.size() * sizeof(int32_t));
         key.push_back(end ? 'e' : 'c');
-        const auto [it, fresh] = state_index_.try_emplace(std::move(key), static_cast<int32_t>(states_.size()));
-        if (fresh) states_.push_back({std::move(stacks), end});
-        return it->second;
+        if (const auto it = state_index_.find(key); it != state_index_.end()) return it->second;
+        if (stacks.size() > kMaxStacksPerState) too_ambiguous("parse stacks at one point", kMaxStacksPerState);
+        if (stored_stacks_ + stacks.size() > kMaxStoredStacks) too_ambiguous("parse stacks in all", kMaxStoredStacks);
+        stored_stacks_ += stacks.size();
+        const int32_t id = static_cast<int32_t>(states_.size());
+        flags_.push_back(static_cast<uint8_t>((stacks.empty() ? 0 : kAlive) | (end ? kEnd : 0)));
+        row_of_.push_back(-1);
+        visits_.push_back(0);
+        states_.push_back({std::move(stacks), end});
+        state_index_.emplace(std::move(key), id);
+        return id;
     }
 
     // Adds the closure of stack s: calls pushed, finished rules popped. Stacks whose top can consume a byte go
@@ -210,8 +293,20 @@ private:
     uint32_t epoch_ = 0;
     std::vector<int32_t> work_;
     std::vector<StateRec> states_;
+    // By state, alive / end bits: the cache walks test them after every byte, and a byte per state keeps
+    // them in cache where the records would not be.
+    static constexpr uint8_t kAlive = 1, kEnd = 2;
+    std::vector<uint8_t> flags_;
+    size_t stored_stacks_ = 0;
     std::unordered_map<std::string, int32_t> state_index_;
     FlatMap steps_;  // (state << 8 | byte) -> state
+    static constexpr uint32_t kRowAfterVisits = 256;
+    static constexpr int32_t kMaxRows = 1024;  // 1 MiB of rows per walker at most
+    static constexpr int32_t kUnknownStep = -1;
+    std::vector<int32_t> row_of_;  // by state: its row, or -1
+    std::vector<uint32_t> visits_;  // by state: steps taken from it while it had no row
+    std::vector<int32_t> rows_;    // 256 entries per row: next state by byte, or kUnknownStep
+    int32_t n_rows_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------------------
@@ -490,18 +585,10 @@ CompiledGrammar::CompiledGrammar(const Grammar& g, std::shared_ptr<const TokenTa
     root_start_ = rule_start_[g.root];
     compute_follow();
 
-    const TokenTable& t = *tokens_;
-    for (int32_t id = 0; id < t.size(); ++id)
-        if (!t.excluded[id] && !t.bytes[id].empty()) sorted_.push_back(id);
-    std::sort(sorted_.begin(), sorted_.end(), [&](int32_t a, int32_t b) { return t.bytes[a] < t.bytes[b]; });
-    lcp_.assign(sorted_.size(), 0);
-    for (size_t i = 1; i < sorted_.size(); ++i) {
-        const std::string& a = t.bytes[sorted_[i - 1]];
-        const std::string& b = t.bytes[sorted_[i]];
-        size_t k = 0;
-        while (k < a.size() && k < b.size() && a[k] == b[k]) ++k;
-        lcp_[i] = static_cast<int32_t>(k);
-    }
+    order_ = tokens_->order ? tokens_->order : byte_order(*tokens_);
+    for (const int32_t id : order_->sorted)
+        if (id < 0 || id >= tokens_->size())
+            throw Error("grammar: the token table's byte order is stale (call TokenTable::index after changing it)");
     caches_.resize(nodes_.size());
     cache_walker_ = std::make_unique<Walker>(*this);
 }
@@ -559,28 +646,31 @@ void CompiledGrammar::compute_follow() {
     }
 }
 
-// The node's split of the vocabulary: walk every token from the frame [node] (callers unknown), visiting the
-// tokens in byte order and keeping the state of each prefix length.
-CompiledGrammar::NodeCache CompiledGrammar::build_cache(int32_t node) const {
+// The node's split of the vocabulary: walk every token from the frame [node] (callers unknown), or from the
+// frames [node, caller] when caller >= 0, visiting the tokens in byte order and keeping the state of each
+// prefix length.
+CompiledGrammar::NodeCache CompiledGrammar::build_cache(int32_t node, int32_t caller) const {
     NodeCache c;
     const TokenTable& t = *tokens_;
+    const std::vector<int32_t>& sorted = order_->sorted;
+    const std::vector<int32_t>& lcp = order_->lcp;
     c.accepted.assign((static_cast<size_t>(t.size()) + 63) / 64, 0);
     Walker& w = *cache_walker_;
     std::vector<int32_t> at;     // at[d]: state after d bytes of the current token
     std::vector<char> escaped;   // escaped[d]: the frame finished somewhere within the first d bytes
-    at.push_back(w.start(node, Walker::kFrameBottom));
+    at.push_back(caller < 0 ? w.start(node, Walker::kFrameBottom) : w.start_in(node, caller));
     // A frame that can finish before consuming a byte needs no check: a matcher's state is closed, so the
     // stacks below it, popped, are in the state too and decide such tokens themselves.
     escaped.push_back(0);
-    const ByteSet& follow = follow_[static_cast<size_t>(nodes_[node].rule)];
+    const ByteSet& follow = follow_[static_cast<size_t>(nodes_[caller < 0 ? node : caller].rule)];
     // The frame finishes after d > 0 bytes and a caller could take the token's next byte.
-    auto leaves_at = [&](size_t d, const std::string& bytes) {
+    auto leaves_at = [&](size_t d, std::string_view bytes) {
         return d > 0 && d < bytes.size() && w.end(at[d]) && follow[static_cast<uint8_t>(bytes[d])];
     };
     size_t depth = 0;  // prefix length for which at[] is valid
-    for (size_t i = 0; i < sorted_.size(); ++i) {
-        const std::string& bytes = t.bytes[sorted_[i]];
-        size_t d = std::min<size_t>(depth, i == 0 ? 0 : static_cast<size_t>(lcp_[i]));
+    for (size_t i = 0; i < sorted.size(); ++i) {
+        const std::string_view bytes = order_->bytes(i);
+        size_t d = std::min<size_t>(depth, i == 0 ? 0 : static_cast<size_t>(lcp[i]));
         // Extend from the common prefix; stop at the first dead prefix (the rest of the token cannot help).
         while (d < bytes.size() && w.alive(at[d])) {
             if (at.size() <= d + 1) {
@@ -592,24 +682,20 @@ CompiledGrammar::NodeCache CompiledGrammar::build_cache(int32_t node) const {
             ++d;
         }
         depth = d;
-        const int32_t id = sorted_[i];
+        const int32_t id = sorted[i];
         if (d == bytes.size() && (w.alive(at[d]) || w.end(at[d]))) {
             c.accepted[id >> 6] |= uint64_t{1} << (id & 63);
         } else if (escaped[d] || leaves_at(d, bytes)) {
             // Dead inside the frame at prefix d, but the frame could finish earlier with a byte a caller may
-            // take: the callers decide, undecided here.
+            // take: the callers decide, undecided here. Keep where it can finish: a matcher then walks only
+            // the rest of the token from the callers' state.
             c.uncertain.push_back(static_cast<int32_t>(i));
+            for (size_t e = 1; e <= d && e < bytes.size(); ++e)
+                if (leaves_at(e, bytes)) c.escape_at.push_back(static_cast<uint32_t>(e));
+            c.escape_end.push_back(static_cast<int32_t>(c.escape_at.size()));
         }
-    }
-    // Common prefix of each uncertain token with the previous one (the minimum lcp over the tokens between).
-    c.uncertain_lcp.resize(c.uncertain.size());
-    for (size_t k = 0; k < c.uncertain.size(); ++k) {
-        int32_t m = 0;
-        if (k > 0) {
-            m = std::numeric_limits<int32_t>::max();
-            for (int32_t p = c.uncertain[k - 1] + 1; p <= c.uncertain[k]; ++p) m = std::min(m, lcp_[p]);
-        }
-        c.uncertain_lcp[k] = m;
+        // Dead after d bytes with no way out before: every token sharing those bytes is rejected too.
+        if (d > 0 && !w.alive(at[d]) && !w.end(at[d]) && !escaped[d]) i = static_cast<size_t>(order_->past_subtree(i, d - 1)) - 1;
     }
     return c;
 }
@@ -617,7 +703,14 @@ CompiledGrammar::NodeCache CompiledGrammar::build_cache(int32_t node) const {
 const CompiledGrammar::NodeCache& CompiledGrammar::cache(int32_t node) const {
     std::lock_guard<std::mutex> lock(mu_);
     auto& slot = caches_[node];
-    if (!slot) slot = std::make_unique<NodeCache>(build_cache(node));
+    if (!slot) slot = std::make_unique<NodeCache>(build_cache(node, -1));
+    return *slot;
+}
+
+const CompiledGrammar::NodeCache& CompiledGrammar::cache_in_context(int32_t node, int32_t caller) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& slot = context_caches_[pack(node, caller)];
+    if (!slot) slot = std::make_unique<NodeCache>(build_cache(node, caller));
     return *slot;
 }
 
@@ -625,6 +718,25 @@ void CompiledGrammar::precompute_all() {
     // Stack tops at token boundaries are nodes with byte edges.
     for (int32_t n = 0; n < n_nodes(); ++n)
         if (!nodes_[n].bytes.empty()) (void)cache(n);
+    // And the caches in context the matchers would ask for: for each call, the callee's stack tops directly
+    // over the caller's return node whose own cache leaves too many tokens uncertain. (Tops reached through
+    // tail calls sit over another caller; those are built on first use.)
+    std::vector<std::pair<int32_t, int32_t>> wanted;
+    for (int32_t n = 0; n < n_nodes(); ++n)
+        for (const CallEdge& c : nodes_[n].calls) {
+            std::vector<int32_t> tops;
+            {
+                std::lock_guard<std::mutex> lock(mu_);
+                Walker& w = *cache_walker_;
+                for (const int32_t s : w.stacks(w.start_in(rule_start_[c.rule], c.ret))) {
+                    const int32_t p = w.parent_of(s);
+                    if (p >= 0 && w.node_of(p) == c.ret && w.parent_of(p) == Walker::kFrameBottom) tops.push_back(w.node_of(s));
+                }
+            }
+            for (const int32_t top : tops)
+                if (cache(top).uncertain.size() > kContextThreshold) wanted.emplace_back(top, c.ret);
+        }
+    for (const auto& [node, caller] : wanted) (void)cache_in_context(node, caller);
 }
 
 std::shared_ptr<const CompiledGrammar> compile(const Grammar& g, std::shared_ptr<const TokenTable> tokens) {
@@ -668,25 +780,34 @@ void GrammarMatcher::rollback(int n) {
     history_.resize(history_.size() - static_cast<size_t>(n));
 }
 
-void GrammarMatcher::check_uncertain(int32_t stack, const std::vector<int32_t>& positions,
-                                     const std::vector<int32_t>& lcp, uint64_t* mask) {
+void GrammarMatcher::check_uncertain(int32_t below, const CompiledGrammar::NodeCache& c, uint64_t* mask) {
+    // An uncertain token is accepted iff, after its first e bytes finish the frames the cache was built over
+    // (e one of its escape points), the frames below take the rest of it. Their state is the same for every
+    // token, and the rests are short and shared ("\",", "\"}" ...), so these walks are a few memoised steps
+    // each. (A cache over the root's frame has nothing below: once the root finishes nothing may follow, and
+    // the caller skips the check.)
+    const int32_t callers = w_->resume(below);
     const TokenTable& t = g_->tokens();
-    std::vector<int32_t> at(1, w_->single(stack));
-    size_t depth = 0;
-    for (size_t i = 0; i < positions.size(); ++i) {
-        const int32_t id = g_->sorted_[positions[i]];
-        depth = std::min(depth, static_cast<size_t>(lcp[i]));
-        if ((mask[id >> 6] >> (id & 63)) & 1) continue;  // another stack already allows it
-        const std::string& bytes = t.bytes[id];
-        size_t d = depth;
-        while (d < bytes.size() && w_->alive(at[d])) {
-            if (at.size() <= d + 1) at.resize(d + 2);
-            at[d + 1] = w_->step(at[d], static_cast<uint8_t>(bytes[d]));
-            ++d;
+    int32_t e = 0;
+    for (size_t k = 0; k < c.uncertain.size(); ++k) {
+        const int32_t e_end = c.escape_end[k];
+        const int32_t id = g_->order_->sorted[c.uncertain[k]];
+        if ((mask[id >> 6] >> (id & 63)) & 1) {  // another stack already allows it
+            e = e_end;
+            continue;
         }
-        depth = d;
-        // Every byte consumed, and something continues or the root is complete (then only the end follows).
-        if (d == bytes.size() && (w_->alive(at[d]) || w_->end(at[d]))) mask[id >> 6] |= uint64_t{1} << (id & 63);
+        const std::string& bytes = t.bytes[id];
+        for (; e < e_end; ++e) {
+            int32_t cur = callers;
+            size_t d = c.escape_at[static_cast<size_t>(e)];
+            while (d < bytes.size() && w_->alive(cur)) cur = w_->step(cur, static_cast<uint8_t>(bytes[d++]));
+            // Every byte consumed, and something continues or the root is complete (then only the end follows).
+            if (d == bytes.size() && (w_->alive(cur) || w_->end(cur))) {
+                mask[id >> 6] |= uint64_t{1} << (id & 63);
+                e = e_end;
+                break;
+            }
+        }
     }
 }
 
@@ -698,19 +819,32 @@ void GrammarMatcher::fill_mask(uint64_t* mask) {
         return;
     }
     std::memset(mask, 0, words * sizeof(uint64_t));
-    const std::vector<int32_t>& stacks = w_->stacks(state);
-    std::vector<int32_t> tops;
-    for (const int32_t s : stacks) tops.push_back(w_->node_of(s));
-    std::sort(tops.begin(), tops.end());
-    tops.erase(std::unique(tops.begin(), tops.end()), tops.end());
-    for (const int32_t n : tops) {
-        const auto& c = g_->cache(n);
-        for (size_t k = 0; k < words; ++k) mask[k] |= c.accepted[k];
+    // Each stack's cache: its top node's, or, where that leaves too many tokens to check, the one of its top
+    // node in its caller's frame (then the tokens leaving the caller's rule are checked from the frame below).
+    struct Use {
+        const CompiledGrammar::NodeCache* cache;
+        int32_t stack;
+        int32_t below;  // the frame the uncertain tokens continue in
+    };
+    std::vector<Use> uses;
+    for (const int32_t s : w_->stacks(state)) {
+        const int32_t node = w_->node_of(s), parent = w_->parent_of(s);
+        const CompiledGrammar::NodeCache* c = &g_->cache(node);
+        if (c->uncertain.size() > CompiledGrammar::kContextThreshold && parent >= 0) {
+            uses.push_back({&g_->cache_in_context(node, w_->node_of(parent)), s, w_->parent_of(parent)});
+        } else {
+            uses.push_back({c, s, parent});
+        }
     }
-    for (const int32_t s : stacks) {
-        const auto& c = g_->cache(w_->node_of(s));
-        if (!c.uncertain.empty()) check_uncertain(s, c.uncertain, c.uncertain_lcp, mask);
+    std::vector<const CompiledGrammar::NodeCache*> merged;
+    for (const Use& u : uses) {
+        if (std::find(merged.begin(), merged.end(), u.cache) != merged.end()) continue;
+        merged.push_back(u.cache);
+        const uint64_t* accepted = u.cache->accepted.data();
+        for (size_t k = 0; k < words; ++k) mask[k] |= accepted[k];
     }
+    for (const Use& u : uses)
+        if (!u.cache->uncertain.empty() && u.below >= 0) check_uncertain(u.below, *u.cache, mask);
     constexpr size_t kMaxCachedMasks = 4096;
     if (mask_cache_.size() >= kMaxCachedMasks) mask_cache_.clear();
     mask_cache_.emplace(state, std::vector<uint64_t>(mask, mask + words));
@@ -730,15 +864,29 @@ bool GrammarMatcher::apply(float* logits, int32_t n_vocab, const std::vector<int
         for (const int32_t t : eog)
             if (t >= 0 && t < n_vocab) keep.emplace_back(t, logits[t]);
     const int32_t nt = std::min(n_vocab, g_->tokens().size());
-    const std::vector<uint64_t> m = mask();
+    apply_mask_.resize((static_cast<size_t>(g_->tokens().size()) + 63) / 64);
+    fill_mask(apply_mask_.data());
     constexpr float kMasked = -std::numeric_limits<float>::infinity();
+    // Word by word: in a constrained step most words are all-forbidden or all-allowed.
     bool any = false;
-    for (int32_t t = 0; t < n_vocab; ++t) {
-        if (t < nt && ((m[t >> 6] >> (t & 63)) & 1))
-            any = any || logits[t] != kMasked;
-        else
-            logits[t] = kMasked;
+    for (int32_t base = 0; base < nt; base += 64) {
+        const int32_t n = std::min<int32_t>(64, nt - base);
+        const uint64_t word = apply_mask_[static_cast<size_t>(base >> 6)];
+        float* lg = logits + base;
+        if (word == 0) {
+            std::fill(lg, lg + n, kMasked);
+            continue;
+        }
+        if (word != ~uint64_t{0})
+            for (int32_t i = 0; i < n; ++i) lg[i] = (word >> i) & 1 ? lg[i] : kMasked;  // branch-free select
+        if (!any)
+            for (int32_t i = 0; i < n; ++i)
+                if (lg[i] != kMasked) {
+                    any = true;
+                    break;
+                }
     }
+    if (nt < n_vocab) std::fill(logits + nt, logits + n_vocab, kMasked);
     for (const auto& [t, v] : keep) {
         logits[t] = v;
         any = any || v != kMasked;

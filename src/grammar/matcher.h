@@ -32,13 +32,34 @@ class Vocab;
 
 namespace hearth::grammar {
 
+// The allowed tokens in byte order, with each one's common prefix length with the one before: the order the
+// cache builds walk the vocabulary in. Sorting 151k strings takes tens of milliseconds, so a table computes it
+// once and every grammar compiled for the table shares it.
+struct TokenOrder {
+    std::vector<int32_t> sorted;  // token ids in byte order, excluded ones left out
+    std::vector<int32_t> lcp;     // common prefix length of sorted[i] with sorted[i - 1]
+    // The trie's subtrees: past(i, d) is the first position after i whose token does not share the first
+    // d + 1 bytes of sorted[i] (d < its length), so a walk that dies there skips them all at once.
+    std::vector<size_t> past_begin;  // by position: where its entries start in past (and its bytes in text)
+    std::vector<int32_t> past;
+    // The tokens' bytes back to back in this order: the walks read them in sequence (from the table's strings
+    // they would miss the cache on every token).
+    std::string text;
+    int32_t past_subtree(size_t i, size_t d) const { return past[past_begin[i] + d]; }
+    std::string_view bytes(size_t i) const { return {text.data() + past_begin[i], past_begin[i + 1] - past_begin[i]}; }
+};
+
 // The byte strings of a vocabulary's tokens. Excluded tokens (control and other special tokens, empty ones)
 // are never allowed by a mask: the end of generation is decided by can_end(), not by the grammar.
 struct TokenTable {
     std::vector<std::string> bytes;  // by token id
     std::vector<uint8_t> excluded;   // by token id
+    // Set by from_vocab / index(); a table built by hand without it gets its order computed per grammar.
+    std::shared_ptr<const TokenOrder> order;
 
     static TokenTable from_vocab(const tok::Vocab& vocab);
+    // Computes `order` from bytes and excluded (call again after changing them).
+    void index();
     int32_t size() const { return static_cast<int32_t>(bytes.size()); }
 };
 
@@ -54,6 +75,10 @@ public:
 
     const TokenTable& tokens() const { return *tokens_; }
     int n_nodes() const { return static_cast<int>(nodes_.size()); }
+
+    // A stack whose top node's cache leaves more tokens than this uncertain uses the cache of that node in its
+    // caller's frame instead (built once per grammar, on first use or by precompute_all).
+    static constexpr size_t kContextThreshold = 4096;
 
     // Computes the token caches of every node reachable as a stack top at a token boundary (what
     // XGrammar does at compile time); optional, masks compute missing caches on first use.
@@ -79,14 +104,23 @@ private:
     using ByteSet = std::bitset<256>;
     struct NodeCache {
         std::vector<uint64_t> accepted;   // bitset over token ids
-        std::vector<int32_t> uncertain;   // positions in sorted_ (byte order)
-        std::vector<int32_t> uncertain_lcp;  // common prefix length with the previous uncertain token
+        std::vector<int32_t> uncertain;   // positions in the byte order (TokenOrder::sorted)
+        // Where each uncertain token's walk may finish the frame mid-token (a caller takes the next byte):
+        // escape_at[escape_end[k - 1] .. escape_end[k]) are token k's byte offsets.
+        std::vector<int32_t> escape_end;
+        std::vector<uint32_t> escape_at;
     };
 
     int32_t new_node();
     void add_chars(int32_t from, int32_t to, const std::vector<CharRange>& ranges);
     const NodeCache& cache(int32_t node) const;
-    NodeCache build_cache(int32_t node) const;
+    // The cache of node `node` called from a frame at node `caller` (a return node): the walk goes on into
+    // the caller's rule when node's rule finishes, so only tokens leaving the caller's rule mid-token stay
+    // uncertain. Used where a node alone leaves many tokens uncertain: a character rule called once per
+    // position of a bounded repetition ("[^\"]{0,40}") finishes after one character, so every longer token
+    // would need checking against the real stack at every step.
+    const NodeCache& cache_in_context(int32_t node, int32_t caller) const;
+    NodeCache build_cache(int32_t node, int32_t caller) const;
     void compute_follow();
     static std::vector<char> inlinable_rules(const Grammar& g);
     void lower_alternatives(const Grammar& g, int rule, int32_t from, int32_t to, int depth);
@@ -102,10 +136,10 @@ private:
     std::vector<char> lowered_;  // by rule: its automaton exists (lowering only)
     std::vector<int> to_lower_;
     std::vector<ByteSet> follow_;  // by rule: the bytes that may come right after it finishes
-    std::vector<int32_t> sorted_;  // token ids in byte order, excluded ones left out
-    std::vector<int32_t> lcp_;     // common prefix length of sorted_[i] with sorted_[i - 1]
+    std::shared_ptr<const TokenOrder> order_;  // the table's, or computed here for an unindexed table
     mutable std::mutex mu_;
     mutable std::vector<std::unique_ptr<NodeCache>> caches_;  // by node
+    mutable std::unordered_map<uint64_t, std::unique_ptr<NodeCache>> context_caches_;  // by (node, caller)
     std::unique_ptr<Walker> cache_walker_;                    // the cache builds' walker (under mu_)
 };
 
@@ -139,13 +173,13 @@ public:
     bool apply(float* logits, int32_t n_vocab, const std::vector<int32_t>& eog);
 
 private:
-    void check_uncertain(int32_t stack, const std::vector<int32_t>& positions, const std::vector<int32_t>& lcp,
-                         uint64_t* mask);
+    void check_uncertain(int32_t below, const CompiledGrammar::NodeCache& c, uint64_t* mask);
 
     std::shared_ptr<const CompiledGrammar> g_;
     std::unique_ptr<Walker> w_;
     std::vector<int32_t> history_;  // the walker's state after each accepted token / byte string
     std::unordered_map<int32_t, std::vector<uint64_t>> mask_cache_;  // by state
+    std::vector<uint64_t> apply_mask_;                               // apply()'s scratch
 };
 
 // A grammar for `hearth run` / the server: compiled for a vocabulary, ready to make matchers.
