@@ -28,19 +28,7 @@ std::shared_ptr<const hearth::grammar::TokenTable> tokens() {
 
 bool bit(const std::vector<uint64_t>& m, int32_t t) { return (m[t >> 6] >> (t & 63)) & 1; }
 
-}  // namespace
-
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-    const std::string in(reinterpret_cast<const char*>(data), size);
-    const size_t cut = in.find('\xFF');
-    const std::string gbnf = in.substr(0, cut);
-    const std::string text = cut == std::string::npos ? "" : in.substr(cut + 1);
-    std::shared_ptr<const hearth::grammar::CompiledGrammar> cg;
-    try {
-        cg = hearth::grammar::compile(hearth::grammar::parse_gbnf(gbnf), tokens());
-    } catch (const hearth::Error&) {
-        return 0;
-    }
+void walk_text(const std::shared_ptr<const hearth::grammar::CompiledGrammar>& cg, const std::string& text) {
     hearth::grammar::GrammarMatcher m(cg);
     const auto& t = *tokens();
     for (size_t i = 0; i < text.size() && i < 64; ++i) {
@@ -60,6 +48,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             m.rollback(1);
             if (m.mask() != mask) __builtin_trap();
         }
+    }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    const std::string in(reinterpret_cast<const char*>(data), size);
+    const size_t cut = in.find('\xFF');
+    const std::string gbnf = in.substr(0, cut);
+    const std::string text = cut == std::string::npos ? "" : in.substr(cut + 1);
+    std::shared_ptr<const hearth::grammar::CompiledGrammar> cg;
+    try {
+        cg = hearth::grammar::compile(hearth::grammar::parse_gbnf(gbnf), tokens());
+    } catch (const hearth::Error&) {
+        return 0;
+    }
+    // A grammar too ambiguous to run is refused with hearth::Error at the step that finds out (and stays usable:
+    // the rest of this input is skipped).
+    try {
+        walk_text(cg, text);
+    } catch (const hearth::Error&) {
     }
     return 0;
 }

@@ -30,6 +30,7 @@
 #include "grammar/matcher.h"
 #include "model/forward.h"
 #include "runtime/scheduler.h"
+#include "jsonschema_oracle.h"
 #include "test_util.h"
 #include "tokenizer/vocab.h"
 
@@ -119,28 +120,6 @@ struct Outcome {
     FinishReason reason = FinishReason::None;
 };
 
-// Verdicts of python3-jsonschema for each (schema, texts) case: true/false, or null when a text is not JSON.
-std::vector<std::vector<ojson>> oracle(const std::vector<std::pair<ojson, std::vector<std::string>>>& cases) {
-    ojson request = {{"cases", ojson::array()}};
-    for (const auto& [schema, texts] : cases) {
-        ojson cands = ojson::array();
-        for (const std::string& t : texts) cands.push_back(t);
-        request["cases"].push_back({{"schema", schema}, {"candidates", cands}});
-    }
-    const std::string in = test::tmp_dir() + "/corpus_oracle_in.json";
-    // replace: a text that is not UTF-8 (it cannot be, the grammar admits only UTF-8) still reaches the oracle.
-    std::ofstream(in, std::ios::binary) << request.dump(-1, ' ', false, ojson::error_handler_t::replace);
-    const std::string cmd =
-        "/usr/bin/python3 " + std::string(HEARTH_SOURCE_DIR) + "/tests/oracle/jsonschema_check.py '" + in + "'";
-    const test::RunResult r = test::run_command(cmd);
-    EXPECT_EQ(r.code, 0) << cmd << "\n"
-                         << r.err << "\n(python3-jsonschema is a Debian package: apt-get install python3-jsonschema)";
-    if (r.code != 0) return {};
-    const ojson j = ojson::parse(r.out);
-    std::vector<std::vector<ojson>> out;
-    for (const auto& row : j.at("results")) out.emplace_back(row.begin(), row.end());
-    return out;
-}
 
 TEST(GrammarCorpus, SampledOutputsValidate) {
     constexpr int kPerSchema = 2;  // one Flexible, one None
@@ -242,7 +221,7 @@ TEST(GrammarCorpus, SampledOutputsValidate) {
             EXPECT_TRUE(fed) << f.name << ": cut output is not a prefix of the language: " << text;
         }
     }
-    const auto verdicts = oracle(cases);
+    const auto verdicts = test::jsonschema_oracle(cases).results;
     ASSERT_EQ(verdicts.size(), cases.size());
     size_t valid = 0;
     for (size_t c = 0; c < cases.size(); ++c) {

@@ -81,6 +81,7 @@ struct Outcome {
     std::vector<int32_t> tokens;
     int finishes = 0;
     FinishReason reason = FinishReason::None;
+    std::string error;
 };
 
 // Steps until idle, checking every event's bookkeeping; returns the outcome per request id.
@@ -95,7 +96,7 @@ std::map<int64_t, Outcome> drain(Scheduler& s, std::map<int64_t, Outcome> out = 
             EXPECT_EQ(o.finishes, 0) << "event after the finish of request " << e.id;
             if (e.token >= 0) o.tokens.push_back(e.token);
             EXPECT_EQ(e.n_generated, static_cast<int>(o.tokens.size()));
-            if (e.finished) ++o.finishes, o.reason = e.reason;
+            if (e.finished) ++o.finishes, o.reason = e.reason, o.error = e.error;
         }
     }
     return out;
@@ -148,7 +149,7 @@ TEST(Scheduler, ChunkedPrefillDoesNotStallRunningStream) {
         for (const Event& e : events) {
             Outcome& o = out[e.id];
             o.tokens.push_back(e.token);
-            if (e.finished) ++o.finishes, o.reason = e.reason;
+            if (e.finished) ++o.finishes, o.reason = e.reason, o.error = e.error;
             a_got |= e.id == ia;
         }
         ASSERT_TRUE(a_got) << "the running request got no token in a step";
@@ -181,7 +182,7 @@ TEST(Scheduler, PreemptionUnderTinyPoolRecomputesSameOutputs) {
         for (const Event& e : s.step()) {
             Outcome& o = out[e.id];
             o.tokens.push_back(e.token);
-            if (e.finished) ++o.finishes, o.reason = e.reason;
+            if (e.finished) ++o.finishes, o.reason = e.reason, o.error = e.error;
             if (last_step.count(e.id) && step - last_step[e.id] > 1) resumed_mid_generation = true;
             last_step[e.id] = step;
         }
@@ -272,7 +273,7 @@ TEST(Scheduler, SmallBudgetStreamsTakeTurns) {
         for (const Event& e : s.step()) {
             Outcome& o = out[e.id];
             o.tokens.push_back(e.token);
-            if (e.finished) ++o.finishes, o.reason = e.reason;
+            if (e.finished) ++o.finishes, o.reason = e.reason, o.error = e.error;
             if (last_step.count(e.id)) {
                 EXPECT_LE(step - last_step[e.id], 2) << "request " << e.id << " waited too long";
             }
@@ -390,6 +391,30 @@ word ::= [a-z]{1,8}
     GenRequest no_stop = request(5, 4, 1, true);
     no_stop.grammar = cg;
     EXPECT_THROW(s.submit(no_stop), Error);
+}
+
+// A request whose grammar fails while generating (one too ambiguous to run: 24 nested loops) ends alone with
+// FinishReason::Error and the grammar's message; the request batched beside it is unaffected (the same tokens
+// as when it runs alone), and the scheduler goes on serving.
+TEST(Scheduler, AFailingGrammarEndsOnlyItsRequest) {
+    const tok::Vocab vocab = tok::Vocab::from_gguf(stories().file);
+    const auto table = std::make_shared<const grammar::TokenTable>(grammar::TokenTable::from_vocab(vocab));
+    auto bad = grammar::compile(grammar::parse_gbnf("root ::= [a-z ]" + std::string(24, '+') + " \"xyzzy.\""), table);
+    Context ctx(stories(), ctx_params(256));
+    Scheduler s(ctx, SchedulerParams{});
+    GenRequest good = request(12, 16, 7, true);
+    GenRequest failing = request(14, 16, 8, true);
+    failing.stop_tokens = {vocab.eos()};
+    failing.grammar = bad;
+    const int64_t ig = s.submit(good), ib = s.submit(failing);
+    const auto out = drain(s);
+    EXPECT_EQ(out.at(ib).reason, FinishReason::Error);
+    EXPECT_NE(out.at(ib).error.find("too ambiguous"), std::string::npos) << out.at(ib).error;
+    EXPECT_EQ(out.at(ig).reason, FinishReason::Length);
+    const int64_t again = s.submit(good);
+    const auto alone = drain(s);
+    EXPECT_EQ(out.at(ig).tokens, alone.at(again).tokens);
+    EXPECT_EQ(s.kv_blocks_used(), 0);
 }
 
 TEST(Scheduler, RequestErrorsAndFinishReasons) {

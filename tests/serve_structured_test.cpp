@@ -23,6 +23,7 @@
 #include "grammar_oracle.h"
 #include "serve/openai.h"
 #include "serve/structured.h"
+#include "jsonschema_oracle.h"
 #include "serve_fixture.h"
 #include "test_util.h"
 
@@ -44,18 +45,12 @@ public:
     // Expects every text to be valid JSON that validates under its schema.
     void expect_all_valid() {
         if (cases_.empty()) return;
-        ojson request = {{"cases", ojson::array()}};
-        for (const auto& [schema, text] : cases_)
-            request["cases"].push_back({{"schema", schema}, {"candidates", ojson::array({text})}});
-        const std::string in = test::tmp_dir() + "/structured_oracle.json";
-        std::ofstream(in, std::ios::binary) << request.dump();
-        const test::RunResult r = test::run_command("/usr/bin/python3 " + std::string(HEARTH_SOURCE_DIR) +
-                                                    "/tests/oracle/jsonschema_check.py '" + in + "'");
-        ASSERT_EQ(r.code, 0) << r.err << "\n(python3-jsonschema is a Debian package: apt-get install python3-jsonschema)";
-        const ojson out = ojson::parse(r.out);
-        ASSERT_EQ(out["results"].size(), cases_.size());
+        std::vector<std::pair<ojson, std::vector<std::string>>> table;
+        for (const auto& [schema, text] : cases_) table.push_back({schema, {text}});
+        const auto verdicts = test::jsonschema_oracle(table).results;
+        ASSERT_EQ(verdicts.size(), cases_.size());
         for (size_t i = 0; i < cases_.size(); ++i)
-            EXPECT_EQ(out["results"][i][0], true) << "schema " << cases_[i].first.dump() << "\ntext " << cases_[i].second;
+            EXPECT_EQ(verdicts[i][0], true) << "schema " << cases_[i].first.dump() << "\ntext " << cases_[i].second;
         cases_.clear();
     }
 
@@ -593,6 +588,38 @@ TEST(ServeStructured, UnenforceableOrMalformedIs400) {
         EXPECT_NE(msg.find(c.says), std::string::npos) << msg;
         std::printf("  %-36s %s\n", c.param.c_str(), msg.c_str());
     }
+}
+
+// A grammar that fails while generating (a pattern of 12 nested loops: too ambiguous to run) ends that request
+// alone: 400 naming the reason, or in a stream an error event after the chunks already sent; the server goes on.
+TEST(ServeStructured, AGrammarFailingMidGenerationEndsOnlyThatRequest) {
+    ServerFixture f;
+    std::string pattern = "^";
+    for (int i = 0; i < 12; ++i) pattern += "(";
+    pattern += "(a|aa)";
+    for (int i = 0; i < 12; ++i) pattern += "+)";
+    pattern += "aaaaaaaaaaaaaaaa$";  // at least 17 a's: the answer cannot end before the loops multiply
+    ojson b = chat("Say a.", 5, 40);
+    b["response_format"] = {{"type", "json_schema"},
+                            {"json_schema", {{"name", "as"}, {"schema", {{"type", "string"}, {"pattern", pattern}}}}}};
+    const Reply r = post(f, "/v1/chat/completions", b);
+    EXPECT_EQ(r.status, 400) << r.body.dump();
+    EXPECT_EQ(r.body["error"]["code"], "generation_failed") << r.body.dump();
+    EXPECT_NE(r.body["error"]["message"].get<std::string>().find("too ambiguous"), std::string::npos) << r.body.dump();
+
+    b["stream"] = true;
+    auto c = f.client();
+    auto s = c.Post("/v1/chat/completions", b.dump(), "application/json");
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->status, 200);
+    const std::vector<json> events = sse_events(s->body);
+    ASSERT_FALSE(events.empty());
+    EXPECT_TRUE(events.back().contains("error")) << s->body;
+    EXPECT_EQ(events.back()["error"]["code"], "generation_failed");
+    EXPECT_NE(s->body.find("data: [DONE]"), std::string::npos);
+
+    const Reply ok = post(f, "/v1/chat/completions", chat("Hello", 1, 8));
+    EXPECT_EQ(ok.status, 200) << ok.body.dump();
 }
 
 // tool_choice required: every answer is calls only, to declared tools, with arguments valid under the tool's

@@ -12,6 +12,7 @@ const char* finish_reason_name(FinishReason r) {
         case FinishReason::Stop: return "stop";
         case FinishReason::Length: return "length";
         case FinishReason::Cancelled: return "cancelled";
+        case FinishReason::Error: return "error";
         case FinishReason::None: break;
     }
     return "";
@@ -236,6 +237,7 @@ std::vector<Event> Scheduler::step() {
         const float* row;
         int32_t tok = -1;
         Event e;
+        std::string error;  // sampling failed for this request
     };
     std::vector<Sampled> sampled;
     for (const Work& w : plan) {
@@ -248,7 +250,6 @@ std::vector<Event> Scheduler::step() {
         row += n_vocab;
     }
     const int n_sampled = static_cast<int>(sampled.size());
-    std::string sample_error;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(ctx_.n_threads()) if (n_sampled > 1)
     for (int i = 0; i < n_sampled; ++i) {
         Sampled& sm = sampled[static_cast<size_t>(i)];
@@ -269,14 +270,25 @@ std::vector<Event> Scheduler::step() {
             if (sm.r->g.logprobs >= 0)
                 sm.e.logprob = token_logprobs(sm.row, n_vocab, sm.tok, sm.r->g.logprobs, &sm.e.top_logprobs);
         } catch (const std::exception& ex) {
-#pragma omp critical(hearth_sample_error)
-            if (sample_error.empty()) sample_error = ex.what();
+            // This request alone ends (a grammar too ambiguous to run, say); the batch goes on.
+            sm.error = ex.what();
         }
     }
-    if (!sample_error.empty()) fail("{}", sample_error);
     std::vector<Req*> done;
     for (Sampled& sm : sampled) {
         Req* r = sm.r;
+        if (!sm.error.empty()) {
+            Event e;
+            e.id = r->id;
+            e.finished = true;
+            e.reason = FinishReason::Error;
+            e.error = std::move(sm.error);
+            e.n_prompt = r->n_prompt;
+            e.n_generated = r->n_generated;
+            events.push_back(std::move(e));
+            done.push_back(r);
+            continue;
+        }
         const int32_t tok = sm.tok;
         Event e = std::move(sm.e);
         r->sampler.accept(tok);

@@ -67,8 +67,9 @@ struct GenRequest {
     std::shared_ptr<const grammar::CompiledGrammar> grammar;
 };
 
-enum class FinishReason { None, Stop, Length, Cancelled };
-const char* finish_reason_name(FinishReason r);  // "stop", "length", "cancelled" ("" for None)
+// Error: the request could not go on (its grammar failed: Event::error says why); the others are unaffected.
+enum class FinishReason { None, Stop, Length, Cancelled, Error };
+const char* finish_reason_name(FinishReason r);  // "stop", "length", "cancelled", "error" ("" for None)
 
 // One per sampled token, and one for each cancelled request. A request's last event has finished == true; a
 // Stop event carries the stop token itself (the server decides whether to show it).
@@ -82,6 +83,7 @@ struct Event {
     // With GenRequest::logprobs >= 0: the token's log-probability and the most likely alternatives.
     float logprob = 0.0f;
     std::vector<TokenLogprob> top_logprobs;
+    std::string error;  // with FinishReason::Error
 };
 
 // Thrown by submit() when the waiting queue is full. It is a hearth::Error (one-line message), but a

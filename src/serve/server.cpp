@@ -308,6 +308,7 @@ struct Server::Impl {
         std::string finish_reason;
         Usage usage;
         bool client_gone = false;
+        std::string error;  // the request could not go on (FinishReason::Error)
     };
     template <typename Emit>
     Outcome generate(const std::shared_ptr<Channel>& ch, int n_prompt, const std::vector<std::string>& stops,
@@ -366,6 +367,7 @@ struct Server::Impl {
                 held += dec.flush();
                 o.finish_reason = ev.reason == FinishReason::Length ? "length" : "stop";
                 if (ev.reason == FinishReason::Cancelled) o.client_gone = true;
+                if (ev.reason == FinishReason::Error) o.error = ev.error;
             }
             // Stop strings: cut at the first match and end the request (tokens past the cut are dropped).
             size_t cut = std::string::npos;
@@ -409,7 +411,18 @@ struct Server::Impl {
             lps.insert(lps.end(), std::make_move_iterator(toks.begin()), std::make_move_iterator(toks.end()));
             return true;
         });
+        if (!o.error.empty()) throw generation_failed(o.error);
         return {std::move(text), std::move(lps), o};
+    }
+
+    // A request that failed mid-generation: its grammar (the request's own) could not go on.
+    static ApiError generation_failed(const std::string& why) {
+        return ApiError(400, "generation failed: " + why, "invalid_request_error", "", "generation_failed");
+    }
+    // The same, in a stream that has already begun: an error event in place of the final chunk.
+    static void write_stream_error(httplib::DataSink& sink, const std::string& why) {
+        write_sse(sink, generation_failed(why).to_json());
+        end_stream(sink);
     }
 
     // Tokens of a request body must be in the vocabulary.
@@ -566,7 +579,9 @@ struct Server::Impl {
                 abandon(*ch);
                 o.client_gone = true;
             }
-            if (!o.client_gone) {
+            if (!o.client_gone && !o.error.empty()) {
+                write_stream_error(sink, o.error);
+            } else if (!o.client_gone) {
                 const std::string finish = tools && split.n_calls() > 0 && o.finish_reason == "stop" ? "tool_calls" : o.finish_reason;
                 write_sse(sink, chat_chunk(id, model_id, created, json::object(), finish, held_lps.empty() ? json() : take_lps()));
                 if (s.include_usage) {
@@ -616,7 +631,9 @@ struct Server::Impl {
                 return write_sse(sink, text_completion(id, model_id, created, t, std::nullopt, std::nullopt,
                                                        s.logprobs ? completion_logprobs(toks, offset_base) : json()));
             });
-            if (!o.client_gone) {
+            if (!o.client_gone && !o.error.empty()) {
+                write_stream_error(sink, o.error);
+            } else if (!o.client_gone) {
                 write_sse(sink, text_completion(id, model_id, created, "", o.finish_reason,
                                                 s.include_usage ? std::optional<Usage>(o.usage) : std::nullopt));
                 end_stream(sink);
