@@ -49,26 +49,6 @@ void append_text(std::string& dst, std::string_view s) {
     dst += s;
 }
 
-// End (one past) of the JSON object or array starting at s[pos] ('{' or '['), honoring strings and
-// escapes; npos when the text ends first.
-size_t json_extent(std::string_view s, size_t pos) {
-    int depth = 0;
-    bool in_str = false;
-    for (size_t i = pos; i < s.size(); ++i) {
-        const char c = s[i];
-        if (in_str) {
-            if (c == '\\') ++i;
-            else if (c == '"') in_str = false;
-            continue;
-        }
-        if (c == '"') in_str = true;
-        else if (c == '{' || c == '[') ++depth;
-        else if (c == '}' || c == ']') {
-            if (--depth == 0) return i + 1;
-        }
-    }
-    return std::string_view::npos;
-}
 
 class Parser {
 public:
@@ -546,6 +526,25 @@ private:
 };
 
 }  // namespace
+
+size_t json_extent(std::string_view s, size_t pos) {
+    int depth = 0;
+    bool in_str = false;
+    for (size_t i = pos; i < s.size(); ++i) {
+        const char c = s[i];
+        if (in_str) {
+            if (c == '\\') ++i;
+            else if (c == '"') in_str = false;
+            continue;
+        }
+        if (c == '"') in_str = true;
+        else if (c == '{' || c == '[') ++depth;
+        else if (c == '}' || c == ']') {
+            if (--depth == 0) return i + 1;
+        }
+    }
+    return std::string_view::npos;
+}
 
 const char* tool_call_format_name(ToolCallFormat f) {
     switch (f) {

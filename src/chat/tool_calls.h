@@ -50,4 +50,8 @@ struct ParsedMessage {
 // returned as content only.
 ParsedMessage parse_tool_calls(ToolCallFormat format, std::string_view text);
 
+// End (one past) of the JSON object or array starting at s[pos] ('{' or '['), honouring strings and escapes;
+// npos when the text ends first. (It only brackets the text: whether it is valid JSON is the parser's call.)
+size_t json_extent(std::string_view s, size_t pos);
+
 }  // namespace hearth

@@ -415,36 +415,16 @@ private:
         return static_cast<int>(v);
     }
 
-    // The same rules as Grammar::add_repeat (x{2,4} = x x (x (x)?)?, x* = right-recursive star), built here
-    // because add_repeat names its rules through Grammar::add_rule's linear searches: x{0,100000} would take
-    // hours. The whole expansion is charged before it is built, so x{99999}{99999} fails fast.
+    // The expansion of Grammar::add_repeat (expand_repeat), with rules made here: add_repeat names its rules
+    // through Grammar::add_rule's linear searches (x{0,100000} would take hours), and the whole expansion is
+    // charged before it is built, so x{99999}{99999} fails fast.
     int repeat(int owner, const Sequence& item, int min_count, int max_count, size_t at) {
         const uint64_t w = weight(item);
         const uint64_t tail_cost = max_count < 0 ? w + 1 : static_cast<uint64_t>(max_count - min_count) * (w + 1);
         charge(static_cast<uint64_t>(min_count) * w + tail_cost + 1, at);
-        Sequence tail;
-        if (max_count < 0) {
-            const int star = helper_rule(owner, "-star", {}, at);
-            Sequence loop = item;
-            loop.push_back(Element::ref(star));
-            g_.rules[star].alternatives = {std::move(loop), Sequence{}};
-            tail.push_back(Element::ref(star));
-        } else if (max_count > min_count) {
-            int inner = -1;
-            for (int k = 0; k < max_count - min_count; ++k) {
-                Sequence more = item;
-                if (inner >= 0) more.push_back(Element::ref(inner));
-                inner = helper_rule(owner, "-opt", {std::move(more), Sequence{}}, at);
-            }
-            tail.push_back(Element::ref(inner));
-        }
-        // x*, x? and x{0,n} are their tail rule: no wrapper rule around a single reference.
-        if (min_count == 0 && tail.size() == 1) return tail[0].rule;
-        Sequence body;
-        body.reserve(static_cast<size_t>(min_count) * item.size() + tail.size());
-        for (int k = 0; k < min_count; ++k) body.insert(body.end(), item.begin(), item.end());
-        body.insert(body.end(), tail.begin(), tail.end());
-        return helper_rule(owner, "", {std::move(body)}, at);
+        return expand_repeat(g_, item, min_count, max_count, [&](std::string_view suffix, std::vector<Sequence> alts) {
+            return helper_rule(owner, suffix, std::move(alts), at);
+        });
     }
 
     std::string_view src_;

@@ -87,29 +87,9 @@ int Grammar::add_repeat(std::string_view base, const Sequence& item, int min_cou
     constexpr int kMaxRepeat = 100000;
     if (min_count > kMaxRepeat || max_count > kMaxRepeat)
         fail("repetition count {} is over the limit of {}", std::max(min_count, max_count), kMaxRepeat);
-    // Tail: what follows the mandatory copies.
-    Sequence tail;
-    if (max_count < 0) {
-        // star = item star | empty (right-recursive: the matcher expands top-down).
-        const int star = add_rule(std::string(base) + "-star", {});
-        Sequence loop = item;
-        loop.push_back(Element::ref(star));
-        rules[star].alternatives = {loop, Sequence{}};
-        tail.push_back(Element::ref(star));
-    } else if (max_count > min_count) {
-        // opt_k = item opt_{k-1} | empty, nested max - min deep.
-        int inner = -1;
-        for (int k = 0; k < max_count - min_count; ++k) {
-            Sequence more = item;
-            if (inner >= 0) more.push_back(Element::ref(inner));
-            inner = add_rule(std::string(base) + "-opt", {more, Sequence{}});
-        }
-        tail.push_back(Element::ref(inner));
-    }
-    Sequence body;
-    for (int k = 0; k < min_count; ++k) body.insert(body.end(), item.begin(), item.end());
-    body.insert(body.end(), tail.begin(), tail.end());
-    return add_rule(base, {body});
+    return expand_repeat(*this, item, min_count, max_count, [&](std::string_view suffix, std::vector<Sequence> alts) {
+        return add_rule(std::string(base) + std::string(suffix), std::move(alts));
+    });
 }
 
 void append_utf8(std::string& out, uint32_t cp) { utf8_append(out, cp); }

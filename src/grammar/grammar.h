@@ -65,6 +65,37 @@ struct Grammar {
     void validate() const;
 };
 
+// The expansion behind Grammar::add_repeat, for builders that make their rules themselves (the GBNF parser
+// names and charges its own): make(suffix, alternatives) adds a rule and returns its index; suffix is "-star"
+// (x* = x star | empty, right-recursive: the matcher expands top-down), "-opt" (bounded tails nest:
+// opt_k = x opt_{k-1} | empty) or "" (the mandatory copies followed by the tail). x*, x? and x{0,n} are their
+// tail rule, without a wrapper. Counts must already be checked.
+template <typename MakeRule>
+int expand_repeat(Grammar& g, const Sequence& item, int min_count, int max_count, MakeRule&& make) {
+    Sequence tail;
+    if (max_count < 0) {
+        const int star = make("-star", std::vector<Sequence>{});
+        Sequence loop = item;
+        loop.push_back(Element::ref(star));
+        g.rules[static_cast<size_t>(star)].alternatives = {std::move(loop), Sequence{}};
+        tail.push_back(Element::ref(star));
+    } else if (max_count > min_count) {
+        int inner = -1;
+        for (int k = 0; k < max_count - min_count; ++k) {
+            Sequence more = item;
+            if (inner >= 0) more.push_back(Element::ref(inner));
+            inner = make("-opt", std::vector<Sequence>{std::move(more), Sequence{}});
+        }
+        tail.push_back(Element::ref(inner));
+    }
+    if (min_count == 0 && tail.size() == 1) return tail[0].rule;
+    Sequence body;
+    body.reserve(static_cast<size_t>(min_count) * item.size() + tail.size());
+    for (int k = 0; k < min_count; ++k) body.insert(body.end(), item.begin(), item.end());
+    body.insert(body.end(), tail.begin(), tail.end());
+    return make("", std::vector<Sequence>{std::move(body)});
+}
+
 // Sorts and merges ranges, removes surrogates; throws hearth::Error on a range past U+10FFFF or lo > hi.
 std::vector<CharRange> normalize(std::vector<CharRange> ranges);
 // The complement within [0, U+10FFFF] minus the surrogates.

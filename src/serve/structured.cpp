@@ -60,25 +60,6 @@ Grammar compile_schema(const ojson& schema, bool strict, const std::string& para
     return g;
 }
 
-// End (one past) of the JSON object or array starting at s[pos], honouring strings and escapes; npos when the
-// text ends first.
-size_t json_extent(std::string_view s, size_t pos) {
-    int depth = 0;
-    bool in_str = false;
-    for (size_t i = pos; i < s.size(); ++i) {
-        const char c = s[i];
-        if (in_str) {
-            if (c == '\\') ++i;
-            else if (c == '"') in_str = false;
-            continue;
-        }
-        if (c == '"') in_str = true;
-        else if (c == '{' || c == '[') ++depth;
-        else if ((c == '}' || c == ']') && --depth == 0) return i + 1;
-    }
-    return std::string_view::npos;
-}
-
 size_t skip_ws(std::string_view s, size_t i) {
     while (i < s.size() && (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t')) ++i;
     return i;
