@@ -6,12 +6,14 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <string>
 #include <tuple>
 
 #include "chat/chat_template.h"
 #include "gguf/gguf.h"
 #include "tokenizer/vocab.h"
+#include "jsonschema_oracle.h"
 #include "test_util.h"
 
 namespace hearth {
@@ -90,6 +92,72 @@ TEST(Cli, RunJsonAndSeededSamplingIsReproducible) {
     EXPECT_NE(ja["tokens"], jc["tokens"]);
     EXPECT_EQ(ja["tokens"].size(), 24u);
     EXPECT_EQ(ja["prompt_tokens"][0], 1);  // BOS
+}
+
+// `run --regex / --json-schema / --grammar` at temperature 1 (the tiny model's random choices explore the
+// language): every output that finishes is in the language, checked by an independent oracle (std::regex,
+// python3-jsonschema, a set of strings); a bad constraint is a one-line error before any generation.
+TEST(Cli, RunConstrainedOutputIsInTheLanguage) {
+    const std::string base = "run -m " + stories() + " -p 'Once upon a time' --temp 1 --json";
+    auto run_json = [&](const std::string& args) {
+        const Result r = hearth(base + " " + args);
+        EXPECT_EQ(r.code, 0) << r.err;
+        return r.code == 0 ? nlohmann::json::parse(r.out) : nlohmann::json::object();
+    };
+    // Regex: a product code.
+    const std::regex code("[A-Z]{2}-[0-9]{3}(-[a-z]+)?");
+    int regex_complete = 0;
+    for (int seed = 1; seed <= 4; ++seed) {
+        const auto j = run_json("-n 40 --seed " + std::to_string(seed) + " --regex '[A-Z]{2}-[0-9]{3}(-[a-z]+)?'");
+        if (!j.value("grammar_complete", false)) continue;
+        ++regex_complete;
+        EXPECT_TRUE(std::regex_match(j["text"].get<std::string>(), code)) << j["text"];
+    }
+    EXPECT_GE(regex_complete, 1);
+
+    // JSON Schema: every finished output validates under python3-jsonschema.
+    const nlohmann::ordered_json schema = nlohmann::ordered_json::parse(R"({"type":"object",
+        "properties":{"name":{"type":"string","minLength":1,"maxLength":12},
+                      "age":{"type":"integer","minimum":0,"maximum":120},
+                      "tags":{"type":"array","items":{"enum":["red","green","blue"]},"maxItems":3}},
+        "required":["name","age"],"additionalProperties":false})");
+    const std::string schema_file = tmp_dir() + "/person.schema.json";
+    std::ofstream(schema_file) << schema.dump();
+    std::vector<std::string> texts;
+    for (int seed = 1; seed <= 6; ++seed) {
+        const auto j = run_json("-n 96 --seed " + std::to_string(seed) + " --json-schema " + q(schema_file));
+        if (j.value("grammar_complete", false)) texts.push_back(j["text"].get<std::string>());
+    }
+    ASSERT_GE(texts.size(), 1u) << "no constrained run finished within 96 tokens";
+    const auto verdicts = test::jsonschema_oracle({{schema, texts}});
+    ASSERT_EQ(verdicts.results.size(), 1u);
+    for (size_t i = 0; i < texts.size(); ++i) EXPECT_EQ(verdicts.results[0][i], true) << texts[i];
+
+    // GBNF: the output is one of the grammar's three sentences.
+    const std::string gbnf_file = tmp_dir() + "/answer.gbnf";
+    std::ofstream(gbnf_file) << "root ::= (\"yes\" | \"no\" | \"maybe\") \".\"\n";
+    for (int seed = 1; seed <= 3; ++seed) {
+        const auto j = run_json("-n 8 --seed " + std::to_string(seed) + " --grammar " + q(gbnf_file));
+        EXPECT_TRUE(j.value("grammar_complete", false));
+        const std::string t = j.value("text", "");
+        EXPECT_TRUE(t == "yes." || t == "no." || t == "maybe.") << t;
+    }
+
+    // Bad constraints.
+    const std::string not_schema = tmp_dir() + "/not.schema.json";
+    std::ofstream(not_schema) << R"({"type":"object","properties":{"a":{"not":{"type":"string"}}}})";
+    expect_one_line_error(hearth(base + " --json-schema " + q(not_schema)), "not");
+    const std::string broken = tmp_dir() + "/broken.schema.json";
+    std::ofstream(broken) << R"({"type": "object", )";
+    expect_one_line_error(hearth(base + " --json-schema " + q(broken)), "broken.schema.json");
+    expect_one_line_error(hearth(base + " --json-schema /nonexistent/s.json"), "/nonexistent/s.json");
+    expect_one_line_error(hearth(base + " --regex '(ab'"), "regex");
+    const std::string bad_gbnf = tmp_dir() + "/bad.gbnf";
+    std::ofstream(bad_gbnf) << "root ::= missing-rule\n";
+    expect_one_line_error(hearth(base + " --grammar " + q(bad_gbnf)), "missing-rule");
+    const Result both = hearth(base + " --regex a --grammar " + q(gbnf_file));
+    EXPECT_NE(both.code, 0);
+    EXPECT_LT(both.code, 128);
 }
 
 TEST(Cli, InfoReportsTheModel) {
