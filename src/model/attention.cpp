@@ -79,7 +79,7 @@ namespace {
 
 #define HEARTH_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,fma")))
 
-// Block size 16 (one zmm of cells), head_dim a multiple of 16, R rows.
+// Block size 16 (one zmm of cells), head_dim a multiple of 8 (a last column group of 8 is masked), R rows.
 template <int R>
 HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64_t kv_head, int head_dim,
                                  float scale, float* work) {
@@ -100,6 +100,10 @@ HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64
     float* S = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(work) + 63) & ~uintptr_t(63));
     const __m512 lane = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512 vscale = _mm512_set1_ps(scale), ninf = _mm512_set1_ps(-INFINITY);
+    // The columns j..j+15 of a row that exist (all but past head_dim).
+    auto cols = [head_dim](int j) -> __mmask16 {
+        return head_dim - j >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (head_dim - j)) - 1);
+    };
     for (int c0 = c_begin; c0 < n_max; c0 += kChunk) {
         const int nc = std::min(kChunk, n_max - c0), nb = (nc + bs - 1) / bs;
         // Scores of the chunk, masked past each row's causal limit.
@@ -120,7 +124,7 @@ HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64
             // This block's V rows (head_dim cache lines, as many as the K lines) are fetched now too, for the
             // weighted sum after the chunk's scores.
             const float* vb_pf = kv.v_blocks[std::min(cell0 / bs + kPrefetchBlocks - 1, last_block)] + kv_head * head_dim;
-            const int v_lines_per_row = head_dim / 16;
+            const int v_lines_per_row = (head_dim + 15) / 16;
             for (int j = 0; j < head_dim; j += kSplit) {
 #pragma GCC unroll 2
                 for (int x = 0; x < kSplit; ++x) {
@@ -168,7 +172,8 @@ HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64
             m[r] = m_new;
             if (corr != 1.0f) {
                 const __m512 c = _mm512_set1_ps(corr);
-                for (int j = 0; j < head_dim; j += 16) _mm512_storeu_ps(out[r] + j, _mm512_mul_ps(c, _mm512_loadu_ps(out[r] + j)));
+                for (int j = 0; j < head_dim; j += 16)
+                    _mm512_mask_storeu_ps(out[r] + j, cols(j), _mm512_mul_ps(c, _mm512_maskz_loadu_ps(cols(j), out[r] + j)));
             }
         }
         // Weighted sum of V rows, JC 16-float columns of every row at a time (R * JC accumulators in registers),
@@ -206,16 +211,17 @@ HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64
                     for (int x = 0; x < JC; ++x) _mm512_storeu_ps(out[r] + j0 + 16 * x, acc[r][x]);
                 continue;
             }
-            // A head_dim that is not a multiple of 16 * JC: the remaining columns 16 at a time.
+            // A head_dim that is not a multiple of 16 * JC: the remaining columns 16 (the last maybe 8) at a time.
             for (int j = j0; j < head_dim; j += 16) {
+                const __mmask16 cm = cols(j);
                 __m512 acc[R];
 #pragma GCC unroll 16
-                for (int r = 0; r < R; ++r) acc[r] = _mm512_loadu_ps(out[r] + j);
+                for (int r = 0; r < R; ++r) acc[r] = _mm512_maskz_loadu_ps(cm, out[r] + j);
                 for (int b = 0; b < nb; ++b) {
                     const float* vb = kv.v_blocks[(c0 + b * bs) / bs] + kv_head * head_dim + j;
                     const int n = std::min(bs, nc - b * bs);
                     for (int i = 0; i < n; ++i) {
-                        const __m512 v = _mm512_loadu_ps(vb + i * kv.kv_dim);
+                        const __m512 v = _mm512_maskz_loadu_ps(cm, vb + i * kv.kv_dim);
                         const int cell = b * bs + i;
 #pragma GCC unroll 16
                         for (int r = 0; r < R; ++r)
@@ -223,7 +229,7 @@ HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64
                     }
                 }
 #pragma GCC unroll 16
-                for (int r = 0; r < R; ++r) _mm512_storeu_ps(out[r] + j, acc[r]);
+                for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(out[r] + j, cm, acc[r]);
             }
         }
     }
@@ -235,7 +241,7 @@ HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64
         }
         const __m512 inv = _mm512_set1_ps(1.0f / l[r]);
         for (int j = 0; j < head_dim; j += 16)
-            _mm512_storeu_ps(out[r] + j, _mm512_mul_ps(inv, _mm512_loadu_ps(out[r] + j)));
+            _mm512_mask_storeu_ps(out[r] + j, cols(j), _mm512_mul_ps(inv, _mm512_maskz_loadu_ps(cols(j), out[r] + j)));
     }
 }
 
@@ -264,7 +270,7 @@ void attend(const AttnRow* rows, int n_rows, const KvSeqView& kv, int64_t kv_hea
             fail("attention row {} sees cells [{}, {}) (an empty range is only allowed for a partial row)", r,
                  first, row.n_kv);
     }
-    if (kv.block_size == 16 && head_dim % 16 == 0 && has_avx512()) {
+    if (kv.block_size == 16 && head_dim % 8 == 0 && has_avx512()) {
         kKernels[n_rows - 1](rows, kv, kv_head, head_dim, scale, work);
         return;
     }
