@@ -330,27 +330,16 @@ private:
         define(r, {loop, {}});
         return r;
     }
-    // item{min,max} (max unset: unbounded), shaped as Grammar::add_repeat: nested optional tails.
+    // item{min,max} (max unset: unbounded): Grammar::add_repeat's expansion, with rules named by add().
     int repeat(std::string_view base, const Sequence& item, uint64_t min, std::optional<uint64_t> max) {
         const uint64_t copies = min + (max ? *max - min : 1);
-        if (copies > kMaxElements || copies * (item.size() + 2) > kMaxElements)
+        if (min > kMaxCount || (max && *max > kMaxCount) || copies * (item.size() + 2) > kMaxElements)
             charge(kMaxElements);  // fails with the size message
-        Sequence tail;
-        if (!max) {
-            ref(tail, star(base, item));
-        } else if (*max > min) {
-            int inner = -1;
-            for (uint64_t k = 0; k < *max - min; ++k) {
-                Sequence more = item;
-                if (inner >= 0) ref(more, inner);
-                inner = add(base, {more, {}});
-            }
-            ref(tail, inner);
-        }
-        Sequence body;
-        for (uint64_t k = 0; k < min; ++k) append(body, item);
-        append(body, tail);
-        return add(base, {body});
+        if (!max) charge(item.size() + 2);  // the star's loop, which expand_repeat fills in place
+        return expand_repeat(g_, item, static_cast<int>(min), max ? static_cast<int>(*max) : -1,
+                             [&](std::string_view suffix, std::vector<Sequence> alts) {
+                                 return add(std::string(base) + std::string(suffix), std::move(alts));
+                             });
     }
 
     // Optional whitespace between tokens (nothing in compact mode).
