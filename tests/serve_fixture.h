@@ -5,6 +5,9 @@
 
 #include <memory>
 #include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "model/model.h"
 #include "serve/server.h"
@@ -31,5 +34,19 @@ struct ServerFixture {
         return c;
     }
 };
+
+// Parses an SSE body into its JSON events (stopping at [DONE]).
+inline std::vector<nlohmann::json> sse_events(const std::string& body) {
+    std::vector<nlohmann::json> out;
+    size_t pos = 0;
+    while ((pos = body.find("data: ", pos)) != std::string::npos) {
+        const size_t end = body.find("\n\n", pos);
+        const std::string data = body.substr(pos + 6, end - pos - 6);
+        pos = end;
+        if (data == "[DONE]") break;
+        out.push_back(nlohmann::json::parse(data));
+    }
+    return out;
+}
 
 }  // namespace hearth::serve

@@ -104,20 +104,6 @@ ojson chat(const std::string& user, int seed, int max_tokens) {
             {"max_tokens", max_tokens}};
 }
 
-// Parses an SSE body into its JSON events (stopping at [DONE]).
-std::vector<json> sse_events(const std::string& body) {
-    std::vector<json> out;
-    size_t pos = 0;
-    while ((pos = body.find("data: ", pos)) != std::string::npos) {
-        const size_t end = body.find("\n\n", pos);
-        const std::string data = body.substr(pos + 6, end - pos - 6);
-        pos = end;
-        if (data == "[DONE]") break;
-        out.push_back(json::parse(data));
-    }
-    return out;
-}
-
 const ojson kWeatherParams = ojson::parse(R"({
     "type": "object",
     "properties": {

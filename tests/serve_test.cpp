@@ -147,20 +147,6 @@ TEST(Serve, ConcurrentRequestsEqualEachAlone) {
         EXPECT_EQ(got[i], greedy(f, prompts[i], 16 + 2 * static_cast<int>(i))) << prompts[i];
 }
 
-// Parses an SSE body into its JSON events (stopping at [DONE]).
-std::vector<json> sse_events(const std::string& body) {
-    std::vector<json> out;
-    size_t pos = 0;
-    while ((pos = body.find("data: ", pos)) != std::string::npos) {
-        const size_t end = body.find("\n\n", pos);
-        const std::string data = body.substr(pos + 6, end - pos - 6);
-        pos = end;
-        if (data == "[DONE]") break;
-        out.push_back(json::parse(data));
-    }
-    return out;
-}
-
 // logprobs: the reported logprob of each token is log-softmax of the model's logits (checked against a
 // plain decode), top alternatives are sorted and hold the greedy choice first, token bytes spell the text,
 // streaming reports the same entries, and the completions API's arrays line up with text offsets.

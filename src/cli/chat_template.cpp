@@ -12,19 +12,12 @@
 #include "cli/commands.h"
 #include "gguf/gguf.h"
 #include "store/model_store.h"
+#include "cli/common.h"
 #include "tokenizer/vocab.h"
 
 namespace hearth::cli {
 
 namespace {
-
-std::string read_text(const std::string& path, const char* what) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) fail("{}: cannot open the {} file", path, what);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-}
 
 nlohmann::ordered_json read_json(const std::string& path, const char* what) {
     const std::string text = read_text(path, what);

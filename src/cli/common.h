@@ -1,5 +1,7 @@
 // Options and helpers shared by several subcommands.
 #pragma once
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "base/error.h"
@@ -11,6 +13,15 @@ namespace hearth::cli {
 inline int check_threads(int threads) {
     if (threads <= 0) fail("threads must be at least 1 (got {})", threads);
     return threads;
+}
+
+// The whole of a file the user named (`what` says which in the error: "template", "JSON schema", ...).
+inline std::string read_text(const std::string& path, const char* what) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) fail("{}: cannot open the {} file", path, what);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
 }
 
 }  // namespace hearth::cli

@@ -32,13 +32,10 @@ void add_perplexity(CLI::App& app) {
     cmd->add_flag("--json", o->json, "Print JSON");
     cmd->callback([o, cmd] {
         if (cmd->count("--threads")) check_threads(o->threads);
-        std::ifstream in(o->file, std::ios::binary);
-        if (!in) fail("{}: cannot open the text file", o->file);
-        std::stringstream ss;
-        ss << in.rdbuf();
+        const std::string text = read_text(o->file, "text");
         auto model = Model::load(store::resolve_model(o->model), o->mmap);
         const tok::Vocab vocab = tok::Vocab::from_gguf(model->file);
-        const std::vector<int32_t> tokens = vocab.encode(ss.str(), /*add_special=*/true, /*parse_special=*/false);
+        const std::vector<int32_t> tokens = vocab.encode(text, /*add_special=*/true, /*parse_special=*/false);
         ContextParams cp;
         cp.n_threads = o->threads;
         cp.n_ctx = o->ctx;

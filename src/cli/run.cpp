@@ -22,26 +22,18 @@
 namespace hearth::cli {
 namespace {
 
-std::string read_text_file(const std::string& path, const char* what) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) fail("cannot open {} file '{}'", what, path);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 // The grammar asked for by --grammar / --json-schema / --regex (at most one), or none.
 std::optional<grammar::Grammar> constraint_grammar(const std::string& gbnf_file, const std::string& schema_file,
                                                    const std::string& regex) {
     if (!gbnf_file.empty()) {
         try {
-            return grammar::parse_gbnf(read_text_file(gbnf_file, "grammar"));
+            return grammar::parse_gbnf(read_text(gbnf_file, "grammar"));
         } catch (const Error& e) {
             fail("grammar file '{}': {}", gbnf_file, e.what());
         }
     }
     if (!schema_file.empty()) {
-        const std::string text = read_text_file(schema_file, "JSON schema");
+        const std::string text = read_text(schema_file, "JSON schema");
         const nlohmann::ordered_json schema = nlohmann::ordered_json::parse(text, nullptr, false);
         if (schema.is_discarded()) fail("JSON schema file '{}' is not valid JSON", schema_file);
         try {

@@ -92,6 +92,41 @@ int Grammar::add_repeat(std::string_view base, const Sequence& item, int min_cou
     });
 }
 
+std::vector<char> finishable_rules(const Grammar& g) {
+    // Worklist: each alternative counts the references it still waits for; a rule finishes once one of its
+    // alternatives waits for none.
+    const size_t n = g.rules.size();
+    std::vector<std::vector<std::pair<int, int>>> users(n);  // rule -> (rule, alternative) referring to it
+    std::vector<std::vector<int>> waiting(n);
+    std::vector<char> done(n, 0);
+    std::vector<int> work;
+    for (size_t r = 0; r < n; ++r) {
+        const auto& alts = g.rules[r].alternatives;
+        waiting[r].assign(alts.size(), 0);
+        for (size_t a = 0; a < alts.size(); ++a) {
+            for (const Element& e : alts[a])
+                if (e.kind == Element::Kind::Rule) {
+                    ++waiting[r][a];
+                    users[static_cast<size_t>(e.rule)].push_back({static_cast<int>(r), static_cast<int>(a)});
+                }
+            if (waiting[r][a] == 0 && !done[r]) {
+                done[r] = 1;
+                work.push_back(static_cast<int>(r));
+            }
+        }
+    }
+    while (!work.empty()) {
+        const int r = work.back();
+        work.pop_back();
+        for (const auto& [u, a] : users[static_cast<size_t>(r)])
+            if (--waiting[static_cast<size_t>(u)][static_cast<size_t>(a)] == 0 && !done[static_cast<size_t>(u)]) {
+                done[static_cast<size_t>(u)] = 1;
+                work.push_back(u);
+            }
+    }
+    return done;
+}
+
 void append_utf8(std::string& out, uint32_t cp) { utf8_append(out, cp); }
 
 namespace {

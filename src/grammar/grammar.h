@@ -96,6 +96,10 @@ int expand_repeat(Grammar& g, const Sequence& item, int min_count, int max_count
     return make("", std::vector<Sequence>{std::move(body)});
 }
 
+// By rule: 1 if the rule can finish (derive some finite string), i.e. one of its alternatives refers only to
+// rules that can; 0 for rules whose every alternative recurses without end. Linear in the grammar's size.
+std::vector<char> finishable_rules(const Grammar& g);
+
 // Sorts and merges ranges, removes surrogates; throws hearth::Error on a range past U+10FFFF or lo > hi.
 std::vector<CharRange> normalize(std::vector<CharRange> ranges);
 // The complement within [0, U+10FFFF] minus the surrogates.

@@ -1758,34 +1758,7 @@ private:
     // nothing) and what the root cannot reach, renumbering the rest.
     void finish(int root) {
         const size_t n = g_.rules.size();
-        std::vector<char> productive(n, 0);
-        std::vector<std::vector<size_t>> pending(n);             // per rule, per alternative: refs not yet productive
-        std::vector<std::vector<std::pair<int, int>>> users(n);  // rule -> (rule, alternative), once per reference
-        std::vector<int> queue;
-        for (size_t i = 0; i < n; ++i) {
-            const auto& alts = g_.rules[i].alternatives;
-            pending[i].assign(alts.size(), 0);
-            for (size_t a = 0; a < alts.size(); ++a) {
-                for (const Element& e : alts[a])
-                    if (e.kind == Element::Kind::Rule) {
-                        ++pending[i][a];
-                        users[e.rule].push_back({static_cast<int>(i), static_cast<int>(a)});
-                    }
-                if (pending[i][a] == 0 && !productive[i]) {
-                    productive[i] = 1;
-                    queue.push_back(static_cast<int>(i));
-                }
-            }
-        }
-        while (!queue.empty()) {
-            const int r = queue.back();
-            queue.pop_back();
-            for (const auto& [u, a] : users[r])
-                if (--pending[u][a] == 0 && !productive[u]) {
-                    productive[u] = 1;
-                    queue.push_back(u);
-                }
-        }
+        const std::vector<char> productive = finishable_rules(g_);
         if (!productive[root]) fail("JSON Schema at # matches no finite JSON value (its recursion never ends)");
         for (Rule& r : g_.rules) {
             auto& alts = r.alternatives;

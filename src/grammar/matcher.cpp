@@ -149,7 +149,6 @@ public:
     bool end(int32_t state) const { return flags_[static_cast<size_t>(state)] & kEnd; }
     // Stacks remain: more bytes may follow.
     bool alive(int32_t state) const { return flags_[static_cast<size_t>(state)] & kAlive; }
-    size_t n_states() const { return states_.size(); }
 
     // The closed state of the single stack [node] over `bottom`.
     int32_t start(int32_t node, int32_t bottom) { return resume(intern_frame(node, bottom)); }
@@ -532,23 +531,7 @@ CompiledGrammar::CompiledGrammar(const Grammar& g, std::shared_ptr<const TokenTa
     // Rules that cannot finish (every alternative needs an unfinishable rule) would let the model walk into a
     // dead end: refuse them.
     const size_t nr = g.rules.size();
-    std::vector<char> productive(nr, 0);
-    for (bool changed = true; changed;) {
-        changed = false;
-        for (size_t i = 0; i < nr; ++i) {
-            if (productive[i]) continue;
-            for (const Sequence& s : g.rules[i].alternatives) {
-                bool ok = true;
-                for (const Element& e : s)
-                    if (e.kind == Element::Kind::Rule && !productive[e.rule]) ok = false;
-                if (ok) {
-                    productive[i] = 1;
-                    changed = true;
-                    break;
-                }
-            }
-        }
-    }
+    const std::vector<char> productive = finishable_rules(g);
     for (size_t i = 0; i < nr; ++i)
         if (!productive[i]) fail("rule '{}' can never finish (every alternative recurses without end)", g.rules[i].name);
 

@@ -276,38 +276,8 @@ int add_text_avoiding(Grammar& g, const std::vector<std::string>& markers, std::
 }
 
 void check_finishable(const Grammar& g, const std::string& param) {
-    // Worklist form of "a rule finishes if one of its alternatives refers only to rules that finish": each
-    // alternative counts the references it still waits for; linear in the grammar's size.
-    const size_t n = g.rules.size();
-    std::vector<std::vector<std::pair<int, int>>> users(n);  // rule -> (rule, alternative) referring to it
-    std::vector<std::vector<int>> waiting(n);
-    std::vector<char> done(n, 0);
-    std::vector<int> work;
-    for (size_t r = 0; r < n; ++r) {
-        const auto& alts = g.rules[r].alternatives;
-        waiting[r].assign(alts.size(), 0);
-        for (size_t a = 0; a < alts.size(); ++a) {
-            for (const Element& e : alts[a])
-                if (e.kind == Element::Kind::Rule) {
-                    ++waiting[r][a];
-                    users[static_cast<size_t>(e.rule)].push_back({static_cast<int>(r), static_cast<int>(a)});
-                }
-            if (waiting[r][a] == 0 && !done[r]) {
-                done[r] = 1;
-                work.push_back(static_cast<int>(r));
-            }
-        }
-    }
-    while (!work.empty()) {
-        const int r = work.back();
-        work.pop_back();
-        for (const auto& [u, a] : users[static_cast<size_t>(r)])
-            if (--waiting[static_cast<size_t>(u)][static_cast<size_t>(a)] == 0 && !done[static_cast<size_t>(u)]) {
-                done[static_cast<size_t>(u)] = 1;
-                work.push_back(u);
-            }
-    }
-    for (size_t r = 0; r < n; ++r)
+    const std::vector<char> done = grammar::finishable_rules(g);
+    for (size_t r = 0; r < done.size(); ++r)
         if (!done[r])
             unenforceable(param, fmt::format("no finite JSON value satisfies it (rule '{}' of its grammar recurses "
                                              "without end)",
