@@ -79,6 +79,16 @@ namespace {
 
 #define HEARTH_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,fma")))
 
+// row[0, head_dim) *= c: whole columns of 16 plainly, a last group of 8 masked.
+HEARTH_AVX512 inline void scale_row(float* row, int head_dim, __m512 c) {
+    int j = 0;
+    for (; j + 16 <= head_dim; j += 16) _mm512_storeu_ps(row + j, _mm512_mul_ps(c, _mm512_loadu_ps(row + j)));
+    if (j < head_dim) {
+        const __mmask16 m = static_cast<__mmask16>((1u << (head_dim - j)) - 1);
+        _mm512_mask_storeu_ps(row + j, m, _mm512_mul_ps(c, _mm512_maskz_loadu_ps(m, row + j)));
+    }
+}
+
 // Block size 16 (one zmm of cells), head_dim a multiple of 8 (a last column group of 8 is masked), R rows.
 template <int R>
 HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64_t kv_head, int head_dim,
@@ -104,6 +114,7 @@ HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64
     auto cols = [head_dim](int j) -> __mmask16 {
         return head_dim - j >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (head_dim - j)) - 1);
     };
+
     for (int c0 = c_begin; c0 < n_max; c0 += kChunk) {
         const int nc = std::min(kChunk, n_max - c0), nb = (nc + bs - 1) / bs;
         // Scores of the chunk, masked past each row's causal limit.
@@ -172,8 +183,7 @@ HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64
             m[r] = m_new;
             if (corr != 1.0f) {
                 const __m512 c = _mm512_set1_ps(corr);
-                for (int j = 0; j < head_dim; j += 16)
-                    _mm512_mask_storeu_ps(out[r] + j, cols(j), _mm512_mul_ps(c, _mm512_maskz_loadu_ps(cols(j), out[r] + j)));
+                scale_row(out[r], head_dim, c);
             }
         }
         // Weighted sum of V rows, JC 16-float columns of every row at a time (R * JC accumulators in registers),
@@ -240,8 +250,7 @@ HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64
             continue;
         }
         const __m512 inv = _mm512_set1_ps(1.0f / l[r]);
-        for (int j = 0; j < head_dim; j += 16)
-            _mm512_mask_storeu_ps(out[r] + j, cols(j), _mm512_mul_ps(inv, _mm512_maskz_loadu_ps(cols(j), out[r] + j)));
+        scale_row(out[r], head_dim, inv);
     }
 }
 
