@@ -1,8 +1,6 @@
 // `hearth chat-template`: renders a conversation with a model's chat template (or a template file), the
 // way transformers' apply_chat_template does, and prints the prompt.
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -10,9 +8,9 @@
 #include "base/error.h"
 #include "chat/chat_template.h"
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "gguf/gguf.h"
 #include "store/model_store.h"
-#include "cli/common.h"
 #include "tokenizer/vocab.h"
 
 namespace hearth::cli {
