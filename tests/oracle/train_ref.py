@@ -31,6 +31,7 @@ indices wrap around modulo the number of rows in the file.
            "weight_err": {name: max|w_hearth - w_ref| / max|w_ref|}}
         (weight_err only with --hearth, FINAL.gguf holding hearth's weights after the S steps).
 
+Non-finite numbers (a NaN in hearth's tensors, a diverged loss) print as null: JSON has no NaN.
 Exit status: 0 ok; 1 a bad model, tokens or options; 2 a tensor missing from (or misshapen in) the --hearth file.
 """
 
@@ -159,6 +160,18 @@ def cmd_train(args, model, rows):
     return out
 
 
+def _finite_or_null(v):
+    """JSON has no NaN or infinity: such values print as null (and a note goes to stderr)."""
+    if isinstance(v, dict):
+        return {k: _finite_or_null(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_finite_or_null(x) for x in v]
+    if isinstance(v, float) and not math.isfinite(v):
+        print("train_ref: note: a non-finite value (%r) prints as null" % v, file=sys.stderr)
+        return None
+    return v
+
+
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -209,7 +222,7 @@ def main(argv):
         print("train_ref: error: %s" % e, file=sys.stderr)
         return 1
     try:
-        sys.stdout.write(json.dumps(out) + "\n")
+        sys.stdout.write(json.dumps(_finite_or_null(out), allow_nan=False) + "\n")
         sys.stdout.flush()
     except BrokenPipeError:
         sys.stdout = None

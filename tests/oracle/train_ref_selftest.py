@@ -191,6 +191,14 @@ def check_grads_cli(tmp, model_path, cfg, weights, tok_path, rows, batch, seq):
     others = max(v for k, v in j["grad_err"].items() if k != name)
     check("grads CLI: a perturbed tensor is reported", rc == 0 and abs(j["grad_err"][name] - 0.01) < 1e-5 and others < 1e-7,
           "grad_err[%s] = %.6g (expected 0.01), others <= %.3g" % (name, j["grad_err"][name], others))
+    # A NaN: null in the JSON (which has no NaN).
+    g2[name] = grads[name].copy()
+    g2[name].flat[0] = np.nan
+    write_gguf(gpath, {"general.architecture": "llama"}, g2)
+    rc, out, err = run_cli(["grads", model_path, tok_path, "--batch", str(batch), "--seq", str(seq), "--hearth", gpath])
+    j = json.loads(out)
+    check("grads CLI: a NaN prints as null", rc == 0 and j["grad_err"][name] is None and "NaN" not in out,
+          "grad_err[%s] = %r" % (name, j["grad_err"][name]))
     # A missing tensor.
     del g2[name]
     write_gguf(gpath, {"general.architecture": "llama"}, g2)
