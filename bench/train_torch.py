@@ -43,7 +43,9 @@ from llama_torch import LlamaConfig, LlamaTorch  # noqa: E402
 
 def blas_info():
     """What BLAS torch really calls: torch's build setting, the library mapped into this process, and for
-    OpenBLAS the kernel core it picked (OPENBLAS_CORETYPE can force it) and its thread count."""
+    OpenBLAS the kernel core it picked (OPENBLAS_CORETYPE can force it). Not its thread count: an OpenMP
+    OpenBLAS takes omp_get_max_threads() (= torch.set_num_threads) at each call, and where that is 1 it runs
+    single-threaded without updating what openblas_get_num_threads() reports."""
     cfg = torch.__config__.show()
     m = re.search(r"BLAS_INFO=([^,\s]+)", cfg)
     info = {"torch_blas_info": m.group(1) if m else None}
@@ -65,7 +67,6 @@ def blas_info():
             lib.openblas_get_config.restype = ctypes.c_char_p
             info["openblas_core"] = lib.openblas_get_corename().decode()
             info["openblas_config"] = lib.openblas_get_config().decode().strip()
-            info["openblas_threads"] = int(lib.openblas_get_num_threads())
             break
         except (OSError, AttributeError):
             continue
@@ -89,8 +90,21 @@ def main(argv):
     ap.add_argument("--tied", type=int, default=1, help="1: output projection tied to token_embd (as synth)")
     ap.add_argument("--optimizer", choices=["foreach", "loop"], default="foreach")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--malloc", choices=["hugetlb", "default"], default="hugetlb",
+                    help="hugetlb (default): rerun under GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (see below)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     args = ap.parse_args(argv)
+
+    # Eager PyTorch allocates every activation afresh, and glibc serves blocks over 32 MiB (the logits, their
+    # gradient) with a new mmap each time: every step touches fresh pages. Where a page fault is dear (this
+    # project's VMs: ~0.25 GB/s of first touches), that alone costs more than the matmuls. glibc's
+    # hugetlb=1 tunable madvises those blocks to transparent huge pages (512x fewer faults); it must be set
+    # before the process starts, so the script reruns itself with it. --malloc default keeps the environment.
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if args.malloc == "hugetlb" and "glibc.malloc.hugetlb=1" not in tunables:
+        env = dict(os.environ)
+        env["GLIBC_TUNABLES"] = (tunables + ":" if tunables else "") + "glibc.malloc.hugetlb=1"
+        os.execve(sys.executable, [sys.executable, os.path.abspath(__file__)] + list(argv), env)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -103,9 +117,11 @@ def main(argv):
     n_total = args.warmup_steps + args.steps
     data = torch.randint(0, cfg.n_vocab, (n_total, args.batch, args.seq + 1), dtype=torch.int64)
 
-    times, losses = [], []
+    times, cpu_times, losses = [], [], []
+    load_before = os.getloadavg()[0]
     for s in range(n_total):
         t0 = time.perf_counter()
+        c0 = time.process_time()
         opt.zero_grad(set_to_none=True)
         loss = model.loss(data[s, :, :-1], data[s, :, 1:])
         loss.backward()
@@ -113,9 +129,11 @@ def main(argv):
         opt.step()
         lv = float(loss)
         t1 = time.perf_counter()
+        c1 = time.process_time()
         losses.append(lv)
         if s >= args.warmup_steps:
             times.append(t1 - t0)
+            cpu_times.append(c1 - c0)
 
     total = sum(times)
     tokens = args.batch * args.seq * args.steps
@@ -134,6 +152,11 @@ def main(argv):
         "s_per_step_median": statistics.median(times) if times else float("nan"),
         "s_per_step_min": min(times) if times else float("nan"),
         "gflops": fpt * tok_s / 1e9,
+        # The fastest single step, as tokens/s: a less noisy figure where other work shares the cores.
+        "tokens_per_s_best_step": args.batch * args.seq / min(times) if times else float("nan"),
+        "cpu_s_per_step": sum(cpu_times) / len(cpu_times) if cpu_times else float("nan"),
+        "loadavg_1min": [load_before, os.getloadavg()[0]],
+        "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES"),
         "loss_first": losses[0], "loss_last": losses[-1],
         "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "cpu": platform.processor() or platform.machine(),
@@ -145,15 +168,16 @@ def main(argv):
         print("model: %s" % out["dims"])
         print("params: %d (%.2fM), matmul params N = %d; FLOPs/token = 6N + 12*L*T*Q = %.4g"
               % (out["n_params"], out["n_params"] / 1e6, out["n_matmul_params"], fpt))
-        print("torch %s, threads %d (get_num_threads %d), %s, BLAS %s -> %s core=%s threads=%s, OPENBLAS_CORETYPE=%s"
+        print("torch %s, threads %d (get_num_threads %d), %s, BLAS %s -> %s core=%s, OPENBLAS_CORETYPE=%s"
               % (out["torch"], args.threads, out["torch_num_threads"], out["optimizer"], out["torch_blas_info"],
-                 ",".join(out["blas_libs"]) or "?", out.get("openblas_core"), out.get("openblas_threads"),
-                 out["OPENBLAS_CORETYPE"]))
+                 ",".join(out["blas_libs"]) or "?", out.get("openblas_core"), out["OPENBLAS_CORETYPE"]))
         print("batch %d x seq %d, %d timed steps after %d warm-up: %.1f tokens/s, %.3f s/step (median %.3f, min %.3f), "
-              "%.2f GFLOP/s; loss %.3f -> %.3f; max RSS %.0f MiB"
+              "%.2f GFLOP/s; best step %.1f tokens/s; loss %.3f -> %.3f; max RSS %.0f MiB"
               % (args.batch, args.seq, args.steps, args.warmup_steps, tok_s, out["s_per_step_mean"],
-                 out["s_per_step_median"], out["s_per_step_min"], out["gflops"], out["loss_first"], out["loss_last"],
-                 out["max_rss_mib"]))
+                 out["s_per_step_median"], out["s_per_step_min"], out["gflops"], out["tokens_per_s_best_step"],
+                 out["loss_first"], out["loss_last"], out["max_rss_mib"]))
+        print("GLIBC_TUNABLES=%s; process CPU time %.3f s/step; 1-minute load average %.2f before, %.2f after (other work on the cores "
+              "slows every figure)" % (out["GLIBC_TUNABLES"], out["cpu_s_per_step"], out["loadavg_1min"][0], out["loadavg_1min"][1]))
     return 0
 
 

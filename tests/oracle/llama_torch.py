@@ -177,6 +177,7 @@ class LlamaTorch(torch.nn.Module):
             self.register_parameter(name.replace(".", "__"), p)
             self.params[name] = p
         self._rope_cache = {}
+        self._mask_cache = {}
 
     @staticmethod
     def from_gguf(path, dtype=torch.float64):
@@ -230,7 +231,8 @@ class LlamaTorch(torch.nn.Module):
     def rmsnorm(self, x, w):
         return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.cfg.eps) * w
 
-    def _rope_tables(self, T):
+    def _rope_table(self, T):
+        """exp(i * theta_i(pos)) for pos in 0..T-1: complex (1, T, 1, n_rot/2)."""
         c = self._rope_cache.get(T)
         if c is None:
             cfg = self.cfg
@@ -240,21 +242,24 @@ class LlamaTorch(torch.nn.Module):
                 inv_freq = inv_freq / cfg.rope_factors
             theta = cfg.freq_scale * np.arange(T, dtype=np.float64)[:, None] * inv_freq[None, :]   # (T, n_rot/2)
             # Angles and their cos/sin in float64, then rounded once to the model's dtype.
-            cos = torch.from_numpy(np.cos(theta)).to(self.dtype)[None, :, None, :]   # (1, T, 1, n_rot/2)
-            sin = torch.from_numpy(np.sin(theta)).to(self.dtype)[None, :, None, :]
-            c = (cos, sin)
+            cos = torch.from_numpy(np.cos(theta)).to(self.dtype)
+            sin = torch.from_numpy(np.sin(theta)).to(self.dtype)
+            c = torch.complex(cos, sin)[None, :, None, :]
             self._rope_cache[T] = c
         return c
 
     def rope(self, x):
-        """x: (B, T, H, D). Rotates the adjacent pairs (2i, 2i+1) of the first n_rot dims by theta_i(pos)."""
+        """x: (B, T, H, D). Rotates the adjacent pairs (2i, 2i+1) of the first n_rot dims by theta_i(pos):
+        (x_2i, x_2i+1) -> (x_2i cos - x_2i+1 sin, x_2i sin + x_2i+1 cos), written as the complex product
+        (x_2i + i x_2i+1) * exp(i theta) (the same arithmetic, and much faster in eager mode than the
+        strided real form)."""
         T = x.shape[1]
         n_rot = self.cfg.n_rot
-        cos, sin = self._rope_tables(T)
-        x0 = x[..., 0:n_rot:2]
-        x1 = x[..., 1:n_rot:2]
-        rot = torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1).flatten(-2)
-        if n_rot == x.shape[-1]:
+        partial = n_rot != x.shape[-1]
+        xr = x[..., :n_rot] if partial else x
+        xc = torch.view_as_complex(xr.reshape(*xr.shape[:-1], n_rot // 2, 2))
+        rot = torch.view_as_real(xc * self._rope_table(T)).flatten(-2)
+        if not partial:
             return rot
         return torch.cat((rot, x[..., n_rot:]), dim=-1)
 
@@ -270,7 +275,9 @@ class LlamaTorch(torch.nn.Module):
             k = k.repeat_interleave(group, dim=1)
             v = v.repeat_interleave(group, dim=1)
         scores = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(cfg.head_dim))   # (B, H, T, T)
-        mask = torch.ones(T, T, dtype=torch.bool).triu(1)                                  # future keys
+        mask = self._mask_cache.get(T)
+        if mask is None:
+            mask = self._mask_cache[T] = torch.ones(T, T, dtype=torch.bool).triu(1)        # future keys
         scores = scores.masked_fill(mask, float("-inf"))
         probs = torch.softmax(scores, dim=-1)
         out = torch.matmul(probs, v)              # (B, H, T, Dv)

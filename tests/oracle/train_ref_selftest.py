@@ -315,6 +315,15 @@ def main(argv):
             write_model(path, cfg, w)
             check_forward(path, "tied" if tied else "untied", [int(x) for x in rng.integers(0, 50, 20)])
 
+        # Partial rope (rope.dimension_count 6 of head dim 16) with per-dimension divisors (rope_freqs.weight).
+        cfg = LlamaConfig(n_vocab=50, n_embd=32, n_layer=2, n_head=2, n_head_kv=1, n_ff=48, eps=2.0 ** -17,
+                          n_rot=6, rope_base=50.0, tied=True)
+        w = random_weights(cfg, rng)
+        w["rope_freqs.weight"] = np.array([1.0, 2.5, 8.0])
+        path = os.path.join(tmp, "fwd.gguf")
+        write_model(path, cfg, w)
+        check_forward(path, "partial rope + rope_freqs", [int(x) for x in rng.integers(0, 50, 20)])
+
         # Finite differences on a tiny model (every entry), tied and untied.
         seq, batch = 5, 2
         for tied in (True, False):
