@@ -38,12 +38,36 @@ using SwigluFn = void (*)(float* g, const float* u, int64_t n);
 using GemmFn = void (*)(int64_t n, const void* w, size_t w_stride, const void* act, size_t act_stride,
                         float* out, size_t out_stride, int nr, int nc);
 
+// ---- training kernels (f32) -----------------------------------------------------------------------------
+// One register tile of a matrix product over packed panels (tensor/gemm.h packs them): for i < mr, j < nr,
+//   c[i * ldc + j] (+)= sum over k < kc of a[k * mr + i] * b[k * nr + j],
+// adding to c when `accumulate`, overwriting it otherwise. Sums run over k in order, so a product does not
+// depend on how the tiles are shared between threads.
+using SgemmTileFn = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate);
+struct SgemmKernel {
+    int mr = 0, nr = 0;
+    SgemmTileFn tile = nullptr;
+};
+// y[i] = e^(x[i] * scale - shift) for i < n; returns the sum of the y[i] (in float, lane by lane, then the
+// lanes added). Softmax rows (the vocabulary's in the loss, attention's in the backward pass) are built on it.
+using ExpShiftSumFn = float (*)(const float* x, float scale, float shift, float* y, int64_t n);
+// SwiGLU's backward: with h = silu(g) * u and dh the gradient of h, dg = dh * u * silu'(g) and du = dh * silu(g),
+// where silu'(g) = s * (1 + g * (1 - s)), s = 1 / (1 + e^-g).
+using SwigluBackwardFn = void (*)(const float* g, const float* u, const float* dh, float* dg, float* du, int64_t n);
+
+void sgemm_tile_ref(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate);
+float exp_shift_sum_ref(const float* x, float scale, float shift, float* y, int64_t n);
+void swiglu_backward_ref(const float* g, const float* u, const float* dh, float* dg, float* du, int64_t n);
+
 constexpr int kMaxTypeId = 31;
 struct KernelTable {
     Isa isa;
     const char* name;  // "ref", "avx2", "avx512"
     QuantizeActFn quantize_act;
     SwigluFn swiglu;
+    SgemmKernel sgemm;
+    ExpShiftSumFn exp_shift_sum;
+    SwigluBackwardFn swiglu_backward;
     DotFn dot[kMaxTypeId];    // indexed by DType id; nullptr where unsupported
     GemmFn gemm[kMaxTypeId];  // indexed by DType id; nullptr where unsupported
 };

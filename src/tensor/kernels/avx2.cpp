@@ -25,6 +25,7 @@
 #include <cstring>
 
 #include "tensor/kernels.h"
+#include "tensor/kernels/train.h"
 #include "tensor/quantize.h"  // only for the IQ4_NL level table (a constant, no code)
 
 
@@ -825,6 +826,9 @@ constexpr KernelTable make_table() {
     t.name = "avx2";
     t.quantize_act = quantize_act;
     t.swiglu = swiglu_ref;  // elementwise, a small share of the work: the reference serves AVX2
+    t.sgemm = {kSgemmAvx2Mr, kSgemmAvx2Nr, sgemm_tile_avx2};
+    t.exp_shift_sum = exp_shift_sum_ref;
+    t.swiglu_backward = swiglu_backward_ref;
     const auto set = [&t](DType type, DotFn dot, GemmFn gemm) {
         t.dot[static_cast<uint32_t>(type)] = dot;
         t.gemm[static_cast<uint32_t>(type)] = gemm;

@@ -44,6 +44,7 @@
 #include <cstring>
 
 #include "tensor/kernels.h"
+#include "tensor/kernels/train.h"
 #include "tensor/kernels/exp_avx512.h"
 #include "tensor/quantize.h"  // only for the IQ4_NL level table (a constant, no code)
 
@@ -1243,6 +1244,9 @@ constexpr KernelTable make_table() {
     t.name = "avx512";
     t.quantize_act = quantize_act;
     t.swiglu = swiglu;
+    t.sgemm = {kSgemmAvx512Mr, kSgemmAvx512Nr, sgemm_tile_avx512};
+    t.exp_shift_sum = exp_shift_sum_avx512;
+    t.swiglu_backward = swiglu_backward_avx512;
     const auto set = [&t](DType type, DotFn dot, GemmFn gemm) {
         t.dot[static_cast<uint32_t>(type)] = dot;
         t.gemm[static_cast<uint32_t>(type)] = gemm;

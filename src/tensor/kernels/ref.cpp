@@ -12,6 +12,7 @@
 
 #include "base/error.h"
 #include "tensor/kernels.h"
+#include "tensor/kernels/train.h"
 #include "tensor/quantize.h"
 
 namespace hearth::kernels {
@@ -413,6 +414,9 @@ KernelTable make_ref_table() {
     t.name = "ref";
     t.quantize_act = quantize_act_ref;
     t.swiglu = swiglu_ref;
+    t.sgemm = {kSgemmRefMr, kSgemmRefNr, sgemm_tile_ref};
+    t.exp_shift_sum = exp_shift_sum_ref;
+    t.swiglu_backward = swiglu_backward_ref;
     const auto set = [&t](DType type, DotFn dot, GemmFn gemm) {
         t.dot[static_cast<uint32_t>(type)] = dot;
         t.gemm[static_cast<uint32_t>(type)] = gemm;

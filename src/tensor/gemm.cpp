@@ -1,0 +1,154 @@
+#include "tensor/gemm.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "base/error.h"
+#include "tensor/kernels.h"
+
+namespace hearth {
+namespace {
+
+// Cache blocking (GotoBLAS's loop order): a KC-deep panel of B (KC x NC) is packed once and reused by every
+// row block; an MC x KC block of A is packed and stays in L2 while the tiles sweep the B panel, whose KC x NR
+// micro-panel stays in L1 across the A micro-panels.
+constexpr int64_t kKc = 256;
+constexpr int64_t kMc = 144;  // a multiple of every MR (4, 6, 12)
+constexpr int64_t kNc = 2048;
+
+struct PackBuffers {
+    std::vector<float> a, b;
+    float* aligned(std::vector<float>& v, size_t n) {
+        if (v.size() < n + 16) v.resize(n + 16);
+        return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(v.data()) + 63) & ~uintptr_t(63));
+    }
+};
+
+// op(A)[i0 .. i0+mc)[p0 .. p0+kc) into micro-panels of MR rows: [panel][k][MR], zero rows past m.
+void pack_a(const GemmArgs& g, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int MR, float* out) {
+    for (int64_t ir = 0; ir < mc; ir += MR) {
+        const int rows = static_cast<int>(std::min<int64_t>(MR, mc - ir));
+        float* panel = out + ir * kc;
+        if (g.ta == Trans::No) {
+            for (int i = 0; i < rows; ++i) {
+                const float* src = g.a + (i0 + ir + i) * g.lda + p0;
+                for (int64_t k = 0; k < kc; ++k) panel[k * MR + i] = src[k];
+            }
+        } else {
+            for (int64_t k = 0; k < kc; ++k) {
+                const float* src = g.a + (p0 + k) * g.lda + i0 + ir;
+                for (int i = 0; i < rows; ++i) panel[k * MR + i] = src[i];
+            }
+        }
+        if (rows < MR)
+            for (int64_t k = 0; k < kc; ++k)
+                for (int i = rows; i < MR; ++i) panel[k * MR + i] = 0.0f;
+    }
+}
+
+// op(B)[p0 .. p0+kc)[j0 .. j0+nc) into micro-panels of NR columns: [panel][k][NR], zero columns past n.
+void pack_b(const GemmArgs& g, int64_t j0, int64_t nc, int64_t p0, int64_t kc, int NR, float* out) {
+    for (int64_t jr = 0; jr < nc; jr += NR) {
+        const int cols = static_cast<int>(std::min<int64_t>(NR, nc - jr));
+        float* panel = out + jr * kc;
+        if (g.tb == Trans::No) {
+            for (int64_t k = 0; k < kc; ++k) {
+                const float* src = g.b + (p0 + k) * g.ldb + j0 + jr;
+                float* dst = panel + k * NR;
+                std::memcpy(dst, src, sizeof(float) * static_cast<size_t>(cols));
+                for (int j = cols; j < NR; ++j) dst[j] = 0.0f;
+            }
+        } else {
+            for (int j = 0; j < cols; ++j) {
+                const float* src = g.b + (j0 + jr + j) * g.ldb + p0;
+                for (int64_t k = 0; k < kc; ++k) panel[k * NR + j] = src[k];
+            }
+            for (int64_t k = 0; k < kc; ++k)
+                for (int j = cols; j < NR; ++j) panel[k * NR + j] = 0.0f;
+        }
+    }
+}
+
+// C[i0 .. i0+m)[j0 .. j0+n) of the product: the GotoBLAS loops on one thread.
+void gemm_block(const GemmArgs& g, const kernels::SgemmKernel& kern, int64_t i0, int64_t m, int64_t j0, int64_t n) {
+    const int MR = kern.mr, NR = kern.nr;
+    thread_local PackBuffers buf;
+    float* pb = buf.aligned(buf.b, static_cast<size_t>(kKc * ((std::min(kNc, n) + NR - 1) / NR * NR)));
+    float* pa = buf.aligned(buf.a, static_cast<size_t>(kKc * ((std::min(kMc, m) + MR - 1) / MR * MR)));
+    alignas(64) float edge[16 * 64];  // a tile at the matrix's edge, computed whole and copied in part
+    for (int64_t jc = 0; jc < n; jc += kNc) {
+        const int64_t nc = std::min(kNc, n - jc);
+        for (int64_t pc = 0; pc < g.k; pc += kKc) {
+            const int64_t kc = std::min(kKc, g.k - pc);
+            const bool acc = g.accumulate || pc > 0;
+            pack_b(g, j0 + jc, nc, pc, kc, NR, pb);
+            for (int64_t ic = 0; ic < m; ic += kMc) {
+                const int64_t mc = std::min(kMc, m - ic);
+                pack_a(g, i0 + ic, mc, pc, kc, MR, pa);
+                for (int64_t jr = 0; jr < nc; jr += NR) {
+                    const int cols = static_cast<int>(std::min<int64_t>(NR, nc - jr));
+                    for (int64_t ir = 0; ir < mc; ir += MR) {
+                        const int rows = static_cast<int>(std::min<int64_t>(MR, mc - ir));
+                        float* c = g.c + (i0 + ic + ir) * g.ldc + j0 + jc + jr;
+                        if (rows == MR && cols == NR) {
+                            kern.tile(kc, pa + ir * kc, pb + jr * kc, c, g.ldc, acc);
+                            continue;
+                        }
+                        kern.tile(kc, pa + ir * kc, pb + jr * kc, edge, NR, false);
+                        for (int i = 0; i < rows; ++i)
+                            for (int j = 0; j < cols; ++j)
+                                c[i * g.ldc + j] = acc ? c[i * g.ldc + j] + edge[i * NR + j] : edge[i * NR + j];
+                    }
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+
+void sgemm_part(const GemmArgs& g, int ith, int nth) {
+    if (g.m <= 0 || g.n <= 0) return;
+    if (g.k <= 0) {  // an empty sum: C = 0 (or unchanged)
+        if (!g.accumulate && ith == 0)
+            for (int64_t i = 0; i < g.m; ++i) std::fill(g.c + i * g.ldc, g.c + i * g.ldc + g.n, 0.0f);
+        return;
+    }
+    const kernels::SgemmKernel& kern = g.kernel ? *g.kernel : kernels::active().sgemm;
+    // Split the larger dimension between the threads, in whole tiles, so each thread packs only its share of
+    // that operand.
+    if (g.m >= g.n) {
+        const int64_t tiles = (g.m + kern.mr - 1) / kern.mr;
+        const int64_t b = std::min(g.m, tiles * ith / nth * kern.mr), e = std::min(g.m, tiles * (ith + 1) / nth * kern.mr);
+        if (e > b) gemm_block(g, kern, b, e - b, 0, g.n);
+    } else {
+        const int64_t tiles = (g.n + kern.nr - 1) / kern.nr;
+        const int64_t b = std::min(g.n, tiles * ith / nth * kern.nr), e = std::min(g.n, tiles * (ith + 1) / nth * kern.nr);
+        if (e > b) gemm_block(g, kern, 0, g.m, b, e - b);
+    }
+}
+
+void sgemm(const GemmArgs& g, int n_threads) {
+    const int nt = n_threads > 0 ? n_threads : omp_get_num_procs();
+#pragma omp parallel num_threads(nt)
+    sgemm_part(g, omp_get_thread_num(), omp_get_num_threads());
+}
+
+void sgemm_naive(const GemmArgs& g) {
+    for (int64_t i = 0; i < g.m; ++i)
+        for (int64_t j = 0; j < g.n; ++j) {
+            double s = 0;
+            for (int64_t k = 0; k < g.k; ++k) {
+                const float a = g.ta == Trans::No ? g.a[i * g.lda + k] : g.a[k * g.lda + i];
+                const float b = g.tb == Trans::No ? g.b[k * g.ldb + j] : g.b[j * g.ldb + k];
+                s += static_cast<double>(a) * b;
+            }
+            float& c = g.c[i * g.ldc + j];
+            c = g.accumulate ? c + static_cast<float>(s) : static_cast<float>(s);
+        }
+}
+
+}  // namespace hearth

@@ -1,0 +1,19 @@
+// The training kernels of each instruction set (train_ref.cpp, train_avx2.cpp, train_avx512.cpp), declared for
+// the kernel tables; callers go through kernels::active() (tensor/kernels.h).
+#pragma once
+#include <cstdint>
+
+namespace hearth::kernels {
+
+// Register tiles: 4 x 8 (reference), 6 x 16 (AVX2: 12 of 16 ymm registers accumulate), 12 x 32 (AVX-512: 24
+// of 32 zmm registers accumulate, two hold the B row, the A values are broadcast from memory).
+constexpr int kSgemmRefMr = 4, kSgemmRefNr = 8;
+constexpr int kSgemmAvx2Mr = 6, kSgemmAvx2Nr = 16;
+constexpr int kSgemmAvx512Mr = 12, kSgemmAvx512Nr = 32;
+
+void sgemm_tile_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate);
+void sgemm_tile_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate);
+float exp_shift_sum_avx512(const float* x, float scale, float shift, float* y, int64_t n);
+void swiglu_backward_avx512(const float* g, const float* u, const float* dh, float* dg, float* du, int64_t n);
+
+}  // namespace hearth::kernels
