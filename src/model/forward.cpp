@@ -16,6 +16,7 @@
 #include "base/barrier.h"
 #include "base/error.h"
 #include "model/attention.h"
+#include "model/layer_ops.h"
 #include "tensor/kernels.h"
 
 namespace hearth {
@@ -154,30 +155,21 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
             for (int64_t i = 0; i < E; ++i) x[i] *= hp.embd_scale;
     }
 
-    // Rope angles per token: theta_i = pos * freq_scale * base^(-2i/d) / factor_i, built by repeated
-    // multiplication in float as ggml does, so that we round like the reference.
+    // Rope angles per token (ops::rope_angles), for the global layers and the sliding-window ones (gemma3).
     const int64_t half = hp.rope_dim / 2;
-    const float* freq_factors = m.rope_freqs.empty() ? nullptr : reinterpret_cast<const float*>(m.rope_freqs[0].data);
+    ops::RopeSpec rope{hp.rope_type, hp.rope_dim, hp.rope_base, hp.rope_freq_scale, nullptr, hp.rope_attn_factor};
+    if (!m.rope_freqs.empty()) rope.factors = reinterpret_cast<const float*>(m.rope_freqs[0].data);
     if (m.rope_factors_long)  // longrope: the long factors once the context outgrows the original one
-        freq_factors = reinterpret_cast<const float*>(
+        rope.factors = reinterpret_cast<const float*>(
             (params_.n_ctx > hp.n_ctx_orig ? m.rope_factors_long : m.rope_factors_short).data);
-    auto rope_table = [&](float base, float freq_scale, const float* factors, float* cos_out, float* sin_out) {
-        const float theta_scale = std::pow(base, -2.0f / static_cast<float>(hp.rope_dim));
-        const float mscale = hp.rope_attn_factor;
-        for (int t = 0; t < T; ++t) {
-            float theta = static_cast<float>(entries[t].pos);
-            for (int64_t i = 0; i < half; ++i) {
-                const float th = freq_scale * theta / (factors ? factors[i] : 1.0f);
-                cos_out[t * half + i] = std::cos(th) * mscale;
-                sin_out[t * half + i] = std::sin(th) * mscale;
-                theta *= theta_scale;
-            }
-        }
-    };
-    rope_table(hp.rope_base, hp.rope_freq_scale, freq_factors, s.rope_cos.data(), s.rope_sin.data());
-    if (hp.sliding_window > 0)
-        rope_table(hp.rope_base_sliding, hp.rope_freq_scale_sliding, nullptr, s.rope_cos_sliding.data(),
-                   s.rope_sin_sliding.data());
+    ops::RopeSpec rope_sliding{hp.rope_type, hp.rope_dim, hp.rope_base_sliding, hp.rope_freq_scale_sliding, nullptr,
+                               hp.rope_attn_factor};
+    for (int t = 0; t < T; ++t) {
+        ops::rope_angles(rope, entries[t].pos, s.rope_cos.data() + t * half, s.rope_sin.data() + t * half);
+        if (hp.sliding_window > 0)
+            ops::rope_angles(rope_sliding, entries[t].pos, s.rope_cos_sliding.data() + t * half,
+                             s.rope_sin_sliding.data() + t * half);
+    }
 
     // Output rows wanted.
     std::vector<int> out_rows;
@@ -317,20 +309,11 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                 const float* x = x_cur + t * E;
                 const float* yt = y ? y + t * E : nullptr;
                 float ys = hp.residual_scale;
-                if (yt && post_w) {
-                    double ysum = 0.0;
-                    for (int64_t i = 0; i < E; ++i) ysum += static_cast<double>(yt[i]) * yt[i];
-                    ys *= 1.0f / std::sqrt(static_cast<float>(ysum / static_cast<double>(E)) + hp.rms_eps);
-                }
+                if (yt && post_w) ys *= ops::rms_inv(yt, E, hp.rms_eps);
                 auto next = [&](int64_t i) {
                     return yt ? x[i] + ys * (post_w ? yt[i] * post_w[i] : yt[i]) : x[i];
                 };
-                double sum = 0.0;
-                for (int64_t i = 0; i < E; ++i) {
-                    const float v = next(i);
-                    sum += static_cast<double>(v) * v;
-                }
-                const float scale = 1.0f / std::sqrt(static_cast<float>(sum / static_cast<double>(E)) + hp.rms_eps);
+                const float scale = ops::rms_inv(next, E, hp.rms_eps);
                 float* xo = x_other + t * E;
                 float* out = xn_out + static_cast<int64_t>(j) * E;
                 for (int64_t i = e0; i < e1; ++i) {
@@ -347,15 +330,7 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
 
         // g[i] = act(g[i]) * u[i] for i in [r0, r1).
         auto gated_act = [&](float* g, const float* u, int64_t r0, int64_t r1) {
-            if (hp.ffn_act == FfnAct::Silu) {
-                if (r1 > r0) K.swiglu(g + r0, u + r0, r1 - r0);
-            } else {  // GELU, tanh approximation (gemma's gelu_pytorch_tanh)
-                constexpr float kSqrt2OverPi = 0.7978845608028654f;
-                for (int64_t i = r0; i < r1; ++i) {
-                    const float x = g[i];
-                    g[i] = 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + 0.044715f * x * x))) * u[i];
-                }
-            }
+            ops::gated_act(hp.ffn_act, K, g + r0, u + r0, r1 - r0);
         };
 
         // Mixture of experts. Every thread routes every token (a few dozen operations per token, cheaper than
@@ -474,30 +449,12 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                     for (int64_t i = 0; i < HD; ++i) v[i] += bias[i];
                 }
                 // Per-head RMSNorm of q and k (qwen3, gemma3).
-                if (const Weight& nw = is_k ? L.attn_k_norm : L.attn_q_norm; nw) {
-                    const float* w = reinterpret_cast<const float*>(nw.data);
-                    double sum = 0.0;
-                    for (int64_t i = 0; i < HD; ++i) sum += static_cast<double>(x[i]) * x[i];
-                    const float scale =
-                        1.0f / std::sqrt(static_cast<float>(sum / static_cast<double>(HD)) + hp.rms_eps);
-                    for (int64_t i = 0; i < HD; ++i) x[i] = x[i] * scale * w[i];
-                }
+                if (const Weight& nw = is_k ? L.attn_k_norm : L.attn_q_norm; nw)
+                    ops::rms_norm(x, reinterpret_cast<const float*>(nw.data), x, HD, hp.rms_eps);
                 const bool sliding = hp.is_sliding(il);
                 const float* cs = (sliding ? s.rope_cos_sliding : s.rope_cos).data() + t * half;
                 const float* sn = (sliding ? s.rope_sin_sliding : s.rope_sin).data() + t * half;
-                if (hp.rope_type == RopeType::Norm) {
-                    for (int64_t i = 0; i < half; ++i) {
-                        const float a = x[2 * i], b = x[2 * i + 1];
-                        x[2 * i] = a * cs[i] - b * sn[i];
-                        x[2 * i + 1] = a * sn[i] + b * cs[i];
-                    }
-                } else {
-                    for (int64_t i = 0; i < half; ++i) {
-                        const float a = x[i], b = x[i + half];
-                        x[i] = a * cs[i] - b * sn[i];
-                        x[i + half] = a * sn[i] + b * cs[i];
-                    }
-                }
+                ops::rope_rotate(x, cs, sn, sliding ? rope_sliding : rope);
                 if (is_k)
                     kv_->write(static_cast<int>(il), entries[t].seq, entries[t].pos, s.k.data() + t * KVD,
                                s.v.data() + t * KVD, static_cast<int>(hk * HD), static_cast<int>((hk + 1) * HD));
