@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
     hearth::cli::add_pull(app);
     hearth::cli::add_list(app);
     hearth::cli::add_rm(app);
+    hearth::cli::add_tokenizer(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
