@@ -17,5 +17,6 @@ void add_pull(CLI::App& app);
 void add_list(CLI::App& app);
 void add_rm(CLI::App& app);
 void add_data(CLI::App& app);
+void add_tokenizer(CLI::App& app);
 
 }  // namespace hearth::cli

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
     hearth::cli::add_list(app);
     hearth::cli::add_rm(app);
     hearth::cli::add_data(app);
+    hearth::cli::add_tokenizer(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -181,8 +181,9 @@ ImportedTokenizer import_tokenizer(const std::string& path, gguf::Writer& w, con
     if (ext == ".gguf") {
         gguf::File f = gguf::File::open(path);
         ImportedTokenizer r;
+        // The tokenizer, and how `hearth tokenizer train` made it.
         for (const auto& [key, value] : f.metadata())
-            if (key.rfind("tokenizer.", 0) == 0) w.set(key, value);
+            if (key.rfind("tokenizer.", 0) == 0 || key.rfind("hearth.tokenizer.", 0) == 0) w.set(key, value);
         if (!f.has("tokenizer.ggml.tokens")) fail("{}: has no tokenizer.ggml.tokens", path);
         r.n_tokens = static_cast<int64_t>(f.find("tokenizer.ggml.tokens")->arr.size());
         r.model = f.get_str_or("tokenizer.ggml.model", "");

@@ -13,7 +13,8 @@ struct ImportedTokenizer {
     std::string model;  // tokenizer.ggml.model
 };
 
-// Sets every tokenizer.* key in `w`. `pre` overrides tokenizer.ggml.pre for the JSON formats (else guessed
+// Sets every tokenizer.* key in `w` (from a vocab GGUF also its hearth.tokenizer.* keys, the training options of
+// `hearth tokenizer train`). `pre` overrides tokenizer.ggml.pre for the JSON formats (else guessed
 // from the source). Throws hearth::Error on a missing file, malformed JSON or an unsupported tokenizer model.
 ImportedTokenizer import_tokenizer(const std::string& path, gguf::Writer& w, const std::string& pre = "");
 

@@ -11,6 +11,7 @@
 #include "tokenizer/bpe.h"
 #include "tokenizer/pretokenize.h"
 #include "tokenizer/spm.h"
+#include "tokenizer/unigram.h"
 #include "tokenizer/wpm.h"
 
 namespace hearth::tok {
@@ -247,6 +248,19 @@ Vocab Vocab::from_gguf(const gguf::File& f) {
     std::string name = f.get_str_or("general.name", "");
     std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
     v.finish_load(name, v.pre_, f.get_str_or("general.architecture", ""));
+
+    // Hearth's own key (unigram.h): llama.cpp does not read it and merges instead.
+    if (const gguf::Value* alg = f.find("tokenizer.hearth.algorithm")) {
+        if (alg->type != gguf::ValueType::STRING)
+            fail("{}: tokenizer.hearth.algorithm has type {}, expected a string", f.path(),
+                 gguf::value_type_name(alg->type));
+        if (v.model_ != TokenizerModel::Spm)
+            fail("{}: tokenizer.hearth.algorithm applies to 'llama' tokenizers, not '{}'", f.path(), model);
+        if (alg->s == "unigram")
+            v.unigram_ = unigram_load(v);
+        else if (alg->s != "bpe")
+            fail("{}: tokenizer.hearth.algorithm '{}' is not known (expected 'bpe' or 'unigram')", f.path(), alg->s);
+    }
 
     if (v.model_ == TokenizerModel::Bpe) {
         if (!f.has("tokenizer.ggml.merges")) fail("{}: tokenizer.ggml.merges is missing (needed by 'gpt2')", f.path());
@@ -497,7 +511,10 @@ std::vector<int32_t> Vocab::encode(std::string_view text, bool add_special, bool
         const std::string_view raw = text.substr(fr.offset, fr.length);
         switch (model_) {
             case TokenizerModel::Spm:
-                spm_tokenize(*this, spm_escape(raw, add_space_prefix_ && prev_special), out);
+                if (unigram_)
+                    unigram_tokenize(*this, *unigram_, spm_escape(raw, add_space_prefix_ && prev_special), out);
+                else
+                    spm_tokenize(*this, spm_escape(raw, add_space_prefix_ && prev_special), out);
                 break;
             case TokenizerModel::Bpe: bpe_tokenize(*this, *bpe_, raw, out); break;
             case TokenizerModel::Wpm: wpm_tokenize(*this, raw, out); break;

@@ -1,8 +1,9 @@
 // The vocabulary of a model (tokens, scores, attributes, special ids) as stored in GGUF metadata, and the
 // text <-> token conversions built on it. One Vocab serves every tokenizer type; the type-specific part of
 // encoding lives in its own file and is selected from `tokenizer.ggml.model`: SentencePiece merges for
-// "llama" (spm.cpp), byte-level BPE for "gpt2" (bpe.cpp, with the pre-tokenizer of `tokenizer.ggml.pre`,
-// pretokenize.cpp), WordPiece for "bert" (wpm.cpp).
+// "llama" (spm.cpp; or unigram Viterbi, unigram.cpp, when `tokenizer.hearth.algorithm` is "unigram"), byte-level
+// BPE for "gpt2" (bpe.cpp, with the pre-tokenizer of `tokenizer.ggml.pre`, pretokenize.cpp), WordPiece for "bert"
+// (wpm.cpp).
 //
 // Behaviour follows llama.cpp's llama_vocab, which is what GGUF files are written for:
 //  - encode(): special-token partition (tokenizer_st_partition), then the model's tokenizer on each text
@@ -37,6 +38,7 @@ class File;
 namespace hearth::tok {
 
 struct BpeModel;
+struct UnigramModel;
 
 // From tokenizer.ggml.token_type 1..6 (0, "undefined" in GGUF writers, is read as Normal).
 enum class TokenAttr : uint8_t { Normal, Unknown, Control, UserDefined, Unused, Byte };
@@ -94,6 +96,9 @@ public:
     int32_t byte_token(uint8_t b) const { return byte_to_token_[b]; }
     // For the SPM tokenizer: whether it may tokenize word by word (spm.h, spm_words_are_independent).
     bool spm_words_independent() const { return spm_words_independent_; }
+    // For the SPM tokenizer: SentencePiece unigram Viterbi instead of merges (unigram.h), from
+    // `tokenizer.hearth.algorithm = "unigram"`.
+    bool spm_unigram() const { return unigram_ != nullptr; }
 
     // text -> ids. add_special: prepend BOS / append EOS per add_bos() / add_eos() (WordPiece: BOS is [CLS],
     // and SEP is appended per add_sep()). parse_special: recognise
@@ -145,6 +150,7 @@ private:
     std::string pre_;
     int32_t max_token_len_ = 0;
     std::shared_ptr<const BpeModel> bpe_;  // model_ == Bpe: merges and pre-tokenizer (shared by copies)
+    std::shared_ptr<const UnigramModel> unigram_;  // Spm with the unigram algorithm: the piece trie
     bool spm_words_independent_ = false;
     std::vector<int32_t> eog_ids_;  // sorted
 };
