@@ -10,9 +10,16 @@ causal GQA attention as explicit matmul + mask + softmax, SwiGLU), in float32, e
 zero_grad(set_to_none) + forward + mean cross-entropy + backward + clip_grad_norm_(1.0) + AdamW.step (weight
 decay 0.1 on 2-D parameters, 0 on norm weights, lr 1e-3). Steps after the warm-up are timed one by one.
 
-AdamW: torch 1.13 has no fused AdamW (fused=True came with 2.0 and for CUDA only); --optimizer foreach (the
-default) is its multi-tensor implementation (torch._foreach_* ops), the same arithmetic as the plain per-tensor
-loop (--optimizer loop), and the faster of the two on CPU.
+AdamW: torch 1.13 has no fused AdamW (fused=True came later, and for CUDA); --optimizer foreach (the default)
+is its multi-tensor implementation (torch._foreach_* ops), the same arithmetic as the plain per-tensor loop
+(--optimizer loop). The two measured the same here (the optimizer is ~1% of a step).
+
+The fastest standard setup is the default, and the script reruns itself to get it: GLIBC_TUNABLES=
+glibc.malloc.hugetlb=1 (--malloc) and OpenBLAS's own choice of kernels (--openblas-core auto, i.e. the
+environment's OPENBLAS_CORETYPE=Haswell dropped); both are explained in main(). What this machine gave is in
+bench/train_torch.md. On a machine shared with other sessions, run it in a session of its own whose autogroup
+has a high priority, or the figures measure the neighbours:
+    setsid -w bash -c 'echo -15 > /proc/self/autogroup; exec /usr/bin/python3 bench/train_torch.py ...'
 
 FLOPs per token (nanoGPT's estimate_mfu / PaLM appendix B, as llm.c): 6*N + 12*L*T*Q, where
     N = the matmul weights: per layer q, k, v, o, gate, up, down, plus the output projection (the token
@@ -91,19 +98,35 @@ def main(argv):
     ap.add_argument("--optimizer", choices=["foreach", "loop"], default="foreach")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--malloc", choices=["hugetlb", "default"], default="hugetlb",
-                    help="hugetlb (default): rerun under GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (see below)")
+                    help="hugetlb (default): run under GLIBC_TUNABLES=glibc.malloc.hugetlb=1; default: as the "
+                         "environment says")
+    ap.add_argument("--openblas-core", default="auto",
+                    help="auto (default): unset OPENBLAS_CORETYPE, OpenBLAS detects the CPU; env: keep the "
+                         "environment's; or a core name (Haswell, SkylakeX, ...) to force")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     args = ap.parse_args(argv)
 
-    # Eager PyTorch allocates every activation afresh, and glibc serves blocks over 32 MiB (the logits, their
-    # gradient) with a new mmap each time: every step touches fresh pages. Where a page fault is dear (this
-    # project's VMs: ~0.25 GB/s of first touches), that alone costs more than the matmuls. glibc's
-    # hugetlb=1 tunable madvises those blocks to transparent huge pages (512x fewer faults); it must be set
-    # before the process starts, so the script reruns itself with it. --malloc default keeps the environment.
-    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    # Both settings below are read when the process starts (by ld.so and by OpenBLAS), so the script reruns
+    # itself once with them in its environment.
+    #
+    # --malloc hugetlb: eager PyTorch allocates every activation afresh, and glibc serves blocks over 32 MiB
+    # (the logits and their gradient) with a new mmap each time, so every step touches fresh pages. Where a
+    # page fault is dear (this project's VMs: a first touch runs at ~0.25 GB/s) that alone cost more than the
+    # matmuls; glibc's hugetlb=1 tunable madvises such blocks to transparent huge pages (512x fewer faults).
+    #
+    # --openblas-core auto: OpenBLAS picks its kernels for the CPU (Cooperlake, i.e. its AVX-512 SkylakeX
+    # sgemm, on this project's AMD EPYC); the environment's OPENBLAS_CORETYPE=Haswell (AVX2 kernels) made
+    # training ~1.6x slower here. env: keep the environment's; NAME: force that core.
+    env = dict(os.environ)
+    tunables = env.get("GLIBC_TUNABLES", "")
     if args.malloc == "hugetlb" and "glibc.malloc.hugetlb=1" not in tunables:
-        env = dict(os.environ)
         env["GLIBC_TUNABLES"] = (tunables + ":" if tunables else "") + "glibc.malloc.hugetlb=1"
+    if args.openblas_core == "auto":
+        env.pop("OPENBLAS_CORETYPE", None)
+    elif args.openblas_core != "env":
+        env["OPENBLAS_CORETYPE"] = args.openblas_core
+    if env != dict(os.environ) and not os.environ.get("TRAIN_TORCH_RERUN"):
+        env["TRAIN_TORCH_RERUN"] = "1"
         os.execve(sys.executable, [sys.executable, os.path.abspath(__file__)] + list(argv), env)
 
     torch.set_num_threads(args.threads)
