@@ -18,5 +18,6 @@ void add_list(CLI::App& app);
 void add_rm(CLI::App& app);
 void add_data(CLI::App& app);
 void add_tokenizer(CLI::App& app);
+void add_train(CLI::App& app);
 
 }  // namespace hearth::cli

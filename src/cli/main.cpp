@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
     hearth::cli::add_rm(app);
     hearth::cli::add_data(app);
     hearth::cli::add_tokenizer(app);
+    hearth::cli::add_train(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -60,7 +60,7 @@ private:
     std::thread ticker_;
 };
 
-void add_train(CLI::App& parent) {
+void add_tokenizer_train(CLI::App& parent) {
     auto* cmd = parent.add_subcommand("train", "Train a SentencePiece tokenizer on a corpus folder, written as a vocab GGUF");
     struct Opts {
         std::string data, out, type = "bpe", spm_model;
@@ -166,7 +166,7 @@ void add_train(CLI::App& parent) {
 void add_tokenizer(CLI::App& app) {
     auto* cmd = app.add_subcommand("tokenizer", "Tokenizers: train");
     cmd->require_subcommand(1);
-    add_train(*cmd);
+    add_tokenizer_train(*cmd);
 }
 
 }  // namespace hearth::cli

@@ -1,5 +1,6 @@
 #include "lab/perplexity.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "base/error.h"
@@ -7,10 +8,11 @@
 namespace hearth {
 
 PerplexityResult perplexity(Context& ctx, const std::vector<int32_t>& tokens, int n_ctx, int32_t bos, bool add_bos,
-                            const std::function<void(int, int, double)>& on_chunk) {
+                            const std::function<void(int, int, double)>& on_chunk, int max_chunks) {
     if (n_ctx < 8) fail("perplexity: context {} is too small (at least 8)", n_ctx);
     if (n_ctx > ctx.n_ctx()) fail("perplexity: context {} exceeds the engine's context {}", n_ctx, ctx.n_ctx());
-    const int n_chunks = static_cast<int>(tokens.size() / static_cast<size_t>(n_ctx));
+    int n_chunks = static_cast<int>(tokens.size() / static_cast<size_t>(n_ctx));
+    if (max_chunks > 0) n_chunks = std::min(n_chunks, max_chunks);
     if (n_chunks == 0)
         fail("perplexity: the text has {} tokens, fewer than one window of {}", tokens.size(), n_ctx);
     const int64_t n_vocab = ctx.model().hp.n_vocab;

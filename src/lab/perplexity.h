@@ -19,7 +19,9 @@ struct PerplexityResult {
 
 // tokens: the whole text, tokenized once (with BOS when the vocab adds it). Throws hearth::Error when the text
 // has fewer than n_ctx tokens (no full window) or n_ctx is below 8.
+// max_chunks > 0 scores only the first max_chunks windows (llama.cpp's --chunks).
 PerplexityResult perplexity(Context& ctx, const std::vector<int32_t>& tokens, int n_ctx, int32_t bos, bool add_bos,
-                            const std::function<void(int done, int total, double ppl)>& on_chunk = {});
+                            const std::function<void(int done, int total, double ppl)>& on_chunk = {},
+                            int max_chunks = 0);
 
 }  // namespace hearth

@@ -132,7 +132,16 @@ void sgemm_part(const GemmArgs& g, int ith, int nth) {
 }
 
 void sgemm(const GemmArgs& g, int n_threads) {
-    const int nt = n_threads > 0 ? n_threads : omp_get_num_procs();
+    int nt = n_threads > 0 ? n_threads : omp_get_num_procs();
+    // A small product is done before a second thread would be awake (waking one costs microseconds, and far
+    // more on a busy machine); the result is the same either way.
+    constexpr double kMinFlopPerThread = 2e6;
+    const double flop = 2.0 * static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k);
+    nt = static_cast<int>(std::max(1.0, std::min<double>(nt, flop / kMinFlopPerThread)));
+    if (nt == 1) {
+        sgemm_part(g, 0, 1);
+        return;
+    }
 #pragma omp parallel num_threads(nt)
     sgemm_part(g, omp_get_thread_num(), omp_get_num_threads());
 }
