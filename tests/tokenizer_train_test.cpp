@@ -350,6 +350,8 @@ TEST(TokenizerTrain, Errors) {
     expect_error(big, "too small for a vocabulary of 1000 tokens");
     EXPECT_NE(big.err.find("at most "), std::string::npos) << big.err;
     expect_error(train(small, "--vocab-size 1000 --type unigram"), "too small for a vocabulary of 1000 tokens");
+    // Too small for the corpus's characters: the 16 of the text ("▁" for the space) and the 259 fixed tokens.
+    expect_error(train(small, "--vocab-size 262"), "SentencePiece needs at least 275");
     EXPECT_FALSE(fs::exists(out));
 
     // Unwritable outputs are refused before the training.

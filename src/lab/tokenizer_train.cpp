@@ -10,7 +10,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <string_view>
 #include <unordered_map>
 
@@ -88,26 +87,43 @@ private:
 
 // SentencePiece's status messages start with "<file>(<line>) [<condition>] "; the rest is the sentence.
 std::string spm_message(const sentencepiece::util::Status& st) {
-    static const std::regex prefix(R"(^\S+\(\d+\) \[[^\]]*\] )");
-    std::string msg = std::regex_replace(st.message(), prefix, "", std::regex_constants::format_first_only);
+    std::string msg = st.message();
+    const size_t cond = msg.find(") [");
+    const size_t end = cond == std::string::npos ? cond : msg.find("] ", cond);
+    if (end != std::string::npos && msg.find(' ') > cond) msg.erase(0, end + 2);
     std::replace(msg.begin(), msg.end(), '\n', ' ');
     return msg;
 }
 
+// The number that follows `after` in `msg`, or "" when `after` is not there.
+std::string number_after(const std::string& msg, std::string_view after) {
+    size_t i = msg.find(after);
+    if (i == std::string::npos) return "";
+    i += after.size();
+    size_t j = i;
+    while (j < msg.size() && msg[j] >= '0' && msg[j] <= '9') ++j;
+    return msg.substr(i, j - i);
+}
+
 [[noreturn]] void fail_training(const sentencepiece::util::Status& st, const TokenizerTrainOptions& o) {
     const std::string msg = spm_message(st);
-    std::smatch m;
-    static const std::regex too_high(R"(Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+))");
-    static const std::regex too_small(R"(Vocabulary size is smaller than required_chars\. (\d+) vs (\d+))");
-    if (std::regex_search(msg, m, too_high))
-        fail("the corpus is too small for a vocabulary of {} tokens: SentencePiece ({}) finds at most {} in it "
-             "(use --vocab-size {} or less, or more text)",
-             o.vocab_size, spm_type_name(o.type), m[2].str(), m[2].str());
-    if (std::regex_search(msg, m, too_small))
-        fail("a vocabulary of {} tokens cannot hold the characters the corpus needs at character coverage {}: "
-             "SentencePiece needs at least {} (with the 259 special and byte tokens); raise --vocab-size or lower "
-             "--character-coverage",
-             o.vocab_size, o.character_coverage, m[2].str());
+    // "Vocabulary size too high (N). Please set it to a value <= M."
+    if (msg.find("Vocabulary size too high") != std::string::npos) {
+        const std::string most = number_after(msg, "<= ");
+        if (!most.empty())
+            fail("the corpus is too small for a vocabulary of {} tokens: SentencePiece ({}) finds at most {} in it "
+                 "(use --vocab-size {} or less, or more text)",
+                 o.vocab_size, spm_type_name(o.type), most, most);
+    }
+    // "Vocabulary size is smaller than required_chars. N vs M."
+    if (msg.find("Vocabulary size is smaller than required_chars") != std::string::npos) {
+        const std::string need = number_after(msg, " vs ");
+        if (!need.empty())
+            fail("a vocabulary of {} tokens cannot hold the characters the corpus needs at character coverage {}: "
+                 "SentencePiece needs at least {} (with the 259 special and byte tokens); raise --vocab-size or "
+                 "lower --character-coverage",
+                 o.vocab_size, o.character_coverage, need);
+    }
     fail("sentencepiece training failed: {}", msg);
 }
 
