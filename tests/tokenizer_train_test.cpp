@@ -1,5 +1,5 @@
-// `hearth tokenizer train`: SentencePiece tokenizers trained on real man pages (sections 2 and 7, rendered by
-// mandoc through tests/oracle/man_corpus.py, split 90/10 by name), written as vocab GGUFs. SentencePiece itself
+// `hearth tokenizer train`: SentencePiece tokenizers trained on real man pages (sections 2 and 7, a corpus made by
+// `hearth data man`), written as vocab GGUFs. SentencePiece itself
 // (Debian's python3-sentencepiece, tests/oracle/spm_encode.py) is the oracle: hearth's encoding must equal its
 // encoding on every validation document, for BPE and for unigram. Also: the GGUF's keys, synth + run with the
 // vocabulary, determinism for a seed, and the errors.
@@ -18,6 +18,7 @@
 
 #include "base/error.h"
 #include "gguf/gguf.h"
+#include "lab/data/corpus.h"
 #include "lab/tokenizer_train.h"
 #include "test_util.h"
 #include "tokenizer/vocab.h"
@@ -49,8 +50,8 @@ const std::string& man_corpus() {
         if (fs::exists(cache / "manifest.json")) return cache.string();
         fs::create_directories(cache.parent_path());
         const fs::path tmp = cache.string() + ".tmp." + std::to_string(::getpid());
-        const std::string cmd = "/usr/bin/python3 " + q(std::string(HEARTH_SOURCE_DIR) + "/tests/oracle/man_corpus.py") +
-                                " " + q(tmp.string()) + " 2 7 >/dev/null";
+        const std::string cmd = q(HEARTH_BINARY) + " data man --sections 2,7 --val-fraction 0.1 -o " + q(tmp.string()) +
+                                " >/dev/null";
         if (std::system(cmd.c_str()) != 0) throw Error("rendering the man pages failed: " + cmd);
         std::error_code ec;
         fs::rename(tmp, cache, ec);
@@ -65,12 +66,7 @@ struct Doc {
 };
 std::vector<Doc> read_split(const std::string& dir, const std::string& split) {
     std::vector<Doc> docs;
-    std::ifstream in(dir + "/" + split + ".jsonl");
-    std::string line;
-    while (std::getline(in, line)) {
-        const nlohmann::json j = nlohmann::json::parse(line);
-        docs.push_back({j["name"].get<std::string>(), j["text"].get<std::string>()});
-    }
+    for (const lab::Document& d : lab::read_corpus_split(dir, split)) docs.push_back({d.name, d.text});
     return docs;
 }
 
@@ -227,7 +223,7 @@ TEST(TokenizerTrain, UnigramEqualsSentencePieceOnEveryValidationDocument) {
 // The same checks on a corpus folder of your own, at 8000 tokens (minutes):
 //   HEARTH_TOKENIZER_CORPUS=DIR build/hearth_tests --gtest_also_run_disabled_tests
 //     --gtest_filter='TokenizerTrain.DISABLED_*'
-// e.g. DIR from `/usr/bin/python3 tests/oracle/man_corpus.py DIR 1 2 3 4 5 6 7 8 --max-bytes 52000000`.
+// e.g. DIR from `hearth data man -o DIR`.
 TEST(TokenizerTrain, DISABLED_LargeCorpusFromEnvironment) {
     REQUIRE_TOOLS();
     const char* dir = std::getenv("HEARTH_TOKENIZER_CORPUS");
@@ -319,10 +315,16 @@ void expect_error(const test::RunResult& r, const std::string& needle) {
     EXPECT_LE(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
 
+// A corpus folder whose train split is `train_jsonl` as given (one line a document), with an empty val split and
+// a manifest that vouches for both, so that what is tested is the trainer's reading of the lines.
 std::string corpus_with(const std::string& name, const std::string& train_jsonl) {
     const std::string dir = tmp_dir() + "/" + name;
     fs::create_directories(dir);
     std::ofstream(dir + "/train.jsonl") << train_jsonl;
+    std::vector<lab::CorpusFile> files = {lab::write_corpus_split(dir, "val", {})};
+    files.push_back({"train", "train.jsonl", lab::sha256_hex(train_jsonl), train_jsonl.size(),
+                     static_cast<uint64_t>(std::count(train_jsonl.begin(), train_jsonl.end(), '\n'))});
+    lab::write_corpus_manifest(dir, nlohmann::json::object(), files);
     return dir;
 }
 
@@ -335,13 +337,13 @@ TEST(TokenizerTrain, Errors) {
     nlohmann::json small_doc = {{"name", "x.1"}, {"section", "1"}, {"text", "a small corpus\nof two lines\n"}};
     const std::string small = corpus_with("small", small_doc.dump() + "\n");
 
-    expect_error(train(tmp_dir() + "/none", "--vocab-size 1000"), "no such corpus folder");
+    expect_error(train(tmp_dir() + "/none", "--vocab-size 1000"), "no manifest.json");
     expect_error(train(corpus_with("empty", ""), "--vocab-size 1000"), "empty");
     expect_error(train(corpus_with("blank", "{\"name\":\"a\",\"section\":\"1\",\"text\":\"\\n\\n\"}\n"),
                        "--vocab-size 1000"),
                  "empty");
-    expect_error(train(corpus_with("bad", "{\"name\": 1}\n"), "--vocab-size 1000"), "train.jsonl:1");
-    expect_error(train(corpus_with("notjson", "not json\n"), "--vocab-size 1000"), "malformed JSON");
+    expect_error(train(corpus_with("bad", "{\"name\": 1}\n"), "--vocab-size 1000"), "malformed line 1");
+    expect_error(train(corpus_with("notjson", "not json\n"), "--vocab-size 1000"), "malformed line 1");
     expect_error(train(small, "--vocab-size 259"), "at least 260");
     expect_error(train(small, "--vocab-size 1000 --type wordpiece"), "unknown tokenizer type 'wordpiece'");
     expect_error(train(small, "--vocab-size 1000 --character-coverage 1.5"), "character coverage");
@@ -366,7 +368,8 @@ TEST(TokenizerTrain, Errors) {
     // Nothing but the corpus is left in the corpus folder.
     std::vector<std::string> left;
     for (const auto& e : fs::directory_iterator(small)) left.push_back(e.path().filename().string());
-    EXPECT_EQ(left, std::vector<std::string>{"train.jsonl"});
+    std::sort(left.begin(), left.end());
+    EXPECT_EQ(left, (std::vector<std::string>{"manifest.json", "train.jsonl", "val.jsonl"}));
 }
 
 // ---- the unigram key and the corpus reader ------------------------------------------------------------------
@@ -402,21 +405,17 @@ TEST(TokenizerTrainUnigram, ViterbiByHand) {
     EXPECT_EQ(v.encode("ac", false, false), (std::vector<int32_t>{3, 0}));
 }
 
-TEST(TokenizerTrainCorpus, ReadsTextsAndNamesBadLines) {
-    const std::string dir = tmp_dir() + "/reader";
+// The trainer reads the corpus through its manifest: a split file changed since is refused, naming it.
+TEST(TokenizerTrainCorpus, RefusesASplitThatNoLongerMatchesItsManifest) {
+    REQUIRE_TOOLS();
+    const std::string dir = tmp_dir() + "/tampered";
     fs::create_directories(dir);
-    std::ofstream(dir + "/train.jsonl") << "{\"name\":\"a.1\",\"section\":\"1\",\"text\":\"one\\ntwo\"}\n\n"
-                                        << "{\"name\":\"b.1\",\"section\":\"1\",\"text\":\"three\"}\n";
-    std::ofstream(dir + "/val.jsonl") << "{\"name\":\"c.1\",\"section\":\"1\"}\n";
-    EXPECT_EQ(lab::read_training_texts(dir, "train"), (std::vector<std::string>{"one\ntwo", "three"}));
-    try {
-        lab::read_training_texts(dir, "val");
-        ADD_FAILURE() << "no error";
-    } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("val.jsonl:1"), std::string::npos) << e.what();
-    }
-    EXPECT_THROW(lab::read_training_texts(dir, "test"), Error);
-    EXPECT_THROW(lab::read_training_texts(dir + "/missing", "train"), Error);
+    for (const char* f : {"train.jsonl", "val.jsonl", "manifest.json"}) fs::copy_file(man_corpus() + "/" + f, dir + "/" + f);
+    std::ofstream(dir + "/train.jsonl", std::ios::app) << "{\"name\":\"x\",\"section\":\"1\",\"text\":\"added\"}\n";
+    const auto r = test::run_hearth("tokenizer train --data " + q(dir) + " --vocab-size 400 -o " + q(dir + "/t.gguf"));
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.err.find("sha256"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(dir + "/t.gguf"));
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "base/progress.h"
 #include "cli/commands.h"
 #include "gguf/gguf.h"
+#include "lab/data/corpus.h"
 #include "lab/tokenizer_train.h"
 #include "tokenizer/vocab.h"
 
@@ -95,11 +96,15 @@ void add_tokenizer_train(CLI::App& parent) {
         lab::check_writable(o->out);
         if (!o->spm_model.empty()) lab::check_writable(o->spm_model);
 
-        const std::vector<std::string> train = lab::read_training_texts(o->data, "train");
+        auto texts = [&](const char* split) {
+            std::vector<std::string> out;
+            for (lab::Document& d : lab::read_corpus_split(o->data, split)) out.push_back(std::move(d.text));
+            return out;
+        };
+        const std::vector<std::string> train = texts("train");
         if (train.empty()) fail("{}: the train split is empty: no text to train on", o->data);
-        std::vector<std::string> val;
-        const bool has_val = std::filesystem::exists(std::filesystem::path(o->data) / "val.jsonl");
-        if (has_val) val = lab::read_training_texts(o->data, "val");
+        const std::vector<std::string> val = texts("val");
+        const bool has_val = !val.empty();
 
         lab::TrainedTokenizer t;
         {
@@ -156,7 +161,7 @@ void add_tokenizer_train(CLI::App& parent) {
                        "bytes)\n",
                        c.documents, c.characters, c.tokens, c.chars_per_token(), c.bytes_per_token());
         else
-            fmt::print("validation: {} has no val.jsonl\n", o->data);
+            fmt::print("validation: the val split of {} is empty\n", o->data);
         if (!o->spm_model.empty()) fmt::print("wrote {}\n", o->spm_model);
     });
 }

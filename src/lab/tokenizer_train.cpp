@@ -14,7 +14,6 @@
 #include <unordered_map>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
@@ -326,32 +325,6 @@ Compression measure_compression(const tok::Vocab& vocab, const std::vector<std::
         c.tokens += static_cast<int64_t>(vocab.encode(text, /*add_special=*/false, /*parse_special=*/false).size());
     }
     return c;
-}
-
-// ---- corpus reader: to be replaced by lab/data/corpus.h's read_corpus_split ----------------------------------
-
-std::vector<std::string> read_training_texts(const std::string& dir, const std::string& split) {
-    std::error_code ec;
-    if (!fs::is_directory(dir, ec)) fail("{}: no such corpus folder", dir);
-    const std::string path = (fs::path(dir) / (split + ".jsonl")).string();
-    std::ifstream in(path, std::ios::binary);
-    if (!in) fail("{}: cannot open (a corpus folder holds train.jsonl and val.jsonl)", path);
-    std::vector<std::string> texts;
-    std::string line;
-    for (size_t lineno = 1; std::getline(in, line); ++lineno) {
-        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-        nlohmann::json j;
-        try {
-            j = nlohmann::json::parse(line);
-        } catch (const nlohmann::json::exception& e) {
-            fail("{}:{}: malformed JSON: {}", path, lineno, e.what());
-        }
-        if (!j.is_object() || !j.contains("text") || !j["text"].is_string())
-            fail("{}:{}: expected an object with a string \"text\"", path, lineno);
-        texts.push_back(j["text"].get<std::string>());
-    }
-    if (in.bad()) fail("{}: read error", path);
-    return texts;
 }
 
 }  // namespace hearth::lab

@@ -90,9 +90,5 @@ struct Compression {
 // Encodes each text (no special tokens added) and counts.
 Compression measure_compression(const tok::Vocab& vocab, const std::vector<std::string>& texts);
 
-// The texts of one split of a corpus folder (DIR/SPLIT.jsonl: one {"name", "section", "text"} object a line).
-// CORPUS READER TO BE REPLACED by lab/data/corpus.h's read_corpus_split once `hearth data` lands; keep this
-// signature until then. Throws hearth::Error for a missing file or a line that is not such an object.
-std::vector<std::string> read_training_texts(const std::string& dir, const std::string& split);
 
 }  // namespace hearth::lab
