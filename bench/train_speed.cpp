@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
     CLI::App app{"hearth training speed"};
     std::string dims = "embd=384,layers=6,heads=6,kv_heads=6,ff=1024,vocab=8192";
     int batch = 8, seq = 256, threads = 2, steps = 10, warmup = 2;
-    bool recompute = false, json = false;
+    bool recompute = false, json = false, bf16 = false;
     app.add_option("--dims", dims, "Model shape (synth syntax)");
     app.add_option("--batch", batch);
     app.add_option("--seq", seq);
@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
     app.add_option("--steps", steps, "Timed steps");
     app.add_option("--warmup-steps", warmup, "Untimed steps first");
     app.add_flag("--recompute", recompute);
+    app.add_flag("--bf16", bf16, "bfloat16 matrix products (AVX512-BF16)");
     app.add_flag("--json", json);
     CLI11_PARSE(app, argc, argv);
     try {
@@ -47,7 +48,7 @@ int main(int argc, char** argv) {
         std::mt19937 rng(2);
         std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(shape.n_vocab - 1));
         std::vector<int32_t> tokens(static_cast<size_t>(batch) * (seq + 1));
-        lab::Transformer tr(layout, threads, recompute);
+        lab::Transformer tr(layout, threads, recompute, bf16);
         lab::AdamWConfig adam;
         double secs = 0;
         for (int s = 0; s < warmup + steps; ++s) {
@@ -77,6 +78,7 @@ int main(int argc, char** argv) {
                          {"seq", seq},
                          {"threads", threads},
                          {"recompute", recompute},
+                         {"bf16", bf16},
                          {"steps", steps},
                          {"n_params", n_params},
                          {"flops_per_token", fpt},

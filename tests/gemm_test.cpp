@@ -100,6 +100,33 @@ TEST(Gemm, SameBitsForAnyThreadCount) {
     EXPECT_EQ(d1, d2);
 }
 
+TEST(Gemm, Bf16TileMatchesTripleLoopOnRoundedInputs) {
+    const kernels::KernelTable* t = kernels::table_for(kernels::Isa::Avx512);
+    if (!t || !t->sgemm_bf16.tile) GTEST_SKIP() << "this CPU has no AVX512-BF16";
+    const Case cases[] = {{1, 1, 1}, {13, 33, 257}, {150, 70, 1100}, {64, 2100, 40}, {37, 96, 3}};
+    for (const Case& cs : cases)
+        for (Trans ta : {Trans::No, Trans::Yes})
+            for (Trans tb : {Trans::No, Trans::Yes}) {
+                SCOPED_TRACE(testing::Message() << "m=" << cs.m << " n=" << cs.n << " k=" << cs.k << " ta=" << int(ta)
+                                                << " tb=" << int(tb));
+                GemmArgs g;
+                g.ta = ta, g.tb = tb, g.m = cs.m, g.n = cs.n, g.k = cs.k, g.bf16 = true;
+                g.lda = ta == Trans::No ? cs.k : cs.m;
+                g.ldb = tb == Trans::No ? cs.n : cs.k;
+                g.ldc = cs.n;
+                const auto A = random_vec((ta == Trans::No ? cs.m : cs.k) * g.lda, 11);
+                const auto B = random_vec((tb == Trans::No ? cs.k : cs.n) * g.ldb, 12);
+                std::vector<float> C(cs.m * cs.n), R(cs.m * cs.n);
+                g.a = A.data(), g.b = B.data(), g.bf16_kernel = &t->sgemm_bf16;
+                g.c = C.data();
+                sgemm(g, 2);
+                g.c = R.data();
+                sgemm_naive(g);
+                for (int64_t i = 0; i < cs.m * cs.n; ++i)
+                    ASSERT_NEAR(C[i], R[i], 1e-5 * (static_cast<double>(cs.k) + std::fabs(R[i])) + 1e-6) << i;
+            }
+}
+
 TEST(Gemm, EmptyInnerDimensionGivesZeros) {
     std::vector<float> C(6, 7.0f);
     GemmArgs g;

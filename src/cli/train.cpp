@@ -59,6 +59,8 @@ void add_train(CLI::App& app) {
     cmd->add_option("-t,--threads", t.threads, "Threads per process (default: all cores)");
     cmd->add_flag("--recompute", t.recompute, "Keep only each layer's input and recompute the rest in the backward "
                                               "pass (less memory, about a third more compute)");
+    cmd->add_flag("--bf16", t.bf16, "Matrix products in bfloat16 (needs AVX512-BF16); weights, gradients and the "
+                                    "optimiser stay float");
     cmd->add_option("--eval-every", t.eval_every, "Steps between validations (default: 20 per run)");
     cmd->add_option("--eval-windows", t.eval_windows, "Validation windows each time (default 32; the final "
                                                       "validation takes the whole split)");
@@ -116,6 +118,7 @@ void add_train(CLI::App& app) {
             j["train_loss"] = r.train_loss;
             j["ranks"] = r.ranks;
             j["threads"] = r.threads;
+            j["bf16"] = r.bf16;
             j["train_tokens_available"] = r.train_tokens_available;
             j["val_tokens_available"] = r.val_tokens_available;
             if (!r.interrupted) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "tensor/dtype.h"
 #include "tensor/kernels.h"
 
 namespace hearth {
@@ -108,7 +109,93 @@ void gemm_block(const GemmArgs& g, const kernels::SgemmKernel& kern, int64_t i0,
     }
 }
 
+// ---- bfloat16 products ------------------------------------------------------------------------------------
+constexpr int64_t kKcBf16 = 512;  // elements of K per panel: half the bytes of a float panel of 256
+
+inline uint32_t bf16_pair(float lo, float hi) {
+    return static_cast<uint32_t>(f32_to_bf16(lo)) | static_cast<uint32_t>(f32_to_bf16(hi)) << 16;
+}
+inline float a_at(const GemmArgs& g, int64_t i, int64_t k) {
+    return g.ta == Trans::No ? g.a[i * g.lda + k] : g.a[k * g.lda + i];
+}
+inline float b_at(const GemmArgs& g, int64_t k, int64_t j) {
+    return g.tb == Trans::No ? g.b[k * g.ldb + j] : g.b[j * g.ldb + k];
+}
+
+// op(A) rows [i0, i0+mc), columns [p0, p0+kc) as pairs of columns: [panel][kc2][MR]; zero past m and past kc.
+void pack_a_bf16(const GemmArgs& g, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int MR, uint32_t* out) {
+    const int64_t kc2 = (kc + 1) / 2;
+    for (int64_t ir = 0; ir < mc; ir += MR) {
+        const int rows = static_cast<int>(std::min<int64_t>(MR, mc - ir));
+        uint32_t* panel = out + ir * kc2;
+        for (int64_t k2 = 0; k2 < kc2; ++k2) {
+            const int64_t k = p0 + 2 * k2;
+            const bool odd = 2 * k2 + 1 >= kc;
+            for (int i = 0; i < MR; ++i)
+                panel[k2 * MR + i] = i < rows ? bf16_pair(a_at(g, i0 + ir + i, k), odd ? 0.0f : a_at(g, i0 + ir + i, k + 1))
+                                              : 0u;
+        }
+    }
+}
+
+// op(B) rows [p0, p0+kc) in pairs, columns [j0, j0+nc): [panel][kc2][NR]; zero past n and past kc.
+void pack_b_bf16(const GemmArgs& g, int64_t j0, int64_t nc, int64_t p0, int64_t kc, int NR, uint32_t* out) {
+    const int64_t kc2 = (kc + 1) / 2;
+    for (int64_t jr = 0; jr < nc; jr += NR) {
+        const int cols = static_cast<int>(std::min<int64_t>(NR, nc - jr));
+        uint32_t* panel = out + jr * kc2;
+        for (int64_t k2 = 0; k2 < kc2; ++k2) {
+            const int64_t k = p0 + 2 * k2;
+            const bool odd = 2 * k2 + 1 >= kc;
+            for (int j = 0; j < NR; ++j)
+                panel[k2 * NR + j] = j < cols ? bf16_pair(b_at(g, k, j0 + jr + j), odd ? 0.0f : b_at(g, k + 1, j0 + jr + j))
+                                              : 0u;
+        }
+    }
+}
+
+void gemm_block_bf16(const GemmArgs& g, const kernels::SgemmBf16Kernel& kern, int64_t i0, int64_t m, int64_t j0,
+                     int64_t n) {
+    const int MR = kern.mr, NR = kern.nr;
+    thread_local std::vector<uint32_t> abuf, bbuf;
+    const int64_t kc2_max = kKcBf16 / 2;
+    bbuf.resize(static_cast<size_t>(kc2_max * ((std::min(kNc, n) + NR - 1) / NR * NR)));
+    abuf.resize(static_cast<size_t>(kc2_max * ((std::min(kMc, m) + MR - 1) / MR * MR)));
+    uint32_t* pb = bbuf.data();
+    uint32_t* pa = abuf.data();
+    alignas(64) float edge[16 * 64];
+    for (int64_t jc = 0; jc < n; jc += kNc) {
+        const int64_t nc = std::min(kNc, n - jc);
+        for (int64_t pc = 0; pc < g.k; pc += kKcBf16) {
+            const int64_t kc = std::min(kKcBf16, g.k - pc), kc2 = (kc + 1) / 2;
+            const bool acc = g.accumulate || pc > 0;
+            pack_b_bf16(g, j0 + jc, nc, pc, kc, NR, pb);
+            for (int64_t ic = 0; ic < m; ic += kMc) {
+                const int64_t mc = std::min(kMc, m - ic);
+                pack_a_bf16(g, i0 + ic, mc, pc, kc, MR, pa);
+                for (int64_t jr = 0; jr < nc; jr += NR) {
+                    const int cols = static_cast<int>(std::min<int64_t>(NR, nc - jr));
+                    for (int64_t ir = 0; ir < mc; ir += MR) {
+                        const int rows = static_cast<int>(std::min<int64_t>(MR, mc - ir));
+                        float* c = g.c + (i0 + ic + ir) * g.ldc + j0 + jc + jr;
+                        if (rows == MR && cols == NR) {
+                            kern.tile(kc2, pa + ir * kc2, pb + jr * kc2, c, g.ldc, acc);
+                            continue;
+                        }
+                        kern.tile(kc2, pa + ir * kc2, pb + jr * kc2, edge, NR, false);
+                        for (int i = 0; i < rows; ++i)
+                            for (int j = 0; j < cols; ++j)
+                                c[i * g.ldc + j] = acc ? c[i * g.ldc + j] + edge[i * NR + j] : edge[i * NR + j];
+                    }
+                }
+            }
+        }
+    }
+}
+
 }  // namespace
+
+bool sgemm_has_bf16() { return kernels::active().sgemm_bf16.tile != nullptr; }
 
 void sgemm_part(const GemmArgs& g, int ith, int nth) {
     if (g.m <= 0 || g.n <= 0) return;
@@ -118,16 +205,25 @@ void sgemm_part(const GemmArgs& g, int ith, int nth) {
         return;
     }
     const kernels::SgemmKernel& kern = g.kernel ? *g.kernel : kernels::active().sgemm;
+    const kernels::SgemmBf16Kernel* bf = g.bf16 ? (g.bf16_kernel ? g.bf16_kernel : &kernels::active().sgemm_bf16) : nullptr;
+    if (bf && !bf->tile) bf = nullptr;
+    const int mr = bf ? bf->mr : kern.mr, nr = bf ? bf->nr : kern.nr;
+    auto block = [&](int64_t i0, int64_t m, int64_t j0, int64_t n) {
+        if (bf)
+            gemm_block_bf16(g, *bf, i0, m, j0, n);
+        else
+            gemm_block(g, kern, i0, m, j0, n);
+    };
     // Split the larger dimension between the threads, in whole tiles, so each thread packs only its share of
     // that operand.
     if (g.m >= g.n) {
-        const int64_t tiles = (g.m + kern.mr - 1) / kern.mr;
-        const int64_t b = std::min(g.m, tiles * ith / nth * kern.mr), e = std::min(g.m, tiles * (ith + 1) / nth * kern.mr);
-        if (e > b) gemm_block(g, kern, b, e - b, 0, g.n);
+        const int64_t tiles = (g.m + mr - 1) / mr;
+        const int64_t b = std::min(g.m, tiles * ith / nth * mr), e = std::min(g.m, tiles * (ith + 1) / nth * mr);
+        if (e > b) block(b, e - b, 0, g.n);
     } else {
-        const int64_t tiles = (g.n + kern.nr - 1) / kern.nr;
-        const int64_t b = std::min(g.n, tiles * ith / nth * kern.nr), e = std::min(g.n, tiles * (ith + 1) / nth * kern.nr);
-        if (e > b) gemm_block(g, kern, 0, g.m, b, e - b);
+        const int64_t tiles = (g.n + nr - 1) / nr;
+        const int64_t b = std::min(g.n, tiles * ith / nth * nr), e = std::min(g.n, tiles * (ith + 1) / nth * nr);
+        if (e > b) block(0, g.m, b, e - b);
     }
 }
 
@@ -151,8 +247,9 @@ void sgemm_naive(const GemmArgs& g) {
         for (int64_t j = 0; j < g.n; ++j) {
             double s = 0;
             for (int64_t k = 0; k < g.k; ++k) {
-                const float a = g.ta == Trans::No ? g.a[i * g.lda + k] : g.a[k * g.lda + i];
-                const float b = g.tb == Trans::No ? g.b[k * g.ldb + j] : g.b[j * g.ldb + k];
+                float a = g.ta == Trans::No ? g.a[i * g.lda + k] : g.a[k * g.lda + i];
+                float b = g.tb == Trans::No ? g.b[k * g.ldb + j] : g.b[j * g.ldb + k];
+                if (g.bf16) a = bf16_to_f32(f32_to_bf16(a)), b = bf16_to_f32(f32_to_bf16(b));
                 s += static_cast<double>(a) * b;
             }
             float& c = g.c[i * g.ldc + j];

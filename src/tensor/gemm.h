@@ -9,6 +9,7 @@
 namespace hearth {
 namespace kernels {
 struct SgemmKernel;
+struct SgemmBf16Kernel;
 }
 
 enum class Trans : uint8_t { No, Yes };
@@ -24,14 +25,20 @@ struct GemmArgs {
     int64_t ldc = 0;
     bool accumulate = false;  // C += op(A) op(B), else C = op(A) op(B)
     const kernels::SgemmKernel* kernel = nullptr;  // the register tile; null: the active table's
+    // Multiply in bfloat16 (each input rounded to nearest even, sums in float) with the table's bf16 tile; a
+    // table without one computes in float.
+    bool bf16 = false;
+    const kernels::SgemmBf16Kernel* bf16_kernel = nullptr;  // null: the active table's
 };
+// Whether bf16 products run natively here (AVX512-BF16).
+bool sgemm_has_bf16();
 
 // Thread ith of nth computes its share of C (disjoint from the others'); every thread of a team calls it with
 // the same arguments. No barrier inside.
 void sgemm_part(const GemmArgs& g, int ith, int nth);
 // The whole product on a team of n_threads (0: every core).
 void sgemm(const GemmArgs& g, int n_threads = 0);
-// The plain triple loop (double accumulation), for tests.
+// The plain triple loop (double accumulation; inputs rounded to bf16 first when g.bf16), for tests.
 void sgemm_naive(const GemmArgs& g);
 
 }  // namespace hearth

@@ -48,6 +48,15 @@ struct SgemmKernel {
     int mr = 0, nr = 0;
     SgemmTileFn tile = nullptr;
 };
+// The same tile with bfloat16 inputs and float sums (AVX512-BF16's dot products of pairs): a holds kc2 steps
+// of mr pairs (a[k][i] = the bf16 values of op(A) at row i, columns 2k and 2k + 1, in one 32-bit word), b
+// holds kc2 steps of nr pairs (rows 2k and 2k + 1 of column j side by side).
+using SgemmBf16TileFn = void (*)(int64_t kc2, const uint32_t* a, const uint32_t* b, float* c, int64_t ldc,
+                                 bool accumulate);
+struct SgemmBf16Kernel {
+    int mr = 0, nr = 0;
+    SgemmBf16TileFn tile = nullptr;  // null: the instruction set has no bf16 dot products
+};
 // y[i] = e^(x[i] * scale - shift) for i < n; returns the sum of the y[i] (in float, lane by lane, then the
 // lanes added). Softmax rows (the vocabulary's in the loss, attention's in the backward pass) are built on it.
 using ExpShiftSumFn = float (*)(const float* x, float scale, float shift, float* y, int64_t n);
@@ -66,6 +75,7 @@ struct KernelTable {
     QuantizeActFn quantize_act;
     SwigluFn swiglu;
     SgemmKernel sgemm;
+    SgemmBf16Kernel sgemm_bf16;
     ExpShiftSumFn exp_shift_sum;
     SwigluBackwardFn swiglu_backward;
     DotFn dot[kMaxTypeId];    // indexed by DType id; nullptr where unsupported

@@ -25,6 +25,7 @@
 #include "lab/train/params.h"
 #include "lab/train/transformer.h"
 #include "model/synth.h"
+#include "tensor/gemm.h"
 #include "tokenizer/vocab.h"
 
 namespace hearth::lab {
@@ -72,6 +73,7 @@ struct RunConfig {
     float lr = 0, min_lr_ratio = 0, weight_decay = 0, clip = 0, beta1 = 0, beta2 = 0, eps = 0, init_std = 0;
     int64_t warmup = 0, total_steps = 0, eval_every = 0, eval_windows = 0, checkpoint_every = 0;
     uint64_t seed = 0;
+    bool bf16 = false;
     std::string model;       // what -m said
     std::string data_sha256;  // of the train split, from the corpus manifest
 };
@@ -95,6 +97,7 @@ void set_config(gguf::Writer& w, const RunConfig& c) {
     w.set("hearth.train.eval_windows", i64(c.eval_windows));
     w.set("hearth.train.checkpoint_every", i64(c.checkpoint_every));
     w.set("hearth.train.seed", gguf::Value::u64(c.seed));
+    w.set("hearth.train.bf16", gguf::Value::boolean(c.bf16));
     w.set("hearth.train.model", gguf::Value::str(c.model));
     w.set("hearth.train.data_sha256", gguf::Value::str(c.data_sha256));
 }
@@ -118,6 +121,7 @@ RunConfig get_config(const gguf::File& f) {
     c.eval_windows = f.get_i64("hearth.train.eval_windows");
     c.checkpoint_every = f.get_i64("hearth.train.checkpoint_every");
     c.seed = f.get_u64("hearth.train.seed");
+    c.bf16 = f.get_bool("hearth.train.bf16");
     c.model = f.get_str("hearth.train.model");
     c.data_sha256 = f.get_str("hearth.train.data_sha256");
     if (c.batch <= 0 || c.seq < 8 || c.accum <= 0 || c.total_steps <= 0 || c.eval_every <= 0 || c.checkpoint_every <= 0)
@@ -246,6 +250,9 @@ TrainReport train(const TrainOptions& opt, const std::function<void(const StepIn
         cfg.lr = opt.lr, cfg.min_lr_ratio = opt.min_lr_ratio, cfg.weight_decay = opt.weight_decay, cfg.clip = opt.clip;
         cfg.beta1 = opt.beta1, cfg.beta2 = opt.beta2, cfg.eps = opt.eps, cfg.init_std = opt.init_std;
         cfg.seed = opt.seed;
+        cfg.bf16 = opt.bf16;
+        if (opt.bf16 && !sgemm_has_bf16())
+            fail("--bf16: this CPU has no AVX512-BF16 (bfloat16 dot products); train in float without it");
         cfg.model = opt.model;
         tok_file.emplace(gguf::File::open(opt.tokenizer));
     }
@@ -311,7 +318,9 @@ TrainReport train(const TrainOptions& opt, const std::function<void(const StepIn
         init_params(layout, cfg.seed, cfg.init_std, params.data());
     }
 
-    Transformer model(layout, threads, opt.recompute);
+    if (cfg.bf16 && !sgemm_has_bf16())
+        fail("{}: the run multiplies in bf16, which this CPU cannot (no AVX512-BF16)", opt.resume);
+    Transformer model(layout, threads, opt.recompute, cfg.bf16);
     const int row_begin = cfg.batch * D.rank() / D.size(), row_end = cfg.batch * (D.rank() + 1) / D.size();
     const int my_rows = row_end - row_begin;
     std::vector<int32_t> rows_buf(static_cast<size_t>(my_rows) * (cfg.seq + 1));
@@ -363,6 +372,7 @@ TrainReport train(const TrainOptions& opt, const std::function<void(const StepIn
     rep.total_steps = cfg.total_steps;
     rep.ranks = D.size();
     rep.threads = threads;
+    rep.bf16 = cfg.bf16;
     rep.train_tokens_available = static_cast<int64_t>(train_data.tokens.size());
     rep.val_tokens_available = static_cast<int64_t>(val_data.tokens.size());
     int64_t n_matmul = 0;

@@ -27,6 +27,7 @@ struct TrainOptions {
     uint64_t seed = 0;
     int threads = 0;  // per rank; 0: every core
     bool recompute = false;
+    bool bf16 = false;  // bfloat16 matrix products (AVX512-BF16), float master weights and optimiser
     int64_t eval_every = 0;       // steps between validations; 0: 20 per run
     int64_t eval_windows = 32;    // validation windows each time (0: the whole split)
     int64_t final_eval_windows = 0;  // windows of the validation after the last step (0: the whole split)
@@ -55,6 +56,7 @@ struct TrainReport {
     int64_t val_windows = 0;
     bool interrupted = false;
     int ranks = 1, threads = 1;
+    bool bf16 = false;  // the products ran in bfloat16
     std::vector<double> losses;                  // per step
     std::vector<std::pair<int64_t, double>> val;  // (step, loss)
 };

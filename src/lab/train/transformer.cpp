@@ -46,6 +46,7 @@ struct Transformer::Impl {
     TrainShape s;
     int nt;
     bool recompute;
+    bool bf16;
     const kernels::KernelTable& K;
     ops::RopeSpec rope;
 
@@ -70,8 +71,8 @@ struct Transformer::Impl {
         return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
     }
 
-    Impl(const ParamLayout& l, int n_threads, bool rc)
-        : layout(l), s(l.shape()), nt(n_threads), recompute(rc), K(kernels::active()) {
+    Impl(const ParamLayout& l, int n_threads, bool rc, bool bf)
+        : layout(l), s(l.shape()), nt(n_threads), recompute(rc), bf16(bf), K(kernels::active()) {
         rope.type = RopeType::Norm;
         rope.rope_dim = s.head_dim;
         rope.base = s.rope_base;
@@ -104,7 +105,7 @@ struct Transformer::Impl {
             int64_t ldb, float* c, int64_t ldc, bool accumulate) {
         GemmArgs g;
         g.ta = ta, g.tb = tb, g.m = m, g.n = n, g.k = k, g.a = a, g.lda = lda, g.b = b, g.ldb = ldb, g.c = c;
-        g.ldc = ldc, g.accumulate = accumulate;
+        g.ldc = ldc, g.accumulate = accumulate, g.bf16 = bf16;
         const double t0 = now();
         sgemm(g, nt);
         prof.gemm_s += now() - t0;
@@ -465,8 +466,8 @@ struct Transformer::Impl {
     }
 };
 
-Transformer::Transformer(const ParamLayout& layout, int n_threads, bool recompute)
-    : impl_(std::make_unique<Impl>(layout, n_threads > 0 ? n_threads : omp_get_num_procs(), recompute)),
+Transformer::Transformer(const ParamLayout& layout, int n_threads, bool recompute, bool bf16)
+    : impl_(std::make_unique<Impl>(layout, n_threads > 0 ? n_threads : omp_get_num_procs(), recompute, bf16)),
       n_threads_(impl_->nt) {}
 
 Transformer::~Transformer() = default;

@@ -17,7 +17,9 @@ namespace hearth::lab {
 
 class Transformer {
 public:
-    Transformer(const ParamLayout& layout, int n_threads, bool recompute = false);
+    // bf16: the layers' and the head's matrix products multiply in bfloat16 (sums, weights, optimiser and
+    // everything else stay float) where the CPU has AVX512-BF16; elsewhere it has no effect.
+    Transformer(const ParamLayout& layout, int n_threads, bool recompute = false, bool bf16 = false);
     ~Transformer();
 
     // Adds grad_scale * d(sum of the rows' token losses)/d(params) to grads; returns that sum of losses.

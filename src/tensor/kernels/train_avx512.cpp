@@ -40,6 +40,35 @@ void sgemm_tile_avx512(int64_t kc, const float* a, const float* b, float* c, int
     }
 }
 
+void sgemm_bf16_tile_avx512(int64_t kc2, const uint32_t* a, const uint32_t* b, float* c, int64_t ldc, bool accumulate) {
+    constexpr int MR = kSgemmAvx512Mr;
+    __m512 c0[MR], c1[MR];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < kc2; ++k) {
+        const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b), b1 = (__m512bh)_mm512_loadu_si512(b + 16);
+        _mm_prefetch(reinterpret_cast<const char*>(b + 8 * 32), _MM_HINT_T0);
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; ++i) {
+            const __m512bh ai = (__m512bh)_mm512_set1_epi32(static_cast<int>(a[i]));
+            c0[i] = _mm512_dpbf16_ps(c0[i], ai, b0);
+            c1[i] = _mm512_dpbf16_ps(c1[i], ai, b1);
+        }
+        a += MR;
+        b += 32;
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+        float* ci = c + i * ldc;
+        if (accumulate) {
+            c0[i] = _mm512_add_ps(c0[i], _mm512_loadu_ps(ci));
+            c1[i] = _mm512_add_ps(c1[i], _mm512_loadu_ps(ci + 16));
+        }
+        _mm512_storeu_ps(ci, c0[i]);
+        _mm512_storeu_ps(ci + 16, c1[i]);
+    }
+}
+
 float exp_shift_sum_avx512(const float* x, float scale, float shift, float* y, int64_t n) {
     const __m512 vs = _mm512_set1_ps(scale), vsh = _mm512_set1_ps(shift);
     __m512 sum = _mm512_setzero_ps();
