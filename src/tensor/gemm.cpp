@@ -112,45 +112,25 @@ void gemm_block(const GemmArgs& g, const kernels::SgemmKernel& kern, int64_t i0,
 // ---- bfloat16 products ------------------------------------------------------------------------------------
 constexpr int64_t kKcBf16 = 512;  // elements of K per panel: half the bytes of a float panel of 256
 
-inline uint32_t bf16_pair(float lo, float hi) {
-    return static_cast<uint32_t>(f32_to_bf16(lo)) | static_cast<uint32_t>(f32_to_bf16(hi)) << 16;
-}
-inline float a_at(const GemmArgs& g, int64_t i, int64_t k) {
-    return g.ta == Trans::No ? g.a[i * g.lda + k] : g.a[k * g.lda + i];
-}
-inline float b_at(const GemmArgs& g, int64_t k, int64_t j) {
-    return g.tb == Trans::No ? g.b[k * g.ldb + j] : g.b[j * g.ldb + k];
-}
-
-// op(A) rows [i0, i0+mc), columns [p0, p0+kc) as pairs of columns: [panel][kc2][MR]; zero past m and past kc.
-void pack_a_bf16(const GemmArgs& g, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int MR, uint32_t* out) {
+// op(A) rows [i0, i0+mc) or op(B) columns [j0, j0+nc), K steps [p0, p0+kc), as micro-panels of bf16 pairs.
+void pack_a_bf16(const GemmArgs& g, const kernels::SgemmBf16Kernel& kern, int64_t i0, int64_t mc, int64_t p0,
+                 int64_t kc, uint32_t* out) {
     const int64_t kc2 = (kc + 1) / 2;
-    for (int64_t ir = 0; ir < mc; ir += MR) {
-        const int rows = static_cast<int>(std::min<int64_t>(MR, mc - ir));
-        uint32_t* panel = out + ir * kc2;
-        for (int64_t k2 = 0; k2 < kc2; ++k2) {
-            const int64_t k = p0 + 2 * k2;
-            const bool odd = 2 * k2 + 1 >= kc;
-            for (int i = 0; i < MR; ++i)
-                panel[k2 * MR + i] = i < rows ? bf16_pair(a_at(g, i0 + ir + i, k), odd ? 0.0f : a_at(g, i0 + ir + i, k + 1))
-                                              : 0u;
-        }
+    const bool tr = g.ta == Trans::Yes;
+    for (int64_t ir = 0; ir < mc; ir += kern.mr) {
+        const int rows = static_cast<int>(std::min<int64_t>(kern.mr, mc - ir));
+        const float* src = tr ? g.a + p0 * g.lda + i0 + ir : g.a + (i0 + ir) * g.lda + p0;
+        kern.pack(src, tr ? 1 : g.lda, tr ? g.lda : 1, rows, kern.mr, kc, out + ir * kc2);
     }
 }
-
-// op(B) rows [p0, p0+kc) in pairs, columns [j0, j0+nc): [panel][kc2][NR]; zero past n and past kc.
-void pack_b_bf16(const GemmArgs& g, int64_t j0, int64_t nc, int64_t p0, int64_t kc, int NR, uint32_t* out) {
+void pack_b_bf16(const GemmArgs& g, const kernels::SgemmBf16Kernel& kern, int64_t j0, int64_t nc, int64_t p0,
+                 int64_t kc, uint32_t* out) {
     const int64_t kc2 = (kc + 1) / 2;
-    for (int64_t jr = 0; jr < nc; jr += NR) {
-        const int cols = static_cast<int>(std::min<int64_t>(NR, nc - jr));
-        uint32_t* panel = out + jr * kc2;
-        for (int64_t k2 = 0; k2 < kc2; ++k2) {
-            const int64_t k = p0 + 2 * k2;
-            const bool odd = 2 * k2 + 1 >= kc;
-            for (int j = 0; j < NR; ++j)
-                panel[k2 * NR + j] = j < cols ? bf16_pair(b_at(g, k, j0 + jr + j), odd ? 0.0f : b_at(g, k + 1, j0 + jr + j))
-                                              : 0u;
-        }
+    const bool tr = g.tb == Trans::Yes;
+    for (int64_t jr = 0; jr < nc; jr += kern.nr) {
+        const int cols = static_cast<int>(std::min<int64_t>(kern.nr, nc - jr));
+        const float* src = tr ? g.b + (j0 + jr) * g.ldb + p0 : g.b + p0 * g.ldb + j0 + jr;
+        kern.pack(src, tr ? g.ldb : 1, tr ? 1 : g.ldb, cols, kern.nr, kc, out + jr * kc2);
     }
 }
 
@@ -159,8 +139,11 @@ void gemm_block_bf16(const GemmArgs& g, const kernels::SgemmBf16Kernel& kern, in
     const int MR = kern.mr, NR = kern.nr;
     thread_local std::vector<uint32_t> abuf, bbuf;
     const int64_t kc2_max = kKcBf16 / 2;
-    bbuf.resize(static_cast<size_t>(kc2_max * ((std::min(kNc, n) + NR - 1) / NR * NR)));
-    abuf.resize(static_cast<size_t>(kc2_max * ((std::min(kMc, m) + MR - 1) / MR * MR)));
+    // Grown, never shrunk: resizing back and forth would clear the regrown part on every call.
+    const size_t nb = static_cast<size_t>(kc2_max * ((std::min(kNc, n) + NR - 1) / NR * NR));
+    const size_t na = static_cast<size_t>(kc2_max * ((std::min(kMc, m) + MR - 1) / MR * MR));
+    if (bbuf.size() < nb) bbuf.resize(nb);
+    if (abuf.size() < na) abuf.resize(na);
     uint32_t* pb = bbuf.data();
     uint32_t* pa = abuf.data();
     alignas(64) float edge[16 * 64];
@@ -169,10 +152,10 @@ void gemm_block_bf16(const GemmArgs& g, const kernels::SgemmBf16Kernel& kern, in
         for (int64_t pc = 0; pc < g.k; pc += kKcBf16) {
             const int64_t kc = std::min(kKcBf16, g.k - pc), kc2 = (kc + 1) / 2;
             const bool acc = g.accumulate || pc > 0;
-            pack_b_bf16(g, j0 + jc, nc, pc, kc, NR, pb);
+            pack_b_bf16(g, kern, j0 + jc, nc, pc, kc, pb);
             for (int64_t ic = 0; ic < m; ic += kMc) {
                 const int64_t mc = std::min(kMc, m - ic);
-                pack_a_bf16(g, i0 + ic, mc, pc, kc, MR, pa);
+                pack_a_bf16(g, kern, i0 + ic, mc, pc, kc, pa);
                 for (int64_t jr = 0; jr < nc; jr += NR) {
                     const int cols = static_cast<int>(std::min<int64_t>(NR, nc - jr));
                     for (int64_t ir = 0; ir < mc; ir += MR) {

@@ -53,9 +53,17 @@ struct SgemmKernel {
 // holds kc2 steps of nr pairs (rows 2k and 2k + 1 of column j side by side).
 using SgemmBf16TileFn = void (*)(int64_t kc2, const uint32_t* a, const uint32_t* b, float* c, int64_t ldc,
                                  bool accumulate);
+// Packs `lanes` (<= r) rows of op(A) or columns of op(B) over kc steps of K into bf16 pairs, r lanes a step:
+// out[k2 * r + l] = bf16(x(l, 2 k2)) | bf16(x(l, 2 k2 + 1)) << 16 with x(l, k) = src[l * lane_stride + k * k_stride],
+// rounded to nearest even; lanes past `lanes` and the odd step past kc are zero.
+using PackBf16Fn = void (*)(const float* src, int64_t lane_stride, int64_t k_stride, int lanes, int r, int64_t kc,
+                            uint32_t* out);
+void pack_bf16_pairs_ref(const float* src, int64_t lane_stride, int64_t k_stride, int lanes, int r, int64_t kc,
+                         uint32_t* out);
 struct SgemmBf16Kernel {
     int mr = 0, nr = 0;
     SgemmBf16TileFn tile = nullptr;  // null: the instruction set has no bf16 dot products
+    PackBf16Fn pack = nullptr;
 };
 // y[i] = e^(x[i] * scale - shift) for i < n; returns the sum of the y[i] (in float, lane by lane, then the
 // lanes added). Softmax rows (the vocabulary's in the loss, attention's in the backward pass) are built on it.

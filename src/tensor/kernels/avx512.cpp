@@ -1245,7 +1245,7 @@ constexpr KernelTable make_table() {
     t.quantize_act = quantize_act;
     t.swiglu = swiglu;
     t.sgemm = {kSgemmAvx512Mr, kSgemmAvx512Nr, sgemm_tile_avx512};
-    t.sgemm_bf16 = {kSgemmAvx512Mr, kSgemmAvx512Nr, sgemm_bf16_tile_avx512};
+    t.sgemm_bf16 = {kSgemmAvx512Mr, kSgemmAvx512Nr, sgemm_bf16_tile_avx512, pack_bf16_pairs_avx512};
     t.exp_shift_sum = exp_shift_sum_avx512;
     t.swiglu_backward = swiglu_backward_avx512;
     const auto set = [&t](DType type, DotFn dot, GemmFn gemm) {

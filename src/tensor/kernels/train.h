@@ -13,6 +13,8 @@ constexpr int kSgemmAvx512Mr = 12, kSgemmAvx512Nr = 32;
 
 void sgemm_tile_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate);
 void sgemm_tile_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate);
+void pack_bf16_pairs_avx512(const float* src, int64_t lane_stride, int64_t k_stride, int lanes, int r, int64_t kc,
+                            uint32_t* out);
 void sgemm_bf16_tile_avx512(int64_t kc2, const uint32_t* a, const uint32_t* b, float* c, int64_t ldc, bool accumulate);
 float exp_shift_sum_avx512(const float* x, float scale, float shift, float* y, int64_t n);
 void swiglu_backward_avx512(const float* g, const float* u, const float* dh, float* dg, float* du, int64_t n);

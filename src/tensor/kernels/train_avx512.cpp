@@ -1,11 +1,14 @@
 // AVX-512 training kernels: the matrix-product register tile, softmax's exponentials and SwiGLU's backward.
 #include <immintrin.h>
+
+#include <algorithm>
 // GCC 12's _mm512_undefined_*() self-initialise, which -Wmaybe-uninitialized reports at every inlined use
 // (GCC bug 105593); the values are never read.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 #include "tensor/kernels/exp_avx512.h"
+#include "tensor/kernels.h"
 #include "tensor/kernels/train.h"
 
 namespace hearth::kernels {
@@ -67,6 +70,55 @@ void sgemm_bf16_tile_avx512(int64_t kc2, const uint32_t* a, const uint32_t* b, f
         _mm512_storeu_ps(ci, c0[i]);
         _mm512_storeu_ps(ci + 16, c1[i]);
     }
+}
+
+void pack_bf16_pairs_avx512(const float* src, int64_t lane_stride, int64_t k_stride, int lanes, int r, int64_t kc,
+                            uint32_t* out) {
+    const int64_t kc2 = (kc + 1) / 2;
+    if (lane_stride == 1) {
+        // Lanes side by side in memory (two K steps are two rows): convert 16 lanes of both rows, interleave.
+        const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                                    23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+        for (int64_t k2 = 0; k2 < kc2; ++k2) {
+            const float* row0 = src + 2 * k2 * k_stride;
+            const bool has1 = 2 * k2 + 1 < kc;
+            for (int l = 0; l < r; l += 16) {
+                const int n = std::min(16, r - l), valid = std::max(0, std::min(16, lanes - l));
+                const __mmask16 mv = static_cast<__mmask16>((1u << valid) - 1), mo = static_cast<__mmask16>((1u << n) - 1);
+                const __m512 x0 = _mm512_maskz_loadu_ps(mv, row0 + l);
+                const __m512 x1 = has1 ? _mm512_maskz_loadu_ps(mv, row0 + k_stride + l) : _mm512_setzero_ps();
+                const __m512i pairs = _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
+                _mm512_mask_storeu_epi32(out + k2 * r + l, mo, pairs);
+            }
+        }
+        return;
+    }
+    if (k_stride == 1) {
+        // K contiguous in each lane: 32 K steps convert to 16 pairs in order, scattered r apart.
+        const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                               _mm512_set1_epi32(r));
+        for (int l = 0; l < r; ++l) {
+            uint32_t* o = out + l;
+            if (l >= lanes) {
+                for (int64_t k2 = 0; k2 < kc2; ++k2) o[k2 * r] = 0;
+                continue;
+            }
+            const float* x = src + l * lane_stride;
+            for (int64_t k = 0; k < kc; k += 32) {
+                const int64_t left = kc - k;
+                const __mmask16 m0 = left >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
+                const __mmask16 m1 = left >= 32 ? __mmask16(0xFFFF)
+                                     : left > 16 ? static_cast<__mmask16>((1u << (left - 16)) - 1)
+                                                 : __mmask16(0);
+                const __m512i pairs = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, x + k + 16),
+                                                                   _mm512_maskz_loadu_ps(m0, x + k));
+                const int64_t np = std::min<int64_t>(16, (left + 1) / 2);
+                _mm512_mask_i32scatter_epi32(o + (k / 2) * r, static_cast<__mmask16>((1u << np) - 1), idx, pairs, 4);
+            }
+        }
+        return;
+    }
+    pack_bf16_pairs_ref(src, lane_stride, k_stride, lanes, r, kc, out);
 }
 
 float exp_shift_sum_avx512(const float* x, float scale, float shift, float* y, int64_t n) {
