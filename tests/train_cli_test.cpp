@@ -81,7 +81,7 @@ std::string base_args(const Fixture& f, const std::string& out, const std::strin
 TEST(TrainCli, TrainedModelLoadsRunsAndItsPerplexityIsTheValidationLoss) {
     const Fixture& f = fixture();
     const std::string out = f.dir + "/m.gguf";
-    const auto j = train_json(base_args(f, out) + " --tokens 40960 --eval-windows 8 --final-eval-windows 200");
+    const auto j = train_json(base_args(f, out) + " --tokens 40960 --eval-windows 8");
     const auto losses = j.at("losses").get<std::vector<double>>();
     ASSERT_EQ(losses.size(), 80u);  // 40960 / (8 x 64)
     EXPECT_LT(losses.back(), losses.front() - 1.0) << "the loss should fall by more than a nat";
@@ -90,8 +90,8 @@ TEST(TrainCli, TrainedModelLoadsRunsAndItsPerplexityIsTheValidationLoss) {
     const std::string svg = test::read_file(f.dir + "/m.loss.svg");
     EXPECT_NE(svg.find("<polyline"), std::string::npos);
     EXPECT_NE(svg.find("validation"), std::string::npos);
-    // The final validation takes llama.cpp's perplexity windows of --seq tokens: the first 200 here.
-    const auto p = run_hearth(fmt::format("perplexity -m {} --data {} -c 64 --chunks 200 --json", out, f.corpus));
+    // The final validation takes every window of --seq tokens, as llama.cpp's perplexity does.
+    const auto p = run_hearth(fmt::format("perplexity -m {} --data {} -c 64 --json", out, f.corpus));
     ASSERT_EQ(p.code, 0) << p.err;
     const auto pj = nlohmann::json::parse(p.out);
     EXPECT_EQ(pj.at("chunks").get<int64_t>(), j.at("val_windows").get<int64_t>());

@@ -342,8 +342,10 @@ TrainReport train(const TrainOptions& opt, const std::function<void(const StepIn
         if (opt.tokens > 0) {
             cfg.total_steps = std::max<int64_t>(1, (opt.tokens + tokens_per_step - 1) / tokens_per_step);
         } else {
-            // Time one step (its gradients are thrown away) to turn minutes into a step count, fixed before the
-            // first update so that the schedule, and a resumed run, do not depend on timing.
+            // Time a step (its gradients are thrown away) to turn minutes into a step count, fixed before the
+            // first update so that the schedule, and a resumed run, do not depend on timing. The step before it
+            // is not timed: it first touches every buffer, which costs more than the step itself.
+            compute_step(0);
             const auto t0 = std::chrono::steady_clock::now();
             compute_step(0);
             double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -429,7 +431,8 @@ TrainReport train(const TrainOptions& opt, const std::function<void(const StepIn
         write_chart_svg(c, rep.chart);
     };
 
-    // Mean loss of the scored half of `windows` validation windows (0: all), split between the ranks.
+    // Mean loss of the scored half of `windows` validation windows (0: all, as `hearth perplexity` takes them),
+    // split between the ranks. A subset is spread evenly over the split: its first pages alone are no sample.
     auto evaluate = [&](int64_t windows, int64_t* used = nullptr) {
         const int n_ctx = cfg.seq;
         const int64_t avail = n_eval_windows(val_data, n_ctx);
@@ -439,7 +442,7 @@ TrainReport train(const TrainOptions& opt, const std::function<void(const StepIn
         std::vector<float> losses(static_cast<size_t>(cfg.batch) * (n_ctx - 1));
         double sums[2] = {0, 0};  // nll, scored tokens
         std::vector<int64_t> mine;
-        for (int64_t w = D.rank(); w < n; w += D.size()) mine.push_back(w);
+        for (int64_t i = D.rank(); i < n; i += D.size()) mine.push_back(i * avail / n);
         for (size_t i = 0; i < mine.size(); i += static_cast<size_t>(cfg.batch)) {
             const int nr = static_cast<int>(std::min<size_t>(cfg.batch, mine.size() - i));
             for (int r = 0; r < nr; ++r) eval_window(val_data, n_ctx, mine[i + r], vocab.bos(), rows.data() + r * n_ctx);

@@ -29,8 +29,8 @@ struct TrainOptions {
     bool recompute = false;
     bool bf16 = false;  // bfloat16 matrix products (AVX512-BF16), float master weights and optimiser
     int64_t eval_every = 0;       // steps between validations; 0: 20 per run
-    int64_t eval_windows = 32;    // validation windows each time (0: the whole split)
-    int64_t final_eval_windows = 0;  // windows of the validation after the last step (0: the whole split)
+    int64_t eval_windows = 32;    // validation windows each time, spread over the split (0: the whole split)
+    int64_t final_eval_windows = 0;  // the same for the validation after the last step
     int64_t checkpoint_every = 0; // steps between checkpoints; 0: at every validation
     std::string checkpoint_dir;   // default: the output's name with .ckpt
     std::string resume;           // a checkpoint file, or a checkpoint folder (its newest)
