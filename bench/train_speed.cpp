@@ -3,8 +3,7 @@
 // (bench/train_torch.py) on the same model, batch and threads, in one run.
 //   hearth_train_bench --dims "embd=384,layers=6,heads=6,kv_heads=6,ff=1024,vocab=8192" --batch 8 --seq 256
 //                      --threads 2 --steps 10 --warmup-steps 2 [--recompute] [--json]
-// FLOPs per token: lab::train_flops_per_token (6 per matrix weight, the output projection included, plus
-// causal attention). "gemm" figures are the layers' and the head's matrix products alone (attention's small
+// FLOPs per token: lab::train_flops_per_token (PaLM's 6N + 12 L Q T, as bench/train_torch.py counts them). "gemm" figures are the layers' and the head's matrix products alone (attention's small
 // products count under attention).
 #include <chrono>
 #include <random>

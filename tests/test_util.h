@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -70,6 +71,27 @@ inline RunResult run_command(const std::string& cmd) {
 #ifdef HEARTH_BINARY
 // Runs the hearth binary with `args` (a shell-quoted argument string).
 inline RunResult run_hearth(const std::string& args) { return run_command(std::string(HEARTH_BINARY) + " " + args); }
+
+// A folder that `make(dir)` fills once per build of the hearth binary and that every test process shares (under
+// ctest each TEST is a process of its own, and a corpus or a tokenizer costs seconds to make): made under a
+// temporary name and renamed into place, so processes running at once never see half of one. The name carries
+// the binary's modification time, so a rebuilt hearth makes it again. make throws or returns normally.
+inline std::string cached_dir(const std::string& name, const std::function<void(const std::string&)>& make) {
+    namespace fs = std::filesystem;
+    const fs::path binary(HEARTH_BINARY);
+    const auto stamp = fs::last_write_time(binary).time_since_epoch().count();
+    const fs::path dir = binary.parent_path() / "test_cache" / (name + "." + std::to_string(stamp));
+    if (fs::exists(dir)) return dir.string();
+    fs::create_directories(dir.parent_path());
+    const fs::path tmp = dir.string() + ".tmp." + std::to_string(::getpid());
+    fs::remove_all(tmp);
+    fs::create_directories(tmp);
+    make(tmp.string());
+    std::error_code ec;
+    fs::rename(tmp, dir, ec);
+    if (ec) fs::remove_all(tmp);  // another process got there first
+    return dir.string();
+}
 #endif
 
 // A llama.cpp tokenizer test-vector pair in ../shared/tokenizers/llama.cpp-vocab: NAME.inp holds the inputs, each

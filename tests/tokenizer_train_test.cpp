@@ -42,22 +42,13 @@ bool have_tools() {
         }                                                                                                          \
     } while (0)
 
-// The man-page corpus, rendered once per build tree (every TEST is its own process under ctest): into a
-// temporary folder renamed into place, so that tests running at once never see half of it.
+// The man-page corpus of sections 2 and 7, rendered once per build of hearth and shared by the test processes.
 const std::string& man_corpus() {
-    static const std::string dir = [] {
-        const fs::path cache = fs::path(HEARTH_BINARY).parent_path() / "test_cache" / "man_corpus_2_7";
-        if (fs::exists(cache / "manifest.json")) return cache.string();
-        fs::create_directories(cache.parent_path());
-        const fs::path tmp = cache.string() + ".tmp." + std::to_string(::getpid());
-        const std::string cmd = q(HEARTH_BINARY) + " data man --sections 2,7 --val-fraction 0.1 -o " + q(tmp.string()) +
-                                " >/dev/null";
+    static const std::string dir = test::cached_dir("man_corpus_2_7", [](const std::string& out) {
+        const std::string cmd =
+            q(HEARTH_BINARY) + " data man --sections 2,7 --val-fraction 0.1 -o " + q(out + "/c") + " >/dev/null";
         if (std::system(cmd.c_str()) != 0) throw Error("rendering the man pages failed: " + cmd);
-        std::error_code ec;
-        fs::rename(tmp, cache, ec);
-        if (ec) fs::remove_all(tmp);  // another test got there first
-        return cache.string();
-    }();
+    }) + "/c";
     return dir;
 }
 

@@ -5,6 +5,7 @@
 // (empty or too small corpora, a shape that does not fit the tokenizer, a diverging loss, corrupt or foreign
 // checkpoints, a full disk) gets one clear error and loses nothing.
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -23,7 +24,11 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "gguf/gguf.h"
+#include "model/model.h"
+#include "serve/server.h"
 #include "test_util.h"
+#include "tokenizer/vocab.h"
 
 namespace hearth {
 namespace {
@@ -45,12 +50,15 @@ const Fixture& fixture() {
         Fixture x;
         x.dir = test::tmp_dir() + "/train_cli";
         fs::create_directories(x.dir);
-        x.corpus = x.dir + "/corpus";
-        x.tok = x.dir + "/tok.gguf";
-        const auto c = run_hearth(fmt::format("data man --sections 2 -o {}", x.corpus));
-        EXPECT_EQ(c.code, 0) << c.err;
-        const auto t = run_hearth(fmt::format("tokenizer train --data {} --vocab-size 1000 -o {}", x.corpus, x.tok));
-        EXPECT_EQ(t.code, 0) << t.err;
+        // The corpus and the tokenizer are made once per build and shared by the test processes.
+        const std::string cache = test::cached_dir("train_cli_man2_tok1000", [](const std::string& d) {
+            const auto c = run_hearth(fmt::format("data man --sections 2 -o {}/corpus", d));
+            if (c.code != 0) throw std::runtime_error("hearth data man: " + c.err);
+            const auto t = run_hearth(fmt::format("tokenizer train --data {0}/corpus --vocab-size 1000 -o {0}/tok.gguf", d));
+            if (t.code != 0) throw std::runtime_error("hearth tokenizer train: " + t.err);
+        });
+        x.corpus = cache + "/corpus";
+        x.tok = cache + "/tok.gguf";
         return x;
     }();
     return f;
@@ -106,6 +114,62 @@ TEST(TrainCli, TrainedModelLoadsRunsAndItsPerplexityIsTheValidationLoss) {
     EXPECT_EQ(q.code, 0) << q.err;
     const auto i = run_hearth(fmt::format("info -m {}/m-q8.gguf --json", f.dir));
     EXPECT_EQ(i.code, 0) << i.err;
+    // llama.cpp's reading of it: every llama.* and tokenizer.ggml.* key of a llama file that llama.cpp itself
+    // wrote (the conformance pack's, whose goldens llama.cpp produced by running it) is present with the same
+    // type, and every tensor llama.cpp's llama loader asks for has the same name, type class and dimension order.
+    {
+        const auto ours = gguf::File::open(out);
+        const auto ref = gguf::File::open(test::shared("conformance/llama/llama.F16.gguf"));
+        int keys = 0;
+        for (const auto& [key, v] : ref.metadata()) {
+            if (key.rfind("llama.", 0) != 0 && key.rfind("tokenizer.ggml.", 0) != 0) continue;
+            // Optional in llama.cpp, absent meaning "none": this vocabulary has no separator or padding piece.
+            if (key == "tokenizer.ggml.seperator_token_id" || key == "tokenizer.ggml.padding_token_id") continue;
+            const gguf::Value* mine = ours.find(key);
+            ASSERT_NE(mine, nullptr) << "llama.cpp's key " << key << " is missing";
+            EXPECT_EQ(static_cast<int>(mine->type), static_cast<int>(v.type)) << key;
+            if (v.type == gguf::ValueType::ARRAY) {
+                EXPECT_EQ(static_cast<int>(mine->elem_type), static_cast<int>(v.elem_type)) << key;
+            }
+            ++keys;
+        }
+        EXPECT_GE(keys, 15);
+        EXPECT_EQ(ours.get_str("tokenizer.ggml.model"), "llama");
+        for (const auto& t : ref.tensors()) {
+            if (t.name == "output.weight" && !ours.find_tensor(t.name)) continue;  // tied: llama.cpp reuses token_embd
+            const gguf::TensorInfo* mine = ours.find_tensor(t.name);
+            ASSERT_NE(mine, nullptr) << "llama.cpp's tensor " << t.name << " is missing";
+            ASSERT_EQ(mine->dims.size(), t.dims.size()) << t.name;
+            // The same row length (ggml's ne[0]) as the reference, in units of each file's own widths.
+            const auto width = [](const gguf::File& f, int64_t n) {
+                return n == f.get_u32("llama.embedding_length")      ? std::string("embd")
+                       : n == f.get_u32("llama.feed_forward_length") ? std::string("ff")
+                                                                     : std::to_string(n);
+            };
+            if (t.name.find("norm") == std::string::npos) {
+                EXPECT_EQ(width(ours, mine->dims[0]), width(ref, t.dims[0])) << t.name;
+            }
+            if (t.type == DType::F32) {
+                EXPECT_EQ(mine->type, DType::F32) << t.name << ": llama.cpp wants F32 norms";
+            }
+        }
+    }
+    // And it serves: a completion over HTTP.
+    auto model = Model::load(out);
+    const tok::Vocab vocab = tok::Vocab::from_gguf(model->file);
+    serve::ServerOptions so;
+    so.port = 0;
+    so.n_threads = 2;
+    so.n_ctx = 256;
+    serve::Server server(*model, vocab, so);
+    server.start();
+    httplib::Client c("127.0.0.1", server.port());
+    c.set_read_timeout(60, 0);
+    const auto res = c.Post("/v1/completions", R"({"prompt":"NAME","max_tokens":8,"temperature":0})", "application/json");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200) << res->body;
+    EXPECT_GE(nlohmann::json::parse(res->body).at("usage").at("completion_tokens").get<int>(), 1) << res->body;
+    server.stop();
 }
 
 TEST(TrainCli, RunKilledWithSigkillAndResumedHasTheSameLossCurve) {

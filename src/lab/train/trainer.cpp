@@ -32,7 +32,7 @@ namespace hearth::lab {
 
 double train_flops_per_token(int64_t n_matmul_params, int64_t n_layer, int64_t q_dim, int seq) {
     return 6.0 * static_cast<double>(n_matmul_params) +
-           6.0 * 2.0 * static_cast<double>(n_layer) * static_cast<double>(q_dim) * seq / 2.0;
+           12.0 * static_cast<double>(n_layer) * static_cast<double>(q_dim) * seq;
 }
 
 namespace {

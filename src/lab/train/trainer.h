@@ -65,9 +65,10 @@ struct TrainReport {
 // checkpoint write: the last good checkpoint is kept and named).
 TrainReport train(const TrainOptions& opt, const std::function<void(const StepInfo&)>& on_step = {});
 
-// Training FLOPs per token of a shape at a sequence length: 6 per weight of every matrix the tokens pass
-// through (the output projection included, the embedding lookup not) plus attention's 6 * 2 * layers *
-// q_dim * seq / 2 (scores and weighted sum, forward and backward, half the positions on average: causal).
+// Training FLOPs per token of a shape at a sequence length, the PaLM paper's (appendix B) and nanoGPT's
+// estimate: 6 per weight of every matrix the tokens pass through (the output projection included, the
+// embedding lookup not) plus attention's 12 * layers * q_dim * seq (scores and weighted sum, forward and
+// backward, counted over the whole window as those estimates do, though causal attention needs half).
 double train_flops_per_token(int64_t n_matmul_params, int64_t n_layer, int64_t q_dim, int seq);
 
 }  // namespace hearth::lab
