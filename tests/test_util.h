@@ -1,5 +1,7 @@
 // Helpers shared by the tests: where ../shared is, reading small files.
 #pragma once
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -83,6 +85,17 @@ inline std::string cached_dir(const std::string& name, const std::function<void(
     const fs::path dir = binary.parent_path() / "test_cache" / (name + "." + std::to_string(stamp));
     if (fs::exists(dir)) return dir.string();
     fs::create_directories(dir.parent_path());
+    // One process makes it while the others wait for it (tests start at once under ctest -j).
+    struct Lock {
+        int fd;
+        explicit Lock(const std::string& p) : fd(::open(p.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644)) {
+            if (fd >= 0) ::flock(fd, LOCK_EX);
+        }
+        ~Lock() {
+            if (fd >= 0) ::close(fd);
+        }
+    } lock(dir.string() + ".lock");
+    if (fs::exists(dir)) return dir.string();
     const fs::path tmp = dir.string() + ".tmp." + std::to_string(::getpid());
     fs::remove_all(tmp);
     fs::create_directories(tmp);
