@@ -73,13 +73,35 @@ void pack_b(const GemmArgs& g, int64_t j0, int64_t nc, int64_t p0, int64_t kc, i
     }
 }
 
+// The register tiles over one packed block of mc x nc (kc steps of K per tile, in the packing's units): whole
+// tiles straight into C, the tiles at the matrix's edge computed whole into a scratch tile and copied in part.
+template <typename Packed, typename Tile>
+void run_tiles(Tile tile, int64_t kc, const Packed* pa, const Packed* pb, int64_t mc, int64_t nc, int MR, int NR,
+               float* c_block, int64_t ldc, bool acc) {
+    alignas(64) float edge[16 * 64];
+    for (int64_t jr = 0; jr < nc; jr += NR) {
+        const int cols = static_cast<int>(std::min<int64_t>(NR, nc - jr));
+        for (int64_t ir = 0; ir < mc; ir += MR) {
+            const int rows = static_cast<int>(std::min<int64_t>(MR, mc - ir));
+            float* c = c_block + ir * ldc + jr;
+            if (rows == MR && cols == NR) {
+                tile(kc, pa + ir * kc, pb + jr * kc, c, ldc, acc);
+                continue;
+            }
+            tile(kc, pa + ir * kc, pb + jr * kc, edge, NR, false);
+            for (int i = 0; i < rows; ++i)
+                for (int j = 0; j < cols; ++j)
+                    c[i * ldc + j] = acc ? c[i * ldc + j] + edge[i * NR + j] : edge[i * NR + j];
+        }
+    }
+}
+
 // C[i0 .. i0+m)[j0 .. j0+n) of the product: the GotoBLAS loops on one thread.
 void gemm_block(const GemmArgs& g, const kernels::SgemmKernel& kern, int64_t i0, int64_t m, int64_t j0, int64_t n) {
     const int MR = kern.mr, NR = kern.nr;
     thread_local PackBuffers buf;
     float* pb = buf.aligned(buf.b, static_cast<size_t>(kKc * ((std::min(kNc, n) + NR - 1) / NR * NR)));
     float* pa = buf.aligned(buf.a, static_cast<size_t>(kKc * ((std::min(kMc, m) + MR - 1) / MR * MR)));
-    alignas(64) float edge[16 * 64];  // a tile at the matrix's edge, computed whole and copied in part
     for (int64_t jc = 0; jc < n; jc += kNc) {
         const int64_t nc = std::min(kNc, n - jc);
         for (int64_t pc = 0; pc < g.k; pc += kKc) {
@@ -89,21 +111,7 @@ void gemm_block(const GemmArgs& g, const kernels::SgemmKernel& kern, int64_t i0,
             for (int64_t ic = 0; ic < m; ic += kMc) {
                 const int64_t mc = std::min(kMc, m - ic);
                 pack_a(g, i0 + ic, mc, pc, kc, MR, pa);
-                for (int64_t jr = 0; jr < nc; jr += NR) {
-                    const int cols = static_cast<int>(std::min<int64_t>(NR, nc - jr));
-                    for (int64_t ir = 0; ir < mc; ir += MR) {
-                        const int rows = static_cast<int>(std::min<int64_t>(MR, mc - ir));
-                        float* c = g.c + (i0 + ic + ir) * g.ldc + j0 + jc + jr;
-                        if (rows == MR && cols == NR) {
-                            kern.tile(kc, pa + ir * kc, pb + jr * kc, c, g.ldc, acc);
-                            continue;
-                        }
-                        kern.tile(kc, pa + ir * kc, pb + jr * kc, edge, NR, false);
-                        for (int i = 0; i < rows; ++i)
-                            for (int j = 0; j < cols; ++j)
-                                c[i * g.ldc + j] = acc ? c[i * g.ldc + j] + edge[i * NR + j] : edge[i * NR + j];
-                    }
-                }
+                run_tiles(kern.tile, kc, pa, pb, mc, nc, MR, NR, g.c + (i0 + ic) * g.ldc + j0 + jc, g.ldc, acc);
             }
         }
     }
@@ -146,7 +154,6 @@ void gemm_block_bf16(const GemmArgs& g, const kernels::SgemmBf16Kernel& kern, in
     if (abuf.size() < na) abuf.resize(na);
     uint32_t* pb = bbuf.data();
     uint32_t* pa = abuf.data();
-    alignas(64) float edge[16 * 64];
     for (int64_t jc = 0; jc < n; jc += kNc) {
         const int64_t nc = std::min(kNc, n - jc);
         for (int64_t pc = 0; pc < g.k; pc += kKcBf16) {
@@ -156,21 +163,7 @@ void gemm_block_bf16(const GemmArgs& g, const kernels::SgemmBf16Kernel& kern, in
             for (int64_t ic = 0; ic < m; ic += kMc) {
                 const int64_t mc = std::min(kMc, m - ic);
                 pack_a_bf16(g, kern, i0 + ic, mc, pc, kc, pa);
-                for (int64_t jr = 0; jr < nc; jr += NR) {
-                    const int cols = static_cast<int>(std::min<int64_t>(NR, nc - jr));
-                    for (int64_t ir = 0; ir < mc; ir += MR) {
-                        const int rows = static_cast<int>(std::min<int64_t>(MR, mc - ir));
-                        float* c = g.c + (i0 + ic + ir) * g.ldc + j0 + jc + jr;
-                        if (rows == MR && cols == NR) {
-                            kern.tile(kc2, pa + ir * kc2, pb + jr * kc2, c, g.ldc, acc);
-                            continue;
-                        }
-                        kern.tile(kc2, pa + ir * kc2, pb + jr * kc2, edge, NR, false);
-                        for (int i = 0; i < rows; ++i)
-                            for (int j = 0; j < cols; ++j)
-                                c[i * g.ldc + j] = acc ? c[i * g.ldc + j] + edge[i * NR + j] : edge[i * NR + j];
-                    }
-                }
+                run_tiles(kern.tile, kc2, pa, pb, mc, nc, MR, NR, g.c + (i0 + ic) * g.ldc + j0 + jc, g.ldc, acc);
             }
         }
     }
