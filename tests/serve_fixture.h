@@ -1,4 +1,4 @@
-// A hearth server on stories260K (2 threads, 1024 KV cells unless the options say otherwise) on a free port of
+// A hearth server on stories260K or another model (2 threads, 1024 KV cells unless the options say otherwise) on a free port of
 // loopback, for the tests that talk to it over HTTP (serve_test, js_test, serve_bench_test).
 #pragma once
 #include <httplib.h>
@@ -17,10 +17,11 @@
 namespace hearth::serve {
 
 struct ServerFixture {
-    std::unique_ptr<Model> model = Model::load(test::shared("models/stories260K.gguf"));
-    tok::Vocab vocab = tok::Vocab::from_gguf(model->file);
+    std::unique_ptr<Model> model;
+    tok::Vocab vocab;
     std::unique_ptr<Server> server;
-    explicit ServerFixture(ServerOptions o = {}) {
+    explicit ServerFixture(ServerOptions o = {}, const std::string& model_path = test::shared("models/stories260K.gguf"))
+        : model(Model::load(model_path)), vocab(tok::Vocab::from_gguf(model->file)) {
         o.port = 0;
         o.n_threads = 2;
         if (o.n_ctx == ServerOptions{}.n_ctx) o.n_ctx = 1024;

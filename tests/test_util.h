@@ -76,8 +76,9 @@ inline RunResult run_hearth(const std::string& args) { return run_command(std::s
 
 // A folder that `make(dir)` fills once per build of the hearth binary and that every test process shares (under
 // ctest each TEST is a process of its own, and a corpus or a tokenizer costs seconds to make): made under a
-// temporary name and renamed into place, so processes running at once never see half of one. The name carries
-// the binary's modification time, so a rebuilt hearth makes it again. make throws or returns normally.
+// temporary name under a lock and renamed into place, so processes running at once make it once and never see
+// half of one. The name carries the binary's modification time, so a rebuilt hearth makes it again. make throws
+// or returns normally.
 inline std::string cached_dir(const std::string& name, const std::function<void(const std::string&)>& make) {
     namespace fs = std::filesystem;
     const fs::path binary(HEARTH_BINARY);
@@ -96,13 +97,11 @@ inline std::string cached_dir(const std::string& name, const std::function<void(
         }
     } lock(dir.string() + ".lock");
     if (fs::exists(dir)) return dir.string();
-    const fs::path tmp = dir.string() + ".tmp." + std::to_string(::getpid());
-    fs::remove_all(tmp);
+    const fs::path tmp = dir.string() + ".tmp";
+    fs::remove_all(tmp);  // a make that failed or was killed before
     fs::create_directories(tmp);
     make(tmp.string());
-    std::error_code ec;
-    fs::rename(tmp, dir, ec);
-    if (ec) fs::remove_all(tmp);  // another process got there first
+    fs::rename(tmp, dir);
     return dir.string();
 }
 #endif

@@ -5,7 +5,6 @@
 // (empty or too small corpora, a shape that does not fit the tokenizer, a diverging loss, corrupt or foreign
 // checkpoints, a full disk) gets one clear error and loses nothing.
 #include <gtest/gtest.h>
-#include <httplib.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -25,10 +24,8 @@
 #include <nlohmann/json.hpp>
 
 #include "gguf/gguf.h"
-#include "model/model.h"
-#include "serve/server.h"
+#include "serve_fixture.h"
 #include "test_util.h"
-#include "tokenizer/vocab.h"
 
 namespace hearth {
 namespace {
@@ -155,21 +152,14 @@ TEST(TrainCli, TrainedModelLoadsRunsAndItsPerplexityIsTheValidationLoss) {
         }
     }
     // And it serves: a completion over HTTP.
-    auto model = Model::load(out);
-    const tok::Vocab vocab = tok::Vocab::from_gguf(model->file);
     serve::ServerOptions so;
-    so.port = 0;
-    so.n_threads = 2;
     so.n_ctx = 256;
-    serve::Server server(*model, vocab, so);
-    server.start();
-    httplib::Client c("127.0.0.1", server.port());
-    c.set_read_timeout(60, 0);
-    const auto res = c.Post("/v1/completions", R"({"prompt":"NAME","max_tokens":8,"temperature":0})", "application/json");
+    const serve::ServerFixture server(so, out);
+    const auto res = server.client().Post("/v1/completions", R"({"prompt":"NAME","max_tokens":8,"temperature":0})",
+                                          "application/json");
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 200) << res->body;
     EXPECT_GE(nlohmann::json::parse(res->body).at("usage").at("completion_tokens").get<int>(), 1) << res->body;
-    server.stop();
 }
 
 TEST(TrainCli, RunKilledWithSigkillAndResumedHasTheSameLossCurve) {
