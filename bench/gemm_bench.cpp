@@ -30,7 +30,7 @@ const Shape kShapes[] = {
     {"dw_head", Trans::Yes, Trans::No, 8192, 384, 256},
 };
 
-void run(benchmark::State& state, const Shape& s, const kernels::KernelTable* t, int threads) {
+void run(benchmark::State& state, const Shape& s, const kernels::KernelTable* t, int threads, bool bf16) {
     std::mt19937 rng(1);
     std::normal_distribution<float> d(0, 1);
     std::vector<float> A(s.m * s.k), B(s.k * s.n), C(s.m * s.n);
@@ -41,6 +41,7 @@ void run(benchmark::State& state, const Shape& s, const kernels::KernelTable* t,
     g.a = A.data(), g.lda = s.ta == Trans::No ? s.k : s.m;
     g.b = B.data(), g.ldb = s.tb == Trans::No ? s.n : s.k;
     g.c = C.data(), g.ldc = s.n, g.kernel = &t->sgemm;
+    g.bf16 = bf16, g.bf16_kernel = &t->sgemm_bf16;
     for (auto _ : state) {
         sgemm(g, threads);
         benchmark::ClobberMemory();
@@ -53,13 +54,17 @@ const int kRegistered = [] {
     for (kernels::Isa isa : {kernels::Isa::Avx2, kernels::Isa::Avx512}) {
         const kernels::KernelTable* t = kernels::table_for(isa);
         if (!t) continue;
-        for (const Shape& s : kShapes)
-            for (int threads : {1, 2})
-                benchmark::RegisterBenchmark(
-                    (std::string("sgemm/") + t->name + "/" + s.name + "/threads:" + std::to_string(threads)).c_str(),
-                    [s, t, threads](benchmark::State& st) { run(st, s, t, threads); })
-                    ->UseRealTime()
-                    ->Unit(benchmark::kMillisecond);
+        for (bool bf16 : {false, true}) {
+            if (bf16 && !t->sgemm_bf16.tile) continue;
+            for (const Shape& s : kShapes)
+                for (int threads : {1, 2})
+                    benchmark::RegisterBenchmark((std::string(bf16 ? "sgemm_bf16/" : "sgemm/") + t->name + "/" + s.name +
+                                                  "/threads:" + std::to_string(threads))
+                                                     .c_str(),
+                                                 [s, t, threads, bf16](benchmark::State& st) { run(st, s, t, threads, bf16); })
+                        ->UseRealTime()
+                        ->Unit(benchmark::kMillisecond);
+        }
     }
     return 0;
 }();

@@ -130,14 +130,14 @@ TEST(Gemm, Bf16TileMatchesTripleLoopOnRoundedInputs) {
 TEST(Gemm, Bf16PackingMatchesTheReference) {
     const kernels::KernelTable* t = kernels::table_for(kernels::Isa::Avx512);
     if (!t || !t->sgemm_bf16.pack) GTEST_SKIP() << "this CPU has no AVX512-BF16";
-    const auto src = random_vec(64 * 600, 13);
+    const auto src = random_vec(80 * 600, 13);  // up to 2 r + 7 = 71 lanes 600 apart
     for (int r : {12, 32})
-        for (int lanes : {1, 5, 12, r})
+        for (int lanes : {1, 5, 12, r, r + 1, 2 * r + 7, 64})
             for (int64_t kc : {1, 2, 15, 31, 32, 33, 257})
                 for (bool lanes_contiguous : {false, true}) {
-                    if (lanes > r) continue;
                     const int64_t ls = lanes_contiguous ? 1 : 600, ks = lanes_contiguous ? 64 : 1;
-                    std::vector<uint32_t> got((kc + 1) / 2 * r, 7u), want((kc + 1) / 2 * r, 9u);
+                    const size_t size = static_cast<size_t>((kc + 1) / 2 * r * ((lanes + r - 1) / r));
+                    std::vector<uint32_t> got(size, 7u), want(size, 9u);
                     t->sgemm_bf16.pack(src.data(), ls, ks, lanes, r, kc, got.data());
                     kernels::pack_bf16_pairs_ref(src.data(), ls, ks, lanes, r, kc, want.data());
                     ASSERT_EQ(got, want) << "r " << r << " lanes " << lanes << " kc " << kc << " contiguous lanes "

@@ -123,23 +123,15 @@ constexpr int64_t kKcBf16 = 512;  // elements of K per panel: half the bytes of 
 // op(A) rows [i0, i0+mc) or op(B) columns [j0, j0+nc), K steps [p0, p0+kc), as micro-panels of bf16 pairs.
 void pack_a_bf16(const GemmArgs& g, const kernels::SgemmBf16Kernel& kern, int64_t i0, int64_t mc, int64_t p0,
                  int64_t kc, uint32_t* out) {
-    const int64_t kc2 = (kc + 1) / 2;
     const bool tr = g.ta == Trans::Yes;
-    for (int64_t ir = 0; ir < mc; ir += kern.mr) {
-        const int rows = static_cast<int>(std::min<int64_t>(kern.mr, mc - ir));
-        const float* src = tr ? g.a + p0 * g.lda + i0 + ir : g.a + (i0 + ir) * g.lda + p0;
-        kern.pack(src, tr ? 1 : g.lda, tr ? g.lda : 1, rows, kern.mr, kc, out + ir * kc2);
-    }
+    const float* src = tr ? g.a + p0 * g.lda + i0 : g.a + i0 * g.lda + p0;
+    kern.pack(src, tr ? 1 : g.lda, tr ? g.lda : 1, static_cast<int>(mc), kern.mr, kc, out);
 }
 void pack_b_bf16(const GemmArgs& g, const kernels::SgemmBf16Kernel& kern, int64_t j0, int64_t nc, int64_t p0,
                  int64_t kc, uint32_t* out) {
-    const int64_t kc2 = (kc + 1) / 2;
     const bool tr = g.tb == Trans::Yes;
-    for (int64_t jr = 0; jr < nc; jr += kern.nr) {
-        const int cols = static_cast<int>(std::min<int64_t>(kern.nr, nc - jr));
-        const float* src = tr ? g.b + (j0 + jr) * g.ldb + p0 : g.b + p0 * g.ldb + j0 + jr;
-        kern.pack(src, tr ? g.ldb : 1, tr ? 1 : g.ldb, cols, kern.nr, kc, out + jr * kc2);
-    }
+    const float* src = tr ? g.b + j0 * g.ldb + p0 : g.b + p0 * g.ldb + j0;
+    kern.pack(src, tr ? g.ldb : 1, tr ? 1 : g.ldb, static_cast<int>(nc), kern.nr, kc, out);
 }
 
 void gemm_block_bf16(const GemmArgs& g, const kernels::SgemmBf16Kernel& kern, int64_t i0, int64_t m, int64_t j0,

@@ -53,9 +53,10 @@ struct SgemmKernel {
 // holds kc2 steps of nr pairs (rows 2k and 2k + 1 of column j side by side).
 using SgemmBf16TileFn = void (*)(int64_t kc2, const uint32_t* a, const uint32_t* b, float* c, int64_t ldc,
                                  bool accumulate);
-// Packs `lanes` (<= r) rows of op(A) or columns of op(B) over kc steps of K into bf16 pairs, r lanes a step:
-// out[k2 * r + l] = bf16(x(l, 2 k2)) | bf16(x(l, 2 k2 + 1)) << 16 with x(l, k) = src[l * lane_stride + k * k_stride],
-// rounded to nearest even; lanes past `lanes` and the odd step past kc are zero.
+// Packs `lanes` rows of op(A) or columns of op(B) over kc steps of K into micro-panels of r lanes, kc2 =
+// ceil(kc / 2) pairs deep: out[(p * kc2 + k2) * r + l] = bf16(x(p r + l, 2 k2)) | bf16(x(p r + l, 2 k2 + 1)) << 16
+// with x(l, k) = src[l * lane_stride + k * k_stride], rounded to nearest even; lanes past `lanes` (in the last
+// panel) and the odd step past kc are zero. One call packs a whole block, so the source is read in its order.
 using PackBf16Fn = void (*)(const float* src, int64_t lane_stride, int64_t k_stride, int lanes, int r, int64_t kc,
                             uint32_t* out);
 void pack_bf16_pairs_ref(const float* src, int64_t lane_stride, int64_t k_stride, int lanes, int r, int64_t kc,

@@ -277,11 +277,11 @@ struct Transformer::Impl {
             const float* Vg = a.v + b * seq * KVD + g * HD;
             float* dKg = dk.data() + b * seq * KVD + g * HD;
             float* dVg = dv.data() + b * seq * KVD + g * HD;
-            auto gemm1 = [](Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, const float* A, int64_t lda,
-                            const float* B, int64_t ldb, float* C, int64_t ldc, bool acc) {
+            auto gemm1 = [this](Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, const float* A, int64_t lda,
+                                const float* B, int64_t ldb, float* C, int64_t ldc, bool acc) {
                 GemmArgs ga;
                 ga.ta = ta, ga.tb = tb, ga.m = m, ga.n = n, ga.k = k, ga.a = A, ga.lda = lda, ga.b = B, ga.ldb = ldb;
-                ga.c = C, ga.ldc = ldc, ga.accumulate = acc;
+                ga.c = C, ga.ldc = ldc, ga.accumulate = acc, ga.bf16 = bf16;
                 sgemm_part(ga, 0, 1);
             };
             for (int64_t h = g * group; h < (g + 1) * group; ++h) {

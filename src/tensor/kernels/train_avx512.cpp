@@ -72,50 +72,105 @@ void sgemm_bf16_tile_avx512(int64_t kc2, const uint32_t* a, const uint32_t* b, f
     }
 }
 
+namespace {
+
+// r[i][j] -> r[j][i] for a 16 x 16 matrix of 32-bit words, one row a register.
+inline void transpose16x16(__m512i r[16]) {
+    __m512i t[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) {
+        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    // Now, in every 128-bit lane q, t[4i + 2e'] and t[4i + 2e' + 1] hold rows 4i .. 4i+3's words 4q + e pairwise.
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+        r[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i + 0], t[4 * i + 2]);
+        r[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i + 0], t[4 * i + 2]);
+        r[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        r[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    // r[4i + e], lane q: word 4q + e of rows 4i .. 4i+3. Gather the four row groups of each lane.
+#pragma GCC unroll 4
+    for (int e = 0; e < 4; ++e) {
+        const __m512i ab_lo = _mm512_shuffle_i32x4(r[e], r[4 + e], 0x44), ab_hi = _mm512_shuffle_i32x4(r[e], r[4 + e], 0xEE);
+        const __m512i cd_lo = _mm512_shuffle_i32x4(r[8 + e], r[12 + e], 0x44);
+        const __m512i cd_hi = _mm512_shuffle_i32x4(r[8 + e], r[12 + e], 0xEE);
+        t[e] = _mm512_shuffle_i32x4(ab_lo, cd_lo, 0x88);
+        t[4 + e] = _mm512_shuffle_i32x4(ab_lo, cd_lo, 0xDD);
+        t[8 + e] = _mm512_shuffle_i32x4(ab_hi, cd_hi, 0x88);
+        t[12 + e] = _mm512_shuffle_i32x4(ab_hi, cd_hi, 0xDD);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+
+constexpr int64_t kPrefetchRows = 16;
+
+inline __mmask16 low_mask(int64_t n) {
+    return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : static_cast<__mmask16>((1u << n) - 1);
+}
+
+}  // namespace
+
 void pack_bf16_pairs_avx512(const float* src, int64_t lane_stride, int64_t k_stride, int lanes, int r, int64_t kc,
                             uint32_t* out) {
     const int64_t kc2 = (kc + 1) / 2;
+    const int panels = (lanes + r - 1) / r;
     if (lane_stride == 1) {
         // Lanes side by side in memory (two K steps are two rows): convert 16 lanes of both rows, interleave.
+        // Every panel's share of the two rows is done before the next rows, so the source is read in order.
         const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
                                                     23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
         for (int64_t k2 = 0; k2 < kc2; ++k2) {
             const float* row0 = src + 2 * k2 * k_stride;
             const bool has1 = 2 * k2 + 1 < kc;
-            for (int l = 0; l < r; l += 16) {
-                const int n = std::min(16, r - l), valid = std::max(0, std::min(16, lanes - l));
-                const __mmask16 mv = static_cast<__mmask16>((1u << valid) - 1), mo = static_cast<__mmask16>((1u << n) - 1);
-                const __m512 x0 = _mm512_maskz_loadu_ps(mv, row0 + l);
-                const __m512 x1 = has1 ? _mm512_maskz_loadu_ps(mv, row0 + k_stride + l) : _mm512_setzero_ps();
-                const __m512i pairs = _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
-                _mm512_mask_storeu_epi32(out + k2 * r + l, mo, pairs);
-            }
+            for (int p = 0; p < panels; ++p)
+                for (int l = 0; l < r; l += 16) {
+                    const int lane = p * r + l;
+                    const __mmask16 mv = low_mask(std::min(std::min(16, r - l), lanes - lane));
+                    const __mmask16 mo = low_mask(std::min(16, r - l));
+                    // The rows are far apart and only a strip of each is read: the hardware's prefetcher does not
+                    // follow, so ask for the strip's rows some steps ahead.
+                    _mm_prefetch(reinterpret_cast<const char*>(row0 + kPrefetchRows * k_stride + lane), _MM_HINT_T0);
+                    _mm_prefetch(reinterpret_cast<const char*>(row0 + (kPrefetchRows + 1) * k_stride + lane), _MM_HINT_T0);
+                    const __m512 x0 = _mm512_maskz_loadu_ps(mv, row0 + lane);
+                    const __m512 x1 = has1 ? _mm512_maskz_loadu_ps(mv, row0 + k_stride + lane) : _mm512_setzero_ps();
+                    const __m512i pairs = _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
+                    _mm512_mask_storeu_epi32(out + p * kc2 * r + k2 * r + l, mo, pairs);
+                }
         }
         return;
     }
     if (k_stride == 1) {
-        // K contiguous in each lane: 32 K steps convert to 16 pairs in order, scattered r apart.
-        const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                               _mm512_set1_epi32(r));
-        for (int l = 0; l < r; ++l) {
-            uint32_t* o = out + l;
-            if (l >= lanes) {
-                for (int64_t k2 = 0; k2 < kc2; ++k2) o[k2 * r] = 0;
-                continue;
+        // K contiguous in each lane: 32 K steps of 16 lanes convert to 16 x 16 pairs, transposed in registers so
+        // that each K pair's lanes are stored together.
+        for (int p = 0; p < panels; ++p)
+            for (int l = 0; l < r; l += 16) {
+                const int lane = p * r + l, n = std::min(16, r - l);
+                const int valid = std::max(0, std::min(n, lanes - lane));
+                uint32_t* o = out + p * kc2 * r + l;
+                for (int64_t k = 0; k < kc; k += 32) {
+                    const int64_t left = kc - k;
+                    const __mmask16 m0 = low_mask(left), m1 = low_mask(left - 16);
+                    __m512i w[16];
+#pragma GCC unroll 16
+                    for (int i = 0; i < 16; ++i) {
+                        if (i < valid) {
+                            const float* x = src + (lane + i) * lane_stride + k;
+                            _mm_prefetch(reinterpret_cast<const char*>(x + 64), _MM_HINT_T0);
+                            _mm_prefetch(reinterpret_cast<const char*>(x + 80), _MM_HINT_T0);
+                            w[i] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, x + 16), _mm512_maskz_loadu_ps(m0, x));
+                        } else {
+                            w[i] = _mm512_setzero_si512();
+                        }
+                    }
+                    transpose16x16(w);
+                    const __mmask16 mo = low_mask(n);
+                    const int64_t np = std::min<int64_t>(16, (left + 1) / 2);
+                    for (int64_t j = 0; j < np; ++j) _mm512_mask_storeu_epi32(o + (k / 2 + j) * r, mo, w[j]);
+                }
             }
-            const float* x = src + l * lane_stride;
-            for (int64_t k = 0; k < kc; k += 32) {
-                const int64_t left = kc - k;
-                const __mmask16 m0 = left >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
-                const __mmask16 m1 = left >= 32 ? __mmask16(0xFFFF)
-                                     : left > 16 ? static_cast<__mmask16>((1u << (left - 16)) - 1)
-                                                 : __mmask16(0);
-                const __m512i pairs = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, x + k + 16),
-                                                                   _mm512_maskz_loadu_ps(m0, x + k));
-                const int64_t np = std::min<int64_t>(16, (left + 1) / 2);
-                _mm512_mask_i32scatter_epi32(o + (k / 2) * r, static_cast<__mmask16>((1u << np) - 1), idx, pairs, 4);
-            }
-        }
         return;
     }
     pack_bf16_pairs_ref(src, lane_stride, k_stride, lanes, r, kc, out);

@@ -20,16 +20,19 @@ void sgemm_tile_ref(int64_t kc, const float* a, const float* b, float* c, int64_
 void pack_bf16_pairs_ref(const float* src, int64_t lane_stride, int64_t k_stride, int lanes, int r, int64_t kc,
                          uint32_t* out) {
     const int64_t kc2 = (kc + 1) / 2;
-    for (int64_t k2 = 0; k2 < kc2; ++k2)
-        for (int l = 0; l < r; ++l) {
-            uint32_t v = 0;
-            if (l < lanes) {
-                const float* x = src + l * lane_stride + 2 * k2 * k_stride;
-                v = f32_to_bf16(x[0]);
-                if (2 * k2 + 1 < kc) v |= static_cast<uint32_t>(f32_to_bf16(x[k_stride])) << 16;
+    const int panels = (lanes + r - 1) / r;
+    for (int p = 0; p < panels; ++p)
+        for (int64_t k2 = 0; k2 < kc2; ++k2)
+            for (int l = 0; l < r; ++l) {
+                const int lane = p * r + l;
+                uint32_t v = 0;
+                if (lane < lanes) {
+                    const float* x = src + lane * lane_stride + 2 * k2 * k_stride;
+                    v = f32_to_bf16(x[0]);
+                    if (2 * k2 + 1 < kc) v |= static_cast<uint32_t>(f32_to_bf16(x[k_stride])) << 16;
+                }
+                out[(p * kc2 + k2) * r + l] = v;
             }
-            out[k2 * r + l] = v;
-        }
 }
 
 float exp_shift_sum_ref(const float* x, float scale, float shift, float* y, int64_t n) {
