@@ -20,16 +20,8 @@ constexpr int64_t kKc = 256;
 constexpr int64_t kMc = 144;  // a multiple of every MR (4, 6, 12)
 constexpr int64_t kNc = 2048;
 
-struct PackBuffers {
-    std::vector<float> a, b;
-    float* aligned(std::vector<float>& v, size_t n) {
-        if (v.size() < n + 16) v.resize(n + 16);
-        return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(v.data()) + 63) & ~uintptr_t(63));
-    }
-};
-
 // op(A)[i0 .. i0+mc)[p0 .. p0+kc) into micro-panels of MR rows: [panel][k][MR], zero rows past m.
-void pack_a(const GemmArgs& g, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int MR, float* out) {
+void pack_a_f32(const GemmArgs& g, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int MR, float* out) {
     for (int64_t ir = 0; ir < mc; ir += MR) {
         const int rows = static_cast<int>(std::min<int64_t>(MR, mc - ir));
         float* panel = out + ir * kc;
@@ -51,7 +43,7 @@ void pack_a(const GemmArgs& g, int64_t i0, int64_t mc, int64_t p0, int64_t kc, i
 }
 
 // op(B)[p0 .. p0+kc)[j0 .. j0+nc) into micro-panels of NR columns: [panel][k][NR], zero columns past n.
-void pack_b(const GemmArgs& g, int64_t j0, int64_t nc, int64_t p0, int64_t kc, int NR, float* out) {
+void pack_b_f32(const GemmArgs& g, int64_t j0, int64_t nc, int64_t p0, int64_t kc, int NR, float* out) {
     for (int64_t jr = 0; jr < nc; jr += NR) {
         const int cols = static_cast<int>(std::min<int64_t>(NR, nc - jr));
         float* panel = out + jr * kc;
@@ -96,69 +88,101 @@ void run_tiles(Tile tile, int64_t kc, const Packed* pa, const Packed* pb, int64_
     }
 }
 
+// The two ways to multiply: float tiles over float panels, and bf16 tiles over panels of bf16 pairs. Each says
+// how deep a K panel is, how it packs its operands and which tile runs; the loops below serve both.
+struct F32Path {
+    using Packed = float;
+    const kernels::SgemmKernel& kern;
+    static constexpr int64_t kc_max = kKc;
+    int mr() const { return kern.mr; }
+    int nr() const { return kern.nr; }
+    static int64_t depth(int64_t kc) { return kc; }  // packed steps per kc steps of K
+    void pack_a(const GemmArgs& g, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* out) const {
+        pack_a_f32(g, i0, mc, p0, kc, kern.mr, out);
+    }
+    void pack_b(const GemmArgs& g, int64_t j0, int64_t nc, int64_t p0, int64_t kc, float* out) const {
+        pack_b_f32(g, j0, nc, p0, kc, kern.nr, out);
+    }
+    void tiles(int64_t kc, const float* pa, const float* pb, int64_t mc, int64_t nc, float* c, int64_t ldc, bool acc) const {
+        run_tiles(kern.tile, kc, pa, pb, mc, nc, kern.mr, kern.nr, c, ldc, acc);
+    }
+};
+
+struct Bf16Path {
+    using Packed = uint32_t;
+    const kernels::SgemmBf16Kernel& kern;
+    static constexpr int64_t kc_max = 512;  // elements of K per panel: half the bytes of a float panel of 256
+    int mr() const { return kern.mr; }
+    int nr() const { return kern.nr; }
+    static int64_t depth(int64_t kc) { return (kc + 1) / 2; }
+    // op(A) rows [i0, i0+mc) or op(B) columns [j0, j0+nc), K steps [p0, p0+kc), as micro-panels of bf16 pairs.
+    void pack_a(const GemmArgs& g, int64_t i0, int64_t mc, int64_t p0, int64_t kc, uint32_t* out) const {
+        const bool tr = g.ta == Trans::Yes;
+        const float* src = tr ? g.a + p0 * g.lda + i0 : g.a + i0 * g.lda + p0;
+        kern.pack(src, tr ? 1 : g.lda, tr ? g.lda : 1, static_cast<int>(mc), kern.mr, kc, out);
+    }
+    void pack_b(const GemmArgs& g, int64_t j0, int64_t nc, int64_t p0, int64_t kc, uint32_t* out) const {
+        const bool tr = g.tb == Trans::Yes;
+        const float* src = tr ? g.b + j0 * g.ldb + p0 : g.b + p0 * g.ldb + j0;
+        kern.pack(src, tr ? g.ldb : 1, tr ? 1 : g.ldb, static_cast<int>(nc), kern.nr, kc, out);
+    }
+    void tiles(int64_t kc2, const uint32_t* pa, const uint32_t* pb, int64_t mc, int64_t nc, float* c, int64_t ldc,
+               bool acc) const {
+        run_tiles(kern.tile, kc2, pa, pb, mc, nc, kern.mr, kern.nr, c, ldc, acc);
+    }
+};
+
+// A 64-byte aligned view of a buffer of at least n elements, grown, never shrunk (shrinking and regrowing would
+// clear the regrown part on every call).
+template <typename T>
+T* aligned_buffer(std::vector<T>& v, size_t n) {
+    if (v.size() < n + 64 / sizeof(T)) v.resize(n + 64 / sizeof(T));
+    return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(v.data()) + 63) & ~uintptr_t(63));
+}
+
 // C[i0 .. i0+m)[j0 .. j0+n) of the product: the GotoBLAS loops on one thread.
-void gemm_block(const GemmArgs& g, const kernels::SgemmKernel& kern, int64_t i0, int64_t m, int64_t j0, int64_t n) {
-    const int MR = kern.mr, NR = kern.nr;
-    thread_local PackBuffers buf;
-    float* pb = buf.aligned(buf.b, static_cast<size_t>(kKc * ((std::min(kNc, n) + NR - 1) / NR * NR)));
-    float* pa = buf.aligned(buf.a, static_cast<size_t>(kKc * ((std::min(kMc, m) + MR - 1) / MR * MR)));
+template <class Path>
+void gemm_block(const GemmArgs& g, const Path& path, int64_t i0, int64_t m, int64_t j0, int64_t n) {
+    using P = typename Path::Packed;
+    const int MR = path.mr(), NR = path.nr();
+    const int64_t d_max = Path::depth(Path::kc_max);
+    thread_local std::vector<P> abuf, bbuf;
+    P* pb = aligned_buffer(bbuf, static_cast<size_t>(d_max * ((std::min(kNc, n) + NR - 1) / NR * NR)));
+    P* pa = aligned_buffer(abuf, static_cast<size_t>(d_max * ((std::min(kMc, m) + MR - 1) / MR * MR)));
     for (int64_t jc = 0; jc < n; jc += kNc) {
         const int64_t nc = std::min(kNc, n - jc);
-        for (int64_t pc = 0; pc < g.k; pc += kKc) {
-            const int64_t kc = std::min(kKc, g.k - pc);
+        for (int64_t pc = 0; pc < g.k; pc += Path::kc_max) {
+            const int64_t kc = std::min(Path::kc_max, g.k - pc);
             const bool acc = g.accumulate || pc > 0;
-            pack_b(g, j0 + jc, nc, pc, kc, NR, pb);
+            path.pack_b(g, j0 + jc, nc, pc, kc, pb);
             for (int64_t ic = 0; ic < m; ic += kMc) {
                 const int64_t mc = std::min(kMc, m - ic);
-                pack_a(g, i0 + ic, mc, pc, kc, MR, pa);
-                run_tiles(kern.tile, kc, pa, pb, mc, nc, MR, NR, g.c + (i0 + ic) * g.ldc + j0 + jc, g.ldc, acc);
+                path.pack_a(g, i0 + ic, mc, pc, kc, pa);
+                path.tiles(Path::depth(kc), pa, pb, mc, nc, g.c + (i0 + ic) * g.ldc + j0 + jc, g.ldc, acc);
             }
         }
     }
 }
 
-// ---- bfloat16 products ------------------------------------------------------------------------------------
-constexpr int64_t kKcBf16 = 512;  // elements of K per panel: half the bytes of a float panel of 256
-
-// op(A) rows [i0, i0+mc) or op(B) columns [j0, j0+nc), K steps [p0, p0+kc), as micro-panels of bf16 pairs.
-void pack_a_bf16(const GemmArgs& g, const kernels::SgemmBf16Kernel& kern, int64_t i0, int64_t mc, int64_t p0,
-                 int64_t kc, uint32_t* out) {
-    const bool tr = g.ta == Trans::Yes;
-    const float* src = tr ? g.a + p0 * g.lda + i0 : g.a + i0 * g.lda + p0;
-    kern.pack(src, tr ? 1 : g.lda, tr ? g.lda : 1, static_cast<int>(mc), kern.mr, kc, out);
-}
-void pack_b_bf16(const GemmArgs& g, const kernels::SgemmBf16Kernel& kern, int64_t j0, int64_t nc, int64_t p0,
-                 int64_t kc, uint32_t* out) {
-    const bool tr = g.tb == Trans::Yes;
-    const float* src = tr ? g.b + j0 * g.ldb + p0 : g.b + p0 * g.ldb + j0;
-    kern.pack(src, tr ? g.ldb : 1, tr ? 1 : g.ldb, static_cast<int>(nc), kern.nr, kc, out);
+struct Paths {
+    const kernels::SgemmKernel& f32;
+    const kernels::SgemmBf16Kernel* bf16;  // null: multiply in float
+    int mr() const { return bf16 ? bf16->mr : f32.mr; }
+    int nr() const { return bf16 ? bf16->nr : f32.nr; }
+};
+Paths paths_for(const GemmArgs& g) {
+    const kernels::SgemmKernel& kern = g.kernel ? *g.kernel : kernels::active().sgemm;
+    const kernels::SgemmBf16Kernel* bf = g.bf16 ? (g.bf16_kernel ? g.bf16_kernel : &kernels::active().sgemm_bf16) : nullptr;
+    if (bf && !bf->tile) bf = nullptr;
+    return {kern, bf};
 }
 
-void gemm_block_bf16(const GemmArgs& g, const kernels::SgemmBf16Kernel& kern, int64_t i0, int64_t m, int64_t j0,
-                     int64_t n) {
-    const int MR = kern.mr, NR = kern.nr;
-    thread_local std::vector<uint32_t> abuf, bbuf;
-    const int64_t kc2_max = kKcBf16 / 2;
-    // Grown, never shrunk: resizing back and forth would clear the regrown part on every call.
-    const size_t nb = static_cast<size_t>(kc2_max * ((std::min(kNc, n) + NR - 1) / NR * NR));
-    const size_t na = static_cast<size_t>(kc2_max * ((std::min(kMc, m) + MR - 1) / MR * MR));
-    if (bbuf.size() < nb) bbuf.resize(nb);
-    if (abuf.size() < na) abuf.resize(na);
-    uint32_t* pb = bbuf.data();
-    uint32_t* pa = abuf.data();
-    for (int64_t jc = 0; jc < n; jc += kNc) {
-        const int64_t nc = std::min(kNc, n - jc);
-        for (int64_t pc = 0; pc < g.k; pc += kKcBf16) {
-            const int64_t kc = std::min(kKcBf16, g.k - pc), kc2 = (kc + 1) / 2;
-            const bool acc = g.accumulate || pc > 0;
-            pack_b_bf16(g, kern, j0 + jc, nc, pc, kc, pb);
-            for (int64_t ic = 0; ic < m; ic += kMc) {
-                const int64_t mc = std::min(kMc, m - ic);
-                pack_a_bf16(g, kern, i0 + ic, mc, pc, kc, pa);
-                run_tiles(kern.tile, kc2, pa, pb, mc, nc, MR, NR, g.c + (i0 + ic) * g.ldc + j0 + jc, g.ldc, acc);
-            }
-        }
-    }
+// An empty sum over K: C = 0 (or unchanged). True when that was the whole product.
+bool empty_depth(const GemmArgs& g, int ith) {
+    if (g.k > 0) return false;
+    if (!g.accumulate && ith == 0)
+        for (int64_t i = 0; i < g.m; ++i) std::fill(g.c + i * g.ldc, g.c + i * g.ldc + g.n, 0.0f);
+    return true;
 }
 
 }  // namespace
@@ -166,21 +190,14 @@ void gemm_block_bf16(const GemmArgs& g, const kernels::SgemmBf16Kernel& kern, in
 bool sgemm_has_bf16() { return kernels::active().sgemm_bf16.tile != nullptr; }
 
 void sgemm_part(const GemmArgs& g, int ith, int nth) {
-    if (g.m <= 0 || g.n <= 0) return;
-    if (g.k <= 0) {  // an empty sum: C = 0 (or unchanged)
-        if (!g.accumulate && ith == 0)
-            for (int64_t i = 0; i < g.m; ++i) std::fill(g.c + i * g.ldc, g.c + i * g.ldc + g.n, 0.0f);
-        return;
-    }
-    const kernels::SgemmKernel& kern = g.kernel ? *g.kernel : kernels::active().sgemm;
-    const kernels::SgemmBf16Kernel* bf = g.bf16 ? (g.bf16_kernel ? g.bf16_kernel : &kernels::active().sgemm_bf16) : nullptr;
-    if (bf && !bf->tile) bf = nullptr;
-    const int mr = bf ? bf->mr : kern.mr, nr = bf ? bf->nr : kern.nr;
+    if (g.m <= 0 || g.n <= 0 || empty_depth(g, ith)) return;
+    const Paths paths = paths_for(g);
+    const int mr = paths.mr(), nr = paths.nr();
     auto block = [&](int64_t i0, int64_t m, int64_t j0, int64_t n) {
-        if (bf)
-            gemm_block_bf16(g, *bf, i0, m, j0, n);
+        if (paths.bf16)
+            gemm_block(g, Bf16Path{*paths.bf16}, i0, m, j0, n);
         else
-            gemm_block(g, kern, i0, m, j0, n);
+            gemm_block(g, F32Path{paths.f32}, i0, m, j0, n);
     };
     // Split the larger dimension between the threads, in whole tiles, so each thread packs only its share of
     // that operand.
@@ -196,6 +213,7 @@ void sgemm_part(const GemmArgs& g, int ith, int nth) {
 }
 
 void sgemm(const GemmArgs& g, int n_threads) {
+    if (g.m <= 0 || g.n <= 0 || empty_depth(g, 0)) return;
     int nt = n_threads > 0 ? n_threads : omp_get_num_procs();
     // A small product is done before a second thread would be awake (waking one costs microseconds, and far
     // more on a busy machine); the result is the same either way.
