@@ -26,6 +26,7 @@ struct Acts {
     float* x;      // [N][E] the residual stream entering the layer
     float* xn1;    // [N][E] attention norm output
     float* rstd1;  // [N]
+    // q, k and v side by side in one [N][QD + 2 KVD] matrix (one product makes them; rows QKV() apart):
     float* q;      // [N][QD] after rope
     float* k;      // [N][KVD] after rope
     float* v;      // [N][KVD]
@@ -34,8 +35,8 @@ struct Acts {
     float* x2;     // [N][E] the residual stream after attention
     float* xn2;    // [N][E] FFN norm output
     float* rstd2;  // [N]
-    float* g;      // [N][F] gate projection
-    float* u;      // [N][F] up projection
+    float* g;      // [N][F] gate projection, rows 2F apart: g and u are one [N][2F] matrix
+    float* u;      // [N][F] up projection, rows 2F apart
     float* h;      // [N][F] silu(g) * u
 };
 
@@ -62,7 +63,7 @@ struct Transformer::Impl {
     std::vector<float> kblk, vblk;
     std::vector<const float*> kptr, vptr;
     std::vector<std::vector<float>> attend_work;
-    std::vector<float> dx, dx2, dxn, dh, dg, du, datt, dq, dk, dv;
+    std::vector<float> dx, dx2, dxn, dh, dgu, datt, dqkv;  // dgu: [N][2F] as g, u; dqkv: [N][QKV] as q, k, v
     std::vector<std::vector<float>> thread_s, thread_dp;
     std::vector<float> logits, row_loss;
     Transformer::Profile prof;
@@ -82,6 +83,13 @@ struct Transformer::Impl {
     int64_t QD() const { return s.q_dim(); }
     int64_t KVD() const { return s.kv_dim(); }
     int64_t F() const { return s.n_ff; }
+    int64_t QKV() const { return s.q_dim() + 2 * s.kv_dim(); }
+    // Whether the projections that read one input lie back to back in the parameters (each tensor starts on a
+    // 64-byte boundary, so they do when their sizes are multiples of 16 floats): then one product makes them.
+    bool qkv_adjacent(const LayerOffsets& o) const {
+        return o.wk == o.wq + static_cast<size_t>(QD() * E()) && o.wv == o.wk + static_cast<size_t>(KVD() * E());
+    }
+    bool gate_up_adjacent(const LayerOffsets& o) const { return o.w_up == o.w_gate + static_cast<size_t>(F() * E()); }
 
     // fn(i) for i < n on the team; `cost` is a rough count of operations per item: work too small to be worth
     // waking the other threads (microseconds; far more on a busy machine) runs on this one. Items never depend
@@ -111,15 +119,32 @@ struct Transformer::Impl {
         prof.gemm_s += now() - t0;
         prof.gemm_flop += 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
     }
-    // Y[N][out] = X[N][in] W^T (W is [out][in], as stored)
-    void linear(const float* x, const float* w, int64_t in, int64_t out, float* y, bool accumulate = false) {
-        mm(Trans::No, Trans::Yes, N, out, in, x, in, w, in, y, out, accumulate);
+    // Y[N][out] = X[N][in] W^T (W is [out][in], as stored; Y's rows ldy apart)
+    void linear(const float* x, const float* w, int64_t in, int64_t out, float* y, int64_t ldy, bool accumulate = false) {
+        mm(Trans::No, Trans::Yes, N, out, in, x, in, w, in, y, ldy, accumulate);
     }
-    // dX[N][in] (+)= dY[N][out] W; dW[out][in] += dY^T X.
-    void linear_backward(const float* x, const float* w, const float* dy, int64_t in, int64_t out, float* dx,
-                         bool accumulate_dx, float* dw) {
-        mm(Trans::No, Trans::No, N, in, out, dy, out, w, in, dx, in, accumulate_dx);
-        mm(Trans::Yes, Trans::No, out, in, N, dy, out, x, in, dw, in, true);
+    // dX[N][in] (+)= dY[N][out] W; dW[out][in] += dY^T X (dY's rows ldy apart).
+    void linear_backward(const float* x, const float* w, const float* dy, int64_t ldy, int64_t in, int64_t out,
+                         float* dx, bool accumulate_dx, float* dw) {
+        mm(Trans::No, Trans::No, N, in, out, dy, ldy, w, in, dx, in, accumulate_dx);
+        mm(Trans::Yes, Trans::No, out, in, N, dy, ldy, x, in, dw, in, true);
+    }
+    // Projections of one input whose outputs sit side by side in Y (rows ldy apart): one product when their
+    // weights are back to back, else one each.
+    struct Part {
+        size_t w;     // offset of the weight in the parameters (and of its gradient)
+        int64_t out;  // its rows
+    };
+    void linear_parts(const float* P, const float* x, int64_t in, const Part* parts, int n, bool adjacent, float* y,
+                      int64_t ldy) {
+        if (adjacent) return linear(x, P + parts[0].w, in, ldy, y, ldy);
+        for (int i = 0; i < n; y += parts[i].out, ++i) linear(x, P + parts[i].w, in, parts[i].out, y, ldy);
+    }
+    void linear_parts_backward(const float* P, float* G, const float* x, int64_t in, const Part* parts, int n,
+                               bool adjacent, const float* dy, int64_t ldy, float* dx) {
+        if (adjacent) return linear_backward(x, P + parts[0].w, dy, ldy, in, ldy, dx, false, G + parts[0].w);
+        for (int i = 0; i < n; dy += parts[i].out, ++i)
+            linear_backward(x, P + parts[i].w, dy, ldy, in, parts[i].out, dx, i > 0, G + parts[i].w);
     }
 
     void reserve(int r, int sq) {
@@ -145,9 +170,9 @@ struct Transformer::Impl {
         for (int64_t l = 0; l < L; ++l) acts[l].x = take(T * E);
         for (int64_t l = 0; l < sets; ++l) {
             Acts& a = acts[l];
-            a.xn1 = take(T * E), a.rstd1 = take(T), a.q = take(T * QD), a.k = take(T * KVD), a.v = take(T * KVD);
+            a.xn1 = take(T * E), a.rstd1 = take(T), a.q = take(T * (QD + 2 * KVD)), a.k = a.q + QD, a.v = a.k + KVD;
             a.att = take(T * QD), a.lse = take(T * H), a.x2 = take(T * E), a.xn2 = take(T * E), a.rstd2 = take(T);
-            a.g = take(T * F), a.u = take(T * F), a.h = take(T * F);
+            a.g = take(T * 2 * F), a.u = a.g + F, a.h = take(T * F);
         }
         for (int64_t l = sets; l < L; ++l) {  // recomputation: every layer shares the first one's set
             const float* x = acts[l].x;
@@ -163,9 +188,8 @@ struct Transformer::Impl {
         kptr.assign(cap_rows * nb, nullptr), vptr.assign(cap_rows * nb, nullptr);
         attend_work.assign(nt, std::vector<float>(attend_work_floats(static_cast<int>(s.head_dim))));
         for (auto* v : {&dx, &dx2, &dxn}) v->assign(T * E, 0);
-        for (auto* v : {&dh, &dg, &du}) v->assign(T * F, 0);
-        for (auto* v : {&datt, &dq}) v->assign(T * QD, 0);
-        for (auto* v : {&dk, &dv}) v->assign(T * KVD, 0);
+        dh.assign(T * F, 0), dgu.assign(T * 2 * F, 0);
+        datt.assign(T * QD, 0), dqkv.assign(T * (QD + 2 * KVD), 0);
         thread_s.assign(nt, std::vector<float>(kQueryBlock * cap_seq));
         thread_dp.assign(nt, std::vector<float>(kQueryBlock * cap_seq));
         logits.assign(kLossRows * s.n_vocab, 0);
@@ -198,8 +222,8 @@ struct Transformer::Impl {
     }
 
     void attention_forward(const Acts& a) {
-        const int64_t QD = this->QD(), KVD = this->KVD(), HD = s.head_dim, H = s.n_head, HKV = s.n_head_kv;
-        const int64_t nb = (seq + kBlock - 1) / kBlock;
+        const int64_t QD = this->QD(), KVD = this->KVD(), QKV = this->QKV(), HD = s.head_dim, H = s.n_head;
+        const int64_t HKV = s.n_head_kv, nb = (seq + kBlock - 1) / kBlock;
         // K transposed into blocks of 16 cells ([kv_dim][16]) and V into [16][kv_dim] blocks: the layout of the
         // inference cache, which the attention kernel reads. Cells past the sequence are zero.
         parallel_for(rows * nb, 2.0 * kBlock * KVD, [&](int64_t item) {
@@ -213,9 +237,9 @@ struct Transformer::Impl {
                     std::memset(vb + c * KVD, 0, KVD * sizeof(float));
                     continue;
                 }
-                const float* kr = a.k + (b * seq + t) * KVD;
+                const float* kr = a.k + (b * seq + t) * QKV;
                 for (int64_t d = 0; d < KVD; ++d) kb[d * kBlock + c] = kr[d];
-                std::memcpy(vb + c * KVD, a.v + (b * seq + t) * KVD, KVD * sizeof(float));
+                std::memcpy(vb + c * KVD, a.v + (b * seq + t) * QKV, KVD * sizeof(float));
             }
             kptr[item] = kb;
             vptr[item] = vb;
@@ -239,7 +263,7 @@ struct Transformer::Impl {
             for (int64_t t = ti * tile; t < std::min<int64_t>(seq, (ti + 1) * tile); ++t)
                 for (int64_t h = h0; h < h1; ++h) {
                     AttnRow& r = rr[n];
-                    r.q = a.q + (b * seq + t) * QD + h * HD;
+                    r.q = a.q + (b * seq + t) * QKV + h * HD;
                     r.out = a.att + (b * seq + t) * QD + h * HD;
                     r.n_kv = static_cast<int>(t + 1);
                     r.cell_begin = 0;
@@ -263,20 +287,20 @@ struct Transformer::Impl {
     // dV += P^T dO, dS = P * (dO V^T - rowsum(dO * O)) * scale, dQ = dS K, dK += dS^T Q. One item per
     // (row, kv head): the heads of a group add into the same dK / dV, in a fixed order.
     void attention_backward(const Acts& a) {
-        const int64_t QD = this->QD(), KVD = this->KVD(), HD = s.head_dim, H = s.n_head, HKV = s.n_head_kv;
-        const int64_t group = H / HKV;
+        const int64_t QD = this->QD(), KVD = this->KVD(), QKV = this->QKV(), HD = s.head_dim, H = s.n_head;
+        const int64_t HKV = s.n_head_kv, group = H / HKV;
         const float scale = 1.0f / std::sqrt(static_cast<float>(HD));
-        std::fill(dk.begin(), dk.begin() + N * KVD, 0.0f);
-        std::fill(dv.begin(), dv.begin() + N * KVD, 0.0f);
+        // dK and dV are sums over the group's heads and query blocks; dQ is written whole.
+        parallel_for(N, 2.0 * KVD, [&](int64_t t) { std::fill_n(dqkv.data() + t * QKV + QD, 2 * KVD, 0.0f); });
         parallel_for_dynamic(rows * HKV, 8.0 * seq * seq * HD * group / 2, [&](int64_t item) {
             const int64_t b = item / HKV, g = item % HKV;
             float* S = thread_s[omp_get_thread_num()].data();
             float* dP = thread_dp[omp_get_thread_num()].data();
             const int64_t ld = seq;
-            const float* Kg = a.k + b * seq * KVD + g * HD;
-            const float* Vg = a.v + b * seq * KVD + g * HD;
-            float* dKg = dk.data() + b * seq * KVD + g * HD;
-            float* dVg = dv.data() + b * seq * KVD + g * HD;
+            const float* Kg = a.k + b * seq * QKV + g * HD;
+            const float* Vg = a.v + b * seq * QKV + g * HD;
+            float* dKg = dqkv.data() + b * seq * QKV + QD + g * HD;
+            float* dVg = dKg + KVD;
             auto gemm1 = [this](Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, const float* A, int64_t lda,
                                 const float* B, int64_t ldb, float* C, int64_t ldc, bool acc) {
                 GemmArgs ga;
@@ -287,18 +311,18 @@ struct Transformer::Impl {
             for (int64_t h = g * group; h < (g + 1) * group; ++h) {
                 for (int64_t t0 = 0; t0 < seq; t0 += kQueryBlock) {
                     const int64_t nq = std::min<int64_t>(kQueryBlock, seq - t0), nk = t0 + nq;
-                    const float* Qb = a.q + (b * seq + t0) * QD + h * HD;
+                    const float* Qb = a.q + (b * seq + t0) * QKV + h * HD;
                     const float* Ob = a.att + (b * seq + t0) * QD + h * HD;
                     const float* dOb = datt.data() + (b * seq + t0) * QD + h * HD;
-                    gemm1(Trans::No, Trans::Yes, nq, nk, HD, Qb, QD, Kg, KVD, S, ld, false);
+                    gemm1(Trans::No, Trans::Yes, nq, nk, HD, Qb, QKV, Kg, QKV, S, ld, false);
                     for (int64_t i = 0; i < nq; ++i) {
                         const int64_t t = t0 + i;
                         float* Pi = S + i * ld;
                         K.exp_shift_sum(Pi, scale, a.lse[(b * seq + t) * H + h], Pi, t + 1);
                         std::fill(Pi + t + 1, Pi + nk, 0.0f);
                     }
-                    gemm1(Trans::Yes, Trans::No, nk, HD, nq, S, ld, dOb, QD, dVg, KVD, true);
-                    gemm1(Trans::No, Trans::Yes, nq, nk, HD, dOb, QD, Vg, KVD, dP, ld, false);
+                    gemm1(Trans::Yes, Trans::No, nk, HD, nq, S, ld, dOb, QD, dVg, QKV, true);
+                    gemm1(Trans::No, Trans::Yes, nq, nk, HD, dOb, QD, Vg, QKV, dP, ld, false);
                     for (int64_t i = 0; i < nq; ++i) {
                         const int64_t t = t0 + i;
                         const float* o = Ob + i * QD;
@@ -310,9 +334,9 @@ struct Transformer::Impl {
                         for (int64_t j = 0; j <= t; ++j) dSi[j] = Pi[j] * (dSi[j] - D) * scale;
                         std::fill(dSi + t + 1, dSi + nk, 0.0f);
                     }
-                    gemm1(Trans::No, Trans::No, nq, HD, nk, dP, ld, Kg, KVD, dq.data() + (b * seq + t0) * QD + h * HD,
-                          QD, false);
-                    gemm1(Trans::Yes, Trans::No, nk, HD, nq, dP, ld, Qb, QD, dKg, KVD, true);
+                    gemm1(Trans::No, Trans::No, nq, HD, nk, dP, ld, Kg, QKV, dqkv.data() + (b * seq + t0) * QKV + h * HD,
+                          QKV, false);
+                    gemm1(Trans::Yes, Trans::No, nk, HD, nq, dP, ld, Qb, QKV, dKg, QKV, true);
                 }
             }
         });
@@ -320,33 +344,32 @@ struct Transformer::Impl {
 
     void layer_forward(const float* P, int64_t il, const Acts& a, float* x_out) {
         const LayerOffsets& o = layout.layer(il);
-        const int64_t E = this->E(), QD = this->QD(), KVD = this->KVD(), F = this->F(), HD = s.head_dim;
-        const int64_t half = HD / 2;
+        const int64_t E = this->E(), QD = this->QD(), KVD = this->KVD(), QKV = this->QKV(), F = this->F();
+        const int64_t HD = s.head_dim, half = HD / 2;
         rms_norm_rows(a.x, P + o.attn_norm, a.xn1, a.rstd1);
-        linear(a.xn1, P + o.wq, E, QD, a.q);
-        linear(a.xn1, P + o.wk, E, KVD, a.k);
-        linear(a.xn1, P + o.wv, E, KVD, a.v);
+        const Part qkv[] = {{o.wq, QD}, {o.wk, KVD}, {o.wv, KVD}};
+        linear_parts(P, a.xn1, E, qkv, 3, qkv_adjacent(o), a.q, QKV);
         parallel_for(N, 3.0 * (QD + KVD), [&](int64_t t) {
             const int64_t pos = t % seq;
             const float* cs = rope_cos.data() + pos * half;
             const float* sn = rope_sin.data() + pos * half;
-            for (int64_t h = 0; h < s.n_head; ++h) ops::rope_rotate(a.q + t * QD + h * HD, cs, sn, rope);
-            for (int64_t h = 0; h < s.n_head_kv; ++h) ops::rope_rotate(a.k + t * KVD + h * HD, cs, sn, rope);
+            for (int64_t h = 0; h < s.n_head; ++h) ops::rope_rotate(a.q + t * QKV + h * HD, cs, sn, rope);
+            for (int64_t h = 0; h < s.n_head_kv; ++h) ops::rope_rotate(a.k + t * QKV + h * HD, cs, sn, rope);
         });
         const double t_att = now();
         attention_forward(a);
         prof.attention_s += now() - t_att;
         parallel_for(N, E, [&](int64_t t) { std::memcpy(a.x2 + t * E, a.x + t * E, E * sizeof(float)); });
-        linear(a.att, P + o.wo, QD, E, a.x2, true);
+        linear(a.att, P + o.wo, QD, E, a.x2, E, true);
         rms_norm_rows(a.x2, P + o.ffn_norm, a.xn2, a.rstd2);
-        linear(a.xn2, P + o.w_gate, E, F, a.g);
-        linear(a.xn2, P + o.w_up, E, F, a.u);
+        const Part gate_up[] = {{o.w_gate, F}, {o.w_up, F}};
+        linear_parts(P, a.xn2, E, gate_up, 2, gate_up_adjacent(o), a.g, 2 * F);
         parallel_for(N, 20.0 * F, [&](int64_t t) {
-            std::memcpy(a.h + t * F, a.g + t * F, F * sizeof(float));
-            K.swiglu(a.h + t * F, a.u + t * F, F);
+            std::memcpy(a.h + t * F, a.g + t * 2 * F, F * sizeof(float));
+            K.swiglu(a.h + t * F, a.u + t * 2 * F, F);
         });
         parallel_for(N, E, [&](int64_t t) { std::memcpy(x_out + t * E, a.x2 + t * E, E * sizeof(float)); });
-        linear(a.h, P + o.w_down, F, E, x_out, true);
+        linear(a.h, P + o.w_down, F, E, x_out, E, true);
     }
 
     float* layer_output(int64_t il) { return il + 1 < s.n_layer ? acts[il + 1].x : x_final.data(); }
@@ -413,19 +436,20 @@ struct Transformer::Impl {
     void layer_backward(const float* P, float* G, int64_t il, const Acts& a) {
         // dx holds the gradient of this layer's output; on return, of its input.
         const LayerOffsets& o = layout.layer(il);
-        const int64_t E = this->E(), QD = this->QD(), KVD = this->KVD(), F = this->F(), HD = s.head_dim;
-        const int64_t half = HD / 2;
+        const int64_t E = this->E(), QD = this->QD(), KVD = this->KVD(), QKV = this->QKV(), F = this->F();
+        const int64_t HD = s.head_dim, half = HD / 2;
         // FFN: out = x2 + h Wd^T, h = silu(g) * u, g = xn2 Wg^T, u = xn2 Wu^T, xn2 = norm(x2).
-        linear_backward(a.h, P + o.w_down, dx.data(), F, E, dh.data(), false, G + o.w_down);
+        linear_backward(a.h, P + o.w_down, dx.data(), E, F, E, dh.data(), false, G + o.w_down);
         parallel_for(N, 30.0 * F, [&](int64_t t) {
-            K.swiglu_backward(a.g + t * F, a.u + t * F, dh.data() + t * F, dg.data() + t * F, du.data() + t * F, F);
+            float* dg = dgu.data() + t * 2 * F;
+            K.swiglu_backward(a.g + t * 2 * F, a.u + t * 2 * F, dh.data() + t * F, dg, dg + F, F);
         });
-        linear_backward(a.xn2, P + o.w_gate, dg.data(), E, F, dxn.data(), false, G + o.w_gate);
-        linear_backward(a.xn2, P + o.w_up, du.data(), E, F, dxn.data(), true, G + o.w_up);
+        const Part gate_up[] = {{o.w_gate, F}, {o.w_up, F}};
+        linear_parts_backward(P, G, a.xn2, E, gate_up, 2, gate_up_adjacent(o), dgu.data(), 2 * F, dxn.data());
         std::copy(dx.begin(), dx.begin() + N * E, dx2.begin());
         rms_norm_backward_rows(a.x2, a.rstd2, P + o.ffn_norm, dxn.data(), dx2.data(), true, G + o.ffn_norm);
         // Attention: x2 = x + att Wo^T.
-        linear_backward(a.att, P + o.wo, dx2.data(), QD, E, datt.data(), false, G + o.wo);
+        linear_backward(a.att, P + o.wo, dx2.data(), E, QD, E, datt.data(), false, G + o.wo);
         const double t_att = now();
         attention_backward(a);
         prof.attention_s += now() - t_att;
@@ -433,12 +457,12 @@ struct Transformer::Impl {
             const int64_t pos = t % seq;
             const float* cs = rope_cos.data() + pos * half;
             const float* sn = rope_sin.data() + pos * half;
-            for (int64_t h = 0; h < s.n_head; ++h) ops::rope_rotate(dq.data() + t * QD + h * HD, cs, sn, rope, true);
-            for (int64_t h = 0; h < s.n_head_kv; ++h) ops::rope_rotate(dk.data() + t * KVD + h * HD, cs, sn, rope, true);
+            float* row = dqkv.data() + t * QKV;
+            for (int64_t h = 0; h < s.n_head; ++h) ops::rope_rotate(row + h * HD, cs, sn, rope, true);
+            for (int64_t h = 0; h < s.n_head_kv; ++h) ops::rope_rotate(row + QD + h * HD, cs, sn, rope, true);
         });
-        linear_backward(a.xn1, P + o.wq, dq.data(), E, QD, dxn.data(), false, G + o.wq);
-        linear_backward(a.xn1, P + o.wk, dk.data(), E, KVD, dxn.data(), true, G + o.wk);
-        linear_backward(a.xn1, P + o.wv, dv.data(), E, KVD, dxn.data(), true, G + o.wv);
+        const Part qkv[] = {{o.wq, QD}, {o.wk, KVD}, {o.wv, KVD}};
+        linear_parts_backward(P, G, a.xn1, E, qkv, 3, qkv_adjacent(o), dqkv.data(), QKV, dxn.data());
         std::copy(dx2.begin(), dx2.begin() + N * E, dx.begin());
         rms_norm_backward_rows(a.x, a.rstd1, P + o.attn_norm, dxn.data(), dx.data(), true, G + o.attn_norm);
     }
@@ -475,7 +499,7 @@ Transformer::~Transformer() = default;
 size_t Transformer::scratch_bytes() const {
     const Impl& m = *impl_;
     size_t n = m.act_buf.size() + m.x_final.size() * 2 + m.kblk.size() * 2 + m.logits.size();
-    for (const auto* v : {&m.dx, &m.dx2, &m.dxn, &m.dh, &m.dg, &m.du, &m.datt, &m.dq, &m.dk, &m.dv}) n += v->size();
+    for (const auto* v : {&m.dx, &m.dx2, &m.dxn, &m.dh, &m.dgu, &m.datt, &m.dqkv}) n += v->size();
     for (const auto& v : m.thread_s) n += v.size() * 2;
     return n * sizeof(float);
 }
