@@ -179,6 +179,54 @@ TEST(TrainKernels, ExpShiftSumAndSwigluBackwardMatchReference) {
     }
 }
 
+TEST(TrainKernels, RowKernelsMatchReference) {
+    const auto x = random_vec(1000, 16), w = random_vec(1000, 17), dy = random_vec(1000, 18), g = random_vec(1000, 19);
+    for (kernels::Isa isa : {kernels::Isa::Avx2, kernels::Isa::Avx512}) {
+        const kernels::KernelTable* t = kernels::table_for(isa);
+        if (!t) continue;
+        for (int64_t n : {1, 15, 16, 17, 64, 384, 1000}) {
+            SCOPED_TRACE(testing::Message() << t->name << " n " << n);
+            std::vector<float> y(n), yr(n);
+            const float r = t->rms_norm_row(x.data(), w.data(), y.data(), n, 1e-5f);
+            const float rr = kernels::rms_norm_row_ref(x.data(), w.data(), yr.data(), n, 1e-5f);
+            EXPECT_NEAR(r, rr, 1e-6f * rr);
+            for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(y[i], yr[i], 1e-6f * (1 + std::fabs(yr[i]))) << i;
+            for (bool acc : {false, true}) {
+                std::vector<float> dx(n, 0.5f), dxr(n, 0.5f);
+                t->rms_norm_backward(x.data(), 0.8f, w.data(), dy.data(), dx.data(), n, acc);
+                kernels::rms_norm_backward_ref(x.data(), 0.8f, w.data(), dy.data(), dxr.data(), n, acc);
+                for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(dx[i], dxr[i], 1e-5f * (1 + std::fabs(dxr[i]))) << i;
+            }
+            std::vector<float> p(x.begin(), x.begin() + n), m(w.begin(), w.begin() + n), v(n);
+            for (int64_t i = 0; i < n; ++i) v[i] = std::fabs(dy[i]);
+            auto pr = p, mr = m, vr = v;
+            const kernels::AdamWScalars s{0.9f, 0.95f, 1e-8f, 3e-3f, 1.3f, 0.999f};
+            t->adamw(p.data(), g.data(), m.data(), v.data(), n, s);
+            kernels::adamw_ref(pr.data(), g.data(), mr.data(), vr.data(), n, s);
+            for (int64_t i = 0; i < n; ++i) {
+                ASSERT_NEAR(p[i], pr[i], 1e-6f * (1 + std::fabs(pr[i]))) << i;
+                ASSERT_NEAR(m[i], mr[i], 1e-6f * (1 + std::fabs(mr[i]))) << i;
+                ASSERT_NEAR(v[i], vr[i], 1e-6f * (1 + std::fabs(vr[i]))) << i;
+            }
+            std::vector<float> dp(dy.begin(), dy.begin() + n), dpr = dp;
+            t->softmax_backward(w.data(), dp.data(), 0.3f, 0.125f, n);
+            kernels::softmax_backward_ref(w.data(), dpr.data(), 0.3f, 0.125f, n);
+            for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(dp[i], dpr[i], 1e-6f * (1 + std::fabs(dpr[i]))) << i;
+            EXPECT_NEAR(t->dot_f32(x.data(), w.data(), n), kernels::dot_f32_ref(x.data(), w.data(), n), 1e-5 * n);
+        }
+        // The norm weight's gradient over strips of columns, rows in order: a strip's sums are each column's.
+        const int64_t rows = 20, ld = 50;
+        std::vector<float> rstd(rows);
+        for (int64_t i = 0; i < rows; ++i) rstd[i] = 0.5f + 0.1f * static_cast<float>(i);
+        for (int64_t cols : {1, 7, 16, 31, 32, 33, 50}) {
+            std::vector<double> acc(cols, 0.25), accr(cols, 0.25);
+            t->norm_weight_grad(x.data(), rstd.data(), dy.data(), rows, ld, cols, acc.data());
+            kernels::norm_weight_grad_ref(x.data(), rstd.data(), dy.data(), rows, ld, cols, accr.data());
+            for (int64_t j = 0; j < cols; ++j) ASSERT_NEAR(acc[j], accr[j], 1e-12 * (1 + std::fabs(accr[j]))) << t->name << " " << j;
+        }
+    }
+}
+
 TEST(TrainKernels, SwigluBackwardMatchesFiniteDifferences) {
     // d/dg [silu(g) u] and d/du, by central differences in double.
     for (double g : {-6.0, -1.3, -0.2, 0.0, 0.4, 2.5, 9.0})

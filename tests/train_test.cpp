@@ -21,6 +21,7 @@
 #include "model/forward.h"
 #include "model/layer_ops.h"
 #include "tensor/gemm.h"
+#include "tensor/kernels.h"
 #include "test_util.h"
 
 namespace hearth {
@@ -177,8 +178,8 @@ TEST(TrainBackward, RmsNormAndRopeBackwardMatchFiniteDifferences) {
     std::vector<float> x(n), w(n), dy(n), dx(n), y(n);
     for (auto* v : {&x, &w, &dy})
         for (auto& e : *v) e = d(rng);
-    const float r = ops::rms_norm(x.data(), w.data(), y.data(), n, 1e-5f);
-    ops::rms_norm_backward(x.data(), r, w.data(), dy.data(), dx.data(), n, false);
+    const float r = kernels::rms_norm_row_ref(x.data(), w.data(), y.data(), n, 1e-5f);
+    kernels::rms_norm_backward_ref(x.data(), r, w.data(), dy.data(), dx.data(), n, false);
     auto f = [&](const std::vector<float>& xs) {
         double s = 0, ss = 0;
         for (float e : xs) ss += double(e) * e;

@@ -46,18 +46,3 @@ void gated_act(FfnAct act, const kernels::KernelTable& k, float* g, const float*
 }
 
 }  // namespace hearth::ops
-
-namespace hearth::ops {
-
-void rms_norm_backward(const float* x, float r, const float* w, const float* dy, float* dx, int64_t n,
-                       bool accumulate) {
-    double dot = 0.0;
-    for (int64_t i = 0; i < n; ++i) dot += static_cast<double>(w[i] * dy[i]) * x[i];
-    const float c = static_cast<float>(dot / static_cast<double>(n)) * r * r * r;
-    for (int64_t i = 0; i < n; ++i) {
-        const float g = r * w[i] * dy[i] - x[i] * c;
-        dx[i] = accumulate ? dx[i] + g : g;
-    }
-}
-
-}  // namespace hearth::ops

@@ -53,13 +53,3 @@ void rope_rotate(float* x, const float* cs, const float* sn, const RopeSpec& rop
 void gated_act(FfnAct act, const kernels::KernelTable& k, float* g, const float* u, int64_t n);
 
 }  // namespace hearth::ops
-
-namespace hearth::ops {
-
-// RMSNorm's backward for one row, given the forward's input x, its scale r (rms_norm's return) and the
-// gradient dy of its output: dx (+)= r * w * dy - x * r^3 * mean(w * dy * x). (The weight's gradient,
-// sum over rows of dy * x * r, is left to the caller, which decides the order of that sum.)
-void rms_norm_backward(const float* x, float r, const float* w, const float* dy, float* dx, int64_t n,
-                       bool accumulate);
-
-}  // namespace hearth::ops

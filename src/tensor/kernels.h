@@ -73,9 +73,43 @@ using ExpShiftSumFn = float (*)(const float* x, float scale, float shift, float*
 // where silu'(g) = s * (1 + g * (1 - s)), s = 1 / (1 + e^-g).
 using SwigluBackwardFn = void (*)(const float* g, const float* u, const float* dh, float* dg, float* du, int64_t n);
 
+// The rest of a training step's row work (lab/train), each beside its reference below:
+// RMSNorm of one row: out = x * r * w with r = 1 / sqrt(mean(x^2) + eps) (the squares summed in double);
+// returns r, which the backward pass keeps.
+using RmsNormRowFn = float (*)(const float* x, const float* w, float* out, int64_t n, float eps);
+// RMSNorm's backward for one row, given the forward's input x, its scale r and the gradient dy of its output:
+// dx (+)= r * w * dy - x * r^3 * mean(w * dy * x) (the mean summed in double). The weight's gradient is
+// norm_weight_grad's.
+using RmsNormBackwardFn = void (*)(const float* x, float r, const float* w, const float* dy, float* dx, int64_t n,
+                                   bool accumulate);
+// acc[j] += sum over t < rows, in order, of dy[t ld + j] * x[t ld + j] * rstd[t] in double, for j < cols: the
+// norm weight's gradient over a strip of columns (the caller splits the columns, so the sum's order, and its
+// bits, do not depend on the thread count).
+using NormWeightGradFn = void (*)(const float* x, const float* rstd, const float* dy, int64_t rows, int64_t ld,
+                                  int64_t cols, double* acc);
+// AdamW on n parameters: m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
+// p = p * decay - step_size * m / (sqrt(v) * inv_sqrt_bc2 + eps) (bias corrections folded into the scalars).
+struct AdamWScalars {
+    float b1, b2, eps, step_size, inv_sqrt_bc2, decay;
+};
+using AdamWFn = void (*)(float* p, const float* g, float* m, float* v, int64_t n, const AdamWScalars& s);
+// Softmax's backward through one attention row: dp[j] = p[j] * (dp[j] - d) * scale for j < n, where d is the
+// row's sum of p * dp (computed as dot(o, do)).
+using SoftmaxBackwardFn = void (*)(const float* p, float* dp, float d, float scale, int64_t n);
+// sum of a[i] * b[i] in float (lane by lane in the SIMD versions, then the lanes added).
+using DotF32Fn = float (*)(const float* a, const float* b, int64_t n);
+
 void sgemm_tile_ref(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate);
 float exp_shift_sum_ref(const float* x, float scale, float shift, float* y, int64_t n);
 void swiglu_backward_ref(const float* g, const float* u, const float* dh, float* dg, float* du, int64_t n);
+float rms_norm_row_ref(const float* x, const float* w, float* out, int64_t n, float eps);
+void rms_norm_backward_ref(const float* x, float r, const float* w, const float* dy, float* dx, int64_t n,
+                           bool accumulate);
+void norm_weight_grad_ref(const float* x, const float* rstd, const float* dy, int64_t rows, int64_t ld, int64_t cols,
+                          double* acc);
+void adamw_ref(float* p, const float* g, float* m, float* v, int64_t n, const AdamWScalars& s);
+void softmax_backward_ref(const float* p, float* dp, float d, float scale, int64_t n);
+float dot_f32_ref(const float* a, const float* b, int64_t n);
 
 constexpr int kMaxTypeId = 31;
 struct KernelTable {
@@ -87,6 +121,12 @@ struct KernelTable {
     SgemmBf16Kernel sgemm_bf16;
     ExpShiftSumFn exp_shift_sum;
     SwigluBackwardFn swiglu_backward;
+    RmsNormRowFn rms_norm_row;
+    RmsNormBackwardFn rms_norm_backward;
+    NormWeightGradFn norm_weight_grad;
+    AdamWFn adamw;
+    SoftmaxBackwardFn softmax_backward;
+    DotF32Fn dot_f32;
     DotFn dot[kMaxTypeId];    // indexed by DType id; nullptr where unsupported
     GemmFn gemm[kMaxTypeId];  // indexed by DType id; nullptr where unsupported
 };

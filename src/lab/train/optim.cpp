@@ -2,8 +2,11 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
+
+#include "tensor/kernels.h"
 
 namespace hearth::lab {
 
@@ -50,20 +53,18 @@ void adamw_step(const ParamLayout& layout, const AdamWConfig& cfg, float lr, int
     const double bc2 = 1.0 - std::pow(static_cast<double>(cfg.beta2), static_cast<double>(step));
     const float step_size = static_cast<float>(lr / bc1);
     const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
-    const float b1 = cfg.beta1, b2 = cfg.beta2, eps = cfg.eps;
+    const kernels::AdamWFn adamw = kernels::active().adamw;
     for (const ParamTensor& t : layout.tensors()) {
-        const float decay = t.decay ? 1.0f - lr * cfg.weight_decay : 1.0f;
-        float* p = params + t.offset;
-        const float* g = grads + t.offset;
-        float* mt = m + t.offset;
-        float* vt = v + t.offset;
+        const kernels::AdamWScalars s{cfg.beta1, cfg.beta2, cfg.eps, step_size, inv_sqrt_bc2,
+                                      t.decay ? 1.0f - lr * cfg.weight_decay : 1.0f};
         const int64_t n = t.size();
+        // Chunks of whole cache lines, as many as the threads (any split gives the same bits: elementwise).
+        constexpr int64_t kChunk = 4096;
+        const int64_t chunks = (n + kChunk - 1) / kChunk;
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (n > static_cast<int64_t>(kParallelMin))
-        for (int64_t i = 0; i < n; ++i) {
-            mt[i] = b1 * mt[i] + (1.0f - b1) * g[i];
-            vt[i] = b2 * vt[i] + (1.0f - b2) * g[i] * g[i];
-            const float denom = std::sqrt(vt[i]) * inv_sqrt_bc2 + eps;
-            p[i] = p[i] * decay - step_size * mt[i] / denom;
+        for (int64_t c = 0; c < chunks; ++c) {
+            const int64_t i = c * kChunk, len = std::min(kChunk, n - i);
+            adamw(params + t.offset + i, grads + t.offset + i, m + t.offset + i, v + t.offset + i, len, s);
         }
     }
 }

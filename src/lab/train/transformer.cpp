@@ -218,7 +218,7 @@ struct Transformer::Impl {
 
     void rms_norm_rows(const float* x, const float* w, float* out, float* rstd) {
         const int64_t E = this->E();
-        parallel_for(N, 4.0 * E, [&](int64_t t) { rstd[t] = ops::rms_norm(x + t * E, w, out + t * E, E, s.rms_eps); });
+        parallel_for(N, 4.0 * E, [&](int64_t t) { rstd[t] = K.rms_norm_row(x + t * E, w, out + t * E, E, s.rms_eps); });
     }
 
     void attention_forward(const Acts& a) {
@@ -325,13 +325,10 @@ struct Transformer::Impl {
                     gemm1(Trans::No, Trans::Yes, nq, nk, HD, dOb, QD, Vg, QKV, dP, ld, false);
                     for (int64_t i = 0; i < nq; ++i) {
                         const int64_t t = t0 + i;
-                        const float* o = Ob + i * QD;
-                        const float* dout = dOb + i * QD;
-                        float D = 0;
-                        for (int64_t j = 0; j < HD; ++j) D += o[j] * dout[j];
+                        const float D = K.dot_f32(Ob + i * QD, dOb + i * QD, HD);
                         const float* Pi = S + i * ld;
                         float* dSi = dP + i * ld;
-                        for (int64_t j = 0; j <= t; ++j) dSi[j] = Pi[j] * (dSi[j] - D) * scale;
+                        K.softmax_backward(Pi, dSi, D, scale, t + 1);
                         std::fill(dSi + t + 1, dSi + nk, 0.0f);
                     }
                     gemm1(Trans::No, Trans::No, nq, HD, nk, dP, ld, Kg, QKV, dqkv.data() + (b * seq + t0) * QKV + h * HD,
@@ -387,9 +384,7 @@ struct Transformer::Impl {
         parallel_for((E + kCols - 1) / kCols, 3.0 * kCols * N, [&](int64_t cb) {
             const int64_t j0 = cb * kCols, j1 = std::min(E, j0 + kCols);
             double acc[kCols] = {};
-            for (int64_t t = 0; t < N; ++t)
-                for (int64_t j = j0; j < j1; ++j)
-                    acc[j - j0] += static_cast<double>(dy[t * E + j]) * x[t * E + j] * rstd[t];
+            K.norm_weight_grad(x + j0, rstd, dy + j0, N, E, j1 - j0, acc);
             for (int64_t j = j0; j < j1; ++j) dw[j] += static_cast<float>(acc[j - j0]);
         });
     }
@@ -399,7 +394,7 @@ struct Transformer::Impl {
                                 bool accumulate, float* dw) {
         const int64_t E = this->E();
         parallel_for(N, 6.0 * E, [&](int64_t t) {
-            ops::rms_norm_backward(x + t * E, rstd[t], w, dy + t * E, dx_out + t * E, E, accumulate);
+            K.rms_norm_backward(x + t * E, rstd[t], w, dy + t * E, dx_out + t * E, E, accumulate);
         });
         norm_weight_grad(x, rstd, dy, dw);
     }

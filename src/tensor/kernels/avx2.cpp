@@ -829,6 +829,12 @@ constexpr KernelTable make_table() {
     t.sgemm = {kSgemmAvx2Mr, kSgemmAvx2Nr, sgemm_tile_avx2};
     t.exp_shift_sum = exp_shift_sum_ref;
     t.swiglu_backward = swiglu_backward_ref;
+    t.rms_norm_row = rms_norm_row_ref;
+    t.rms_norm_backward = rms_norm_backward_ref;
+    t.norm_weight_grad = norm_weight_grad_ref;
+    t.adamw = adamw_ref;
+    t.softmax_backward = softmax_backward_ref;
+    t.dot_f32 = dot_f32_ref;
     const auto set = [&t](DType type, DotFn dot, GemmFn gemm) {
         t.dot[static_cast<uint32_t>(type)] = dot;
         t.gemm[static_cast<uint32_t>(type)] = gemm;

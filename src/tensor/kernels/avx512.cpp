@@ -1248,6 +1248,12 @@ constexpr KernelTable make_table() {
     t.sgemm_bf16 = {kSgemmAvx512Mr, kSgemmAvx512Nr, sgemm_bf16_tile_avx512, pack_bf16_pairs_avx512};
     t.exp_shift_sum = exp_shift_sum_avx512;
     t.swiglu_backward = swiglu_backward_avx512;
+    t.rms_norm_row = rms_norm_row_avx512;
+    t.rms_norm_backward = rms_norm_backward_avx512;
+    t.norm_weight_grad = norm_weight_grad_avx512;
+    t.adamw = adamw_avx512;
+    t.softmax_backward = softmax_backward_avx512;
+    t.dot_f32 = dot_f32_avx512;
     const auto set = [&t](DType type, DotFn dot, GemmFn gemm) {
         t.dot[static_cast<uint32_t>(type)] = dot;
         t.gemm[static_cast<uint32_t>(type)] = gemm;

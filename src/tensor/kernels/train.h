@@ -3,6 +3,8 @@
 #pragma once
 #include <cstdint>
 
+#include "tensor/kernels.h"
+
 namespace hearth::kernels {
 
 // Register tiles: 4 x 8 (reference), 6 x 16 (AVX2: 12 of 16 ymm registers accumulate), 12 x 32 (AVX-512: 24
@@ -18,5 +20,13 @@ void pack_bf16_pairs_avx512(const float* src, int64_t lane_stride, int64_t k_str
 void sgemm_bf16_tile_avx512(int64_t kc2, const uint32_t* a, const uint32_t* b, float* c, int64_t ldc, bool accumulate);
 float exp_shift_sum_avx512(const float* x, float scale, float shift, float* y, int64_t n);
 void swiglu_backward_avx512(const float* g, const float* u, const float* dh, float* dg, float* du, int64_t n);
+float rms_norm_row_avx512(const float* x, const float* w, float* out, int64_t n, float eps);
+void rms_norm_backward_avx512(const float* x, float r, const float* w, const float* dy, float* dx, int64_t n,
+                              bool accumulate);
+void norm_weight_grad_avx512(const float* x, const float* rstd, const float* dy, int64_t rows, int64_t ld,
+                             int64_t cols, double* acc);
+void adamw_avx512(float* p, const float* g, float* m, float* v, int64_t n, const AdamWScalars& s);
+void softmax_backward_avx512(const float* p, float* dp, float d, float scale, int64_t n);
+float dot_f32_avx512(const float* a, const float* b, int64_t n);
 
 }  // namespace hearth::kernels

@@ -2,6 +2,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 // GCC 12's _mm512_undefined_*() self-initialise, which -Wmaybe-uninitialized reports at every inlined use
 // (GCC bug 105593); the values are never read.
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -206,6 +207,118 @@ void swiglu_backward_avx512(const float* g, const float* u, const float* dh, flo
         const __m512 dsilu = _mm512_mul_ps(s, _mm512_fmadd_ps(x, _mm512_sub_ps(one, s), one));
         _mm512_mask_storeu_ps(dg + i, m, _mm512_mul_ps(_mm512_mul_ps(d, up), dsilu));
     }
+}
+
+namespace {
+// The sum of x[i]^2 (or of a[i] * b[i]) in double, 16 floats a step.
+inline __m512d square_sum_pd(__m512d acc, __m512 x) {
+    const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(x));
+    const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
+    return _mm512_fmadd_pd(hi, hi, _mm512_fmadd_pd(lo, lo, acc));
+}
+inline __m512d product_sum_pd(__m512d acc, __m512 a, __m512 b) {
+    const __m512d alo = _mm512_cvtps_pd(_mm512_castps512_ps256(a));
+    const __m512d ahi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+    const __m512d blo = _mm512_cvtps_pd(_mm512_castps512_ps256(b));
+    const __m512d bhi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(b), 1)));
+    return _mm512_fmadd_pd(ahi, bhi, _mm512_fmadd_pd(alo, blo, acc));
+}
+}  // namespace
+
+float rms_norm_row_avx512(const float* x, const float* w, float* out, int64_t n, float eps) {
+    __m512d acc = _mm512_setzero_pd();
+    for (int64_t i = 0; i < n; i += 16) acc = square_sum_pd(acc, _mm512_maskz_loadu_ps(low_mask(n - i), x + i));
+    const float r = 1.0f / std::sqrt(static_cast<float>(_mm512_reduce_add_pd(acc) / static_cast<double>(n)) + eps);
+    const __m512 vr = _mm512_set1_ps(r);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = low_mask(n - i);
+        _mm512_mask_storeu_ps(out + i, m,
+                              _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vr), _mm512_maskz_loadu_ps(m, w + i)));
+    }
+    return r;
+}
+
+void rms_norm_backward_avx512(const float* x, float r, const float* w, const float* dy, float* dx, int64_t n,
+                              bool accumulate) {
+    __m512d acc = _mm512_setzero_pd();
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = low_mask(n - i);
+        const __m512 wdy = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, w + i), _mm512_maskz_loadu_ps(m, dy + i));
+        acc = product_sum_pd(acc, wdy, _mm512_maskz_loadu_ps(m, x + i));
+    }
+    const float c = static_cast<float>(_mm512_reduce_add_pd(acc) / static_cast<double>(n)) * r * r * r;
+    const __m512 vr = _mm512_set1_ps(r), vc = _mm512_set1_ps(c);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = low_mask(n - i);
+        const __m512 rw_dy = _mm512_mul_ps(_mm512_mul_ps(vr, _mm512_maskz_loadu_ps(m, w + i)), _mm512_maskz_loadu_ps(m, dy + i));
+        __m512 g = _mm512_sub_ps(rw_dy, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vc));
+        if (accumulate) g = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dx + i), g);
+        _mm512_mask_storeu_ps(dx + i, m, g);
+    }
+}
+
+void norm_weight_grad_avx512(const float* x, const float* rstd, const float* dy, int64_t rows, int64_t ld,
+                             int64_t cols, double* acc) {
+    // 32 columns at a time in four registers of doubles; each column's sum runs over the rows in order.
+    for (int64_t j0 = 0; j0 < cols; j0 += 32) {
+        const __mmask16 m0 = low_mask(cols - j0), m1 = low_mask(cols - j0 - 16);
+        const __mmask8 d[4] = {static_cast<__mmask8>(m0), static_cast<__mmask8>(m0 >> 8), static_cast<__mmask8>(m1),
+                               static_cast<__mmask8>(m1 >> 8)};
+        __m512d a[4];
+        for (int q = 0; q < 4; ++q) a[q] = _mm512_maskz_loadu_pd(d[q], acc + j0 + 8 * q);
+        for (int64_t t = 0; t < rows; ++t) {
+            const __m512d r = _mm512_set1_pd(static_cast<double>(rstd[t]));
+            const float* xr = x + t * ld + j0;
+            const float* dr = dy + t * ld + j0;
+            for (int h = 0; h < 2; ++h) {
+                const __mmask16 m = h ? m1 : m0;
+                const __m512 xv = _mm512_maskz_loadu_ps(m, xr + 16 * h), dv = _mm512_maskz_loadu_ps(m, dr + 16 * h);
+                const __m512d xlo = _mm512_cvtps_pd(_mm512_castps512_ps256(xv));
+                const __m512d xhi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(xv), 1)));
+                const __m512d dlo = _mm512_cvtps_pd(_mm512_castps512_ps256(dv));
+                const __m512d dhi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(dv), 1)));
+                a[2 * h] = _mm512_add_pd(a[2 * h], _mm512_mul_pd(_mm512_mul_pd(dlo, xlo), r));
+                a[2 * h + 1] = _mm512_add_pd(a[2 * h + 1], _mm512_mul_pd(_mm512_mul_pd(dhi, xhi), r));
+            }
+        }
+        for (int q = 0; q < 4; ++q) _mm512_mask_storeu_pd(acc + j0 + 8 * q, d[q], a[q]);
+    }
+}
+
+void adamw_avx512(float* p, const float* g, float* m, float* v, int64_t n, const AdamWScalars& s) {
+    const __m512 b1 = _mm512_set1_ps(s.b1), c1 = _mm512_set1_ps(1.0f - s.b1), b2 = _mm512_set1_ps(s.b2);
+    const __m512 c2 = _mm512_set1_ps(1.0f - s.b2), eps = _mm512_set1_ps(s.eps), step = _mm512_set1_ps(s.step_size);
+    const __m512 ibc2 = _mm512_set1_ps(s.inv_sqrt_bc2), decay = _mm512_set1_ps(s.decay);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 k = low_mask(n - i);
+        const __m512 gv = _mm512_maskz_loadu_ps(k, g + i);
+        const __m512 mv = _mm512_add_ps(_mm512_mul_ps(b1, _mm512_maskz_loadu_ps(k, m + i)), _mm512_mul_ps(c1, gv));
+        const __m512 vv = _mm512_add_ps(_mm512_mul_ps(b2, _mm512_maskz_loadu_ps(k, v + i)), _mm512_mul_ps(_mm512_mul_ps(c2, gv), gv));
+        const __m512 denom = _mm512_add_ps(_mm512_mul_ps(_mm512_sqrt_ps(vv), ibc2), eps);
+        const __m512 pv = _mm512_sub_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, p + i), decay),
+                                        _mm512_div_ps(_mm512_mul_ps(step, mv), denom));
+        _mm512_mask_storeu_ps(m + i, k, mv);
+        _mm512_mask_storeu_ps(v + i, k, vv);
+        _mm512_mask_storeu_ps(p + i, k, pv);
+    }
+}
+
+void softmax_backward_avx512(const float* p, float* dp, float d, float scale, int64_t n) {
+    const __m512 vd = _mm512_set1_ps(d), vs = _mm512_set1_ps(scale);
+    for (int64_t j = 0; j < n; j += 16) {
+        const __mmask16 k = low_mask(n - j);
+        const __m512 g = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, dp + j), vd);
+        _mm512_mask_storeu_ps(dp + j, k, _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, p + j), g), vs));
+    }
+}
+
+float dot_f32_avx512(const float* a, const float* b, int64_t n) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 k = low_mask(n - i);
+        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, a + i), _mm512_maskz_loadu_ps(k, b + i), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
 }
 
 }  // namespace hearth::kernels

@@ -50,4 +50,49 @@ void swiglu_backward_ref(const float* g, const float* u, const float* dh, float*
     }
 }
 
+float rms_norm_row_ref(const float* x, const float* w, float* out, int64_t n, float eps) {
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
+    const float r = 1.0f / std::sqrt(static_cast<float>(sum / static_cast<double>(n)) + eps);
+    for (int64_t i = 0; i < n; ++i) out[i] = x[i] * r * w[i];
+    return r;
+}
+
+void rms_norm_backward_ref(const float* x, float r, const float* w, const float* dy, float* dx, int64_t n,
+                           bool accumulate) {
+    double dot = 0.0;
+    for (int64_t i = 0; i < n; ++i) dot += static_cast<double>(w[i] * dy[i]) * x[i];
+    const float c = static_cast<float>(dot / static_cast<double>(n)) * r * r * r;
+    for (int64_t i = 0; i < n; ++i) {
+        const float g = r * w[i] * dy[i] - x[i] * c;
+        dx[i] = accumulate ? dx[i] + g : g;
+    }
+}
+
+void norm_weight_grad_ref(const float* x, const float* rstd, const float* dy, int64_t rows, int64_t ld, int64_t cols,
+                          double* acc) {
+    for (int64_t t = 0; t < rows; ++t)
+        for (int64_t j = 0; j < cols; ++j)
+            acc[j] += static_cast<double>(dy[t * ld + j]) * x[t * ld + j] * rstd[t];
+}
+
+void adamw_ref(float* p, const float* g, float* m, float* v, int64_t n, const AdamWScalars& s) {
+    for (int64_t i = 0; i < n; ++i) {
+        m[i] = s.b1 * m[i] + (1.0f - s.b1) * g[i];
+        v[i] = s.b2 * v[i] + (1.0f - s.b2) * g[i] * g[i];
+        const float denom = std::sqrt(v[i]) * s.inv_sqrt_bc2 + s.eps;
+        p[i] = p[i] * s.decay - s.step_size * m[i] / denom;
+    }
+}
+
+void softmax_backward_ref(const float* p, float* dp, float d, float scale, int64_t n) {
+    for (int64_t j = 0; j < n; ++j) dp[j] = p[j] * (dp[j] - d) * scale;
+}
+
+float dot_f32_ref(const float* a, const float* b, int64_t n) {
+    float s = 0;
+    for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+    return s;
+}
+
 }  // namespace hearth::kernels
