@@ -18,7 +18,9 @@ namespace {
 
 constexpr int kBlock = 16;           // attention's K/V block (cells), as the inference cache's
 constexpr int64_t kQueryBlock = 64;  // attention backward: query rows whose scores are held at once
-constexpr int64_t kLossRows = 256;   // output projection + loss: rows of logits held at once
+// Output projection + loss: rows of logits held at once. Each block packs the output matrix again for two
+// products, so blocks are large (1024 rows x 8k vocabulary: 32 MB of logits).
+constexpr int64_t kLossRows = 1024;
 
 // One layer's activations, saved by the forward pass for the backward pass. With recomputation only x (the
 // layer's input) is kept per layer; the rest point into one shared set, refilled during the backward pass.
@@ -192,7 +194,7 @@ struct Transformer::Impl {
         datt.assign(T * QD, 0), dqkv.assign(T * (QD + 2 * KVD), 0);
         thread_s.assign(nt, std::vector<float>(kQueryBlock * cap_seq));
         thread_dp.assign(nt, std::vector<float>(kQueryBlock * cap_seq));
-        logits.assign(kLossRows * s.n_vocab, 0);
+        logits.assign(std::min(kLossRows, T) * s.n_vocab, 0);
         row_loss.assign(T, 0);
     }
 
