@@ -213,6 +213,18 @@ TEST(TrainKernels, RowKernelsMatchReference) {
             kernels::softmax_backward_ref(w.data(), dpr.data(), 0.3f, 0.125f, n);
             for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(dp[i], dpr[i], 1e-6f * (1 + std::fabs(dpr[i]))) << i;
             EXPECT_NEAR(t->dot_f32(x.data(), w.data(), n), kernels::dot_f32_ref(x.data(), w.data(), n), 1e-5 * n);
+            EXPECT_EQ(t->max_f32(x.data(), n), kernels::max_f32_ref(x.data(), n));
+            std::vector<float> sc(x.begin(), x.begin() + n), scr = sc;
+            t->scale_f32(sc.data(), -0.37f, n);
+            kernels::scale_f32_ref(scr.data(), -0.37f, n);
+            EXPECT_EQ(sc, scr);
+            if (n % 2 == 0)
+                for (float sign : {1.0f, -1.0f}) {
+                    std::vector<float> ro(x.begin(), x.begin() + n), ror = ro;
+                    t->rope_pairs(ro.data(), w.data(), g.data(), n / 2, sign);
+                    kernels::rope_pairs_ref(ror.data(), w.data(), g.data(), n / 2, sign);
+                    for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(ro[i], ror[i], 1e-5f * (1 + std::fabs(ror[i]))) << i;
+                }
         }
         // The norm weight's gradient over strips of columns, rows in order: a strip's sums are each column's.
         const int64_t rows = 20, ld = 50;

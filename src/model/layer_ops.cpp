@@ -18,11 +18,7 @@ void rope_rotate(float* x, const float* cs, const float* sn, const RopeSpec& rop
     const int64_t half = rope.rope_dim / 2;
     const float sign = inverse ? -1.0f : 1.0f;
     if (rope.type == RopeType::Norm) {
-        for (int64_t i = 0; i < half; ++i) {
-            const float a = x[2 * i], b = x[2 * i + 1], s = sign * sn[i];
-            x[2 * i] = a * cs[i] - b * s;
-            x[2 * i + 1] = a * s + b * cs[i];
-        }
+        kernels::rope_pairs_ref(x, cs, sn, half, sign);
     } else {
         for (int64_t i = 0; i < half; ++i) {
             const float a = x[i], b = x[i + half], s = sign * sn[i];

@@ -98,6 +98,12 @@ using AdamWFn = void (*)(float* p, const float* g, float* m, float* v, int64_t n
 using SoftmaxBackwardFn = void (*)(const float* p, float* dp, float d, float scale, int64_t n);
 // sum of a[i] * b[i] in float (lane by lane in the SIMD versions, then the lanes added).
 using DotF32Fn = float (*)(const float* a, const float* b, int64_t n);
+// The largest of x[0 .. n), n > 0; and x[i] *= c.
+using MaxF32Fn = float (*)(const float* x, int64_t n);
+using ScaleF32Fn = void (*)(float* x, float c, int64_t n);
+// Rope on one head whose pairs are adjacent (x[2i], x[2i+1]), i < half: each pair rotated by the angle whose
+// cosine and sine are cs[i] and sign * sn[i] (sign -1: the inverse rotation, rope's backward pass).
+using RopePairsFn = void (*)(float* x, const float* cs, const float* sn, int64_t half, float sign);
 
 void sgemm_tile_ref(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate);
 float exp_shift_sum_ref(const float* x, float scale, float shift, float* y, int64_t n);
@@ -110,6 +116,9 @@ void norm_weight_grad_ref(const float* x, const float* rstd, const float* dy, in
 void adamw_ref(float* p, const float* g, float* m, float* v, int64_t n, const AdamWScalars& s);
 void softmax_backward_ref(const float* p, float* dp, float d, float scale, int64_t n);
 float dot_f32_ref(const float* a, const float* b, int64_t n);
+float max_f32_ref(const float* x, int64_t n);
+void scale_f32_ref(float* x, float c, int64_t n);
+void rope_pairs_ref(float* x, const float* cs, const float* sn, int64_t half, float sign);
 
 constexpr int kMaxTypeId = 31;
 struct KernelTable {
@@ -127,6 +136,9 @@ struct KernelTable {
     AdamWFn adamw;
     SoftmaxBackwardFn softmax_backward;
     DotF32Fn dot_f32;
+    MaxF32Fn max_f32;
+    ScaleF32Fn scale_f32;
+    RopePairsFn rope_pairs;
     DotFn dot[kMaxTypeId];    // indexed by DType id; nullptr where unsupported
     GemmFn gemm[kMaxTypeId];  // indexed by DType id; nullptr where unsupported
 };

@@ -352,8 +352,8 @@ struct Transformer::Impl {
             const int64_t pos = t % seq;
             const float* cs = rope_cos.data() + pos * half;
             const float* sn = rope_sin.data() + pos * half;
-            for (int64_t h = 0; h < s.n_head; ++h) ops::rope_rotate(a.q + t * QKV + h * HD, cs, sn, rope);
-            for (int64_t h = 0; h < s.n_head_kv; ++h) ops::rope_rotate(a.k + t * QKV + h * HD, cs, sn, rope);
+            for (int64_t h = 0; h < s.n_head; ++h) K.rope_pairs(a.q + t * QKV + h * HD, cs, sn, half, 1.0f);
+            for (int64_t h = 0; h < s.n_head_kv; ++h) K.rope_pairs(a.k + t * QKV + h * HD, cs, sn, half, 1.0f);
         });
         const double t_att = now();
         attention_forward(a);
@@ -415,13 +415,12 @@ struct Transformer::Impl {
             parallel_for(nr, 10.0 * V, [&](int64_t i) {
                 float* row = lg + i * V;
                 const int32_t target = targets[r0 + i];
-                const float mx = *std::max_element(row, row + V);
+                const float mx = K.max_f32(row, V);
                 const float target_logit = row[target];
                 const float sum = K.exp_shift_sum(row, 1.0f, mx, row, V);
                 row_loss[r0 + i] = std::log(sum) - (target_logit - mx);
                 if (!grads) return;
-                const float c = grad_scale / sum;
-                for (int64_t j = 0; j < V; ++j) row[j] *= c;
+                K.scale_f32(row, grad_scale / sum, V);
                 row[target] -= grad_scale;
             });
             if (!grads) continue;
@@ -455,8 +454,8 @@ struct Transformer::Impl {
             const float* cs = rope_cos.data() + pos * half;
             const float* sn = rope_sin.data() + pos * half;
             float* row = dqkv.data() + t * QKV;
-            for (int64_t h = 0; h < s.n_head; ++h) ops::rope_rotate(row + h * HD, cs, sn, rope, true);
-            for (int64_t h = 0; h < s.n_head_kv; ++h) ops::rope_rotate(row + QD + h * HD, cs, sn, rope, true);
+            for (int64_t h = 0; h < s.n_head; ++h) K.rope_pairs(row + h * HD, cs, sn, half, -1.0f);
+            for (int64_t h = 0; h < s.n_head_kv; ++h) K.rope_pairs(row + QD + h * HD, cs, sn, half, -1.0f);
         });
         const Part qkv[] = {{o.wq, QD}, {o.wk, KVD}, {o.wv, KVD}};
         linear_parts_backward(P, G, a.xn1, E, qkv, 3, qkv_adjacent(o), dqkv.data(), QKV, dxn.data());

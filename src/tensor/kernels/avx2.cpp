@@ -835,6 +835,9 @@ constexpr KernelTable make_table() {
     t.adamw = adamw_ref;
     t.softmax_backward = softmax_backward_ref;
     t.dot_f32 = dot_f32_ref;
+    t.max_f32 = max_f32_ref;
+    t.scale_f32 = scale_f32_ref;
+    t.rope_pairs = rope_pairs_ref;
     const auto set = [&t](DType type, DotFn dot, GemmFn gemm) {
         t.dot[static_cast<uint32_t>(type)] = dot;
         t.gemm[static_cast<uint32_t>(type)] = gemm;

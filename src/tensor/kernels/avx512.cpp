@@ -1254,6 +1254,9 @@ constexpr KernelTable make_table() {
     t.adamw = adamw_avx512;
     t.softmax_backward = softmax_backward_avx512;
     t.dot_f32 = dot_f32_avx512;
+    t.max_f32 = max_f32_avx512;
+    t.scale_f32 = scale_f32_avx512;
+    t.rope_pairs = rope_pairs_avx512;
     const auto set = [&t](DType type, DotFn dot, GemmFn gemm) {
         t.dot[static_cast<uint32_t>(type)] = dot;
         t.gemm[static_cast<uint32_t>(type)] = gemm;

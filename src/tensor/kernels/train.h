@@ -28,5 +28,8 @@ void norm_weight_grad_avx512(const float* x, const float* rstd, const float* dy,
 void adamw_avx512(float* p, const float* g, float* m, float* v, int64_t n, const AdamWScalars& s);
 void softmax_backward_avx512(const float* p, float* dp, float d, float scale, int64_t n);
 float dot_f32_avx512(const float* a, const float* b, int64_t n);
+float max_f32_avx512(const float* x, int64_t n);
+void scale_f32_avx512(float* x, float c, int64_t n);
+void rope_pairs_avx512(float* x, const float* cs, const float* sn, int64_t half, float sign);
 
 }  // namespace hearth::kernels

@@ -321,4 +321,35 @@ float dot_f32_avx512(const float* a, const float* b, int64_t n) {
     return _mm512_reduce_add_ps(acc);
 }
 
+float max_f32_avx512(const float* x, int64_t n) {
+    __m512 m = _mm512_set1_ps(x[0]);
+    for (int64_t i = 0; i < n; i += 16) m = _mm512_mask_max_ps(m, low_mask(n - i), m, _mm512_maskz_loadu_ps(low_mask(n - i), x + i));
+    return _mm512_reduce_max_ps(m);
+}
+
+void scale_f32_avx512(float* x, float c, int64_t n) {
+    const __m512 vc = _mm512_set1_ps(c);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 k = low_mask(n - i);
+        _mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), vc));
+    }
+}
+
+void rope_pairs_avx512(float* x, const float* cs, const float* sn, int64_t half, float sign) {
+    // Eight pairs a step: cos and sin spread to both members of each pair, sin negated for the first member,
+    // so that x' = x * cos + swap(x) * sin with swap exchanging each pair's members.
+    const __m512i spread = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    const __m512 signs = _mm512_mul_ps(_mm512_set1_ps(sign), _mm512_setr_ps(-1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1));
+    for (int64_t i = 0; i < half; i += 8) {
+        const int64_t left = half - i;
+        const __mmask8 k8 = left >= 8 ? __mmask8(0xFF) : static_cast<__mmask8>((1u << left) - 1);
+        const __mmask16 k = low_mask(2 * left);
+        const __m512 c = _mm512_permutexvar_ps(spread, _mm512_castps256_ps512(_mm256_maskz_loadu_ps(k8, cs + i)));
+        const __m512 s = _mm512_mul_ps(_mm512_permutexvar_ps(spread, _mm512_castps256_ps512(_mm256_maskz_loadu_ps(k8, sn + i))), signs);
+        const __m512 v = _mm512_maskz_loadu_ps(k, x + 2 * i);
+        const __m512 swapped = _mm512_permute_ps(v, 0xB1);
+        _mm512_mask_storeu_ps(x + 2 * i, k, _mm512_add_ps(_mm512_mul_ps(v, c), _mm512_mul_ps(swapped, s)));
+    }
+}
+
 }  // namespace hearth::kernels

@@ -1,4 +1,5 @@
 // Scalar references of the training kernels (tensor/kernels.h): the SIMD versions are tested against them.
+#include <algorithm>
 #include <cmath>
 
 #include "tensor/dtype.h"
@@ -93,6 +94,24 @@ float dot_f32_ref(const float* a, const float* b, int64_t n) {
     float s = 0;
     for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
     return s;
+}
+
+float max_f32_ref(const float* x, int64_t n) {
+    float m = x[0];
+    for (int64_t i = 1; i < n; ++i) m = std::max(m, x[i]);
+    return m;
+}
+
+void scale_f32_ref(float* x, float c, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) x[i] *= c;
+}
+
+void rope_pairs_ref(float* x, const float* cs, const float* sn, int64_t half, float sign) {
+    for (int64_t i = 0; i < half; ++i) {
+        const float a = x[2 * i], b = x[2 * i + 1], s = sign * sn[i];
+        x[2 * i] = a * cs[i] - b * s;
+        x[2 * i + 1] = a * s + b * cs[i];
+    }
 }
 
 }  // namespace hearth::kernels
