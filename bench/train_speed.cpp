@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
             for (auto& t : tokens) t = tok(rng);
             if (s == warmup) tr.reset_profile();
             const auto t0 = std::chrono::steady_clock::now();
-            std::fill(g.begin(), g.end(), 0.0f);
+            lab::zero_grads(g.data(), g.size(), threads);
             tr.forward_backward(p.data(), tokens.data(), batch, seq, 1.0f / (batch * seq), g.data());
             const double norm = lab::global_norm(g.data(), g.size(), threads);
             lab::clip_by_global_norm(g.data(), g.size(), norm, 1.0f, threads);

@@ -22,6 +22,13 @@ float Schedule::at(int64_t step) const {
     return static_cast<float>(min_lr + 0.5 * (lr - min_lr) * (1.0 + std::cos(M_PI * p)));
 }
 
+void zero_grads(float* grads, size_t n, int n_threads) {
+    constexpr size_t kChunk = 1 << 16;
+    const size_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (chunks > 4)
+    for (size_t c = 0; c < chunks; ++c) std::fill(grads + c * kChunk, grads + std::min(n, (c + 1) * kChunk), 0.0f);
+}
+
 double global_norm(const float* grads, size_t n, int n_threads) {
     constexpr size_t kChunk = 1 << 14;
     const size_t chunks = (n + kChunk - 1) / kChunk;

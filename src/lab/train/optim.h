@@ -24,6 +24,8 @@ struct Schedule {
     float at(int64_t step) const;
 };
 
+// Sets the gradients to zero (before a step's first accumulation), on the team.
+void zero_grads(float* grads, size_t n, int n_threads);
 // sqrt(sum of squares) over the whole buffer.
 double global_norm(const float* grads, size_t n, int n_threads);
 // Multiplies the gradients by min(1, max_norm / (norm + 1e-6)) when max_norm > 0; returns the factor.

@@ -329,7 +329,7 @@ TrainReport train(const TrainOptions& opt, const std::function<void(const StepIn
 
     // One step's forward and backward on this rank (gradients summed into grads); returns the loss sum.
     auto compute_step = [&](int64_t step) {
-        std::fill(grads.begin(), grads.end(), 0.0f);
+        zero_grads(grads.data(), grads.size(), threads);
         double loss_sum = 0;
         for (int a = 0; a < cfg.accum; ++a) {
             sample_rows(train_data, cfg.seq, cfg.seed, step, a, row_begin, row_end, rows_buf.data());

@@ -65,7 +65,7 @@ struct Transformer::Impl {
     std::vector<float> kblk, vblk;
     std::vector<const float*> kptr, vptr;
     std::vector<std::vector<float>> attend_work;
-    std::vector<float> dx, dx2, dxn, dh, dgu, datt, dqkv;  // dgu: [N][2F] as g, u; dqkv: [N][QKV] as q, k, v
+    std::vector<float> dx, dxn, dh, dgu, datt, dqkv;  // dgu: [N][2F] as g, u; dqkv: [N][QKV] as q, k, v
     std::vector<std::vector<float>> thread_s, thread_dp;
     std::vector<float> logits, row_loss;
     Transformer::Profile prof;
@@ -189,7 +189,7 @@ struct Transformer::Impl {
         kblk.assign(cap_rows * nb * kBlock * KVD, 0), vblk.assign(cap_rows * nb * kBlock * KVD, 0);
         kptr.assign(cap_rows * nb, nullptr), vptr.assign(cap_rows * nb, nullptr);
         attend_work.assign(nt, std::vector<float>(attend_work_floats(static_cast<int>(s.head_dim))));
-        for (auto* v : {&dx, &dx2, &dxn}) v->assign(T * E, 0);
+        for (auto* v : {&dx, &dxn}) v->assign(T * E, 0);
         dh.assign(T * F, 0), dgu.assign(T * 2 * F, 0);
         datt.assign(T * QD, 0), dqkv.assign(T * (QD + 2 * KVD), 0);
         thread_s.assign(nt, std::vector<float>(kQueryBlock * cap_seq));
@@ -442,10 +442,10 @@ struct Transformer::Impl {
         });
         const Part gate_up[] = {{o.w_gate, F}, {o.w_up, F}};
         linear_parts_backward(P, G, a.xn2, E, gate_up, 2, gate_up_adjacent(o), dgu.data(), 2 * F, dxn.data());
-        std::copy(dx.begin(), dx.begin() + N * E, dx2.begin());
-        rms_norm_backward_rows(a.x2, a.rstd2, P + o.ffn_norm, dxn.data(), dx2.data(), true, G + o.ffn_norm);
+        // dx (the output's gradient, which reaches x2 through the residual) += the FFN norm's: x2's gradient.
+        rms_norm_backward_rows(a.x2, a.rstd2, P + o.ffn_norm, dxn.data(), dx.data(), true, G + o.ffn_norm);
         // Attention: x2 = x + att Wo^T.
-        linear_backward(a.att, P + o.wo, dx2.data(), E, QD, E, datt.data(), false, G + o.wo);
+        linear_backward(a.att, P + o.wo, dx.data(), E, QD, E, datt.data(), false, G + o.wo);
         const double t_att = now();
         attention_backward(a);
         prof.attention_s += now() - t_att;
@@ -459,7 +459,6 @@ struct Transformer::Impl {
         });
         const Part qkv[] = {{o.wq, QD}, {o.wk, KVD}, {o.wv, KVD}};
         linear_parts_backward(P, G, a.xn1, E, qkv, 3, qkv_adjacent(o), dqkv.data(), QKV, dxn.data());
-        std::copy(dx2.begin(), dx2.begin() + N * E, dx.begin());
         rms_norm_backward_rows(a.x, a.rstd1, P + o.attn_norm, dxn.data(), dx.data(), true, G + o.attn_norm);
     }
 
@@ -495,7 +494,7 @@ Transformer::~Transformer() = default;
 size_t Transformer::scratch_bytes() const {
     const Impl& m = *impl_;
     size_t n = m.act_buf.size() + m.x_final.size() * 2 + m.kblk.size() * 2 + m.logits.size();
-    for (const auto* v : {&m.dx, &m.dx2, &m.dxn, &m.dh, &m.dgu, &m.datt, &m.dqkv}) n += v->size();
+    for (const auto* v : {&m.dx, &m.dxn, &m.dh, &m.dgu, &m.datt, &m.dqkv}) n += v->size();
     for (const auto& v : m.thread_s) n += v.size() * 2;
     return n * sizeof(float);
 }
@@ -512,7 +511,7 @@ double Transformer::forward_backward(const float* params, const int32_t* tokens,
     m.head(params, grads, grad_scale, nullptr);
     // The final norm, then the layers in reverse; with recomputation each layer's activations are rebuilt from
     // its saved input first.
-    std::fill(m.dx.begin(), m.dx.begin() + m.N * m.E(), 0.0f);
+    m.parallel_for(m.N, static_cast<double>(m.E()), [&](int64_t t) { std::fill_n(m.dx.data() + t * m.E(), m.E(), 0.0f); });
     m.rms_norm_backward_rows(m.x_final.data(), m.rstd_final.data(), params + m.layout.output_norm(), m.dxn.data(),
                              m.dx.data(), false, grads + m.layout.output_norm());
     for (int64_t il = m.s.n_layer - 1; il >= 0; --il) {
