@@ -827,17 +827,7 @@ constexpr KernelTable make_table() {
     t.quantize_act = quantize_act;
     t.swiglu = swiglu_ref;  // elementwise, a small share of the work: the reference serves AVX2
     t.sgemm = {kSgemmAvx2Mr, kSgemmAvx2Nr, sgemm_tile_avx2};
-    t.exp_shift_sum = exp_shift_sum_ref;
-    t.swiglu_backward = swiglu_backward_ref;
-    t.rms_norm_row = rms_norm_row_ref;
-    t.rms_norm_backward = rms_norm_backward_ref;
-    t.norm_weight_grad = norm_weight_grad_ref;
-    t.adamw = adamw_ref;
-    t.softmax_backward = softmax_backward_ref;
-    t.dot_f32 = dot_f32_ref;
-    t.max_f32 = max_f32_ref;
-    t.scale_f32 = scale_f32_ref;
-    t.rope_pairs = rope_pairs_ref;
+    set_reference_train_rows(t);  // a small share of a training step: the references serve AVX2
     const auto set = [&t](DType type, DotFn dot, GemmFn gemm) {
         t.dot[static_cast<uint32_t>(type)] = dot;
         t.gemm[static_cast<uint32_t>(type)] = gemm;

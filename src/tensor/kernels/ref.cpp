@@ -415,17 +415,7 @@ KernelTable make_ref_table() {
     t.quantize_act = quantize_act_ref;
     t.swiglu = swiglu_ref;
     t.sgemm = {kSgemmRefMr, kSgemmRefNr, sgemm_tile_ref};
-    t.exp_shift_sum = exp_shift_sum_ref;
-    t.swiglu_backward = swiglu_backward_ref;
-    t.rms_norm_row = rms_norm_row_ref;
-    t.rms_norm_backward = rms_norm_backward_ref;
-    t.norm_weight_grad = norm_weight_grad_ref;
-    t.adamw = adamw_ref;
-    t.softmax_backward = softmax_backward_ref;
-    t.dot_f32 = dot_f32_ref;
-    t.max_f32 = max_f32_ref;
-    t.scale_f32 = scale_f32_ref;
-    t.rope_pairs = rope_pairs_ref;
+    set_reference_train_rows(t);
     const auto set = [&t](DType type, DotFn dot, GemmFn gemm) {
         t.dot[static_cast<uint32_t>(type)] = dot;
         t.gemm[static_cast<uint32_t>(type)] = gemm;

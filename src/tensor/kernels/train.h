@@ -13,6 +13,22 @@ constexpr int kSgemmRefMr = 4, kSgemmRefNr = 8;
 constexpr int kSgemmAvx2Mr = 6, kSgemmAvx2Nr = 16;
 constexpr int kSgemmAvx512Mr = 12, kSgemmAvx512Nr = 32;
 
+// Every training row kernel of a table (exp_shift_sum .. rope_pairs) set to its reference (the tables are
+// built at compile time).
+constexpr void set_reference_train_rows(KernelTable& t) {
+    t.exp_shift_sum = exp_shift_sum_ref;
+    t.swiglu_backward = swiglu_backward_ref;
+    t.rms_norm_row = rms_norm_row_ref;
+    t.rms_norm_backward = rms_norm_backward_ref;
+    t.norm_weight_grad = norm_weight_grad_ref;
+    t.adamw = adamw_ref;
+    t.softmax_backward = softmax_backward_ref;
+    t.dot_f32 = dot_f32_ref;
+    t.max_f32 = max_f32_ref;
+    t.scale_f32 = scale_f32_ref;
+    t.rope_pairs = rope_pairs_ref;
+}
+
 void sgemm_tile_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate);
 void sgemm_tile_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate);
 void pack_bf16_pairs_avx512(const float* src, int64_t lane_stride, int64_t k_stride, int lanes, int r, int64_t kc,
