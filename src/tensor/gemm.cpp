@@ -164,40 +164,26 @@ void gemm_block(const GemmArgs& g, const Path& path, int64_t i0, int64_t m, int6
     }
 }
 
-struct Paths {
-    const kernels::SgemmKernel& f32;
-    const kernels::SgemmBf16Kernel* bf16;  // null: multiply in float
-    int mr() const { return bf16 ? bf16->mr : f32.mr; }
-    int nr() const { return bf16 ? bf16->nr : f32.nr; }
-};
-Paths paths_for(const GemmArgs& g) {
-    const kernels::SgemmKernel& kern = g.kernel ? *g.kernel : kernels::active().sgemm;
-    const kernels::SgemmBf16Kernel* bf = g.bf16 ? (g.bf16_kernel ? g.bf16_kernel : &kernels::active().sgemm_bf16) : nullptr;
-    if (bf && !bf->tile) bf = nullptr;
-    return {kern, bf};
-}
-
-// An empty sum over K: C = 0 (or unchanged). True when that was the whole product.
-bool empty_depth(const GemmArgs& g, int ith) {
-    if (g.k > 0) return false;
-    if (!g.accumulate && ith == 0)
-        for (int64_t i = 0; i < g.m; ++i) std::fill(g.c + i * g.ldc, g.c + i * g.ldc + g.n, 0.0f);
-    return true;
-}
-
 }  // namespace
 
 bool sgemm_has_bf16() { return kernels::active().sgemm_bf16.tile != nullptr; }
 
 void sgemm_part(const GemmArgs& g, int ith, int nth) {
-    if (g.m <= 0 || g.n <= 0 || empty_depth(g, ith)) return;
-    const Paths paths = paths_for(g);
-    const int mr = paths.mr(), nr = paths.nr();
+    if (g.m <= 0 || g.n <= 0) return;
+    if (g.k <= 0) {  // an empty sum: C = 0 (or unchanged)
+        if (!g.accumulate && ith == 0)
+            for (int64_t i = 0; i < g.m; ++i) std::fill(g.c + i * g.ldc, g.c + i * g.ldc + g.n, 0.0f);
+        return;
+    }
+    const kernels::SgemmKernel& kern = g.kernel ? *g.kernel : kernels::active().sgemm;
+    const kernels::SgemmBf16Kernel* bf = g.bf16 ? (g.bf16_kernel ? g.bf16_kernel : &kernels::active().sgemm_bf16) : nullptr;
+    if (bf && !bf->tile) bf = nullptr;
+    const int mr = bf ? bf->mr : kern.mr, nr = bf ? bf->nr : kern.nr;
     auto block = [&](int64_t i0, int64_t m, int64_t j0, int64_t n) {
-        if (paths.bf16)
-            gemm_block(g, Bf16Path{*paths.bf16}, i0, m, j0, n);
+        if (bf)
+            gemm_block(g, Bf16Path{*bf}, i0, m, j0, n);
         else
-            gemm_block(g, F32Path{paths.f32}, i0, m, j0, n);
+            gemm_block(g, F32Path{kern}, i0, m, j0, n);
     };
     // Split the larger dimension between the threads, in whole tiles, so each thread packs only its share of
     // that operand.
@@ -213,7 +199,6 @@ void sgemm_part(const GemmArgs& g, int ith, int nth) {
 }
 
 void sgemm(const GemmArgs& g, int n_threads) {
-    if (g.m <= 0 || g.n <= 0 || empty_depth(g, 0)) return;
     int nt = n_threads > 0 ? n_threads : omp_get_num_procs();
     // A small product is done before a second thread would be awake (waking one costs microseconds, and far
     // more on a busy machine); the result is the same either way.

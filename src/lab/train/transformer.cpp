@@ -86,12 +86,6 @@ struct Transformer::Impl {
     int64_t KVD() const { return s.kv_dim(); }
     int64_t F() const { return s.n_ff; }
     int64_t QKV() const { return s.q_dim() + 2 * s.kv_dim(); }
-    // Whether the projections that read one input lie back to back in the parameters (each tensor starts on a
-    // 64-byte boundary, so they do when their sizes are multiples of 16 floats): then one product makes them.
-    bool qkv_adjacent(const LayerOffsets& o) const {
-        return o.wk == o.wq + static_cast<size_t>(QD() * E()) && o.wv == o.wk + static_cast<size_t>(KVD() * E());
-    }
-    bool gate_up_adjacent(const LayerOffsets& o) const { return o.w_up == o.w_gate + static_cast<size_t>(F() * E()); }
 
     // fn(i) for i < n on the team; `cost` is a rough count of operations per item: work too small to be worth
     // waking the other threads (microseconds; far more on a busy machine) runs on this one. Items never depend
@@ -131,22 +125,48 @@ struct Transformer::Impl {
         mm(Trans::No, Trans::No, N, in, out, dy, ldy, w, in, dx, in, accumulate_dx);
         mm(Trans::Yes, Trans::No, out, in, N, dy, ldy, x, in, dw, in, true);
     }
-    // Projections of one input whose outputs sit side by side in Y (rows ldy apart): one product when their
-    // weights are back to back, else one each.
-    struct Part {
-        size_t w;     // offset of the weight in the parameters (and of its gradient)
-        int64_t out;  // its rows
+    // Projections of one input (q, k, v; gate, up) whose outputs sit side by side in one matrix, rows `width`
+    // apart: one product when their weights lie back to back in the parameters (each tensor starts on a 64-byte
+    // boundary, so they do when their sizes are multiples of 16 floats), else one each.
+    struct Projections {
+        size_t w[3];    // offsets of the weights in the parameters (and of their gradients)
+        int64_t out[3]; // their rows
+        int n = 0;
+        int64_t width = 0;
+        bool adjacent = true;
     };
-    void linear_parts(const float* P, const float* x, int64_t in, const Part* parts, int n, bool adjacent, float* y,
-                      int64_t ldy) {
-        if (adjacent) return linear(x, P + parts[0].w, in, ldy, y, ldy);
-        for (int i = 0; i < n; y += parts[i].out, ++i) linear(x, P + parts[i].w, in, parts[i].out, y, ldy);
+    Projections projections(std::initializer_list<std::pair<size_t, int64_t>> parts) const {
+        Projections p;
+        for (const auto& [w, out] : parts) {
+            if (p.n > 0 && w != p.w[p.n - 1] + static_cast<size_t>(p.out[p.n - 1] * E())) p.adjacent = false;
+            p.w[p.n] = w, p.out[p.n] = out, p.width += out, ++p.n;
+        }
+        return p;
     }
-    void linear_parts_backward(const float* P, float* G, const float* x, int64_t in, const Part* parts, int n,
-                               bool adjacent, const float* dy, int64_t ldy, float* dx) {
-        if (adjacent) return linear_backward(x, P + parts[0].w, dy, ldy, in, ldy, dx, false, G + parts[0].w);
-        for (int i = 0; i < n; dy += parts[i].out, ++i)
-            linear_backward(x, P + parts[i].w, dy, ldy, in, parts[i].out, dx, i > 0, G + parts[i].w);
+    Projections qkv_of(const LayerOffsets& o) const { return projections({{o.wq, QD()}, {o.wk, KVD()}, {o.wv, KVD()}}); }
+    Projections gate_up_of(const LayerOffsets& o) const { return projections({{o.w_gate, F()}, {o.w_up, F()}}); }
+    void linear_parts(const float* P, const float* x, const Projections& p, float* y) {
+        if (p.adjacent) return linear(x, P + p.w[0], E(), p.width, y, p.width);
+        for (int i = 0; i < p.n; y += p.out[i], ++i) linear(x, P + p.w[i], E(), p.out[i], y, p.width);
+    }
+    void linear_parts_backward(const float* P, float* G, const float* x, const Projections& p, const float* dy,
+                               float* dx) {
+        if (p.adjacent) return linear_backward(x, P + p.w[0], dy, p.width, E(), p.width, dx, false, G + p.w[0]);
+        for (int i = 0; i < p.n; dy += p.out[i], ++i)
+            linear_backward(x, P + p.w[i], dy, p.width, E(), p.out[i], dx, i > 0, G + p.w[i]);
+    }
+    // Rope on every q and k head of the rows of a [N][QKV] matrix (q's or its gradient); sign -1 rotates back,
+    // rope's backward pass.
+    void rotate_qk(float* qkv, float sign) {
+        const int64_t QD = this->QD(), QKV = this->QKV(), HD = s.head_dim, half = HD / 2;
+        parallel_for(N, 3.0 * (QD + KVD()), [&](int64_t t) {
+            const int64_t pos = t % seq;
+            const float* cs = rope_cos.data() + pos * half;
+            const float* sn = rope_sin.data() + pos * half;
+            float* row = qkv + t * QKV;
+            for (int64_t h = 0; h < s.n_head; ++h) K.rope_pairs(row + h * HD, cs, sn, half, sign);
+            for (int64_t h = 0; h < s.n_head_kv; ++h) K.rope_pairs(row + QD + h * HD, cs, sn, half, sign);
+        });
     }
 
     void reserve(int r, int sq) {
@@ -343,26 +363,17 @@ struct Transformer::Impl {
 
     void layer_forward(const float* P, int64_t il, const Acts& a, float* x_out) {
         const LayerOffsets& o = layout.layer(il);
-        const int64_t E = this->E(), QD = this->QD(), KVD = this->KVD(), QKV = this->QKV(), F = this->F();
-        const int64_t HD = s.head_dim, half = HD / 2;
+        const int64_t E = this->E(), QD = this->QD(), F = this->F();
         rms_norm_rows(a.x, P + o.attn_norm, a.xn1, a.rstd1);
-        const Part qkv[] = {{o.wq, QD}, {o.wk, KVD}, {o.wv, KVD}};
-        linear_parts(P, a.xn1, E, qkv, 3, qkv_adjacent(o), a.q, QKV);
-        parallel_for(N, 3.0 * (QD + KVD), [&](int64_t t) {
-            const int64_t pos = t % seq;
-            const float* cs = rope_cos.data() + pos * half;
-            const float* sn = rope_sin.data() + pos * half;
-            for (int64_t h = 0; h < s.n_head; ++h) K.rope_pairs(a.q + t * QKV + h * HD, cs, sn, half, 1.0f);
-            for (int64_t h = 0; h < s.n_head_kv; ++h) K.rope_pairs(a.k + t * QKV + h * HD, cs, sn, half, 1.0f);
-        });
+        linear_parts(P, a.xn1, qkv_of(o), a.q);
+        rotate_qk(a.q, 1.0f);
         const double t_att = now();
         attention_forward(a);
         prof.attention_s += now() - t_att;
         parallel_for(N, E, [&](int64_t t) { std::memcpy(a.x2 + t * E, a.x + t * E, E * sizeof(float)); });
         linear(a.att, P + o.wo, QD, E, a.x2, E, true);
         rms_norm_rows(a.x2, P + o.ffn_norm, a.xn2, a.rstd2);
-        const Part gate_up[] = {{o.w_gate, F}, {o.w_up, F}};
-        linear_parts(P, a.xn2, E, gate_up, 2, gate_up_adjacent(o), a.g, 2 * F);
+        linear_parts(P, a.xn2, gate_up_of(o), a.g);
         parallel_for(N, 20.0 * F, [&](int64_t t) {
             std::memcpy(a.h + t * F, a.g + t * 2 * F, F * sizeof(float));
             K.swiglu(a.h + t * F, a.u + t * 2 * F, F);
@@ -432,16 +443,14 @@ struct Transformer::Impl {
     void layer_backward(const float* P, float* G, int64_t il, const Acts& a) {
         // dx holds the gradient of this layer's output; on return, of its input.
         const LayerOffsets& o = layout.layer(il);
-        const int64_t E = this->E(), QD = this->QD(), KVD = this->KVD(), QKV = this->QKV(), F = this->F();
-        const int64_t HD = s.head_dim, half = HD / 2;
+        const int64_t E = this->E(), QD = this->QD(), F = this->F();
         // FFN: out = x2 + h Wd^T, h = silu(g) * u, g = xn2 Wg^T, u = xn2 Wu^T, xn2 = norm(x2).
         linear_backward(a.h, P + o.w_down, dx.data(), E, F, E, dh.data(), false, G + o.w_down);
         parallel_for(N, 30.0 * F, [&](int64_t t) {
             float* dg = dgu.data() + t * 2 * F;
             K.swiglu_backward(a.g + t * 2 * F, a.u + t * 2 * F, dh.data() + t * F, dg, dg + F, F);
         });
-        const Part gate_up[] = {{o.w_gate, F}, {o.w_up, F}};
-        linear_parts_backward(P, G, a.xn2, E, gate_up, 2, gate_up_adjacent(o), dgu.data(), 2 * F, dxn.data());
+        linear_parts_backward(P, G, a.xn2, gate_up_of(o), dgu.data(), dxn.data());
         // dx (the output's gradient, which reaches x2 through the residual) += the FFN norm's: x2's gradient.
         rms_norm_backward_rows(a.x2, a.rstd2, P + o.ffn_norm, dxn.data(), dx.data(), true, G + o.ffn_norm);
         // Attention: x2 = x + att Wo^T.
@@ -449,16 +458,8 @@ struct Transformer::Impl {
         const double t_att = now();
         attention_backward(a);
         prof.attention_s += now() - t_att;
-        parallel_for(N, 3.0 * (QD + KVD), [&](int64_t t) {
-            const int64_t pos = t % seq;
-            const float* cs = rope_cos.data() + pos * half;
-            const float* sn = rope_sin.data() + pos * half;
-            float* row = dqkv.data() + t * QKV;
-            for (int64_t h = 0; h < s.n_head; ++h) K.rope_pairs(row + h * HD, cs, sn, half, -1.0f);
-            for (int64_t h = 0; h < s.n_head_kv; ++h) K.rope_pairs(row + QD + h * HD, cs, sn, half, -1.0f);
-        });
-        const Part qkv[] = {{o.wq, QD}, {o.wk, KVD}, {o.wv, KVD}};
-        linear_parts_backward(P, G, a.xn1, E, qkv, 3, qkv_adjacent(o), dqkv.data(), QKV, dxn.data());
+        rotate_qk(dqkv.data(), -1.0f);
+        linear_parts_backward(P, G, a.xn1, qkv_of(o), dqkv.data(), dxn.data());
         rms_norm_backward_rows(a.x, a.rstd1, P + o.attn_norm, dxn.data(), dx.data(), true, G + o.attn_norm);
     }
 

@@ -211,17 +211,15 @@ void swiglu_backward_avx512(const float* g, const float* u, const float* dh, flo
 
 namespace {
 // The sum of x[i]^2 (or of a[i] * b[i]) in double, 16 floats a step.
+// The low and high eight floats of a register, as doubles.
+inline __m512d low_pd(__m512 x) { return _mm512_cvtps_pd(_mm512_castps512_ps256(x)); }
+inline __m512d high_pd(__m512 x) { return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))); }
 inline __m512d square_sum_pd(__m512d acc, __m512 x) {
-    const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(x));
-    const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
+    const __m512d lo = low_pd(x), hi = high_pd(x);
     return _mm512_fmadd_pd(hi, hi, _mm512_fmadd_pd(lo, lo, acc));
 }
 inline __m512d product_sum_pd(__m512d acc, __m512 a, __m512 b) {
-    const __m512d alo = _mm512_cvtps_pd(_mm512_castps512_ps256(a));
-    const __m512d ahi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
-    const __m512d blo = _mm512_cvtps_pd(_mm512_castps512_ps256(b));
-    const __m512d bhi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(b), 1)));
-    return _mm512_fmadd_pd(ahi, bhi, _mm512_fmadd_pd(alo, blo, acc));
+    return _mm512_fmadd_pd(high_pd(a), high_pd(b), _mm512_fmadd_pd(low_pd(a), low_pd(b), acc));
 }
 }  // namespace
 
@@ -273,12 +271,8 @@ void norm_weight_grad_avx512(const float* x, const float* rstd, const float* dy,
             for (int h = 0; h < 2; ++h) {
                 const __mmask16 m = h ? m1 : m0;
                 const __m512 xv = _mm512_maskz_loadu_ps(m, xr + 16 * h), dv = _mm512_maskz_loadu_ps(m, dr + 16 * h);
-                const __m512d xlo = _mm512_cvtps_pd(_mm512_castps512_ps256(xv));
-                const __m512d xhi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(xv), 1)));
-                const __m512d dlo = _mm512_cvtps_pd(_mm512_castps512_ps256(dv));
-                const __m512d dhi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(dv), 1)));
-                a[2 * h] = _mm512_add_pd(a[2 * h], _mm512_mul_pd(_mm512_mul_pd(dlo, xlo), r));
-                a[2 * h + 1] = _mm512_add_pd(a[2 * h + 1], _mm512_mul_pd(_mm512_mul_pd(dhi, xhi), r));
+                a[2 * h] = _mm512_add_pd(a[2 * h], _mm512_mul_pd(_mm512_mul_pd(low_pd(dv), low_pd(xv)), r));
+                a[2 * h + 1] = _mm512_add_pd(a[2 * h + 1], _mm512_mul_pd(_mm512_mul_pd(high_pd(dv), high_pd(xv)), r));
             }
         }
         for (int q = 0; q < 4; ++q) _mm512_mask_storeu_pd(acc + j0 + 8 * q, d[q], a[q]);
