@@ -147,6 +147,19 @@ TEST(Cli, RunConstrainedOutputIsInTheLanguage) {
     const std::string not_schema = tmp_dir() + "/not.schema.json";
     std::ofstream(not_schema) << R"({"type":"object","properties":{"a":{"not":{"type":"string"}}}})";
     expect_one_line_error(hearth(base + " --json-schema " + q(not_schema)), "not");
+    // Keywords JSON Schema leaves to annotation are ignored (the schema's own keywords still hold), and refused
+    // with --strict-schema.
+    const std::string annotated = tmp_dir() + "/annotated.schema.json";
+    std::ofstream(annotated) << R"({"type":"string","enum":["yes","no"],"x-display":"radio","format":"x-answer"})";
+    for (int seed = 1; seed <= 3; ++seed) {
+        const auto j = run_json("-n 8 --seed " + std::to_string(seed) + " --json-schema " + q(annotated));
+        EXPECT_TRUE(j.value("grammar_complete", false));
+        const std::string t = j.value("text", "");  // whitespace around the value is JSON's
+        const size_t b = t.find_first_not_of(" \t\r\n"), e = t.find_last_not_of(" \t\r\n");
+        const std::string v = b == std::string::npos ? "" : t.substr(b, e - b + 1);
+        EXPECT_TRUE(v == "\"yes\"" || v == "\"no\"") << t;
+    }
+    expect_one_line_error(hearth(base + " --strict-schema --json-schema " + q(annotated)), "'x-display' at #/x-display");
     const std::string broken = tmp_dir() + "/broken.schema.json";
     std::ofstream(broken) << R"({"type": "object", )";
     expect_one_line_error(hearth(base + " --json-schema " + q(broken)), "broken.schema.json");

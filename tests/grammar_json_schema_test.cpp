@@ -270,6 +270,42 @@ const std::vector<Case>& table() {
              "$schema":"https://json-schema.org/draft/2020-12/schema","$id":"https://example.com/s",
              "deprecated":false,"readOnly":true,"writeOnly":false,"contentMediaType":"text/plain","type":"integer"})",
          {{"3", 'Y'}, {R"("3")", 'N'}}},
+        // ---- keywords JSON Schema does not define, and formats hearth cannot check: annotations ----
+        {R"({"type":"object","x-kubernetes-preserve-unknown-fields":true,"links":[{"rel":"self"}],
+             "properties":{"a":{"type":"integer","nullable":true,"markdownDescription":"m","readonly":true}},
+             "required":["a"],"example":{"a":1}})",
+         {{R"({"a":1})", 'Y'}, {R"({"a":null})", 'N'}, {"{}", 'N'}, {R"({"a":"1"})", 'N'}}},
+        {R"({"type":"string","format":"x-product-code","_format":"x"})",
+         {{R"("AB-1")", 'Y'}, {R"("")", 'Y'}, {"1", 'N'}}},
+        {R"({"type":"object","properties":{"a":{"$ref":"#/$defs/s","x-order":1}},
+             "$defs":{"s":{"type":"string","maxLength":2,"self":{"href":"x"}}}})",
+         {{R"({"a":"ab"})", 'Y'}, {R"({"a":"abc"})", 'N'}, {R"({"a":1})", 'N'}}},
+        // ---- earlier drafts, as the root's $schema names them ----
+        {R"({"$schema":"http://json-schema.org/draft-04/schema#","id":"http://example.com/s","type":"integer",
+             "minimum":1,"exclusiveMinimum":true,"maximum":5,"exclusiveMaximum":true})",
+         {{"2", 'Y'}, {"4", 'Y'}, {"1", 'N'}, {"5", 'N'}, {"0", 'N'}, {"6", 'N'}}},
+        {R"({"$schema":"http://json-schema.org/draft-04/schema#","type":"number","minimum":1,
+             "exclusiveMinimum":false,"maximum":3,"exclusiveMaximum":false})",
+         {{"1", 'Y'}, {"3", 'Y'}, {"0.5", 'N'}, {"3.5", 'N'}}},
+        {R"({"$schema":"http://json-schema.org/draft-04/schema#","type":"object",
+             "properties":{"a":{"id":"#a","type":"string"},"b":{"id":"http://example.com/b","type":"integer"}}})",
+         {{R"({"a":"x","b":1})", 'Y'}, {R"({"b":"x"})", 'N'}}},
+        {R"({"$schema":"http://json-schema.org/draft-07/schema#","definitions":{"s":{"type":"string"}},
+             "type":"object","properties":{"a":{"$ref":"#/definitions/s","maxLength":1}}})",
+         {{R"({"a":"long"})", 'Y'}, {R"({"a":"l"})", 'Y'}, {R"({"a":1})", 'N'}}},
+        {R"({"$defs":{"s":{"type":"string"}},"type":"object","properties":{"a":{"$ref":"#/$defs/s","maxLength":1}}})",
+         {{R"({"a":"l"})", 'Y'}, {R"({"a":"long"})", 'N'}, {R"({"a":1})", 'N'}}},
+        {R"({"$schema":"http://json-schema.org/draft-07/schema#","type":"array",
+             "items":[{"type":"integer"},{"type":"string"}],"additionalItems":false})",
+         {{R"([1,"a"])", 'Y'}, {"[1]", 'Y'}, {"[]", 'Y'}, {R"([1,"a",2])", 'N'}, {R"(["a"])", 'N'}}},
+        {R"({"$schema":"http://json-schema.org/draft-04/schema#","type":"array",
+             "items":[{"type":"integer"}],"additionalItems":{"type":"boolean"},"maxItems":3})",
+         {{"[1,true,false]", 'Y'}, {"[1]", 'Y'}, {"[1,1]", 'N'}, {"[1,true,true,true]", 'N'}}},
+        {R"({"$schema":"http://json-schema.org/draft-07/schema#","type":"array","items":{"type":"integer"},
+             "additionalItems":false})",
+         {{"[1,2,3]", 'Y'}, {"[]", 'Y'}, {R"(["a"])", 'N'}}},
+        {R"({"$schema":"https://json-schema.org/draft/2019-09/schema","type":"array","items":[{"const":1}]})",
+         {{"[1]", 'Y'}, {"[1,{}]", 'Y'}, {"[2]", 'N'}}},
     };
     return cases;
 }
@@ -406,6 +442,8 @@ TEST(JsonSchemaConformance, TableAgreesWithPythonJsonschema) {
 struct Refusal {
     std::string schema, keyword, pointer;
 };
+// Each schema is refused with a message naming its keyword and JSON pointer.
+void expect_refusals(const std::vector<Refusal>& refusals, const JsonSchemaOptions& options);
 
 TEST(JsonSchemaRefusal, NamesKeywordAndPointer) {
     const std::vector<Refusal> refusals = {
@@ -425,11 +463,6 @@ TEST(JsonSchemaRefusal, NamesKeywordAndPointer) {
         {R"({"unevaluatedProperties":false})", "unevaluatedProperties", "#/unevaluatedProperties"},
         {R"({"type":"array","items":{"type":"integer","multipleOf":3}})", "multipleOf", "#/items/multipleOf"},
         {R"({"$dynamicRef":"#meta"})", "$dynamicRef", "#/$dynamicRef"},
-        {R"({"additionalItems":false})", "additionalItems", "#/additionalItems"},
-        {R"({"type":"string","foo":1})", "foo", "#/foo"},
-        {R"({"nullable":true,"type":"string"})", "nullable", "#/nullable"},
-        {R"({"$defs":{"x":{"bar":1}},"$ref":"#/$defs/x"})", "bar", "#/$defs/x/bar"},
-        {R"({"anyOf":[{"type":"null"},{"a~b/c":1}]})", "a~b/c", "#/anyOf/1/a~0b~1c"},
         {R"({"type":"array","uniqueItems":true})", "uniqueItems", "#/uniqueItems"},
         {R"({"oneOf":[{"type":"string"},{"type":"string","maxLength":3}]})", "oneOf", "#/oneOf"},
         {R"({"oneOf":[{"type":"integer"},{"type":"number"}]})", "oneOf", "#/oneOf"},
@@ -442,23 +475,57 @@ TEST(JsonSchemaRefusal, NamesKeywordAndPointer) {
         {R"({"type":"integer","exclusiveMinimum":true})", "exclusiveMinimum", "#/exclusiveMinimum"},
         {R"({"type":"object","minProperties":1})", "minProperties", "#/minProperties"},
         {R"({"type":"object","properties":{"a":{}},"maxProperties":1})", "maxProperties", "#/maxProperties"},
-        {R"({"type":"string","format":"hostname"})", "format", "#/format"},
         {R"({"type":"string","format":"date","maxLength":5})", "format", "#/format"},
         {R"({"$ref":"https://example.com/s.json"})", "$ref", "#/$ref"},
         {R"({"$ref":"#foo"})", "$ref", "#/$ref"},
         {R"({"properties":{"a":{"$ref":"#/$defs/nope"}}})", "$ref", "#/properties/a/$ref"},
-        {R"({"type":"array","items":[{"type":"integer"}]})", "items", "#/items"},
+        {R"({"type":"array","items":[{"type":"integer"}],"prefixItems":[]})", "items", "#/items"},
         {R"({"allOf":[{"pattern":"a"},{"pattern":"b"}]})", "pattern", "#/allOf/0/pattern"},
         {R"({"type":"string","maxLength":200000})", "maxLength", "#/maxLength"},
         {R"({"type":"array","minItems":100001})", "minItems", "#/minItems"},
-        {R"({"type":"object","properties":{"x":{"$id":"https://example.com/x"}}})", "$id", "#/properties/x/$id"},
+        {R"({"$defs":{"a":{}},"type":"object",
+             "properties":{"x":{"$id":"https://example.com/x","items":{"$ref":"#/$defs/a"}}}})",
+         "$id", "#/properties/x/$id"},
+        {R"({"$schema":"http://json-schema.org/draft-04/schema#",
+             "properties":{"x":{"id":"x.json","items":{"$ref":"#"}}}})",
+         "id", "#/properties/x/id"},
+        {R"({"type":"object","properties":{"x":{"$id":7}}})", "$id", "#/properties/x/$id"},
+        {R"({"$schema":"http://json-schema.org/draft-03/schema#","type":"string"})", "$schema", "#/$schema"},
+        {R"({"$schema":7})", "$schema", "#/$schema"},
+        {R"({"$schema":"http://json-schema.org/draft-07/schema#","type":"integer","exclusiveMinimum":true})",
+         "exclusiveMinimum", "#/exclusiveMinimum"},
         {R"({"type":"bogus"})", "type", "#/type"},
         {R"({"required":"a"})", "required", "#/required"},
     };
+    expect_refusals(refusals, {});
+}
+
+// With strict_keywords, what validators ignore is refused instead: unknown keywords and unknown formats.
+TEST(JsonSchemaRefusal, StrictKeywordsRefusesWhatValidatorsIgnore) {
+    const std::vector<Refusal> refusals = {
+        {R"({"type":"string","foo":1})", "foo", "#/foo"},
+        {R"({"nullable":true,"type":"string"})", "nullable", "#/nullable"},
+        {R"({"$defs":{"x":{"bar":1}},"$ref":"#/$defs/x"})", "bar", "#/$defs/x/bar"},
+        {R"({"anyOf":[{"type":"null"},{"a~b/c":1}]})", "a~b/c", "#/anyOf/1/a~0b~1c"},
+        {R"({"type":"string","format":"hostname"})", "format", "#/format"},
+        {R"({"type":"object","properties":{"a":{"x-kubernetes-int-or-string":true}}})", "x-kubernetes-int-or-string",
+         "#/properties/a/x-kubernetes-int-or-string"},
+    };
+    JsonSchemaOptions strict;
+    strict.strict_keywords = true;
+    expect_refusals(refusals, strict);
+    // The same schemas compile without it, and the known keywords beside the ignored ones still hold.
+    for (const Refusal& r : refusals) EXPECT_NO_THROW(compile_json_schema(ojson::parse(r.schema))) << r.schema;
+    const Grammar g = compile_json_schema(ojson::parse(R"({"type":"string","foo":1})"));
+    EXPECT_TRUE(Recognizer(g).matches(R"("x")"));
+    EXPECT_FALSE(Recognizer(g).matches("1"));
+}
+
+void expect_refusals(const std::vector<Refusal>& refusals, const JsonSchemaOptions& options) {
     for (const Refusal& r : refusals) {
         SCOPED_TRACE(r.schema);
         try {
-            compile_json_schema(ojson::parse(r.schema));
+            compile_json_schema(ojson::parse(r.schema), options);
             ADD_FAILURE() << "accepted";
         } catch (const Error& e) {
             const std::string msg = e.what();

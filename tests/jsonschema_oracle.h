@@ -1,5 +1,5 @@
-// Debian's python3-jsonschema as a test oracle (tests/oracle/jsonschema_check.py: Draft 2020-12, format
-// checking on), called once for a whole table of (schema, candidate texts).
+// Debian's python3-jsonschema as a test oracle (tests/oracle/jsonschema_check.py: the draft $schema names, else
+// 2020-12, format checking on), called once for a whole table of (schema, candidate texts).
 #pragma once
 #include <gtest/gtest.h>
 

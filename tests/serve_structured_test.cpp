@@ -258,6 +258,12 @@ TEST(ServeStructured, GrammarBuildingRefusesWhatItCannotEnforce) {
     EXPECT_EQ(e.param, "response_format.json_schema.schema");
     EXPECT_NE(std::string(e.what()).find("'not'"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("#/properties/a"), std::string::npos) << e.what();
+    // Keywords validators ignore: ignored, unless the server runs with --strict-schema.
+    f.schema = ojson::parse(R"({"type": "object", "properties": {"a": {"type": "integer", "x-unit": "cm"}}})");
+    EXPECT_TRUE(response_format_grammar(f).has_value());
+    e = error_of([&] { response_format_grammar(f, /*strict_keywords=*/true); });
+    EXPECT_EQ(e.status, 400);
+    EXPECT_NE(std::string(e.what()).find("'x-unit' at #/properties/a/x-unit"), std::string::npos) << e.what();
     // A schema whose every value would be infinite: the matcher could walk into a dead end.
     f.schema = ojson::parse(R"({"type": "object", "properties": {"next": {"$ref": "#"}}, "required": ["next"]})");
     e = error_of([&] { response_format_grammar(f); });
@@ -574,6 +580,33 @@ TEST(ServeStructured, UnenforceableOrMalformedIs400) {
         EXPECT_NE(msg.find(c.says), std::string::npos) << msg;
         std::printf("  %-36s %s\n", c.param.c_str(), msg.c_str());
     }
+}
+
+// `hearth serve --strict-schema`: a keyword validators ignore is a 400 naming it; without the flag the same
+// request is answered, and the answer holds to the keywords that are enforced.
+TEST(ServeStructured, StrictSchemaServerRefusesIgnoredKeywords) {
+    const ojson schema = ojson::parse(R"({"type": "object", "properties": {"n": {"type": "integer", "x-unit": "cm"}},
+        "required": ["n"], "additionalProperties": false})");
+    const ojson body = {{"messages", {{{"role", "user"}, {"content", "hi"}}}},
+                        {"max_tokens", 40},
+                        {"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "s"}, {"schema", schema}}}}}};
+    ServerOptions strict;
+    strict.strict_schema = true;
+    {
+        ServerFixture f(strict);
+        const Reply r = post(f, "/v1/chat/completions", body);
+        EXPECT_EQ(r.status, 400);
+        EXPECT_EQ(r.body["error"]["param"], "response_format.json_schema.schema");
+        const std::string msg = r.body["error"]["message"];
+        EXPECT_NE(msg.find("'x-unit' at #/properties/n/x-unit"), std::string::npos) << msg;
+    }
+    ServerFixture f;
+    const Reply r = post(f, "/v1/chat/completions", body);
+    ASSERT_EQ(r.status, 200) << r.body.dump();
+    const std::string content = r.body["choices"][0]["message"]["content"];
+    EXPECT_TRUE(grammar_prefix(grammar::compile_json_schema(ojson::parse(R"({"type": "object",
+        "properties": {"n": {"type": "integer"}}, "required": ["n"], "additionalProperties": false})")), content))
+        << content;
 }
 
 // A grammar that fails while generating (a pattern of 12 nested loops: too ambiguous to run) ends that request

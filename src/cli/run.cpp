@@ -8,49 +8,14 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "grammar/gbnf.h"
-#include "grammar/json_schema.h"
+#include "cli/constraint.h"
 #include "grammar/matcher.h"
-#include "grammar/regex.h"
 #include "model/forward.h"
 #include "runtime/sampler.h"
 #include "store/model_store.h"
 #include "tokenizer/vocab.h"
 
 namespace hearth::cli {
-namespace {
-
-// The grammar asked for by --grammar / --json-schema / --regex (at most one), or none.
-std::optional<grammar::Grammar> constraint_grammar(const std::string& gbnf_file, const std::string& schema_file,
-                                                   const std::string& regex) {
-    if (!gbnf_file.empty()) {
-        try {
-            return grammar::parse_gbnf(read_text(gbnf_file, "grammar"));
-        } catch (const Error& e) {
-            fail("grammar file '{}': {}", gbnf_file, e.what());
-        }
-    }
-    if (!schema_file.empty()) {
-        const std::string text = read_text(schema_file, "JSON schema");
-        const nlohmann::ordered_json schema = nlohmann::ordered_json::parse(text, nullptr, false);
-        if (schema.is_discarded()) fail("JSON schema file '{}' is not valid JSON", schema_file);
-        try {
-            return grammar::compile_json_schema(schema);
-        } catch (const Error& e) {
-            fail("JSON schema file '{}': {}", schema_file, e.what());
-        }
-    }
-    if (!regex.empty()) {
-        try {
-            return grammar::regex_grammar(regex);
-        } catch (const Error& e) {
-            fail("--regex: {}", e.what());
-        }
-    }
-    return std::nullopt;
-}
-
-}  // namespace
 
 void add_run(CLI::App& app) {
     auto* cmd = app.add_subcommand("run", "Generate a continuation of a prompt");
@@ -63,7 +28,7 @@ void add_run(CLI::App& app) {
         bool json = false;
         bool mmap = false;
         bool seed_given = false;
-        std::string grammar_file, schema_file, regex;
+        ConstraintOptions constraint;
     };
     auto o = std::make_shared<Opts>();
     cmd->add_option("-m,--model", o->model, "GGUF model file, or a store name (hearth list)")->required();
@@ -83,18 +48,14 @@ void add_run(CLI::App& app) {
     cmd->add_flag("--mmap", o->mmap, "Map the model file instead of reading it into memory");
     cmd->add_flag("--json", o->json,
                   "Print {prompt_tokens, tokens, text, grammar_complete} as JSON instead of streaming");
-    auto* g1 = cmd->add_option("--grammar", o->grammar_file, "Constrain the output to a GBNF grammar (file)");
-    auto* g2 = cmd->add_option("--json-schema", o->schema_file, "Constrain the output to JSON valid under a schema (file)");
-    auto* g3 = cmd->add_option("--regex", o->regex, "Constrain the output to match a regular expression");
-    g1->excludes(g2)->excludes(g3);
-    g2->excludes(g3);
+    add_constraint_options(cmd, o->constraint);
     cmd->callback([o, cmd] {
         if (cmd->count("--threads")) check_threads(o->threads);
         auto model = Model::load(store::resolve_model(o->model), o->mmap);
         const tok::Vocab vocab = tok::Vocab::from_gguf(model->file);
         // The constraint is compiled before the context is made: a bad grammar fails fast.
         std::optional<grammar::GrammarMatcher> matcher;
-        if (auto g = constraint_grammar(o->grammar_file, o->schema_file, o->regex))
+        if (auto g = constraint_grammar(o->constraint))
             matcher.emplace(grammar::compile(*g, std::make_shared<const grammar::TokenTable>(
                                                      grammar::TokenTable::from_vocab(vocab))));
         Sampler sampler(o->sp);

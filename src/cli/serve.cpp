@@ -33,7 +33,7 @@ void add_serve(CLI::App& app) {
         std::string model, host = "127.0.0.1", api_key, api_key_file, name;
         int port = 8080, ctx = 4096, parallel = 16, threads = 0, max_waiting = 64;
         double drain = 10.0;
-        bool mmap = false, no_prefix_cache = false;
+        bool mmap = false, no_prefix_cache = false, strict_schema = false;
     };
     auto o = std::make_shared<Opts>();
     cmd->add_option("-m,--model", o->model, "GGUF model file, or a store name (hearth list)")->required();
@@ -50,6 +50,9 @@ void add_serve(CLI::App& app) {
     cmd->add_flag("--mmap", o->mmap, "Map the model file instead of reading it");
     cmd->add_flag("--no-prefix-cache", o->no_prefix_cache,
                   "Do not reuse the KV of earlier requests' common leading tokens (system prompts, history)");
+    cmd->add_flag("--strict-schema", o->strict_schema,
+                  "Refuse JSON Schema keywords and formats that hearth does not enforce (400), instead of ignoring "
+                  "them as validators do");
     cmd->callback([o] {
         if (!o->api_key.empty() && !o->api_key_file.empty()) fail("give --api-key or --api-key-file, not both");
         if (!o->api_key_file.empty()) {
@@ -76,6 +79,7 @@ void add_serve(CLI::App& app) {
         so.api_key = o->api_key;
         so.model_name = o->name;
         so.prefix_cache = !o->no_prefix_cache;
+        so.strict_schema = o->strict_schema;
         serve::Server server(*model, vocab, so);
         server.start();
         fmt::print(stderr, "hearth serve: listening on http://{}:{} ({}){}\n", o->host, server.port(), o->model,

@@ -45,7 +45,7 @@ const std::set<std::string_view> kEnforced = {
     "items",      "prefixItems", "minItems", "maxItems",   "minLength",        "maxLength",
     "pattern",    "format",      "minimum",  "maximum",    "exclusiveMinimum", "exclusiveMaximum",
     "anyOf",      "oneOf",       "allOf",    "$ref",       "minProperties",    "maxProperties",
-    "uniqueItems"};
+    "uniqueItems", "additionalItems"};
 
 const std::map<std::string_view, std::string_view> kRefused = {
     {"not", "a grammar cannot express negation"},
@@ -65,10 +65,43 @@ const std::map<std::string_view, std::string_view> kRefused = {
     {"multipleOf", "a grammar cannot express divisibility in general"},
     {"$dynamicRef", "dynamic references are not supported"},
     {"$recursiveRef", "dynamic references are not supported"},
-    {"additionalItems", "it is not a draft 2020-12 keyword (use prefixItems and items)"},
 };
 
 const std::set<std::string_view> kFormats = {"date", "time", "date-time", "uuid", "email", "uri", "ipv4"};
+
+// The drafts whose meaning differs in what hearth compiles, named by the root's $schema (none: 2020-12, as
+// validators default): draft 4's `id` and boolean exclusiveMinimum/exclusiveMaximum; drafts 4-7's $ref, which
+// replaces the schema object it sits in (its siblings are ignored). The array form of `items` with
+// `additionalItems` (drafts 4-2019-09) means the same in every draft that has it, and is read as such in all.
+enum class Draft { D4, D6, D7, D2019, D2020 };
+
+Draft draft_of(const Json& root) {
+    if (!root.is_object()) return Draft::D2020;
+    const auto it = root.find("$schema");
+    if (it == root.end()) return Draft::D2020;
+    if (!it->is_string()) fail("'$schema' at #/$schema must be a string");
+    const std::string& uri = it->get_ref<const std::string&>();
+    const auto names = [&](const char* d) { return uri.find(d) != std::string::npos; };
+    if (names("draft-03") || names("draft-02") || names("draft-01"))
+        fail("'$schema' at #/$schema: {} is older than draft 4, which is not supported (draft 4 and later are)", uri);
+    if (names("draft-04")) return Draft::D4;
+    if (names("draft-06")) return Draft::D6;
+    if (names("draft-07")) return Draft::D7;
+    if (names("2019-09")) return Draft::D2019;
+    return Draft::D2020;
+}
+
+// Whether a "$ref" (with a string value) appears anywhere inside a JSON value.
+bool holds_ref(const Json& v) {
+    if (v.is_object()) {
+        for (const auto& [k, x] : v.items())
+            if ((k == "$ref" && x.is_string()) || holds_ref(x)) return true;
+    } else if (v.is_array()) {
+        for (const Json& x : v)
+            if (holds_ref(x)) return true;
+    }
+    return false;
+}
 
 // A subschema and where it is in the document (a JSON pointer, "#/..."), for error messages.
 struct Sub {
@@ -280,7 +313,8 @@ std::vector<Sequence> nonneg_range(int64_t a, int64_t b) {
 
 class Compiler {
 public:
-    Compiler(const Json& root, const JsonSchemaOptions& options) : root_(root), opt_(options) {}
+    Compiler(const Json& root, const JsonSchemaOptions& options)
+        : root_(root), opt_(options), draft_(draft_of(root)) {}
 
     Grammar run() {
         if (root_.is_object() && root_.contains("$id") && !root_["$id"].is_string())
@@ -665,10 +699,35 @@ private:
         return Sub{node, ptr};
     }
 
-    static bool only_annotations(const Json& node, bool allow_ref) {
+    // Keywords with no effect on validity: the annotations, draft 4's id, and (unless options.strict_keywords)
+    // any keyword JSON Schema does not define, which validators ignore (2020-12 section 6.5).
+    bool is_annotation(const std::string& k) const {
+        if (kAnnotations.count(k) || (k == "id" && draft_ == Draft::D4)) return true;
+        return !opt_.strict_keywords && !kEnforced.count(k) && !kRefused.count(k);
+    }
+    // A $ref in drafts 4-7 makes the whole schema object a reference, whatever sits beside it.
+    bool ref_replaces_siblings() const { return draft_ <= Draft::D7; }
+    bool only_annotations(const Json& node, bool allow_ref) const {
+        if (allow_ref && node.contains("$ref") && ref_replaces_siblings()) return true;
         for (const auto& [k, v] : node.items())
-            if (!kAnnotations.count(k) && !(allow_ref && k == "$ref")) return false;
+            if (!is_annotation(k) && !(allow_ref && k == "$ref")) return false;
         return true;
+    }
+    // A $id (draft 4: id) below the root starts an embedded resource, against which the "#..." references
+    // inside it resolve instead of against the document: refused only where such references exist. A $id that is
+    // a bare fragment ("#name", drafts 6-7) names an anchor and moves no base.
+    void check_embedded_id(const Json& node, const std::string& k, const Json& v, const std::string& at) {
+        if (!v.is_string()) {
+            if (k == "$id") fail("'$id' at {} must be a string", at);
+            return;
+        }
+        const std::string& id = v.get_ref<const std::string&>();
+        if (!id.empty() && id[0] == '#') return;
+        auto it = holds_ref_.find(&node);
+        if (it == holds_ref_.end()) it = holds_ref_.emplace(&node, holds_ref(node)).first;
+        if (it->second)
+            fail("'{}' at {}: embedded schema resources (a {} below the root with $ref inside it) are not supported",
+                 k, at, k);
     }
     // Follows references that make up a whole schema ({"$ref": ...} with annotations only), which compile to
     // the referenced schema's rule: this is what makes shared definitions shared and recursive ones recursive.
@@ -720,17 +779,23 @@ private:
     Flat read_flat(const Json& node, const std::string& ptr) {
         Flat f;
         f.ptr = ptr;
+        bool exclusive_min = false, exclusive_max = false;  // draft 4's boolean forms
         for (const auto& [k, v] : node.items()) {
             const std::string at = child(ptr, k);
+            if ((k == "$id" || (k == "id" && draft_ == Draft::D4)) && ptr != "#") {
+                check_embedded_id(node, k, v, at);
+                continue;
+            }
             if (kAnnotations.count(k)) {
-                if (k == "$id" && ptr != "#")
-                    fail("'$id' at {}: embedded schema resources (a $id below the root) are not supported", at);
                 if ((k == "$defs" || k == "definitions") && !v.is_object()) fail("'{}' at {} must be an object", k, at);
                 continue;
             }
             if (auto it = kRefused.find(k); it != kRefused.end())
                 fail("JSON Schema keyword '{}' at {} is not supported: {}", k, at, it->second);
-            if (!kEnforced.count(k)) fail("unknown JSON Schema keyword '{}' at {}", k, at);
+            if (!kEnforced.count(k)) {
+                if (is_annotation(k)) continue;
+                fail("unknown JSON Schema keyword '{}' at {}", k, at);
+            }
             f.where[k] = at;
             if (k == "type") {
                 static const std::map<std::string, unsigned> kTypes = {
@@ -754,10 +819,12 @@ private:
                 intersect_values(f, std::vector<Json>(v.begin(), v.end()));
             } else if (k == "const") {
                 intersect_values(f, {v});
+            } else if ((k == "exclusiveMinimum" || k == "exclusiveMaximum") && v.is_boolean() &&
+                       draft_ == Draft::D4) {
+                (k == "exclusiveMinimum" ? exclusive_min : exclusive_max) = v.get<bool>();
             } else if (k == "minimum" || k == "maximum" || k == "exclusiveMinimum" || k == "exclusiveMaximum") {
                 if (!v.is_number())
-                    fail("'{}' at {} must be a number (draft 2020-12; the boolean form of draft 4 is not supported)", k,
-                         at);
+                    fail("'{}' at {} must be a number (the boolean form is draft 4's: name it in $schema)", k, at);
                 const long double x = number_of(v);
                 if (!std::isfinite(x)) fail("'{}' at {} must be a finite number", k, at);
                 if (k == "minimum" || k == "exclusiveMinimum")
@@ -773,14 +840,24 @@ private:
                 f.pattern = v.get<std::string>();
             } else if (k == "format") {
                 if (!v.is_string()) fail("'format' at {} must be a string", at);
-                f.format = v.get<std::string>();
+                // A format hearth cannot check is an annotation, as the format-annotation vocabulary (2020-12's
+                // default) and every draft's validators without a format checker treat it.
+                if (kFormats.count(v.get<std::string>()) || opt_.strict_keywords) f.format = v.get<std::string>();
             } else if (k == "prefixItems") {
                 if (!v.is_array()) fail("'prefixItems' at {} must be an array of schemas", at);
                 for (size_t i = 0; i < v.size(); ++i) f.prefix.push_back({Sub{&v[i], child(ptr, k, i)}});
             } else if (k == "items") {
-                if (v.is_array())
-                    fail("'items' at {}: the array form (draft 7 tuples) is not draft 2020-12: use prefixItems", at);
-                f.items = {Sub{&v, at}};
+                if (v.is_array()) {  // drafts 4 to 2019-09: a tuple, the rest under additionalItems
+                    if (node.contains("prefixItems"))
+                        fail("'items' at {}: the array form (a tuple) cannot stand beside prefixItems", at);
+                    for (size_t i = 0; i < v.size(); ++i) f.prefix.push_back({Sub{&v[i], child(ptr, k, i)}});
+                } else {
+                    f.items = {Sub{&v, at}};
+                }
+            } else if (k == "additionalItems") {
+                // It constrains the items past a tuple; beside a schema-valued or absent items it does nothing.
+                const auto items = node.find("items");
+                if (items != node.end() && items->is_array()) f.items = {Sub{&v, at}};
             } else if (k == "minItems") {
                 f.min_items = count_of(v, at, "minItems");
             } else if (k == "maxItems") {
@@ -811,6 +888,8 @@ private:
                 if (!v.is_string()) fail("'$ref' at {} must be a string", at);
             }
         }
+        if (exclusive_min && f.lower) f.lower->exclusive = true;
+        if (exclusive_max && f.upper) f.upper->exclusive = true;
         return f;
     }
 
@@ -897,6 +976,13 @@ private:
                 "array in between",
                 s.ptr);
         stack.push_back(&node);
+        if (ref_replaces_siblings() && node.contains("$ref")) {
+            const Json& r = node["$ref"];
+            if (!r.is_string()) fail("'$ref' at {} must be a string", child(s.ptr, "$ref"));
+            std::vector<Flat> out = flatten(resolve(r.get<std::string>(), child(s.ptr, "$ref")), stack);
+            stack.pop_back();
+            return out;
+        }
         std::vector<Flat> out{read_flat(node, s.ptr)};
         if (auto it = node.find("$ref"); it != node.end()) {
             const Sub target = resolve(it->get<std::string>(), child(s.ptr, "$ref"));
@@ -1795,6 +1881,8 @@ private:
 
     const Json& root_;
     JsonSchemaOptions opt_;
+    Draft draft_;
+    std::unordered_map<const Json*, bool> holds_ref_;
     Grammar g_;
     size_t elements_ = 0;
     size_t work_ = 0;

@@ -1,12 +1,18 @@
 // JSON Schema compiled into the grammar IR, so that generated text is JSON that validates under the schema.
 // Written by hand: the packaged JSON Schema libraries validate documents; none turns a schema into a grammar.
 //
-// Every keyword is either enforced by the grammar, or known to have no effect on validity (annotations such
-// as title, description, examples, default, $comment, $schema, $id), or refused: compile_json_schema throws
-// hearth::Error naming the keyword and where it is (a JSON pointer), so a request is never generated
-// unconstrained when a constraint was asked for.
+// Every keyword is either enforced by the grammar, or has no effect on validity, or is refused:
+// compile_json_schema throws hearth::Error naming the keyword and where it is (a JSON pointer), so a request is
+// never generated unconstrained when a constraint was asked for. No effect on validity: the annotations (title,
+// description, examples, default, $comment, $schema, $id, ...) and, as JSON Schema says and validators do, any
+// keyword the specification does not define (x-*, OpenAPI's nullable, links, ...) and any format hearth cannot
+// check (the format-annotation vocabulary). options.strict_keywords refuses those two instead.
 //
-// Draft 2020-12. What the grammar does, keyword by keyword:
+// Draft 2020-12, and the drafts before it as the root's $schema names them (draft 4, 6, 7, 2019-09; older ones
+// are refused): draft 4's `id` is its $id and its boolean exclusiveMinimum/exclusiveMaximum make minimum/maximum
+// exclusive; in drafts 4-7 a $ref replaces the schema object it sits in (its siblings are ignored); the array
+// form of `items` is a tuple, the items after it under `additionalItems`, in any draft. What the grammar does,
+// keyword by keyword:
 // - Enforced exactly: type (and type arrays), enum/const (any values: the grammar is the values' JSON text,
 //   compact, with whitespace between tokens per the options), properties/required/additionalProperties,
 //   prefixItems/items/minItems/maxItems, minLength/maxLength (in code points; a \uXXXX escape is one, an
@@ -21,7 +27,7 @@
 //   full-time, up to 9 fraction digits, seconds 00-59: no leap seconds), date-time, uuid (8-4-4-4-12 hex),
 //   ipv4 (dotted decimal, no leading zeros), email (dot-atom local part "@" two or more DNS labels; no quoted
 //   local parts, address literals or length limits), uri (RFC 3986 URI without IP-literal "[...]" hosts).
-//   Other formats on a schema that allows strings are refused; lengths beside a format are refused unless
+//   Other formats are annotations (refused with strict_keywords); lengths beside a format are refused unless
 //   they cannot cut the format's strings.
 // - oneOf: compiled as anyOf when its branches are evidently disjoint (different types; enum/const values the
 //   other branch rejects; objects with a property required by both whose enum/const values the other branch
@@ -30,8 +36,8 @@
 //   no additional properties and few enough declared ones for the maximum). uniqueItems: false only.
 // - Refused: not, if/then/else, dependentRequired, dependentSchemas, dependencies, patternProperties,
 //   propertyNames, contains/minContains/maxContains, unevaluated*, multipleOf, $dynamicRef, $recursiveRef,
-//   additionalItems, the array form of items, non-local or anchor $refs, $id below the root, and any unknown
-//   keyword.
+//   non-local or anchor $refs, a $id below the root with a $ref inside its subtree (an embedded resource: its
+//   references would resolve against it), and with strict_keywords any unknown keyword or format.
 //
 // Shape of the text the grammar admits (all valid under the schema; other valid spellings are not admitted):
 // - Objects list the declared properties in declaration order (nlohmann::json sorts keys: pass an
@@ -62,6 +68,9 @@ struct JsonSchemaOptions {
     // When the schema does not say (no additionalProperties), may objects have properties beyond those
     // listed? true follows the JSON Schema spec; strict mode (OpenAI's strict: true) sets false.
     bool allow_additional_properties = true;
+    // Refuse keywords JSON Schema does not define and formats hearth cannot check, instead of ignoring them as
+    // validators do (for people who want to hear that part of their schema is not enforced).
+    bool strict_keywords = false;
 };
 
 // A grammar whose root matches exactly the JSON documents valid under `schema` (plus optional whitespace

@@ -506,7 +506,7 @@ struct Server::Impl {
         const bool tools = resolve_tool_choice(r).mode != ToolMode::None;
         if (tools && !tool_support.generate)
             throw ApiError(400, tool_support.refusal, "invalid_request_error", "tools", "unsupported_parameter");
-        auto grammar = compile(chat_grammar(r, tool_support.thinking), tools ? "tools" : "response_format");
+        auto grammar = compile(chat_grammar(r, tool_support.thinking, opt.strict_schema), tools ? "tools" : "response_format");
         const ChatInputs in = tool_chat_inputs(r, tools, tool_support, chat_inputs());
         std::string prompt_text;
         try {
@@ -614,7 +614,7 @@ struct Server::Impl {
         const int64_t offset_base = r.sampling.logprobs
                                         ? count_code_points(r.prompt_tokens ? tok::sanitize_utf8(vocab.decode(prompt)) : r.prompt)
                                         : 0;
-        auto ch = start(std::move(prompt), r.sampling, compile(response_format_grammar(r.response_format), "response_format"));
+        auto ch = start(std::move(prompt), r.sampling, compile(response_format_grammar(r.response_format, opt.strict_schema), "response_format"));
         const std::string id = new_id("cmpl");
         if (!r.sampling.stream) {
             const auto [text, lps, o] = collect(ch, n_prompt, r.sampling.stop);

@@ -29,6 +29,9 @@ struct ServerOptions {
     size_t max_body_bytes = 8 << 20;  // larger request bodies get 413
     int default_max_tokens = 512;  // when a request sets none (capped by the context)
     bool prefix_cache = true;      // reuse the KV of earlier requests' common leading tokens
+    // Structured output: refuse JSON Schema keywords and formats hearth does not enforce (a 400) instead of
+    // ignoring them as validators do.
+    bool strict_schema = false;
 };
 
 class Server {

@@ -43,16 +43,17 @@ void lit(Sequence& s, std::string_view text) {
                    "unsupported_schema");
 }
 
-grammar::JsonSchemaOptions schema_options(bool strict) {
+grammar::JsonSchemaOptions schema_options(bool strict, bool strict_keywords = false) {
     grammar::JsonSchemaOptions o;
     o.allow_additional_properties = !strict;  // OpenAI's strict mode: no properties beyond the declared ones
+    o.strict_keywords = strict_keywords;
     return o;
 }
 
-Grammar compile_schema(const ojson& schema, bool strict, const std::string& param) {
+Grammar compile_schema(const ojson& schema, bool strict, bool strict_keywords, const std::string& param) {
     Grammar g;
     try {
-        g = grammar::compile_json_schema(schema, schema_options(strict));
+        g = grammar::compile_json_schema(schema, schema_options(strict, strict_keywords));
     } catch (const Error& e) {
         unenforceable(param, e.what());
     }
@@ -108,17 +109,17 @@ ToolChoice resolve_tool_choice(const ChatRequest& r) {
     return c;
 }
 
-std::optional<Grammar> response_format_grammar(const ResponseFormat& f) {
+std::optional<Grammar> response_format_grammar(const ResponseFormat& f, bool strict_keywords) {
     switch (f.type) {
         case ResponseFormat::Type::Text: return std::nullopt;
         case ResponseFormat::Type::JsonObject: return grammar::json_object_grammar(schema_options(false));
-        case ResponseFormat::Type::JsonSchema: return compile_schema(f.schema, f.strict, "response_format.json_schema.schema");
+        case ResponseFormat::Type::JsonSchema: return compile_schema(f.schema, f.strict, strict_keywords, "response_format.json_schema.schema");
     }
     return std::nullopt;
 }
 
-std::optional<Grammar> chat_grammar(const ChatRequest& r, bool thinking) {
-    std::optional<Grammar> format = response_format_grammar(r.response_format);
+std::optional<Grammar> chat_grammar(const ChatRequest& r, bool thinking, bool strict_keywords) {
+    std::optional<Grammar> format = response_format_grammar(r.response_format, strict_keywords);
     const ToolChoice choice = resolve_tool_choice(r);
     if (choice.mode == ToolMode::None) return format;
 
@@ -133,7 +134,8 @@ std::optional<Grammar> chat_grammar(const ChatRequest& r, bool thinking) {
         const auto p = f.find("parameters");
         const ojson params = p == f.end() || p->is_null() ? ojson{{"type", "object"}, {"properties", ojson::object()}} : *p;
         const auto strict = f.find("strict");
-        const Grammar args = compile_schema(params, strict != f.end() && strict->is_boolean() && strict->get<bool>(), param);
+        const Grammar args = compile_schema(params, strict != f.end() && strict->is_boolean() && strict->get<bool>(),
+                                           strict_keywords, param);
         Sequence alt;
         lit(alt, name + "\", \"arguments\": ");
         alt.push_back(Element::ref(import_grammar(g, args, fmt::format("args{}-", i))));

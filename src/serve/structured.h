@@ -51,14 +51,15 @@ ToolChoice resolve_tool_choice(const ChatRequest& r);
 
 // The grammar a response_format asks for, or nullopt for text. Throws ApiError 400 with param
 // response_format.json_schema.schema (the message naming the keyword and its JSON pointer) for a schema the
-// grammar cannot enforce.
-std::optional<grammar::Grammar> response_format_grammar(const ResponseFormat& f);
+// grammar cannot enforce. strict_keywords: also for keywords and formats JSON Schema leaves to annotation
+// (grammar::JsonSchemaOptions::strict_keywords).
+std::optional<grammar::Grammar> response_format_grammar(const ResponseFormat& f, bool strict_keywords = false);
 
 // The grammar of a chat request: response_format and tools together (see the top of this file), or nullopt
 // when the answer is free text. `thinking`: the model's template knows <think> blocks. Throws ApiError 400
 // naming the field (response_format.json_schema.schema, tools[i].function.parameters) for what cannot be
 // enforced.
-std::optional<grammar::Grammar> chat_grammar(const ChatRequest& r, bool thinking);
+std::optional<grammar::Grammar> chat_grammar(const ChatRequest& r, bool thinking, bool strict_keywords = false);
 
 // What a model's chat template does with tools, found once per server by rendering probe conversations.
 struct ToolSupport {

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-# Oracle for tests/grammar_json_schema_test.cpp: Debian's python3-jsonschema (Draft 2020-12, format checking on).
+# Oracle for tests/grammar_json_schema_test.cpp: Debian's python3-jsonschema (the draft the schema's $schema names,
+# else 2020-12; format checking on).
 # Input (the file named by argv[1]): {"cases": [{"schema": S, "candidates": [TEXT, ...]}, ...]}.
 # Output (stdout): {"checked_formats": [...], "results": [[VERDICT, ...], ...]} where VERDICT is true/false for
 # JSON text valid/invalid under S, or null when TEXT is not JSON at all (Python's NaN/Infinity extensions refused).
@@ -67,7 +68,9 @@ def main():
     fallbacks = add_fallbacks(checker)
     results = []
     for case in request["cases"]:
-        validator = jsonschema.Draft202012Validator(case["schema"], format_checker=checker)
+        # The draft the schema's $schema names (draft 4, 6, 7, 2019-09), else 2020-12, as jsonschema.validate does.
+        cls = jsonschema.validators.validator_for(case["schema"], default=jsonschema.Draft202012Validator)
+        validator = cls(case["schema"], format_checker=checker)
         verdicts = []
         for text in case["candidates"]:
             try:
