@@ -181,6 +181,26 @@ const std::vector<Case>& table() {
           {R"("urn:isbn:0451450523")", 'Y'}, {R"("http://user:pw@host:8080/a/b%20c")", 'Y'},
           {R"("file:///etc/hosts")", 'Y'}, {R"("example.com")", 'N'}, {R"("http://exa mple.com")", 'N'},
           {R"("://x")", 'N'}}},
+        {R"({"type":"string","format":"uri-reference"})",
+         {{R"("")", 'Y'}, {R"("/a/b")", 'Y'}, {R"("../x?y#z")", 'Y'}, {R"("https://example.com/x")", 'Y'},
+          {R"("#frag")", 'Y'}, {R"("//host:8/path")", 'Y'}, {R"("a/b:c")", 'Y'}, {R"("a b")", 'N'},
+          {R"("%zz")", 'N'}, {R"(":x")", 'N'}, {R"("a|b")", 'N'}}},
+        {R"({"type":"string","format":"ipv6"})",
+         {{R"("::1")", 'Y'}, {R"("::")", 'Y'}, {R"("1:2:3:4:5:6:7:8")", 'Y'}, {R"("fe80::1")", 'Y'},
+          {R"("::ffff:192.0.2.1")", 'Y'}, {R"("1:2:3:4:5:6:7::")", 'Y'}, {R"("2001:db8::8a2e:370:7334")", 'Y'},
+          {R"("1::")", 'Y'}, {R"("1:2:3:4:5:6:1.2.3.4")", 'Y'}, {R"("1:2:3:4:5:6:7:8:9")", 'N'},
+          {R"("1::2::3")", 'N'}, {R"(":1")", 'N'}, {R"("12345::")", 'N'}, {R"("1:2:3:4:5:6:7")", 'N'},
+          {R"("::ffff:256.0.0.1")", 'N'}, {R"("fe80::1%eth0")", 'N'}, {R"("1.2.3.4")", 'N'}}},
+        {R"({"type":"string","format":"hostname"})",
+         {{R"("example.com")", 'Y'}, {R"("a")", 'Y'}, {R"("ns1.example.com")", 'Y'}, {R"("a-b.c-d.e9")", 'Y'},
+          {R"("xn--bcher-kva.example")", 'Y'}, {R"("a.b.c.d.e.f.g.h")", 'Y'}, {R"("Invalid Hostname")", 'F'},
+          {R"("-a.com")", 'F'}, {R"("a-.com")", 'F'}, {R"("a..b")", 'F'}, {R"("a.")", 'F'}, {R"("a_b.com")", 'F'},
+          {R"("a.b.c.d.e.f.g.h.i")", 'F'}, {R"("")", 'F'}, {"1", 'N'}}},
+        {R"({"type":"string","format":"duration"})",
+         {{R"("P1Y")", 'Y'}, {R"("P1Y2M3DT4H5M6S")", 'Y'}, {R"("PT1H")", 'Y'}, {R"("P3W")", 'Y'},
+          {R"("P1DT12H")", 'Y'}, {R"("PT0S")", 'Y'}, {R"("P1M")", 'Y'}, {R"("PT1M")", 'Y'}, {R"("P")", 'F'},
+          {R"("1Y")", 'F'}, {R"("P1H")", 'F'}, {R"("PT")", 'F'}, {R"("P1W2D")", 'F'}, {R"("P1.5Y")", 'F'},
+          {R"("P1D2M")", 'F'}}},
         {R"({"type":"integer","format":"int32"})", {{"5", 'Y'}, {R"("5")", 'N'}}},
         {R"({"type":"string","format":"date","minLength":10,"maxLength":12})", {{R"("2024-01-01")", 'Y'}}},
         // ---- numeric bounds ----
@@ -280,6 +300,24 @@ const std::vector<Case>& table() {
         {R"({"type":"object","properties":{"a":{"$ref":"#/$defs/s","x-order":1}},
              "$defs":{"s":{"type":"string","maxLength":2,"self":{"href":"x"}}}})",
          {{R"({"a":"ab"})", 'Y'}, {R"({"a":"abc"})", 'N'}, {R"({"a":1})", 'N'}}},
+        // ---- patternProperties ----
+        {R"({"type":"object","patternProperties":{"^x-":{"type":"integer"}},"additionalProperties":false})",
+         {{"{}", 'Y'}, {R"({"x-a":1})", 'Y'}, {R"({"x-a":1,"x-b":2})", 'Y'}, {R"({"x-a":"s"})", 'N'},
+          {R"({"y":1})", 'N'}, {R"({"ax-":1})", 'N'}}},
+        {R"({"type":"object","properties":{"name":{"type":"string"}},"patternProperties":{"^[0-9]+$":{"type":"boolean"}}})",
+         {{R"({"name":"a","12":true})", 'Y'}, {R"({"12":1})", 'N'}, {R"({"name":"a","other":true})", 'Y'},
+          {R"({"name":"a","other":null})", 'V'}, {R"({"name":1})", 'N'}}},
+        {R"({"properties":{"x-id":{"type":"integer"}},"patternProperties":{"^x-":{"minimum":5}}})",
+         {{R"({"x-id":7})", 'Y'}, {R"({"x-id":3})", 'N'}, {R"({"x-other":6})", 'Y'}, {R"({"x-other":4})", 'N'}}},
+        {R"({"patternProperties":{"^a":{"type":"integer"},"b$":{"type":"number","maximum":10}},
+             "additionalProperties":false})",
+         {{R"({"a1":3})", 'Y'}, {R"({"ab":3})", 'Y'}, {R"({"zb":2.5})", 'V'}, {R"({"a1":11})", 'V'},
+          {R"({"ab":11})", 'N'}, {R"({"c":1})", 'N'}, {R"({"ab":1.5})", 'N'}}},
+        {R"({"type":"object","patternProperties":{"é|\\.":{"const":1}},"additionalProperties":{"type":"string"}})",
+         {{R"({"café":1})", 'Y'}, {R"({"a.b":1})", 'Y'}, {R"({"a.b":"s"})", 'N'}, {R"({"ab":"s"})", 'V'},
+          {R"({"caf\u00e9":1})", 'V'}, {R"({"ab":1})", 'N'}}},
+        {R"({"properties":{"x-a":{"type":"integer"}},"patternProperties":{"^x-":{}},"additionalProperties":false})",
+         {{R"({"x-a":1})", 'Y'}, {"{}", 'Y'}, {R"({"x-b":1})", 'V'}, {R"({"y":1})", 'N'}, {R"({"x-a":"s"})", 'N'}}},
         // ---- earlier drafts, as the root's $schema names them ----
         {R"({"$schema":"http://json-schema.org/draft-04/schema#","id":"http://example.com/s","type":"integer",
              "minimum":1,"exclusiveMinimum":true,"maximum":5,"exclusiveMaximum":true})",
@@ -454,7 +492,6 @@ TEST(JsonSchemaRefusal, NamesKeywordAndPointer) {
         {R"({"dependentRequired":{"a":["b"]}})", "dependentRequired", "#/dependentRequired"},
         {R"({"dependentSchemas":{"a":{}}})", "dependentSchemas", "#/dependentSchemas"},
         {R"({"dependencies":{"a":["b"]}})", "dependencies", "#/dependencies"},
-        {R"({"patternProperties":{"^x":{}}})", "patternProperties", "#/patternProperties"},
         {R"({"propertyNames":{"maxLength":3}})", "propertyNames", "#/propertyNames"},
         {R"({"type":"array","contains":{"type":"integer"}})", "contains", "#/contains"},
         {R"({"minContains":1})", "minContains", "#/minContains"},
@@ -476,6 +513,11 @@ TEST(JsonSchemaRefusal, NamesKeywordAndPointer) {
         {R"({"type":"object","minProperties":1})", "minProperties", "#/minProperties"},
         {R"({"type":"object","properties":{"a":{}},"maxProperties":1})", "maxProperties", "#/maxProperties"},
         {R"({"type":"string","format":"date","maxLength":5})", "format", "#/format"},
+        {R"({"type":"string","format":"regex"})", "format", "#/format"},
+        {R"({"allOf":[{"patternProperties":{"^a":{}}},{"additionalProperties":false}]})", "patternProperties",
+         "#/allOf/0/patternProperties"},
+        {R"J({"patternProperties":{"(?=a)":{}}})J", "patternProperties", "#/patternProperties/(?=a)"},
+        {R"({"type":"object","properties":{"a":{"format":"idn-email"}}})", "format", "#/properties/a/format"},
         {R"({"$ref":"https://example.com/s.json"})", "$ref", "#/$ref"},
         {R"({"$ref":"#foo"})", "$ref", "#/$ref"},
         {R"({"properties":{"a":{"$ref":"#/$defs/nope"}}})", "$ref", "#/properties/a/$ref"},
@@ -507,7 +549,7 @@ TEST(JsonSchemaRefusal, StrictKeywordsRefusesWhatValidatorsIgnore) {
         {R"({"nullable":true,"type":"string"})", "nullable", "#/nullable"},
         {R"({"$defs":{"x":{"bar":1}},"$ref":"#/$defs/x"})", "bar", "#/$defs/x/bar"},
         {R"({"anyOf":[{"type":"null"},{"a~b/c":1}]})", "a~b/c", "#/anyOf/1/a~0b~1c"},
-        {R"({"type":"string","format":"hostname"})", "format", "#/format"},
+        {R"({"type":"string","format":"x-serial-number"})", "format", "#/format"},
         {R"({"type":"object","properties":{"a":{"x-kubernetes-int-or-string":true}}})", "x-kubernetes-int-or-string",
          "#/properties/a/x-kubernetes-int-or-string"},
     };
@@ -619,6 +661,27 @@ TEST(JsonSchemaShape, DeclaredOrderNeedsOrderedJson) {
     EXPECT_FALSE(Recognizer(ordered).matches(R"({"a":2,"b":1})"));
     Grammar sorted = compile_json_schema(nlohmann::json::parse(text));  // std::map order: a, b
     EXPECT_TRUE(Recognizer(sorted).matches(R"({"a":2,"b":1})"));
+}
+
+// in_schema_order writes an instance the way the grammar admits it: declared properties first, in the order
+// the compiler merges them ($ref, allOf), through arrays and nested objects; the rest keep their order.
+TEST(JsonSchemaShape, InstancesReorderedAsTheGrammarAdmitsThem) {
+    const ojson schema = ojson::parse(R"({"$defs":{"pt":{"type":"object","properties":{"x":{},"y":{}}}},
+        "type":"object","properties":{"id":{"type":"integer"},"pts":{"type":"array","items":{"$ref":"#/$defs/pt"}},
+        "pair":{"prefixItems":[{"properties":{"b":{},"a":{}}}],"items":{"properties":{"d":{},"c":{}}}}},
+        "allOf":[{"properties":{"z":{"properties":{"q":{},"p":{}}}}}]})");
+    const ojson instance = ojson::parse(
+        R"({"extra":1,"z":{"p":1,"q":2},"pts":[{"y":1,"x":2,"w":3}],"id":7,"pair":[{"a":1,"b":2},{"c":1,"d":2}]})");
+    const ojson ordered = in_schema_order(instance, schema);
+    EXPECT_EQ(ordered.dump(),
+              R"({"id":7,"pts":[{"x":2,"y":1,"w":3}],"pair":[{"b":2,"a":1},{"d":2,"c":1}],"z":{"q":2,"p":1},"extra":1})");
+    EXPECT_EQ(nlohmann::json(ordered), nlohmann::json(instance));  // the same value, keys aside
+    EXPECT_TRUE(Recognizer(compile_json_schema(schema)).matches(ordered.dump()));
+    EXPECT_FALSE(Recognizer(compile_json_schema(schema)).matches(instance.dump()));
+    // Drafts 4-7: a $ref replaces its siblings, so their properties do not count.
+    const ojson d7 = ojson::parse(R"({"$schema":"http://json-schema.org/draft-07/schema#",
+        "definitions":{"a":{"properties":{"m":{},"n":{}}}},"$ref":"#/definitions/a","properties":{"n":{},"m":{}}})");
+    EXPECT_EQ(in_schema_order(ojson::parse(R"({"n":1,"m":2})"), d7).dump(), R"({"m":2,"n":1})");
 }
 
 TEST(JsonSchemaShape, ManyOptionalPropertiesStayLinear) {

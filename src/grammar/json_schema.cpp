@@ -1,6 +1,7 @@
 #include "grammar/json_schema.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <map>
 #include <optional>
@@ -9,6 +10,8 @@
 #include <unordered_map>
 
 #include "base/error.h"
+#include "grammar/check.h"
+#include "grammar/matcher.h"
 #include "grammar/regex.h"
 
 namespace hearth::grammar {
@@ -45,7 +48,7 @@ const std::set<std::string_view> kEnforced = {
     "items",      "prefixItems", "minItems", "maxItems",   "minLength",        "maxLength",
     "pattern",    "format",      "minimum",  "maximum",    "exclusiveMinimum", "exclusiveMaximum",
     "anyOf",      "oneOf",       "allOf",    "$ref",       "minProperties",    "maxProperties",
-    "uniqueItems", "additionalItems"};
+    "uniqueItems", "additionalItems", "patternProperties"};
 
 const std::map<std::string_view, std::string_view> kRefused = {
     {"not", "a grammar cannot express negation"},
@@ -55,7 +58,6 @@ const std::map<std::string_view, std::string_view> kRefused = {
     {"dependentRequired", "dependencies between properties are not supported"},
     {"dependentSchemas", "dependencies between properties are not supported"},
     {"dependencies", "dependencies between properties are not supported"},
-    {"patternProperties", "property names constrained by patterns are not supported"},
     {"propertyNames", "constraints on property names are not supported"},
     {"contains", "'contains' would need the grammar to count matching items"},
     {"minContains", "'contains' would need the grammar to count matching items"},
@@ -67,7 +69,14 @@ const std::map<std::string_view, std::string_view> kRefused = {
     {"$recursiveRef", "dynamic references are not supported"},
 };
 
-const std::set<std::string_view> kFormats = {"date", "time", "date-time", "uuid", "email", "uri", "ipv4"};
+// The formats the grammar enforces; the other formats JSON Schema defines (kSpecFormats) are refused, since
+// validators that assert formats check them; any other format name is an annotation.
+const std::set<std::string_view> kFormats = {"date", "time",     "date-time", "uuid",     "email", "uri",
+                                             "ipv4", "hostname", "ipv6",      "duration", "uri-reference"};
+const std::set<std::string_view> kSpecFormats = {
+    "date-time", "date",          "time",         "duration",      "email", "idn-email",    "hostname",
+    "idn-hostname", "ipv4",       "ipv6",         "uri",           "uri-reference", "iri", "iri-reference",
+    "uuid",      "uri-template",  "json-pointer", "relative-json-pointer", "regex"};
 
 // The drafts whose meaning differs in what hearth compiles, named by the root's $schema (none: 2020-12, as
 // validators default): draft 4's `id` and boolean exclusiveMinimum/exclusiveMaximum; drafts 4-7's $ref, which
@@ -141,6 +150,10 @@ struct Flat {
     std::vector<std::pair<std::string, Conj>> props;  // in declaration order
     Conj additional;
     bool additional_set = false;
+    std::vector<std::pair<std::string, Conj>> pattern_props;  // patternProperties: (regex, schema) in order
+    // patternProperties met another schema's patternProperties or additionalProperties through allOf / $ref:
+    // which keys each side's additionalProperties covers would need the patterns' complements.
+    bool patterns_merged = false;
     std::vector<std::string> required;
     uint64_t min_props = 0;
     std::optional<uint64_t> max_props;
@@ -842,7 +855,7 @@ private:
                 if (!v.is_string()) fail("'format' at {} must be a string", at);
                 // A format hearth cannot check is an annotation, as the format-annotation vocabulary (2020-12's
                 // default) and every draft's validators without a format checker treat it.
-                if (kFormats.count(v.get<std::string>()) || opt_.strict_keywords) f.format = v.get<std::string>();
+                if (kSpecFormats.count(v.get<std::string>()) || opt_.strict_keywords) f.format = v.get<std::string>();
             } else if (k == "prefixItems") {
                 if (!v.is_array()) fail("'prefixItems' at {} must be an array of schemas", at);
                 for (size_t i = 0; i < v.size(); ++i) f.prefix.push_back({Sub{&v[i], child(ptr, k, i)}});
@@ -878,6 +891,10 @@ private:
             } else if (k == "additionalProperties") {
                 f.additional = {Sub{&v, at}};
                 f.additional_set = true;
+            } else if (k == "patternProperties") {
+                if (!v.is_object()) fail("'patternProperties' at {} must be an object", at);
+                for (const auto& [pattern, sub] : v.items())
+                    f.pattern_props.push_back({pattern, {Sub{&sub, child(at, pattern)}}});
             } else if (k == "minProperties") {
                 f.min_props = count_of(v, at, "minProperties");
             } else if (k == "maxProperties") {
@@ -938,6 +955,10 @@ private:
             a.props.push_back({name, std::move(mine)});
         }
         append_conj(a.additional, b.additional);
+        a.patterns_merged = a.patterns_merged || b.patterns_merged ||
+                            (!a.pattern_props.empty() && (b.additional_set || !b.pattern_props.empty())) ||
+                            (!b.pattern_props.empty() && a.additional_set);
+        a.pattern_props.insert(a.pattern_props.end(), b.pattern_props.begin(), b.pattern_props.end());
         a.additional_set = a.additional_set || b.additional_set;
         for (const std::string& r : b.required)
             if (std::find(a.required.begin(), a.required.end(), r) == a.required.end()) a.required.push_back(r);
@@ -1082,8 +1103,16 @@ private:
             for (const std::string& r : f.required)
                 if (!v.contains(r)) return false;
             for (const auto& [k, x] : v.items()) {
+                bool matched = false;
+                for (const auto& [pattern, c] : f.pattern_props) {
+                    if (!pattern_matches(pattern, k, f.at("patternProperties"))) continue;
+                    matched = true;
+                    if (!accepts(x, c)) return false;
+                }
                 if (const Conj* c = f.prop(k)) {
                     if (!accepts(x, *c)) return false;
+                } else if (matched) {
+                    continue;
                 } else if (f.additional_set) {
                     if (!accepts(x, f.additional)) return false;
                 } else if (!opt_.allow_additional_properties) {
@@ -1345,13 +1374,14 @@ private:
         } else if (f.format) {
             if (!kFormats.count(*f.format))
                 fail(
-                    "'format' at {}: format '{}' is not supported (supported: date, time, date-time, uuid, email, "
-                    "uri, ipv4)",
+                    "'format' at {}: format '{}' is not supported (supported: date, time, date-time, duration, uuid, "
+                    "email, hostname, ipv4, ipv6, uri, uri-reference)",
                     f.at("format"), *f.format);
             // Lengths a format's strings can have; a length limit is accepted only when it cannot cut any.
             static const std::map<std::string, std::pair<uint64_t, uint64_t>> kLengths = {
                 {"date", {10, 10}}, {"time", {9, 24}},          {"date-time", {20, 35}}, {"uuid", {36, 36}},
-                {"ipv4", {7, 15}},  {"email", {5, UINT64_MAX}}, {"uri", {2, UINT64_MAX}}};
+                {"ipv4", {7, 15}},  {"email", {5, UINT64_MAX}}, {"uri", {2, UINT64_MAX}}, {"hostname", {1, 251}},
+                {"ipv6", {2, 45}},  {"duration", {3, UINT64_MAX}}, {"uri-reference", {0, UINT64_MAX}}};
             const auto [lo, hi] = kLengths.at(*f.format);
             if (f.min_length > lo || (f.max_length && *f.max_length < hi))
                 fail("'format' at {} cannot be combined with minLength/maxLength ({}) that would cut its strings",
@@ -1376,14 +1406,14 @@ private:
 
     // A pattern's rules from add_regex, with each character class rewritten to its JSON string spelling: the
     // regex matches the decoded string, the grammar produces its JSON text.
-    int pattern_rule(const std::string& pattern, const std::string& where) {
+    int pattern_rule(const std::string& pattern, const std::string& where, const char* keyword = "pattern") {
         if (auto it = patterns_.find(pattern); it != patterns_.end()) return it->second;
         const size_t before = g_.rules.size();
         int r;
         try {
             r = add_regex(g_, pattern, fmt::format("pattern{}", before), RegexMatch::Search);
         } catch (const Error& e) {
-            fail("'pattern' at {}: {}", where, e.what());
+            fail("'{}' at {}: {}", keyword, where, e.what());
         }
         const size_t after = g_.rules.size();
         size_t n = 0;
@@ -1488,8 +1518,14 @@ private:
             append(s, more);
             ref(s, star("labels", more));
             r = add("email", {s});
-        } else if (name == "uri") {
-            r = uri_rule();
+        } else if (name == "uri" || name == "uri-reference") {
+            r = uri_rule(name == "uri-reference");
+        } else if (name == "hostname") {
+            r = hostname_rule();
+        } else if (name == "ipv6") {
+            r = ipv6_rule();
+        } else if (name == "duration") {
+            r = duration_rule();
         }
         formats_[name] = r;
         return r;
@@ -1572,7 +1608,110 @@ private:
     }
 
     // RFC 3986 URI (scheme ":" hier-part ["?" query] ["#" fragment]) without IP-literal hosts ("[v6]").
-    int uri_rule() {
+    // RFC 1123 host names: dot-separated labels of letters, digits and hyphens, 1 to 63 characters, no hyphen
+    // first or last. Names of at most 253 characters are what validators accept; the grammar keeps inside that
+    // bound by admitting up to 4 labels of up to 62 characters, or 5 to 8 labels of up to 30 (a longer valid
+    // name is refused, never an invalid one admitted).
+    int hostname_rule() {
+        const std::vector<CharRange> alnum = {{'A', 'Z'}, {'a', 'z'}, {'0', '9'}};
+        const auto label = [&](int max_len) {
+            Sequence mid;
+            cls(mid, {{'A', 'Z'}, {'a', 'z'}, {'0', '9'}, {'-', '-'}});
+            Sequence tail;
+            ref(tail, repeat("host-label-mid", mid, 0, max_len - 2));
+            cls(tail, alnum);
+            Sequence l;
+            cls(l, alnum);
+            ref(l, add("host-label-tail", {tail, {}}));
+            return add("host-label", {l});
+        };
+        const auto labels = [&](int max_len, uint64_t min_more, uint64_t max_more) {
+            const int l = label(max_len);
+            Sequence more;
+            lit(more, ".");
+            ref(more, l);
+            Sequence s;
+            ref(s, l);
+            ref(s, repeat("host-labels", more, min_more, max_more));
+            return s;
+        };
+        return add("hostname", {labels(62, 0, 3), labels(30, 4, 7)});
+    }
+
+    // RFC 4291 text form as RFC 3986 writes it: eight groups of 1-4 hex digits, one "::" standing for one or more
+    // zero groups, the last two groups possibly a dotted IPv4 address. No zone index ("%eth0").
+    int ipv6_rule() {
+        Sequence h16;
+        cls(h16, kHex);
+        ref(h16, repeat("h16-more", {Element::chars(kHex)}, 0, 3));
+        const int h = add("h16", {h16});
+        Sequence h_colon;
+        ref(h_colon, h);
+        lit(h_colon, ":");
+        Sequence pair;
+        ref(pair, h);
+        lit(pair, ":");
+        ref(pair, h);
+        const int ls32 = add("ls32", {pair, {Element::ref(format_rule("ipv4"))}});
+        // [ *k( h16 ":" ) h16 ]: up to k + 1 groups before "::".
+        const auto before = [&](uint64_t k) {
+            Sequence s;
+            ref(s, repeat("h16-colon", h_colon, 0, k));
+            ref(s, h);
+            return add("ipv6-head", {s, {}});
+        };
+        const auto tail = [&](Sequence s, uint64_t groups, bool end_ls32) {
+            if (groups) ref(s, repeat("h16-colon", h_colon, groups, groups));
+            if (end_ls32) ref(s, ls32);
+            return s;
+        };
+        std::vector<Sequence> alts;
+        alts.push_back(tail({}, 6, true));
+        Sequence lead;
+        lit(lead, "::");
+        alts.push_back(tail(lead, 5, true));
+        for (uint64_t k = 0; k <= 6; ++k) {
+            Sequence s;
+            ref(s, before(k));
+            lit(s, "::");
+            if (k <= 4) {
+                alts.push_back(tail(s, 4 - k, true));
+            } else {
+                if (k == 5) ref(s, h);
+                alts.push_back(s);
+            }
+        }
+        return add("ipv6", std::move(alts));
+    }
+
+    // RFC 3339 appendix A's ISO 8601 durations: P, then years/months/days (in that order, each optional after the
+    // first present, as the ABNF nests them) and a T part, or weeks alone.
+    int duration_rule() {
+        const int num = add("dur-digits", {{Element::chars(kDigit), Element::ref(star("dur-digit", {Element::chars(kDigit)}))}});
+        const auto unit = [&](const char* letter, int then) {
+            Sequence s;
+            ref(s, num);
+            lit(s, letter);
+            if (then >= 0) ref(s, add("dur-opt", {{Element::ref(then)}, {}}));
+            return add(std::string("dur-") + letter, {s});
+        };
+        const int second = unit("S", -1), minute = unit("M", second), hour = unit("H", minute);
+        Sequence t;
+        lit(t, "T");
+        ref(t, add("dur-time-part", {{Element::ref(hour)}, {Element::ref(minute)}, {Element::ref(second)}}));
+        const int time = add("dur-time", {t});
+        const int day = unit("D", -1), month = unit("M", day), year = unit("Y", month), week = unit("W", -1);
+        Sequence date;
+        ref(date, add("dur-date-part", {{Element::ref(day)}, {Element::ref(month)}, {Element::ref(year)}}));
+        ref(date, add("dur-time-opt", {{Element::ref(time)}, {}}));
+        Sequence s;
+        lit(s, "P");
+        ref(s, add("dur-body", {date, {Element::ref(time)}, {Element::ref(week)}}));
+        return add("duration", {s});
+    }
+
+    // RFC 3986's URI (reference false) or URI-reference (a URI, or a relative reference).
+    int uri_rule(bool reference) {
         const std::vector<CharRange> alpha = {{'A', 'Z'}, {'a', 'z'}};
         const std::vector<CharRange> unreserved = {{'A', 'Z'}, {'a', 'z'}, {'0', '9'},
                                                    {'-', '.'}, {'_', '_'}, {'~', '~'}};
@@ -1627,12 +1766,25 @@ private:
         ref(query, star("query", {Element::ref(qchar)}));
         lit(fragment, "#");
         ref(fragment, star("fragment", {Element::ref(qchar)}));
+        const int query_opt = add("query-opt", {query, {}});
+        const int fragment_opt = add("fragment-opt", {fragment, {}});
         Sequence s = scheme;
         lit(s, ":");
         ref(s, hier);
-        ref(s, add("query-opt", {query, {}}));
-        ref(s, add("fragment-opt", {fragment, {}}));
-        return add("uri", {s});
+        ref(s, query_opt);
+        ref(s, fragment_opt);
+        if (!reference) return add("uri", {s});
+        // relative-ref: like hier-part, but a first segment without a colon (it would read as a scheme).
+        const int nc_char = add("segment-nc-char", {{Element::chars(join(join(unreserved, sub_delims), {{'@', '@'}}))}, pct});
+        Sequence noscheme;
+        ref(noscheme, nc_char);
+        ref(noscheme, star("segment-nc", {Element::ref(nc_char)}));
+        ref(noscheme, path_abempty);
+        Sequence relative;
+        ref(relative, add("relative-part", {authority, absolute, noscheme, {}}));
+        ref(relative, query_opt);
+        ref(relative, fragment_opt);
+        return add("uri-reference", {s, relative});
     }
 
     int array_piece(const Flat& f) {
@@ -1742,6 +1894,26 @@ private:
         return rule[0];
     }
 
+    // Whether a property name contains a match of a patternProperties regex (JSON Schema's unanchored search),
+    // by the grammar hearth builds for the regex, so that names are judged as generated keys are.
+    bool pattern_matches(const std::string& pattern, const std::string& name, const std::string& where) {
+        auto key = std::make_pair(pattern, name);
+        if (auto it = pattern_match_memo_.find(key); it != pattern_match_memo_.end()) return it->second;
+        auto& compiled = pattern_grammars_[pattern];
+        if (!compiled) {
+            Grammar g;
+            try {
+                g.root = add_regex(g, pattern, "pattern", RegexMatch::Search);
+                compiled = compile(g, std::make_shared<TokenTable>());
+            } catch (const Error& e) {
+                fail("'patternProperties' at {}: pattern '{}': {}", where, pattern, e.what());
+            }
+        }
+        const bool m = check_bytes(compiled, name).accepted;
+        pattern_match_memo_[key] = m;
+        return m;
+    }
+
     int object_piece(const Flat& f) {
         struct Member {
             std::string name;
@@ -1753,8 +1925,16 @@ private:
         const auto is_required = [&](const std::string& n) {
             return std::find(f.required.begin(), f.required.end(), n) != f.required.end();
         };
-        for (const auto& [name, c] : f.props) {
+        if (f.patterns_merged)
+            fail(
+                "'patternProperties' at {} meets another schema's patternProperties or additionalProperties through "
+                "allOf or $ref, which is not supported",
+                f.at("patternProperties"));
+        for (const auto& [name, declared] : f.props) {
             names.push_back(name);
+            Conj c = declared;  // a declared name a pattern matches must satisfy that pattern's schema too
+            for (const auto& [pattern, sub] : f.pattern_props)
+                if (pattern_matches(pattern, name, f.at("patternProperties"))) append_conj(c, sub);
             const int r = compile_conj(c, child(f.ptr, "properties"));
             if (r == kNever) {
                 if (is_required(name)) return kNever;
@@ -1767,20 +1947,53 @@ private:
             extra = compile_conj(f.additional, f.at("additionalProperties"));
         else if (opt_.allow_additional_properties)
             extra = any_value();
+        // Every pattern's schema together: a value satisfying them all is right under any key, whichever patterns
+        // the key matches (the grammar cannot tell which without the patterns' complements).
+        Conj all_patterns;
+        for (const auto& [pattern, sub] : f.pattern_props) append_conj(all_patterns, sub);
         for (const std::string& name : f.required) {
             if (f.prop(name)) continue;
-            // Required but not declared: its value is what additionalProperties allows (anything if unset).
-            const int r = f.additional_set ? extra : any_value();
+            // Required but not declared: its value is what the patterns it matches allow, or else what
+            // additionalProperties allows (anything if unset).
+            Conj c;
+            bool matched = false;
+            for (const auto& [pattern, sub] : f.pattern_props)
+                if (pattern_matches(pattern, name, f.at("patternProperties"))) {
+                    append_conj(c, sub);
+                    matched = true;
+                }
+            const int r = matched ? compile_conj(c, f.at("patternProperties")) : f.additional_set ? extra : any_value();
             if (r == kNever) return kNever;
             names.push_back(name);
             members.push_back({name, true, r});
+        }
+        // Extra members: (key, value) alternatives, the key between its quotes.
+        std::vector<std::pair<int, int>> extras;
+        if (extra != kNever) {
+            // Any undeclared key, its value under additionalProperties and (with patterns) every pattern's schema.
+            Conj c = f.additional_set ? f.additional : Conj{};
+            append_conj(c, all_patterns);
+            const int value = f.pattern_props.empty() ? extra : compile_conj(c, f.at("patternProperties"));
+            if (value != kNever) extras.push_back({key_not_in(names), value});
+        }
+        if (!f.pattern_props.empty()) {
+            // Keys a pattern matches, which additionalProperties does not cover. A pattern that matches a declared
+            // name is left out: its keys could not be told from that name (narrower, never wrong).
+            const int value = compile_conj(all_patterns, f.at("patternProperties"));
+            for (const auto& [pattern, sub] : f.pattern_props) {
+                const bool covers_declared = std::any_of(names.begin(), names.end(), [&](const std::string& n) {
+                    return pattern_matches(pattern, n, f.at("patternProperties"));
+                });
+                if (!covers_declared && value != kNever)
+                    extras.push_back({pattern_rule(pattern, sub[0].ptr, "patternProperties"), value});
+            }
         }
         size_t n_required = 0;
         for (const Member& m : members) n_required += m.required;
         if (f.min_props > n_required)
             fail("'minProperties' at {} is not supported unless the required properties already satisfy it",
                  f.at("minProperties"));
-        if (f.max_props && (extra != kNever || members.size() > *f.max_props))
+        if (f.max_props && (!extras.empty() || members.size() > *f.max_props))
             fail(
                 "'maxProperties' at {} is not supported unless the declared properties already satisfy it "
                 "(additionalProperties false and no more properties than the limit)",
@@ -1789,18 +2002,22 @@ private:
         // first[i]: members from i on when none is written yet; rest[i]: when one is (each begins with a comma).
         // Linear in the members however many are optional; -1 stands for "nothing more".
         int first = -1, rest = -1;
-        if (extra != kNever) {
+        if (!extras.empty()) {
+            std::vector<Sequence> members_alts;
+            for (const auto& [key_text, value] : extras) {
+                Sequence m;
+                lit(m, "\"");
+                ref(m, key_text);
+                lit(m, "\"");
+                ws(m);
+                lit(m, ":");
+                ws(m);
+                ref(m, value);
+                ws(m);
+                members_alts.push_back(std::move(m));
+            }
             Sequence kv;
-            Sequence key;
-            lit(key, "\"");
-            ref(key, key_not_in(names));
-            lit(key, "\"");
-            ref(kv, add("extra-key", {key}));
-            ws(kv);
-            lit(kv, ":");
-            ws(kv);
-            ref(kv, extra);
-            ws(kv);
+            ref(kv, add("extra-member", std::move(members_alts)));
             Sequence more;
             lit(more, ",");
             ws(more);
@@ -1891,6 +2108,8 @@ private:
     std::map<std::vector<const Json*>, int> conj_memo_;
     std::map<std::vector<uint32_t>, int> units_;
     std::map<std::string, int> patterns_, formats_;
+    std::map<std::string, std::shared_ptr<const CompiledGrammar>> pattern_grammars_;
+    std::map<std::pair<std::string, std::string>, bool> pattern_match_memo_;
     int ws_ = -1, jchar_ = -1, jchars_ = -1, string_ = -1, number_ = -1, value_ = -1, int_ = -1, int_digits_ = -1;
     int date_ = -1, time_ = -1;
     int frac_[4] = {-1, -1, -1, -1};
@@ -1904,6 +2123,131 @@ Grammar compile_json_schema(const nlohmann::ordered_json& schema, const JsonSche
 
 Grammar compile_json_schema(const nlohmann::json& schema, const JsonSchemaOptions& options) {
     return compile_json_schema(nlohmann::ordered_json(schema), options);
+}
+
+namespace {
+
+// The schemas that apply to one value: each schema object with the subschemas its applicators bring along.
+class SchemaOrder {
+public:
+    explicit SchemaOrder(const Json& root) : root_(root), legacy_ref_(draft_of_or_latest(root) <= Draft::D7) {}
+
+    Json order(const Json& v, const std::vector<const Json*>& schemas, int depth) {
+        if (depth > kMaxDepth || !(v.is_object() || v.is_array())) return v;
+        std::vector<const Json*> all;
+        for (const Json* s : schemas) expand(s, all, 0);
+        if (v.is_array()) {
+            Json out = Json::array();
+            for (size_t i = 0; i < v.size(); ++i) {
+                std::vector<const Json*> item;
+                for (const Json* s : all) {
+                    const auto prefix = s->find("prefixItems");
+                    const auto items = s->find("items");
+                    const bool tuple = items != s->end() && items->is_array();
+                    const Json* p = prefix != s->end() && prefix->is_array() ? &*prefix : tuple ? &*items : nullptr;
+                    if (p && i < p->size()) {
+                        item.push_back(&(*p)[i]);
+                    } else if (tuple) {
+                        if (auto a = s->find("additionalItems"); a != s->end()) item.push_back(&*a);
+                    } else if (items != s->end()) {
+                        item.push_back(&*items);
+                    }
+                }
+                out.push_back(order(v[i], item, depth + 1));
+            }
+            return out;
+        }
+        std::vector<std::string> names;
+        for (const Json* s : all)
+            if (auto p = s->find("properties"); p != s->end() && p->is_object())
+                for (const auto& [k, x] : p->items())
+                    if (std::find(names.begin(), names.end(), k) == names.end()) names.push_back(k);
+        std::vector<std::string> keys;
+        for (const std::string& k : names)
+            if (v.contains(k)) keys.push_back(k);
+        for (const auto& [k, x] : v.items())
+            if (std::find(names.begin(), names.end(), k) == names.end()) keys.push_back(k);
+        Json out = Json::object();
+        for (const std::string& k : keys) {
+            std::vector<const Json*> sub;
+            for (const Json* s : all) {
+                const auto p = s->find("properties");
+                if (p != s->end() && p->is_object() && p->contains(k))
+                    sub.push_back(&(*p)[k]);
+                else if (auto a = s->find("additionalProperties"); a != s->end())
+                    sub.push_back(&*a);
+            }
+            out[k] = order(v[k], sub, depth + 1);
+        }
+        return out;
+    }
+
+private:
+    static Draft draft_of_or_latest(const Json& root) {
+        try {
+            return draft_of(root);
+        } catch (const Error&) {
+            return Draft::D2020;
+        }
+    }
+    // A "#..." JSON pointer reference, or null.
+    const Json* resolve(const Json& ref) const {
+        if (!ref.is_string()) return nullptr;
+        const std::string& text = ref.get_ref<const std::string&>();
+        if (text.empty() || text[0] != '#') return nullptr;
+        const Json* node = &root_;
+        size_t pos = 1;
+        while (pos < text.size()) {
+            if (text[pos] != '/') return nullptr;
+            size_t end = text.find('/', pos + 1);
+            if (end == std::string::npos) end = text.size();
+            std::string token;
+            for (size_t i = pos + 1; i < end; ++i) {
+                if (text[i] == '~' && i + 1 < end) {
+                    token += text[i + 1] == '1' ? '/' : '~';
+                    ++i;
+                } else if (text[i] == '%' && i + 2 < end && std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
+                           std::isxdigit(static_cast<unsigned char>(text[i + 2]))) {
+                    token += static_cast<char>(std::stoi(text.substr(i + 1, 2), nullptr, 16));
+                    i += 2;
+                } else {
+                    token += text[i];
+                }
+            }
+            if (node->is_object() && node->contains(token)) {
+                node = &(*node)[token];
+            } else if (node->is_array() && !token.empty() && token.size() < 10 &&
+                       token.find_first_not_of("0123456789") == std::string::npos && std::stoul(token) < node->size()) {
+                node = &(*node)[std::stoul(token)];
+            } else {
+                return nullptr;
+            }
+            pos = end;
+        }
+        return node;
+    }
+    void expand(const Json* s, std::vector<const Json*>& out, int depth) {
+        if (!s || !s->is_object() || depth > kMaxDepth || std::find(out.begin(), out.end(), s) != out.end()) return;
+        const auto ref = s->find("$ref");
+        if (ref != s->end() && legacy_ref_) {
+            expand(resolve(*ref), out, depth + 1);
+            return;
+        }
+        out.push_back(s);
+        if (ref != s->end()) expand(resolve(*ref), out, depth + 1);
+        for (const char* k : {"allOf", "anyOf", "oneOf"})
+            if (auto a = s->find(k); a != s->end() && a->is_array())
+                for (const Json& x : *a) expand(&x, out, depth + 1);
+    }
+
+    const Json& root_;
+    bool legacy_ref_;
+};
+
+}  // namespace
+
+nlohmann::ordered_json in_schema_order(const nlohmann::ordered_json& instance, const nlohmann::ordered_json& schema) {
+    return SchemaOrder(schema).order(instance, {&schema}, 0);
 }
 
 Grammar json_object_grammar(const JsonSchemaOptions& options) {

@@ -26,15 +26,27 @@
 // - format: date (RFC 3339 full-date, years 0001-9999, real day counts with leap years), time (RFC 3339
 //   full-time, up to 9 fraction digits, seconds 00-59: no leap seconds), date-time, uuid (8-4-4-4-12 hex),
 //   ipv4 (dotted decimal, no leading zeros), email (dot-atom local part "@" two or more DNS labels; no quoted
-//   local parts, address literals or length limits), uri (RFC 3986 URI without IP-literal "[...]" hosts).
-//   Other formats are annotations (refused with strict_keywords); lengths beside a format are refused unless
-//   they cannot cut the format's strings.
+//   local parts, address literals or length limits), uri (RFC 3986 URI without IP-literal "[...]" hosts),
+//   uri-reference (a uri or an RFC 3986 relative reference), hostname (RFC 1123 labels; up to 4 labels of up to
+//   62 characters or 8 of up to 30, which keeps names within 253 characters), ipv6 (RFC 4291 text form, an
+//   IPv4 tail allowed, no zone index), duration (RFC 3339 appendix A). The other formats JSON Schema defines
+//   (regex, iri, idn-email, json-pointer, ...) are refused: validators that assert formats check them. Any
+//   other format name is an annotation (refused with strict_keywords). Lengths beside a format are refused
+//   unless they cannot cut the format's strings.
 // - oneOf: compiled as anyOf when its branches are evidently disjoint (different types; enum/const values the
 //   other branch rejects; objects with a property required by both whose enum/const values the other branch
 //   rejects); refused otherwise.
 // - minProperties/maxProperties: accepted only when trivially satisfied (required properties reach the minimum;
 //   no additional properties and few enough declared ones for the maximum). uniqueItems: false only.
-// - Refused: not, if/then/else, dependentRequired, dependentSchemas, dependencies, patternProperties,
+// - patternProperties: a declared property a pattern matches (found by running the pattern's own grammar
+//   on the name) also satisfies that pattern's schema. Undeclared keys, where additionalProperties allows
+//   them, carry values satisfying additionalProperties and every pattern's schema (right whichever patterns
+//   the key matches: the grammar cannot tell without the patterns' complements); besides, keys a pattern
+//   matches carry values satisfying every pattern's schema, except for a pattern that matches a declared name
+//   (its keys could not be kept apart from that name). Narrower than the schema where patterns' schemas differ,
+//   never wider. Refused where patternProperties meets another schema's patternProperties or
+//   additionalProperties through allOf / $ref.
+// - Refused: not, if/then/else, dependentRequired, dependentSchemas, dependencies,
 //   propertyNames, contains/minContains/maxContains, unevaluated*, multipleOf, $dynamicRef, $recursiveRef,
 //   non-local or anchor $refs, a $id below the root with a $ref inside its subtree (an embedded resource: its
 //   references would resolve against it), and with strict_keywords any unknown keyword or format.
@@ -78,6 +90,12 @@ struct JsonSchemaOptions {
 Grammar compile_json_schema(const nlohmann::json& schema, const JsonSchemaOptions& options = {});
 // The same, keeping the schema's property order (nlohmann::json sorts object keys).
 Grammar compile_json_schema(const nlohmann::ordered_json& schema, const JsonSchemaOptions& options = {});
+
+// `instance` with every object's keys in the order the grammar admits them: the properties the schema declares
+// (through $ref, allOf, anyOf, oneOf, in the order compile_json_schema merges them), then the others in their
+// own order. Values are unchanged; where the schema says nothing (or cannot be followed), the order stays. For
+// checking an instance written by someone else (MaskBench serialises instances this way).
+nlohmann::ordered_json in_schema_order(const nlohmann::ordered_json& instance, const nlohmann::ordered_json& schema);
 
 // A grammar for any JSON object (response_format json_object), whitespace per options.
 Grammar json_object_grammar(const JsonSchemaOptions& options = {});
