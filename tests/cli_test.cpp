@@ -2,11 +2,13 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <tuple>
 
@@ -359,7 +361,8 @@ TEST(Cli, BadInputGivesOneLineErrors) {
 }
 
 TEST(Cli, HelpOnEverySubcommand) {
-    for (const char* sub : {"info", "run", "bench", "perplexity", "quantize", "synth", "chat-template"}) {
+    for (const char* sub : {"info", "run", "bench", "perplexity", "quantize", "synth", "chat-template", "tokenize",
+                            "detokenize"}) {
         const Result r = hearth(std::string(sub) + " --help");
         EXPECT_EQ(r.code, 0) << sub;
         EXPECT_NE(r.out.find("--"), std::string::npos) << sub;
@@ -431,5 +434,276 @@ TEST(Cli, ChatTemplateFromModelMatchesJinja2) {
     EXPECT_NE(r.out.find("And 3+3?"), std::string::npos);
 }
 
+// ---- tokenize / detokenize ---------------------------------------------------------------------------
+
+const tok::Vocab& stories_vocab() {
+    static const tok::Vocab v = [] {
+        const gguf::File f = gguf::File::open(test::shared("models/stories260K.gguf"));
+        return tok::Vocab::from_gguf(f);
+    }();
+    return v;
+}
+
+// The ids `tokenize ARGS --ids` prints ("[1, 2, 3]" is JSON).
+std::vector<int32_t> tokenize_ids(const std::string& args) {
+    const Result r = hearth("tokenize " + args + " --ids");
+    EXPECT_EQ(r.code, 0) << r.err;
+    if (r.code != 0) return {};
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+    return nlohmann::json::parse(r.out).get<std::vector<int32_t>>();
+}
+
+std::string ids_args(const std::vector<int32_t>& ids) {
+    std::string s;
+    for (int32_t id : ids) s += " " + std::to_string(id);
+    return s;
+}
+
+// A piece of the JSON output (a string, or the byte values of a piece that is not valid UTF-8) as bytes.
+std::string piece_bytes(const nlohmann::json& p) {
+    if (p.is_string()) return p.get<std::string>();
+    std::string s;
+    for (const auto& b : p) s += static_cast<char>(b.get<int>());
+    return s;
+}
+
+// The texts of the round trips: ASCII, accented Latin, CJK (byte tokens in stories260K's 512-token vocabulary),
+// and whitespace that the listing must escape.
+const std::vector<std::string>& tokenize_texts() {
+    static const std::vector<std::string> t = {"Hello world", "Once upon a time, there was a little girl named Lily.",
+                                               "Gr\xC3\xBC\xC3\x9F" "e aus \xE6\x9D\xB1\xE4\xBA\xAC \xE2\x80\x94 caf\xC3\xA9",
+                                               "line one\nline two\ttabbed  'quoted' \\ end"};
+    return t;
+}
+
+// Every text: the ids equal the vocabulary's encode() with its BOS rule (stories260K adds BOS) and special
+// tokens left as text; --no-bos drops BOS; detokenize gives the text back from separate ids and from the
+// --ids list; the listing and the JSON show the same ids with their pieces.
+TEST(Cli, TokenizeEqualsTheVocabularyAndDetokenizeInvertsIt) {
+    const tok::Vocab& v = stories_vocab();
+    ASSERT_TRUE(v.add_bos());
+    ASSERT_GE(v.bos(), 0);
+    const std::string dir = tmp_dir();
+    for (size_t i = 0; i < tokenize_texts().size(); ++i) {
+        const std::string& text = tokenize_texts()[i];
+        const std::string file = dir + "/tok" + std::to_string(i) + ".txt";
+        std::ofstream(file, std::ios::binary) << text;
+        const std::vector<int32_t> ids = tokenize_ids("-m " + stories() + " -f " + q(file));
+        EXPECT_EQ(ids, v.encode(text, /*add_special=*/true, /*parse_special=*/false)) << text;
+        ASSERT_FALSE(ids.empty());
+        EXPECT_EQ(ids.front(), v.bos());
+        const std::vector<int32_t> no_bos = tokenize_ids("-m " + stories() + " -f " + q(file) + " --no-bos");
+        EXPECT_EQ(no_bos, std::vector<int32_t>(ids.begin() + 1, ids.end())) << text;
+
+        Result r = hearth("detokenize -m " + stories() + ids_args(ids));
+        EXPECT_EQ(r.code, 0) << r.err;
+        EXPECT_EQ(r.out, text);
+        r = hearth("detokenize -m " + stories() + ids_args(no_bos));
+        EXPECT_EQ(r.out, text);
+        r = hearth("detokenize -m " + stories() + " " + q(nlohmann::json(ids).dump()));  // "[1,2,3]" as one argument
+        EXPECT_EQ(r.out, text);
+
+        // JSON: the same ids; the pieces of the ids after BOS are the text with the SPM prefix space.
+        r = hearth("tokenize -m " + stories() + " -f " + q(file) + " --json");
+        ASSERT_EQ(r.code, 0) << r.err;
+        const auto j = nlohmann::json::parse(r.out);
+        ASSERT_EQ(j["tokens"].size(), ids.size());
+        EXPECT_EQ(j["count"], ids.size());
+        std::string joined;
+        for (size_t k = 0; k < ids.size(); ++k) {
+            EXPECT_EQ(j["tokens"][k]["id"], ids[k]);
+            if (k > 0) joined += piece_bytes(j["tokens"][k]["piece"]);
+        }
+        EXPECT_EQ(j["tokens"][0]["piece"], v.text(v.bos()));
+        EXPECT_EQ(joined, (v.add_space_prefix() ? " " : "") + text);
+
+        // The listing: one line per token, "ID -> 'piece'", the ids right-aligned in 6 columns.
+        r = hearth("tokenize -m " + stories() + " -f " + q(file));
+        ASSERT_EQ(r.code, 0) << r.err;
+        std::istringstream lines(r.out);
+        std::string line;
+        size_t n = 0;
+        const std::regex shape(R"( *(\d+) -> '(.*)')");
+        while (std::getline(lines, line)) {
+            std::smatch m;
+            ASSERT_TRUE(std::regex_match(line, m, shape)) << line;
+            ASSERT_LT(n, ids.size());
+            EXPECT_EQ(std::stoi(m[1]), ids[n]) << line;
+            EXPECT_EQ(line.find(" -> "), 6u) << line;
+            ++n;
+        }
+        EXPECT_EQ(n, ids.size()) << r.out;
+    }
+    // The CJK text needs byte tokens: their pieces are bytes of a character, given as arrays in JSON and as
+    // \x escapes in the listing; the newline and tab are escaped too.
+    std::ofstream(dir + "/cjk.txt", std::ios::binary) << tokenize_texts()[2];
+    Result r = hearth("tokenize -m " + stories() + " -f " + q(dir + "/cjk.txt") + " --json");
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_TRUE(std::any_of(j["tokens"].begin(), j["tokens"].end(), [](const auto& t) { return t["piece"].is_array(); }))
+        << r.out;
+    r = hearth("tokenize -m " + stories() + " -f " + q(dir + "/cjk.txt"));
+    EXPECT_NE(r.out.find("'\\xE6'"), std::string::npos) << r.out;
+    r = hearth("tokenize -m " + stories() + " -f " + q(dir + "/tok3.txt"));
+    EXPECT_NE(r.out.find("'\\n'"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("\\\\"), std::string::npos) << r.out;
+
+    // -p gives the same as -f, and the example's exact listing.
+    const std::vector<int32_t> hello = v.encode("Hello world", true, false);
+    EXPECT_EQ(tokenize_ids("-m " + stories() + " -p 'Hello world'"), hello);
+    r = hearth("tokenize -m " + stories() + " -p 'Hello world'");
+    std::string want;
+    for (int32_t id : hello) {
+        const std::string sid = std::to_string(id);
+        want += std::string(6 - sid.size(), ' ') + sid + " -> '" + v.token_to_piece(id, true) + "'\n";
+    }
+    EXPECT_EQ(r.out, want);
+    EXPECT_EQ(r.out.rfind("     1 -> '<s>'\n", 0), 0u) << r.out;
+}
+
+// --special parses a special token's text into its id; without it the text is ordinary pieces. detokenize
+// --special writes control tokens as their text and keeps BOS.
+TEST(Cli, TokenizeSpecialTokens) {
+    const tok::Vocab& v = stories_vocab();
+    const std::string bos_text = v.text(v.bos());
+    ASSERT_EQ(bos_text, "<s>");
+    const std::vector<int32_t> parsed = tokenize_ids("-m " + stories() + " -p '<s>Once upon' --special");
+    EXPECT_EQ(parsed, v.encode("<s>Once upon", true, true));
+    ASSERT_GE(parsed.size(), 3u);
+    EXPECT_EQ(parsed[0], v.bos());
+    EXPECT_EQ(parsed[1], v.bos());  // the text's "<s>"
+    const std::vector<int32_t> plain = tokenize_ids("-m " + stories() + " -p '<s>Once upon'");
+    EXPECT_EQ(plain, v.encode("<s>Once upon", true, false));
+    EXPECT_EQ(std::count(plain.begin(), plain.end(), v.bos()), 1);  // only the BOS tokenize adds
+    EXPECT_GT(plain.size(), parsed.size());
+    EXPECT_EQ(hearth("detokenize -m " + stories() + ids_args(plain)).out, "<s>Once upon");
+    // --no-bos --special: the text's own "<s>" is still parsed.
+    const std::vector<int32_t> nb = tokenize_ids("-m " + stories() + " -p '<s>Once upon' --special --no-bos");
+    EXPECT_EQ(nb, std::vector<int32_t>(parsed.begin() + 1, parsed.end()));
+    const Result r = hearth("detokenize --special -m " + stories() + ids_args(parsed));
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out.rfind("<s><s>", 0), 0u) << r.out;
+    EXPECT_NE(r.out.find("Once upon"), std::string::npos) << r.out;
+}
+
+// llama.cpp's test vectors through the CLI, on a vocab-only GGUF (tokenize reads no weights): the ids llama.cpp
+// gives with add_special and parse_special off, and the text again from detokenize.
+TEST(Cli, TokenizeMatchesLlamaCppVectors) {
+    const std::string model = q(test::shared("tokenizers/llama.cpp-vocab/ggml-vocab-llama-spm.gguf"));
+    const test::VocabVectors vec = test::read_vocab_vectors("ggml-vocab-llama-spm.gguf");
+    ASSERT_EQ(vec.inputs.size(), vec.outputs.size());
+    ASSERT_GE(vec.inputs.size(), 40u);
+    const std::string dir = tmp_dir();
+    // Every fourth vector: the vocabulary's encoder meets all of them in the tokenizer tests; here it is the
+    // commands' reading and printing that is checked, two processes per vector.
+    for (size_t i = 0; i < vec.inputs.size(); i += 4) {
+        const std::string file = dir + "/vec" + std::to_string(i) + ".txt";
+        std::ofstream(file, std::ios::binary) << vec.inputs[i];
+        const std::vector<int32_t> ids = tokenize_ids("-m " + model + " -f " + q(file) + " --no-bos");
+        EXPECT_EQ(ids, vec.outputs[i]) << "vector " << i << ": '" << vec.inputs[i] << "'";
+        if (ids.empty()) continue;
+        const Result r = hearth("detokenize -m " + model + ids_args(ids));
+        EXPECT_EQ(r.out, vec.inputs[i]) << "vector " << i;
+    }
+}
+
+TEST(Cli, TokenizeBadInput) {
+    const tok::Vocab& v = stories_vocab();
+    const std::string n = std::to_string(v.n_tokens());
+    // An id outside the vocabulary names the id and the vocabulary's size.
+    Result r = hearth("detokenize -m " + stories() + " 1 " + n);
+    expect_one_line_error(r, "token id " + n);
+    EXPECT_NE(r.err.find(n + " tokens"), std::string::npos) << r.err;
+    expect_one_line_error(hearth("detokenize -m " + stories() + " '[5, 99999999999999999999]'"), "99999999999999999999");
+    expect_one_line_error(hearth("detokenize -m " + stories() + " '[5, -3]'"), "token id -3");
+    expect_one_line_error(hearth("detokenize -m " + stories() + " 5 abc"), "'abc' is not a token id");
+    // A missing input file or model is named.
+    expect_one_line_error(hearth("tokenize -m " + stories() + " -f /nonexistent/text.txt"), "/nonexistent/text.txt");
+    expect_one_line_error(hearth("tokenize -m /nonexistent/m.gguf -p hi"), "/nonexistent/m.gguf");
+    // -p and -f together, neither, --ids with --json, and detokenize without ids are usage errors.
+    for (const std::string& args : {"tokenize -m " + stories() + " -p hi -f " + q(tmp_dir() + "/x.txt"),
+                                    "tokenize -m " + stories(), "tokenize -m " + stories() + " -p hi --ids --json",
+                                    "detokenize -m " + stories()}) {
+        r = hearth(args);
+        EXPECT_NE(r.code, 0) << args;
+        EXPECT_LT(r.code, 128) << args;
+        EXPECT_TRUE(r.out.empty()) << args << ": " << r.out;
+        EXPECT_FALSE(r.err.empty()) << args;
+    }
+}
+
+
+// `hearth grammar check`: verdicts, the place of each rejection (bytes, or tokens with -m), and the exit status
+// (0 all accepted, 1 some rejected, 2 a constraint or instance that cannot be used), against python3-jsonschema.
+TEST(Cli, GrammarCheckSaysWhereAnInstanceIsRejected) {
+    const std::string dir = tmp_dir() + "/grammar_check";
+    std::filesystem::create_directories(dir);
+    const auto write = [&](const std::string& name, const std::string& text) {
+        std::ofstream(dir + "/" + name, std::ios::binary) << text;
+        return q(dir + "/" + name);
+    };
+    const std::string schema_text = R"({"$schema":"http://json-schema.org/draft-07/schema#","type":"object",
+        "properties":{"name":{"type":"string"},"age":{"type":"integer","minimum":0}},"required":["name"],
+        "x-owner":"hr"})";
+    const std::string schema = write("s.json", schema_text);
+    const std::vector<std::string> texts = {"{\"name\": \"Ann\", \"age\": 3}\n", "{\"name\": \"Bob\",\n \"age\": -3}\n",
+                                            "{\"age\": 3}"};
+    std::vector<std::string> files;
+    for (size_t i = 0; i < texts.size(); ++i) files.push_back(write("i" + std::to_string(i) + ".json", texts[i]));
+    const auto py = test::jsonschema_oracle({{nlohmann::ordered_json::parse(schema_text), texts}});
+    ASSERT_EQ(py.results.size(), 1u);
+    EXPECT_EQ(py.results[0], (std::vector<nlohmann::ordered_json>{true, false, false}));
+
+    for (const std::string model : {std::string(), " -m " + stories()}) {
+        SCOPED_TRACE(model);
+        const Result all = hearth("grammar check --json-schema " + schema + model + " --json " + files[0] + " " +
+                                  files[1] + " " + files[2]);
+        ASSERT_EQ(all.code, 1) << all.err;
+        const auto j = nlohmann::json::parse(all.out);
+        EXPECT_EQ(j["accepted"], 1);
+        EXPECT_EQ(j["rejected"], 2);
+        EXPECT_EQ(j["instances"][0]["accepted"], true);
+        EXPECT_EQ(j["instances"][1]["accepted"], false);
+        EXPECT_EQ(j["instances"][1]["byte"], texts[1].find('-'));  // the minus sign is where it goes wrong
+        EXPECT_EQ(j["instances"][1]["line"], 2);
+        EXPECT_EQ(j["instances"][1]["column"], 9);
+        EXPECT_EQ(j["instances"][2]["byte"], 2);  // "age" where "name" must come first
+        EXPECT_EQ(j["instances"][2].contains("token"), !model.empty());
+        const Result one = hearth("grammar check --json-schema " + schema + model + " " + files[0]);
+        EXPECT_EQ(one.code, 0) << one.err;
+        EXPECT_NE(one.out.find("accepted"), std::string::npos) << one.out;
+    }
+    const Result text = hearth("grammar check --json-schema " + schema + " " + files[1]);
+    EXPECT_EQ(text.code, 1);
+    EXPECT_NE(text.out.find("rejected at byte 24 (line 2, column 9)"), std::string::npos) << text.out;
+    // A regex over standard input, and a GBNF grammar.
+    EXPECT_EQ(hearth("grammar check --regex '[a-z]+' - < " + write("w.txt", "hello")).code, 0);
+    EXPECT_EQ(hearth("grammar check --regex '[a-z]+' - < " + write("w2.txt", "hello!")).code, 1);
+    const std::string gbnf = write("g.gbnf", "root ::= \"yes\" | \"no\"\n");
+    EXPECT_EQ(hearth("grammar check --grammar " + gbnf + " " + write("y.txt", "yes")).code, 0);
+    EXPECT_EQ(hearth("grammar check --grammar " + gbnf + " " + write("m.txt", "maybe")).code, 1);
+    // Compact rewriting in the schema's order: the instance as MaskBench writes it.
+    const Result compact = hearth("grammar check --compact --json --json-schema " + schema + " " + files[1]);
+    EXPECT_EQ(nlohmann::json::parse(compact.out)["instances"][0]["byte"], 20);
+    const std::string reordered = write("r.json", "{\"age\": 3,\n\"name\": \"Ann\"}");
+    EXPECT_EQ(hearth("grammar check --json-schema " + schema + " " + reordered).code, 1);
+    EXPECT_EQ(hearth("grammar check --compact --json-schema " + schema + " " + reordered).code, 0);
+
+    // Exit status 2, one line naming the problem: a refused schema (strict), a schema that is not JSON, a remote
+    // $ref (nothing is fetched), an instance that is not JSON, a missing instance file.
+    const auto refused = [&](const std::string& args, const std::string& needle) {
+        const Result r = hearth("grammar check " + args);
+        EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
+        EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+        EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    };
+    refused("--strict-schema --json-schema " + schema + " " + files[0], "'x-owner' at #/x-owner");
+    refused("--json-schema " + write("broken.json", R"({"type": )") + " " + files[0], "broken.json");
+    refused("--json-schema " + write("remote.json", R"({"$ref": "https://example.com/s.json"})") + " " + files[0],
+            "https://example.com/s.json");
+    refused("--json-schema " + write("bogus.json", R"({"properties": {"a": {"type": "bogus"}}})") + " " + files[0],
+            "#/properties/a/type");
+    refused("--json-schema " + schema + " " + write("notjson.json", "{name: 1}"), "notjson.json");
+    refused("--json-schema " + schema + " " + q(dir + "/missing.json"), "missing.json");
+}
 }  // namespace
 }  // namespace hearth

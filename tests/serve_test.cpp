@@ -389,6 +389,125 @@ TEST(Serve, ModelsHealthAndEmbeddings) {
     EXPECT_EQ(b["data"][0]["embedding"], base64_encode(one.data(), one.size() * sizeof(float)));
 }
 
+// A piece of /tokenize's with_pieces (a string, or the byte values of a piece that is not valid UTF-8) as bytes.
+std::string piece_bytes(const json& p) {
+    if (p.is_string()) return p.get<std::string>();
+    EXPECT_TRUE(p.is_array()) << p;
+    std::string s;
+    for (const json& b : p) {
+        EXPECT_TRUE(b.is_number_integer() && b.get<int>() >= 0 && b.get<int>() < 256) << p;
+        s += static_cast<char>(b.get<int>());
+    }
+    EXPECT_FALSE(tok::is_valid_utf8(s)) << "a valid piece must be a string: " << p;
+    return s;
+}
+
+// llama-server's /tokenize and /detokenize: the ids equal the vocabulary's encode() under llama-server's defaults
+// (add_special false, parse_special true), the pieces concatenate to the text (after the SPM prefix space), and
+// /detokenize gives the text back, for ASCII, accented and CJK text (byte tokens in stories260K).
+TEST(Serve, TokenizeAndDetokenize) {
+    Fixture f;
+    auto c = f.client();
+    const tok::Vocab& v = f.vocab;
+    const std::string prefix = v.add_space_prefix() ? " " : "";
+    bool saw_bytes = false;
+    for (const std::string text : {"Once upon a time", "Gr\xC3\xBC\xC3\x9F" "e aus \xE6\x9D\xB1\xE4\xBA\xAC, caf\xC3\xA9",
+                                   "two\nlines and  spaces"}) {
+        const json t = post(c, "/tokenize", {{"content", text}});
+        const std::vector<int32_t> ids = t["tokens"].get<std::vector<int32_t>>();
+        EXPECT_EQ(ids, v.encode(text, /*add_special=*/false, /*parse_special=*/true)) << text;
+        ASSERT_FALSE(ids.empty());
+        EXPECT_NE(ids.front(), v.bos());
+        EXPECT_EQ(post(c, "/detokenize", {{"tokens", ids}})["content"], text);
+
+        const json b = post(c, "/tokenize", {{"content", text}, {"add_special", true}});
+        std::vector<int32_t> with_bos = {v.bos()};
+        with_bos.insert(with_bos.end(), ids.begin(), ids.end());
+        EXPECT_EQ(b["tokens"].get<std::vector<int32_t>>(), with_bos);
+
+        const json p = post(c, "/tokenize", {{"content", text}, {"with_pieces", true}});
+        ASSERT_EQ(p["tokens"].size(), ids.size());
+        std::string joined;
+        for (size_t i = 0; i < ids.size(); ++i) {
+            EXPECT_EQ(p["tokens"][i]["id"], ids[i]);
+            saw_bytes |= p["tokens"][i]["piece"].is_array();
+            joined += piece_bytes(p["tokens"][i]["piece"]);
+        }
+        EXPECT_EQ(joined, prefix + text);
+    }
+    EXPECT_TRUE(saw_bytes) << "the CJK text should need byte tokens";
+
+    // parse_special (default true): "<s>" in the text is the BOS id; false: ordinary pieces.
+    const std::string special = v.text(v.bos()) + "Once";
+    const json parsed = post(c, "/tokenize", {{"content", special}});
+    EXPECT_EQ(parsed["tokens"][0], v.bos());
+    EXPECT_EQ(parsed["tokens"].get<std::vector<int32_t>>(), v.encode(special, false, true));
+    const json plain = post(c, "/tokenize", {{"content", special}, {"parse_special", false}});
+    const std::vector<int32_t> plain_ids = plain["tokens"].get<std::vector<int32_t>>();
+    EXPECT_EQ(plain_ids, v.encode(special, false, false));
+    EXPECT_EQ(std::count(plain_ids.begin(), plain_ids.end(), v.bos()), 0);
+    EXPECT_EQ(post(c, "/detokenize", {{"tokens", plain_ids}})["content"], special);
+    // Control tokens are written as their text; ids that end inside a character end in U+FFFD.
+    const std::string bos_text = v.text(v.bos());
+    const std::string bos_first = post(c, "/detokenize", {{"tokens", {v.bos(), parsed["tokens"][1]}}})["content"];
+    EXPECT_EQ(bos_first.rfind(bos_text, 0), 0u) << bos_first;
+    std::vector<int32_t> cut = v.encode("\xE6\x9D\xB1", false, false);
+    ASSERT_GE(cut.size(), 2u);
+    cut.pop_back();
+    EXPECT_EQ(post(c, "/detokenize", {{"tokens", cut}})["content"], "\xEF\xBF\xBD");
+    EXPECT_EQ(post(c, "/detokenize", {{"tokens", json::array()}})["content"], "");
+    EXPECT_EQ(post(c, "/tokenize", {{"content", ""}})["tokens"], json::array());
+}
+
+TEST(Serve, TokenizeErrorsAreOpenAiShaped) {
+    ServerOptions o;
+    o.api_key = "sekret";
+    Fixture f(o);
+    auto c = f.client();
+    const std::string n = std::to_string(f.vocab.n_tokens());
+    auto expect = [&](const std::string& path, const std::string& body, int status, const std::string& param,
+                      const std::string& needle = "") {
+        auto r = c.Post(path, body, "application/json");
+        ASSERT_TRUE(r) << path;
+        EXPECT_EQ(r->status, status) << path << " " << body << " -> " << r->body;
+        const json j = json::parse(r->body);
+        ASSERT_TRUE(j.contains("error")) << r->body;
+        EXPECT_EQ(j["error"]["type"], "invalid_request_error") << r->body;
+        if (!param.empty()) {
+            EXPECT_EQ(j["error"]["param"], param) << r->body;
+        }
+        if (!needle.empty()) {
+            EXPECT_NE(j["error"]["message"].get<std::string>().find(needle), std::string::npos) << r->body;
+        }
+    };
+    const std::string ok = json{{"content", "hi"}}.dump();
+    expect("/tokenize", ok, 401, "");
+    expect("/detokenize", json{{"tokens", json::array({1})}}.dump(), 401, "");
+    c.set_bearer_token_auth("sekret");
+    auto good = c.Post("/tokenize", ok, "application/json");
+    ASSERT_TRUE(good);
+    EXPECT_EQ(good->status, 200) << good->body;
+
+    expect("/tokenize", "{\"content\": ", 400, "");
+    expect("/tokenize", "[\"hi\"]", 400, "");
+    expect("/tokenize", "{}", 400, "content");
+    expect("/tokenize", json{{"content", 5}}.dump(), 400, "content");
+    expect("/tokenize", json{{"content", {"a", "b"}}}.dump(), 400, "content");
+    expect("/tokenize", json{{"content", "hi"}, {"add_special", "yes"}}.dump(), 400, "add_special");
+    expect("/tokenize", json{{"content", "hi"}, {"with_pieces", 1}}.dump(), 400, "with_pieces");
+    expect("/tokenize", json{{"content", "hi"}, {"parse_special", "no"}}.dump(), 400, "parse_special");
+
+    expect("/detokenize", "not json", 400, "");
+    expect("/detokenize", "{}", 400, "tokens");
+    expect("/detokenize", json{{"tokens", "1 2 3"}}.dump(), 400, "tokens");
+    expect("/detokenize", json{{"tokens", {1, "x"}}}.dump(), 400, "tokens", "tokens[1]");
+    expect("/detokenize", json{{"tokens", {1, 2.5}}}.dump(), 400, "tokens", "tokens[1]");
+    expect("/detokenize", json{{"tokens", {1, f.vocab.n_tokens()}}}.dump(), 400, "tokens", "token id " + n);
+    expect("/detokenize", json{{"tokens", {1, f.vocab.n_tokens()}}}.dump(), 400, "tokens", n + " tokens");
+    expect("/detokenize", json{{"tokens", json::array({-1})}}.dump(), 400, "tokens", "token id -1");
+    expect("/detokenize", "{\"tokens\": [18446744073709551615]}", 400, "tokens", "18446744073709551615");
+}
+
 TEST(Serve, ConstantTimeEqual) {
     EXPECT_TRUE(constant_time_equal("abc", "abc"));
     EXPECT_FALSE(constant_time_equal("abc", "abd"));

@@ -18,6 +18,8 @@ void add_list(CLI::App& app);
 void add_rm(CLI::App& app);
 void add_data(CLI::App& app);
 void add_tokenizer(CLI::App& app);
+void add_tokenize(CLI::App& app);  // tokenize and detokenize
 void add_train(CLI::App& app);
+void add_grammar(CLI::App& app);  // grammar check
 
 }  // namespace hearth::cli

@@ -9,6 +9,12 @@
 
 namespace hearth::cli {
 
+// Thrown by a command whose exit status says more than success / failure (grammar check: 1 rejected, 2
+// refused); main() returns the code, printing nothing more.
+struct ExitStatus {
+    int code;
+};
+
 // Threads: 0 or negative from the user is an error, absent means every core.
 inline int check_threads(int threads) {
     if (threads <= 0) fail("threads must be at least 1 (got {})", threads);

@@ -3,6 +3,7 @@
 
 #include "base/error.h"
 #include "cli/commands.h"
+#include "cli/common.h"
 
 int main(int argc, char** argv) {
     CLI::App app{"hearth: a local-first LLM engine"};
@@ -21,11 +22,16 @@ int main(int argc, char** argv) {
     hearth::cli::add_rm(app);
     hearth::cli::add_data(app);
     hearth::cli::add_tokenizer(app);
+    hearth::cli::add_tokenize(app);
     hearth::cli::add_train(app);
+    hearth::cli::add_grammar(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         return app.exit(e);
+    } catch (const hearth::cli::ExitStatus& s) {  // the command has said what it had to
+        std::fflush(stdout);
+        return s.code;
     } catch (const hearth::Error& e) {
         std::fflush(stdout);
         std::fprintf(stderr, "error: %s\n", e.what());
