@@ -653,7 +653,7 @@ TEST(Cli, GrammarCheckSaysWhereAnInstanceIsRejected) {
     ASSERT_EQ(py.results.size(), 1u);
     EXPECT_EQ(py.results[0], (std::vector<nlohmann::ordered_json>{true, false, false}));
 
-    for (const std::string model : {std::string(), " -m " + stories()}) {
+    for (const std::string& model : {std::string(), " -m " + stories()}) {
         SCOPED_TRACE(model);
         const Result all = hearth("grammar check --json-schema " + schema + model + " --json " + files[0] + " " +
                                   files[1] + " " + files[2]);
