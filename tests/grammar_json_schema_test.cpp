@@ -678,6 +678,13 @@ TEST(JsonSchemaShape, InstancesReorderedAsTheGrammarAdmitsThem) {
     EXPECT_EQ(nlohmann::json(ordered), nlohmann::json(instance));  // the same value, keys aside
     EXPECT_TRUE(Recognizer(compile_json_schema(schema)).matches(ordered.dump()));
     EXPECT_FALSE(Recognizer(compile_json_schema(schema)).matches(instance.dump()));
+    // anyOf: the order of the branch the instance is written for (the one declaring most of its keys).
+    const ojson any = ojson::parse(R"({"anyOf":[{"properties":{"a":{},"b":{}},"additionalProperties":false},
+        {"properties":{"a":{},"c":{},"b":{}},"additionalProperties":false}]})");
+    const ojson abc = in_schema_order(ojson::parse(R"({"b":1,"a":2,"c":3})"), any);
+    EXPECT_EQ(abc.dump(), R"({"a":2,"c":3,"b":1})");
+    EXPECT_TRUE(Recognizer(compile_json_schema(any)).matches(abc.dump()));
+    EXPECT_EQ(in_schema_order(ojson::parse(R"({"b":1,"a":2})"), any).dump(), R"({"a":2,"b":1})");
     // Drafts 4-7: a $ref replaces its siblings, so their properties do not count.
     const ojson d7 = ojson::parse(R"({"$schema":"http://json-schema.org/draft-07/schema#",
         "definitions":{"a":{"properties":{"m":{},"n":{}}}},"$ref":"#/definitions/a","properties":{"n":{},"m":{}}})");

@@ -2135,7 +2135,7 @@ public:
     Json order(const Json& v, const std::vector<const Json*>& schemas, int depth) {
         if (depth > kMaxDepth || !(v.is_object() || v.is_array())) return v;
         std::vector<const Json*> all;
-        for (const Json* s : schemas) expand(s, all, 0);
+        for (const Json* s : schemas) expand(s, v, all, 0);
         if (v.is_array()) {
             Json out = Json::array();
             for (size_t i = 0; i < v.size(); ++i) {
@@ -2226,18 +2226,40 @@ private:
         }
         return node;
     }
-    void expand(const Json* s, std::vector<const Json*>& out, int depth) {
+    // The schema objects that apply to value v: s, what its $ref and allOf bring, and of each anyOf / oneOf the
+    // branch that declares most of v's keys (the first of equals): the branch v is written for, whose property
+    // order the grammar follows.
+    void expand(const Json* s, const Json& v, std::vector<const Json*>& out, int depth) {
         if (!s || !s->is_object() || depth > kMaxDepth || std::find(out.begin(), out.end(), s) != out.end()) return;
         const auto ref = s->find("$ref");
         if (ref != s->end() && legacy_ref_) {
-            expand(resolve(*ref), out, depth + 1);
+            expand(resolve(*ref), v, out, depth + 1);
             return;
         }
         out.push_back(s);
-        if (ref != s->end()) expand(resolve(*ref), out, depth + 1);
-        for (const char* k : {"allOf", "anyOf", "oneOf"})
-            if (auto a = s->find(k); a != s->end() && a->is_array())
-                for (const Json& x : *a) expand(&x, out, depth + 1);
+        if (ref != s->end()) expand(resolve(*ref), v, out, depth + 1);
+        if (auto a = s->find("allOf"); a != s->end() && a->is_array())
+            for (const Json& x : *a) expand(&x, v, out, depth + 1);
+        for (const char* k : {"anyOf", "oneOf"}) {
+            const auto a = s->find(k);
+            if (a == s->end() || !a->is_array()) continue;
+            std::vector<const Json*> best;
+            long best_score = -1;
+            for (const Json& x : *a) {
+                std::vector<const Json*> branch = out;
+                expand(&x, v, branch, depth + 1);
+                long score = 0;
+                if (v.is_object())
+                    for (size_t i = out.size(); i < branch.size(); ++i)
+                        if (auto p = branch[i]->find("properties"); p != branch[i]->end() && p->is_object())
+                            for (const auto& [key, unused] : v.items()) score += p->contains(key);
+                if (score > best_score) {
+                    best_score = score;
+                    best = std::move(branch);
+                }
+            }
+            out = std::move(best);
+        }
     }
 
     const Json& root_;
