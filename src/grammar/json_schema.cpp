@@ -1988,44 +1988,70 @@ private:
                     extras.push_back({pattern_rule(pattern, sub[0].ptr, "patternProperties"), value});
             }
         }
-        size_t n_required = 0;
-        for (const Member& m : members) n_required += m.required;
-        if (f.min_props > n_required)
-            fail("'minProperties' at {} is not supported unless the required properties already satisfy it",
-                 f.at("minProperties"));
         if (f.max_props && (!extras.empty() || members.size() > *f.max_props))
             fail(
                 "'maxProperties' at {} is not supported unless the declared properties already satisfy it "
                 "(additionalProperties false and no more properties than the limit)",
                 f.at("maxProperties"));
+        // minProperties: the grammar counts the members still needed (0 .. need), one rule per member and count.
+        constexpr uint64_t kMaxMinProperties = 64;
+        size_t n_required = 0;
+        for (const Member& m : members) n_required += m.required;
+        const uint64_t need = f.min_props > n_required ? f.min_props : 0;
+        if (need > kMaxMinProperties)
+            fail("'minProperties' at {} above {} is not supported unless the required properties satisfy it",
+                 f.at("minProperties"), kMaxMinProperties);
+        if (need > members.size() + (extras.empty() ? 0 : 1)) return kNever;
 
-        // first[i]: members from i on when none is written yet; rest[i]: when one is (each begins with a comma).
-        // Linear in the members however many are optional; -1 stands for "nothing more".
-        int first = -1, rest = -1;
-        if (!extras.empty()) {
-            std::vector<Sequence> members_alts;
-            for (const auto& [key_text, value] : extras) {
-                Sequence m;
-                lit(m, "\"");
-                ref(m, key_text);
-                lit(m, "\"");
-                ws(m);
-                lit(m, ":");
-                ws(m);
-                ref(m, value);
-                ws(m);
-                members_alts.push_back(std::move(m));
+        // first: members from i on when none is written yet (need still to come); rest[k]: when one is, k more
+        // needed (each member then begins with a comma). kNever: no way on.
+        const auto seq_of = [](std::initializer_list<int> rules) {
+            Sequence q;
+            for (int r : rules) q.push_back(Element::ref(r));
+            return q;
+        };
+        const int empty = add("empty", {Sequence{}});
+        const auto comma_then = [&](const Sequence& kv) {
+            Sequence c;
+            lit(c, ",");
+            ws(c);
+            append(c, kv);
+            return c;
+        };
+        std::vector<int> rest(need + 1, kNever);
+        int first = kNever;
+        {
+            Sequence kv;  // one extra member
+            if (!extras.empty()) {
+                std::vector<Sequence> members_alts;
+                for (const auto& [key_text, value] : extras) {
+                    Sequence m;
+                    lit(m, "\"");
+                    ref(m, key_text);
+                    lit(m, "\"");
+                    ws(m);
+                    lit(m, ":");
+                    ws(m);
+                    ref(m, value);
+                    ws(m);
+                    members_alts.push_back(std::move(m));
+                }
+                ref(kv, add("extra-member", std::move(members_alts)));
+                // Extra keys may repeat (the grammar cannot keep them distinct), so all of them together count as
+                // one member: at least one distinct key.
+                rest[0] = star("extra", comma_then(kv));
+                if (need >= 1) {
+                    Sequence c = comma_then(kv);
+                    ref(c, rest[0]);
+                    rest[1] = add("extra-needed", {c});
+                }
+                Sequence some = kv;
+                ref(some, rest[0]);
+                if (need <= 1) first = need == 1 ? add("extra", {some}) : add("extra", {some, {}});
+            } else {
+                rest[0] = empty;
+                if (need == 0) first = empty;
             }
-            Sequence kv;
-            ref(kv, add("extra-member", std::move(members_alts)));
-            Sequence more;
-            lit(more, ",");
-            ws(more);
-            append(more, kv);
-            rest = star("extra", more);
-            Sequence some = kv;
-            ref(some, rest);
-            first = add("extra", {some, {}});
         }
         for (size_t i = members.size(); i-- > 0;) {
             const Member& m = members[i];
@@ -2036,23 +2062,33 @@ private:
             ws(kv);
             ref(kv, m.value);
             ws(kv);
-            if (rest >= 0) ref(kv, rest);
-            Sequence comma;
-            lit(comma, ",");
-            ws(comma);
-            append(comma, kv);
-            std::vector<Sequence> first_alts{kv}, rest_alts{comma};
-            if (!m.required) {
-                first_alts.push_back(first >= 0 ? Sequence{Element::ref(first)} : Sequence{});
-                rest_alts.push_back(rest >= 0 ? Sequence{Element::ref(rest)} : Sequence{});
+            std::vector<int> next_rest(need + 1, kNever);
+            for (uint64_t k = 0; k <= need; ++k) {
+                std::vector<Sequence> alts;
+                const int after = rest[k > 0 ? k - 1 : 0];
+                if (after != kNever) {
+                    Sequence c = comma_then(kv);
+                    ref(c, after);
+                    alts.push_back(std::move(c));
+                }
+                if (!m.required && rest[k] != kNever) alts.push_back(seq_of({rest[k]}));
+                if (!alts.empty()) next_rest[k] = add("more", std::move(alts));
             }
-            first = add("members", std::move(first_alts));
-            rest = add("more", std::move(rest_alts));
+            std::vector<Sequence> first_alts;
+            if (const int after = rest[need > 0 ? need - 1 : 0]; after != kNever) {
+                Sequence c = kv;
+                ref(c, after);
+                first_alts.push_back(std::move(c));
+            }
+            if (!m.required && first != kNever) first_alts.push_back(seq_of({first}));
+            first = first_alts.empty() ? kNever : add("members", std::move(first_alts));
+            rest = std::move(next_rest);
         }
+        if (first == kNever) return kNever;
         Sequence s;
         lit(s, "{");
         ws(s);
-        if (first >= 0) ref(s, first);
+        ref(s, first);
         lit(s, "}");
         return add("object", {s});
     }

@@ -36,8 +36,9 @@
 // - oneOf: compiled as anyOf when its branches are evidently disjoint (different types; enum/const values the
 //   other branch rejects; objects with a property required by both whose enum/const values the other branch
 //   rejects); refused otherwise.
-// - minProperties/maxProperties: accepted only when trivially satisfied (required properties reach the minimum;
-//   no additional properties and few enough declared ones for the maximum). uniqueItems: false only.
+// - minProperties: the grammar counts the declared members written, and the undeclared ones as one at most
+//   (their keys may repeat, and JSON keeps one of each); up to 64. maxProperties: accepted only when trivially
+//   satisfied (no additional properties and few enough declared ones). uniqueItems: false only.
 // - patternProperties: a declared property a pattern matches (found by running the pattern's own grammar
 //   on the name) also satisfies that pattern's schema. Undeclared keys, where additionalProperties allows
 //   them, carry values satisfying additionalProperties and every pattern's schema (right whichever patterns
