@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <map>
+#include <numeric>
 #include <optional>
 #include <set>
 #include <string_view>
@@ -48,7 +49,7 @@ const std::set<std::string_view> kEnforced = {
     "items",      "prefixItems", "minItems", "maxItems",   "minLength",        "maxLength",
     "pattern",    "format",      "minimum",  "maximum",    "exclusiveMinimum", "exclusiveMaximum",
     "anyOf",      "oneOf",       "allOf",    "$ref",       "minProperties",    "maxProperties",
-    "uniqueItems", "additionalItems", "patternProperties"};
+    "uniqueItems", "additionalItems", "patternProperties", "multipleOf"};
 
 const std::map<std::string_view, std::string_view> kRefused = {
     {"not", "a grammar cannot express negation"},
@@ -64,7 +65,6 @@ const std::map<std::string_view, std::string_view> kRefused = {
     {"maxContains", "'contains' would need the grammar to count matching items"},
     {"unevaluatedItems", "unevaluated* keywords are not supported"},
     {"unevaluatedProperties", "unevaluated* keywords are not supported"},
-    {"multipleOf", "a grammar cannot express divisibility in general"},
     {"$dynamicRef", "dynamic references are not supported"},
     {"$recursiveRef", "dynamic references are not supported"},
 };
@@ -140,6 +140,7 @@ struct Flat {
     bool has_enum = false;  // enum/const: the value must be one of `values`
     std::vector<Json> values;
     std::optional<Bound> lower, upper;
+    std::optional<long double> multiple_of;  // multipleOf, the least common multiple where several meet
     uint64_t min_length = 0;
     std::optional<uint64_t> max_length;
     std::optional<std::string> pattern, format;
@@ -844,6 +845,10 @@ private:
                     set_lower(f, x, k == "exclusiveMinimum", at);
                 else
                     set_upper(f, x, k == "exclusiveMaximum", at);
+            } else if (k == "multipleOf") {
+                if (!v.is_number() || !(number_of(v) > 0) || !std::isfinite(number_of(v)))
+                    fail("'multipleOf' at {} must be a number greater than 0", at);
+                f.multiple_of = number_of(v);
             } else if (k == "minLength") {
                 f.min_length = count_of(v, at, "minLength");
             } else if (k == "maxLength") {
@@ -917,6 +922,20 @@ private:
         if (b.has_enum) {
             intersect_values(a, b.values);
             if (a.values.empty()) return std::nullopt;
+        }
+        if (b.multiple_of) {
+            if (!a.multiple_of) {
+                a.multiple_of = b.multiple_of;
+            } else if (*a.multiple_of != *b.multiple_of) {
+                const long double x = *a.multiple_of, y = *b.multiple_of;
+                // Whole numbers combine into their least common multiple; others are left to compile to refuse.
+                if (x == std::floor(x) && y == std::floor(y) && x < 1e15 && y < 1e15) {
+                    const auto ix = static_cast<uint64_t>(x), iy = static_cast<uint64_t>(y);
+                    a.multiple_of = static_cast<long double>(ix / std::gcd(ix, iy) * iy);
+                } else {
+                    a.multiple_of = std::min(x, y) / 3;  // not whole: refused at compile, naming the keyword
+                }
+            }
         }
         if (b.lower) set_lower(a, b.lower->value, b.lower->exclusive, b.at("lower"));
         if (b.upper) set_upper(a, b.upper->value, b.upper->exclusive, b.at("upper"));
@@ -1079,6 +1098,9 @@ private:
         if (!skip_enum && f.has_enum && std::find(f.values.begin(), f.values.end(), v) == f.values.end()) return false;
         if (v.is_number()) {
             const long double x = number_of(v);
+            // multipleOf: only whole multiples of whole numbers are judged here; anything else counts as rejected
+            // (narrower, never wrong).
+            if (f.multiple_of && !(x == std::floor(x) && std::fmod(x, *f.multiple_of) == 0)) return false;
             if (f.lower && (x < f.lower->value || (f.lower->exclusive && x == f.lower->value))) return false;
             if (f.upper && (x > f.upper->value || (f.upper->exclusive && x == f.upper->value))) return false;
         } else if (v.is_string()) {
@@ -1322,7 +1344,85 @@ private:
         }
     }
 
+    // multipleOf K for a whole K: integers (a whole multiple is an integer; spelled without fraction or exponent).
+    // K = 1 is any integer, within the bounds. For K > 1 a grammar follows the remainder digit by digit (K states
+    // per digit position, at most 15 digits as every integer hearth writes), without bounds or with minimum 0.
+    // A decimal K is refused: validators test it in floating point (0.07 / 0.01 is not a whole number there),
+    // which a grammar cannot follow.
+    int multiple_piece(const Flat& f) {
+        constexpr long double kMaxModulus = 100;
+        const long double k = *f.multiple_of;
+        if (k != std::floor(k))
+            fail(
+                "'multipleOf' at {} is not a whole number: validators test decimal multiples in floating point, "
+                "which a grammar cannot follow",
+                f.at("multipleOf"));
+        Flat whole = f;
+        whole.multiple_of.reset();
+        whole.types = (f.types & ~kNumber) | kInteger;
+        if (k == 1) return number_piece(whole);
+        if (k > kMaxModulus)
+            fail("'multipleOf' at {}: whole multiples of more than {} are not supported", f.at("multipleOf"),
+                 static_cast<int>(kMaxModulus));
+        // A lower bound must let every positive multiple through (they are all >= k); then 0 passes or not, and
+        // negative ones only without a bound.
+        const std::optional<Bound>& lo = f.lower;
+        if (f.upper || (lo && (lo->value > k || (lo->value == k && lo->exclusive) || lo->value <= -1)))
+            fail("'multipleOf' at {} above 1 is supported without bounds or with a lower bound between -1 and itself",
+                 f.at("multipleOf"));
+        const bool nonneg = lo.has_value();
+        const bool zero = !lo || lo->value < 0 || (lo->value == 0 && !lo->exclusive);
+        const int mod = static_cast<int>(k);
+        const int variant = (nonneg ? 1 : 0) + (zero ? 2 : 0);
+        if (auto it = multiples_.find({mod, variant}); it != multiples_.end()) return it->second;
+        // state[len][r]: len digits written (the first nonzero), remainder r; may end where r == 0.
+        constexpr int kDigits = 15;
+        std::vector<std::vector<int>> state(kDigits + 1, std::vector<int>(mod, kNever));
+        for (int len = kDigits; len >= 1; --len)
+            for (int r = 0; r < mod; ++r) {
+                std::vector<Sequence> alts;
+                if (len < kDigits)
+                    for (int d = 0; d <= 9; ++d) {
+                        const int next = state[len + 1][(r * 10 + d) % mod];
+                        if (next == kNever) continue;
+                        Sequence q;
+                        q.push_back(Element::chars({{static_cast<uint32_t>('0' + d), static_cast<uint32_t>('0' + d)}}));
+                        ref(q, next);
+                        alts.push_back(std::move(q));
+                    }
+                if (r == 0) alts.push_back({});
+                if (!alts.empty()) state[len][r] = add("multiple", std::move(alts));
+            }
+        std::vector<Sequence> positive;
+        for (int d = 1; d <= 9; ++d) {
+            const int next = state[1][d % mod];
+            if (next == kNever) continue;
+            Sequence q;
+            q.push_back(Element::chars({{static_cast<uint32_t>('0' + d), static_cast<uint32_t>('0' + d)}}));
+            ref(q, next);
+            positive.push_back(std::move(q));
+        }
+        const int pos = add("multiple-positive", std::move(positive));
+        std::vector<Sequence> alts;
+        if (zero) {
+            Sequence z;
+            lit(z, "0");
+            alts.push_back(z);
+        }
+        alts.push_back({Element::ref(pos)});
+        if (!nonneg) {
+            Sequence neg;
+            lit(neg, "-");
+            ref(neg, pos);
+            alts.push_back(std::move(neg));
+        }
+        const int r = add("multiple-of", std::move(alts));
+        multiples_[{mod, variant}] = r;
+        return r;
+    }
+
     int number_piece(const Flat& f) {
+        if (f.multiple_of) return multiple_piece(f);
         const bool integer_only = !(f.types & kNumber);
         if (!f.lower && !f.upper) {
             if (!integer_only) return any_number();
@@ -2144,6 +2244,7 @@ private:
     std::map<std::vector<const Json*>, int> conj_memo_;
     std::map<std::vector<uint32_t>, int> units_;
     std::map<std::string, int> patterns_, formats_;
+    std::map<std::pair<int, bool>, int> multiples_;
     std::map<std::string, std::shared_ptr<const CompiledGrammar>> pattern_grammars_;
     std::map<std::pair<std::string, std::string>, bool> pattern_match_memo_;
     int ws_ = -1, jchar_ = -1, jchars_ = -1, string_ = -1, number_ = -1, value_ = -1, int_ = -1, int_digits_ = -1;
