@@ -149,13 +149,10 @@ int main(int argc, char** argv) {
         if (!skip_masks) {
             // --- vocabulary -------------------------------------------------------------------------------
             auto t0 = Clock::now();
-            gguf::Writer w;
             if (vocab_file.size() > 5 && vocab_file.substr(vocab_file.size() - 5) == ".gguf") {
                 throw Error("--vocab takes a tokenizer.json; for a GGUF's vocabulary use the end-to-end pass (-m)");
             }
-            tok::import_tokenizer(vocab_file, w, "qwen2");
-            const std::vector<uint8_t> bytes = w.to_bytes();
-            const tok::Vocab vocab = tok::Vocab::from_gguf(gguf::File::from_memory(bytes.data(), bytes.size(), "vocab.gguf"));
+            const tok::Vocab vocab = tok::import_vocab(vocab_file, "qwen2");
             const double vocab_load_ms = us_since(t0) / 1000.0;
             t0 = Clock::now();
             const auto table = std::make_shared<const grammar::TokenTable>(grammar::TokenTable::from_vocab(vocab));

@@ -117,10 +117,7 @@ int main(int argc, char** argv) {
                 vocab.emplace(tok::Vocab::from_gguf(gguf::File::open(model)));
                 vocab_name = model;
             } else {
-                gguf::Writer w;
-                tok::import_tokenizer(vocab_file, w, "qwen2");
-                const std::vector<uint8_t> data = w.to_bytes();
-                vocab.emplace(tok::Vocab::from_gguf(gguf::File::from_memory(data.data(), data.size(), "vocab.gguf")));
+                vocab.emplace(tok::import_vocab(vocab_file, "qwen2"));
                 vocab_name = vocab_file;
             }
         }

@@ -48,12 +48,7 @@ std::string concat_files(const fs::path& dir, const std::vector<std::string>& ex
     return s;
 }
 
-tok::Vocab imported(const std::string& path, const std::string& pre) {
-    gguf::Writer w;
-    tok::import_tokenizer(path, w, pre);
-    const std::vector<uint8_t> bytes = w.to_bytes();
-    return tok::Vocab::from_gguf(gguf::File::from_memory(bytes.data(), bytes.size(), path));
-}
+tok::Vocab imported(const std::string& path, const std::string& pre) { return tok::import_vocab(path, pre); }
 
 bool all_cjk(const std::string& s) {
     // Decodes UTF-8 by hand: only 3-byte characters in the CJK / kana / Hangul blocks count.

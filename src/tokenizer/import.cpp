@@ -194,4 +194,11 @@ ImportedTokenizer import_tokenizer(const std::string& path, gguf::Writer& w, con
     fail("{}: unknown tokenizer file (expected a .gguf, a tokenizer.json or an encoder.json)", path);
 }
 
+Vocab import_vocab(const std::string& path, const std::string& pre) {
+    gguf::Writer w;
+    import_tokenizer(path, w, pre);
+    const std::vector<uint8_t> bytes = w.to_bytes();
+    return Vocab::from_gguf(gguf::File::from_memory(bytes.data(), bytes.size(), path));
+}
+
 }  // namespace hearth::tok

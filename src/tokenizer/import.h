@@ -5,6 +5,7 @@
 #include <string>
 
 #include "gguf/gguf.h"
+#include "tokenizer/vocab.h"
 
 namespace hearth::tok {
 
@@ -17,5 +18,8 @@ struct ImportedTokenizer {
 // `hearth tokenizer train`). `pre` overrides tokenizer.ggml.pre for the JSON formats (else guessed
 // from the source). Throws hearth::Error on a missing file, malformed JSON or an unsupported tokenizer model.
 ImportedTokenizer import_tokenizer(const std::string& path, gguf::Writer& w, const std::string& pre = "");
+
+// The vocabulary of such a file, ready to encode (import_tokenizer into a GGUF in memory, read back).
+Vocab import_vocab(const std::string& path, const std::string& pre = "");
 
 }  // namespace hearth::tok
