@@ -2081,9 +2081,9 @@ private:
             // name is left out: its keys could not be told from that name (narrower, never wrong).
             const int value = compile_conj(all_patterns, f.at("patternProperties"));
             for (const auto& [pattern, sub] : f.pattern_props) {
-                const bool covers_declared = std::any_of(names.begin(), names.end(), [&](const std::string& n) {
-                    return pattern_matches(pattern, n, f.at("patternProperties"));
-                });
+                bool covers_declared = false;
+                for (const std::string& n : names)
+                    covers_declared = covers_declared || pattern_matches(pattern, n, f.at("patternProperties"));
                 if (!covers_declared && value != kNever)
                     extras.push_back({pattern_rule(pattern, sub[0].ptr, "patternProperties"), value});
             }
