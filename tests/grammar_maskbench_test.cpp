@@ -27,6 +27,13 @@ TEST(MaskBench, SampleHasNoInvalidationErrors) {
         if (e.path().extension() == ".json") files.push_back(e.path().string());
     std::sort(files.begin(), files.end());
     ASSERT_GE(files.size(), 1000u) << dir;
+#if defined(__SANITIZE_ADDRESS__)
+    // Under the sanitizers (20 times slower here) every fourth file: they look for memory errors, which any
+    // quarter of these schemas exercises; the Release run judges the whole sample.
+    std::vector<std::string> quarter;
+    for (size_t i = 0; i < files.size(); i += 4) quarter.push_back(files[i]);
+    files = std::move(quarter);
+#endif
     struct Tally {
         int schemas = 0, compiled = 0, passing = 0, valid_rejected = 0, invalid_accepted = 0, instances = 0;
     };

@@ -110,14 +110,15 @@ void add_grammar(CLI::App& app) {
     cmd->add_option("instances", o->instances, "Files holding the instances ('-': standard input)")->required();
     cmd->callback([o] {
         const ConstraintOptions& c = o->constraint;
-        if (c.grammar_file.empty() && c.schema_file.empty() && c.regex.empty())
-            fail("give the constraint: --json-schema FILE, --grammar FILE or --regex RE");
-        if (o->compact && c.schema_file.empty()) fail("--compact needs --json-schema (it rewrites JSON instances)");
+        // Exit status 2 for every way the check cannot be made, so that 1 always means "rejected".
         const auto refused = [](const std::string& what) {
             std::fflush(stdout);
             fmt::print(stderr, "error: {}\n", what);
             throw ExitStatus{2};
         };
+        if (c.grammar_file.empty() && c.schema_file.empty() && c.regex.empty())
+            refused("give the constraint: --json-schema FILE, --grammar FILE or --regex RE");
+        if (o->compact && c.schema_file.empty()) refused("--compact needs --json-schema (it rewrites JSON instances)");
         std::shared_ptr<const grammar::CompiledGrammar> compiled;
         std::optional<tok::Vocab> vocab;
         std::vector<Instance> instances;
