@@ -5,7 +5,10 @@
 #include <string>
 
 #include "base/error.h"
+#include "gguf/gguf.h"
 #include "model/forward.h"
+#include "store/model_store.h"
+#include "tokenizer/vocab.h"
 
 namespace hearth::cli {
 
@@ -28,6 +31,12 @@ inline std::string read_text(const std::string& path, const char* what) {
     std::stringstream ss;
     ss << f.rdbuf();
     return ss.str();
+}
+
+// The vocabulary of a model file or store name; only the GGUF's tokenizer metadata is read (no weights), so a
+// vocab-only GGUF works as well.
+inline tok::Vocab load_vocab(const std::string& model) {
+    return tok::Vocab::from_gguf(gguf::File::open(store::resolve_model(model)));
 }
 
 }  // namespace hearth::cli

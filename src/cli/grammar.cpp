@@ -126,7 +126,7 @@ void add_grammar(CLI::App& app) {
             const grammar::Grammar g = *constraint_grammar(c);
             auto table = std::make_shared<grammar::TokenTable>();
             if (!o->model.empty()) {
-                vocab.emplace(tok::Vocab::from_gguf(gguf::File::open(store::resolve_model(o->model))));
+                vocab.emplace(load_vocab(o->model));
                 *table = grammar::TokenTable::from_vocab(*vocab);
             }
             compiled = grammar::compile(g, table);

@@ -14,16 +14,13 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "gguf/gguf.h"
+#include "serve/openai.h"
 #include "store/model_store.h"
 #include "tokenizer/vocab.h"
 
 namespace hearth::cli {
 namespace {
 
-tok::Vocab load_vocab(const std::string& model) {
-    const gguf::File f = gguf::File::open(store::resolve_model(model));
-    return tok::Vocab::from_gguf(f);
-}
 
 // A piece as it appears between the quotes of a listing line. Valid UTF-8 is printed as it is, but a piece
 // such as "\n" must not break the line and a byte token's half of a character must not reach the terminal
@@ -50,15 +47,6 @@ std::string display_piece(std::string_view p) {
         i += n;
     }
     return out;
-}
-
-// A piece in JSON: a string when it is valid UTF-8, else its byte values (JSON strings cannot hold the
-// fragment of a character a byte token stands for), as llama-server's /tokenize gives it.
-nlohmann::ordered_json piece_json(const std::string& p) {
-    if (tok::is_valid_utf8(p)) return p;
-    nlohmann::ordered_json bytes = nlohmann::ordered_json::array();
-    for (unsigned char b : p) bytes.push_back(b);
-    return bytes;
 }
 
 // Token ids from the command line: separate arguments, or lists as `tokenize --ids` prints them ("[1, 2, 3]"),
@@ -124,7 +112,7 @@ void add_tokenize(CLI::App& app) {
                 nlohmann::ordered_json j;
                 j["tokens"] = nlohmann::ordered_json::array();
                 for (int32_t t : tokens)
-                    j["tokens"].push_back({{"id", t}, {"piece", piece_json(vocab.token_to_piece(t, /*special=*/true))}});
+                    j["tokens"].push_back({{"id", t}, {"piece", serve::piece_json(vocab.token_to_piece(t, /*special=*/true))}});
                 j["count"] = tokens.size();
                 out = j.dump() + "\n";
             } else {

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include <fmt/format.h>
+
 #include "tokenizer/vocab.h"
 
 namespace hearth::serve {
@@ -372,6 +374,43 @@ CompletionRequest parse_completion_request(const std::string& body) {
     const json* best_of = field(j, "best_of");
     refuse_unless(j, "best_of", best_of && *best_of == 1, "must be 1");
     return r;
+}
+
+TokenizeRequest parse_tokenize_request(const std::string& body) {
+    const json j = parse_body(body);
+    TokenizeRequest r;
+    r.content = string_field(j, "content", true);
+    r.add_special = bool_field(j, "add_special", false);
+    r.parse_special = bool_field(j, "parse_special", true);
+    r.with_pieces = bool_field(j, "with_pieces", false);
+    return r;
+}
+
+std::vector<int32_t> parse_detokenize_request(const std::string& body, int64_t n_vocab) {
+    const json j = parse_body(body);
+    const json* tokens = field(j, "tokens");
+    if (!tokens) bad_param("tokens", "'tokens' is required");
+    if (!tokens->is_array()) bad_param("tokens", "'tokens' must be an array of token ids, not " + std::string(kind(*tokens)));
+    std::vector<int32_t> ids;
+    ids.reserve(tokens->size());
+    for (size_t i = 0; i < tokens->size(); ++i) {
+        const json& t = (*tokens)[i];
+        if (!t.is_number_integer()) bad_param("tokens", fmt::format("'tokens[{}]' must be an integer token id", i));
+        const bool in_range = t.is_number_unsigned() ? t.get<uint64_t>() < static_cast<uint64_t>(n_vocab)
+                                                     : t.get<int64_t>() >= 0 && t.get<int64_t>() < n_vocab;
+        if (!in_range)
+            bad_param("tokens", fmt::format("token id {} (tokens[{}]) is outside the vocabulary of {} tokens", t.dump(),
+                                            i, n_vocab));
+        ids.push_back(static_cast<int32_t>(t.get<int64_t>()));
+    }
+    return ids;
+}
+
+json piece_json(const std::string& piece) {
+    if (tok::is_valid_utf8(piece)) return piece;
+    json bytes = json::array();
+    for (unsigned char b : piece) bytes.push_back(b);
+    return bytes;
 }
 
 EmbeddingsRequest parse_embeddings_request(const std::string& body) {

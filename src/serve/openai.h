@@ -91,6 +91,18 @@ ChatRequest parse_chat_request(const std::string& body);
 CompletionRequest parse_completion_request(const std::string& body);
 EmbeddingsRequest parse_embeddings_request(const std::string& body);
 
+// llama-server's POST /tokenize and /detokenize bodies (not OpenAI's, validated the same way).
+struct TokenizeRequest {
+    std::string content;
+    bool add_special = false, parse_special = true, with_pieces = false;
+};
+TokenizeRequest parse_tokenize_request(const std::string& body);
+// Each id must lie in [0, n_vocab).
+std::vector<int32_t> parse_detokenize_request(const std::string& body, int64_t n_vocab);
+// A token's piece as llama-server's with_pieces gives it: a string when it is valid UTF-8, else its byte
+// values (a byte token's fragment of a character has no JSON string).
+nlohmann::json piece_json(const std::string& piece);
+
 struct Usage {
     int64_t prompt_tokens = 0, completion_tokens = 0;
     nlohmann::json to_json() const;

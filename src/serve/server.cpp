@@ -63,35 +63,6 @@ int64_t count_code_points(std::string_view s) {
     return n;
 }
 
-// The body of a /tokenize or /detokenize request (llama-server's endpoints, outside the OpenAI parser).
-json request_object(const std::string& body) {
-    json j;
-    try {
-        j = json::parse(body);
-    } catch (const json::exception& e) {
-        throw ApiError(400, std::string("the request body is not valid JSON: ") + e.what(), "invalid_request_error",
-                       "", "invalid_json");
-    }
-    if (!j.is_object()) throw ApiError(400, "the request body must be a JSON object", "invalid_request_error");
-    return j;
-}
-
-bool optional_bool(const json& body, const char* name, bool def) {
-    const auto it = body.find(name);
-    if (it == body.end() || it->is_null()) return def;
-    if (!it->is_boolean()) bad_param(name, fmt::format("'{}' must be a boolean", name));
-    return it->get<bool>();
-}
-
-// A token's piece as llama-server's with_pieces gives it: a string when it is valid UTF-8, else its byte
-// values (a byte token's fragment of a character has no JSON string).
-json piece_json(const std::string& p) {
-    if (tok::is_valid_utf8(p)) return p;
-    json bytes = json::array();
-    for (unsigned char b : p) bytes.push_back(b);
-    return bytes;
-}
-
 // One request's channel from the engine thread to its HTTP handler.
 struct Channel {
     std::mutex m;
@@ -715,17 +686,10 @@ struct Server::Impl {
     // "with_pieces": false} -> {"tokens": [id, ...]}, or [{"id", "piece"}, ...] with pieces (special tokens by
     // their text, as llama-server renders them).
     void handle_tokenize(const httplib::Request& req, httplib::Response& res) {
-        const json body = request_object(req.body);
-        const auto content = body.find("content");
-        if (content == body.end() || content->is_null()) bad_param("content", "'content' is required");
-        if (!content->is_string()) bad_param("content", "'content' must be a string");
-        const bool add_special = optional_bool(body, "add_special", false);
-        const bool parse_special = optional_bool(body, "parse_special", true);
-        const bool with_pieces = optional_bool(body, "with_pieces", false);
-        const std::vector<int32_t> ids = vocab.encode(content->get_ref<const std::string&>(), add_special, parse_special);
+        const TokenizeRequest r = parse_tokenize_request(req.body);
         json tokens = json::array();
-        for (int32_t t : ids) {
-            if (with_pieces)
+        for (int32_t t : vocab.encode(r.content, r.add_special, r.parse_special)) {
+            if (r.with_pieces)
                 tokens.push_back({{"id", t}, {"piece", piece_json(vocab.token_to_piece(t, /*special=*/true))}});
             else
                 tokens.push_back(t);
@@ -739,24 +703,7 @@ struct Server::Impl {
     // pieces, the space the SPM encoder puts before a text is dropped again (llama.cpp's detokenize), so
     // detokenizing the tokens of a text gives the text. Ids that split a character end in U+FFFD.
     void handle_detokenize(const httplib::Request& req, httplib::Response& res) {
-        const json body = request_object(req.body);
-        const auto tokens = body.find("tokens");
-        if (tokens == body.end() || tokens->is_null()) bad_param("tokens", "'tokens' is required");
-        if (!tokens->is_array()) bad_param("tokens", "'tokens' must be an array of token ids");
-        std::vector<int32_t> ids;
-        ids.reserve(tokens->size());
-        const int64_t n_vocab = vocab.n_tokens();
-        for (size_t i = 0; i < tokens->size(); ++i) {
-            const json& t = (*tokens)[i];
-            if (!t.is_number_integer())
-                bad_param("tokens", fmt::format("'tokens[{}]' must be an integer token id", i));
-            const bool in_range = t.is_number_unsigned() ? t.get<uint64_t>() < static_cast<uint64_t>(n_vocab)
-                                                         : t.get<int64_t>() >= 0 && t.get<int64_t>() < n_vocab;
-            if (!in_range)
-                bad_param("tokens", fmt::format("token id {} (tokens[{}]) is outside the vocabulary of {} tokens",
-                                                t.dump(), i, n_vocab));
-            ids.push_back(static_cast<int32_t>(t.get<int64_t>()));
-        }
+        const std::vector<int32_t> ids = parse_detokenize_request(req.body, vocab.n_tokens());
         const std::string text = tok::sanitize_utf8(vocab.decode(ids, /*special=*/true));
         res.set_content(json{{"content", text}}.dump(), "application/json");
         metrics.count_request(200);
