@@ -26,8 +26,8 @@ using Result = test::RunResult;
 using test::tmp_dir;
 Result hearth(const std::string& args) { return test::run_hearth(args); }
 
-std::string q(const std::string& s) { return "'" + s + "'"; }
-std::string stories() { return q(test::shared("models/stories260K.gguf")); }
+using test::q;
+std::string stories_arg() { return q(test::shared("models/stories260K.gguf")); }
 
 // The three blocks of the llama2.c reference file, keyed by their command line.
 std::vector<std::pair<std::string, std::string>> reference_blocks() {
@@ -46,13 +46,7 @@ std::vector<std::pair<std::string, std::string>> reference_blocks() {
     return blocks;
 }
 
-void expect_one_line_error(const Result& r, const std::string& needle) {
-    EXPECT_NE(r.code, 0);
-    EXPECT_LT(r.code, 128) << "crashed with signal " << r.code - 128;
-    EXPECT_NE(r.err.find("error: "), std::string::npos) << r.err;
-    EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err;
-    EXPECT_LE(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-}
+using test::expect_one_line_error;
 
 TEST(Cli, Stories260KGreedyMatchesLlama2cByteForByte) {
     const auto blocks = reference_blocks();
@@ -60,7 +54,7 @@ TEST(Cli, Stories260KGreedyMatchesLlama2cByteForByte) {
     // Block 1: no prompt, 256 steps (run.c's -n counts positions: BOS + 255... each step emits one token).
     {
         const std::string want = blocks[0].second;
-        const Result r = hearth("run -m " + stories() + " -p '' -n 256 --temp 0");
+        const Result r = hearth("run -m " + stories_arg() + " -p '' -n 256 --temp 0");
         ASSERT_EQ(r.code, 0) << r.err;
         std::string got = r.out;
         ASSERT_FALSE(got.empty());
@@ -71,11 +65,11 @@ TEST(Cli, Stories260KGreedyMatchesLlama2cByteForByte) {
     // Block 3: prompt "Lily and Tom went to", 64 positions in all.
     {
         const std::string want = blocks[2].second;
-        const Result js = hearth("run -m " + stories() + " -p 'Lily and Tom went to' -n 0 --json");
+        const Result js = hearth("run -m " + stories_arg() + " -p 'Lily and Tom went to' -n 0 --json");
         ASSERT_EQ(js.code, 0) << js.err;
         const auto j = nlohmann::json::parse(js.out);
         const int n_prompt = static_cast<int>(j["prompt_tokens"].size());  // BOS included
-        const Result r = hearth("run -m " + stories() + " -p 'Lily and Tom went to' -n " +
+        const Result r = hearth("run -m " + stories_arg() + " -p 'Lily and Tom went to' -n " +
                                 std::to_string(64 - (n_prompt - 1)) + " --temp 0");
         ASSERT_EQ(r.code, 0) << r.err;
         std::string got = r.out;
@@ -85,7 +79,7 @@ TEST(Cli, Stories260KGreedyMatchesLlama2cByteForByte) {
 }
 
 TEST(Cli, RunJsonAndSeededSamplingIsReproducible) {
-    const std::string args = "run -m " + stories() + " -p 'Once upon a time' -n 24 --temp 0.9 --top-p 0.9 --json";
+    const std::string args = "run -m " + stories_arg() + " -p 'Once upon a time' -n 24 --temp 0.9 --top-p 0.9 --json";
     const Result a = hearth(args + " --seed 7"), b = hearth(args + " --seed 7"), c = hearth(args + " --seed 8");
     ASSERT_EQ(a.code, 0) << a.err;
     const auto ja = nlohmann::json::parse(a.out), jb = nlohmann::json::parse(b.out), jc = nlohmann::json::parse(c.out);
@@ -100,7 +94,7 @@ TEST(Cli, RunJsonAndSeededSamplingIsReproducible) {
 // language): every output that finishes is in the language, checked by an independent oracle (std::regex,
 // python3-jsonschema, a set of strings); a bad constraint is a one-line error before any generation.
 TEST(Cli, RunConstrainedOutputIsInTheLanguage) {
-    const std::string base = "run -m " + stories() + " -p 'Once upon a time' --temp 1 --json";
+    const std::string base = "run -m " + stories_arg() + " -p 'Once upon a time' --temp 1 --json";
     auto run_json = [&](const std::string& args) {
         const Result r = hearth(base + " " + args);
         EXPECT_EQ(r.code, 0) << r.err;
@@ -176,7 +170,7 @@ TEST(Cli, RunConstrainedOutputIsInTheLanguage) {
 }
 
 TEST(Cli, InfoReportsTheModel) {
-    const Result r = hearth("info -m " + stories() + " --json");
+    const Result r = hearth("info -m " + stories_arg() + " --json");
     ASSERT_EQ(r.code, 0) << r.err;
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["architecture"], "llama");
@@ -187,7 +181,7 @@ TEST(Cli, InfoReportsTheModel) {
     EXPECT_EQ(j["n_vocab"], 512);
     EXPECT_EQ(j["tensor_types"]["F32"]["tensors"], 48);
     EXPECT_GT(j["n_params"].get<int64_t>(), 250000);
-    const Result text = hearth("info -m " + stories());
+    const Result text = hearth("info -m " + stories_arg());
     EXPECT_NE(text.out.find("layers          5"), std::string::npos) << text.out;
 }
 
@@ -197,7 +191,7 @@ TEST(Cli, InfoShowsQwen2Specifics) {
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["architecture"], "qwen2");
     EXPECT_EQ(j["attention_bias"], true);
-    const Result s = hearth("info --json -m " + stories());
+    const Result s = hearth("info --json -m " + stories_arg());
     EXPECT_EQ(nlohmann::json::parse(s.out)["attention_bias"], false);
 }
 
@@ -251,7 +245,7 @@ TEST(Cli, UnsupportedHyperParametersAreRefused) {
 }
 
 TEST(Cli, PerplexityMatchesTheGolden) {
-    const Result r = hearth("perplexity -m " + stories() + " -f " + q(test::shared("conformance/texts/ppl-text.txt")) +
+    const Result r = hearth("perplexity -m " + stories_arg() + " -f " + q(test::shared("conformance/texts/ppl-text.txt")) +
                             " -c 128 --json");
     ASSERT_EQ(r.code, 0) << r.err;
     const auto j = nlohmann::json::parse(r.out);
@@ -262,7 +256,7 @@ TEST(Cli, PerplexityMatchesTheGolden) {
 }
 
 TEST(Cli, BenchReportsSpeeds) {
-    const Result r = hearth("bench -m " + stories() + " -p 32 -n 8 -r 2 -t 2 --json");
+    const Result r = hearth("bench -m " + stories_arg() + " -p 32 -n 8 -r 2 -t 2 --json");
     ASSERT_EQ(r.code, 0) << r.err;
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_GT(j["pp"]["median"].get<double>(), 0);
@@ -273,7 +267,7 @@ TEST(Cli, BenchReportsSpeeds) {
 
 // The batched decode test (a server's continuous batch): B sequences with D cells of context each.
 TEST(Cli, BenchBatchedDecode) {
-    const Result r = hearth("bench -m " + stories() + " -p 0 -n 8 -r 2 -t 2 -b 4 -d 40 --json");
+    const Result r = hearth("bench -m " + stories_arg() + " -p 0 -n 8 -r 2 -t 2 -b 4 -d 40 --json");
     ASSERT_EQ(r.code, 0) << r.err;
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_FALSE(j.contains("pp"));
@@ -281,7 +275,7 @@ TEST(Cli, BenchBatchedDecode) {
     EXPECT_EQ(j["tg"]["depth"], 40);
     EXPECT_GT(j["tg"]["median"].get<double>(), 0);
     EXPECT_EQ(j["tg"]["runs"].size(), 2u);
-    const Result bad = hearth("bench -m " + stories() + " -b 0");
+    const Result bad = hearth("bench -m " + stories_arg() + " -b 0");
     EXPECT_NE(bad.code, 0);
     EXPECT_NE(bad.err.find("batch"), std::string::npos) << bad.err;
 }
@@ -289,7 +283,7 @@ TEST(Cli, BenchBatchedDecode) {
 TEST(Cli, SynthQuantizeRun) {
     const std::string f16 = tmp_dir() + "/tiny.f16.gguf", q8 = tmp_dir() + "/tiny.q8_0.gguf",
                       q4k = tmp_dir() + "/tiny.q4km.gguf";
-    Result r = hearth("synth --shape embd=256,layers=2,heads=4,kv_heads=2,ff=512 --vocab " + stories() + " -o " + f16);
+    Result r = hearth("synth --shape embd=256,layers=2,heads=4,kv_heads=2,ff=512 --vocab " + stories_arg() + " -o " + f16);
     ASSERT_EQ(r.code, 0) << r.err;
     r = hearth("quantize " + f16 + " " + q8 + " Q8_0 --json");
     ASSERT_EQ(r.code, 0) << r.err;
@@ -351,12 +345,12 @@ TEST(Cli, BadInputGivesOneLineErrors) {
         EXPECT_NE(r.err.find("IQ2_XXS"), std::string::npos) << r.err;
     }
     // Prompt longer than the context; zero threads; bad sampling values.
-    expect_one_line_error(hearth("run -m " + stories() + " -c 8 -p 'Once upon a time there was a little girl named Lily'"),
+    expect_one_line_error(hearth("run -m " + stories_arg() + " -c 8 -p 'Once upon a time there was a little girl named Lily'"),
                           "context");
-    expect_one_line_error(hearth("run -m " + stories() + " -t 0 -p hi"), "threads");
-    expect_one_line_error(hearth("bench -m " + stories() + " -t 0"), "threads");
-    expect_one_line_error(hearth("run -m " + stories() + " -p hi --top-p 0"), "top_p");
-    expect_one_line_error(hearth("quantize " + stories() + " " + tmp_dir() + "/q.gguf Q9_9"), "Q9_9");
+    expect_one_line_error(hearth("run -m " + stories_arg() + " -t 0 -p hi"), "threads");
+    expect_one_line_error(hearth("bench -m " + stories_arg() + " -t 0"), "threads");
+    expect_one_line_error(hearth("run -m " + stories_arg() + " -p hi --top-p 0"), "top_p");
+    expect_one_line_error(hearth("quantize " + stories_arg() + " " + tmp_dir() + "/q.gguf Q9_9"), "Q9_9");
     expect_one_line_error(hearth("synth --shape nonsense -o " + tmp_dir() + "/s.gguf"), "nonsense");
 }
 
@@ -382,7 +376,7 @@ TEST(Cli, ChatTemplateRenders) {
     EXPECT_EQ(r.code, 0) << r.err;
     EXPECT_EQ(r.out, "<s>[SYSTEM] Be brief.\n[USER] Hi \xC3\xA9\n[ASSISTANT]");
     // stories260K has no chat template: ChatML, with the model's own bos/eos available, and a note.
-    r = hearth("chat-template -m " + stories() + " --messages " + dir + "/messages.json");
+    r = hearth("chat-template -m " + stories_arg() + " --messages " + dir + "/messages.json");
     EXPECT_EQ(r.code, 0) << r.err;
     EXPECT_EQ(r.out, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi \xC3\xA9<|im_end|>\n");
     EXPECT_NE(r.err.find("default (ChatML)"), std::string::npos) << r.err;
@@ -397,7 +391,7 @@ TEST(Cli, ChatTemplateRenders) {
     expect_one_line_error(
         hearth("chat-template --template " + dir + "/raise.jinja --messages " + dir + "/messages.json"),
         "Conversation roles must alternate");
-    expect_one_line_error(hearth("chat-template -m " + stories() + " --name tool_use --messages " + dir +
+    expect_one_line_error(hearth("chat-template -m " + stories_arg() + " --name tool_use --messages " + dir +
                                  "/messages.json"),
                           "tool_use");
 }
@@ -488,23 +482,23 @@ TEST(Cli, TokenizeEqualsTheVocabularyAndDetokenizeInvertsIt) {
         const std::string& text = tokenize_texts()[i];
         const std::string file = dir + "/tok" + std::to_string(i) + ".txt";
         std::ofstream(file, std::ios::binary) << text;
-        const std::vector<int32_t> ids = tokenize_ids("-m " + stories() + " -f " + q(file));
+        const std::vector<int32_t> ids = tokenize_ids("-m " + stories_arg() + " -f " + q(file));
         EXPECT_EQ(ids, v.encode(text, /*add_special=*/true, /*parse_special=*/false)) << text;
         ASSERT_FALSE(ids.empty());
         EXPECT_EQ(ids.front(), v.bos());
-        const std::vector<int32_t> no_bos = tokenize_ids("-m " + stories() + " -f " + q(file) + " --no-bos");
+        const std::vector<int32_t> no_bos = tokenize_ids("-m " + stories_arg() + " -f " + q(file) + " --no-bos");
         EXPECT_EQ(no_bos, std::vector<int32_t>(ids.begin() + 1, ids.end())) << text;
 
-        Result r = hearth("detokenize -m " + stories() + ids_args(ids));
+        Result r = hearth("detokenize -m " + stories_arg() + ids_args(ids));
         EXPECT_EQ(r.code, 0) << r.err;
         EXPECT_EQ(r.out, text);
-        r = hearth("detokenize -m " + stories() + ids_args(no_bos));
+        r = hearth("detokenize -m " + stories_arg() + ids_args(no_bos));
         EXPECT_EQ(r.out, text);
-        r = hearth("detokenize -m " + stories() + " " + q(nlohmann::json(ids).dump()));  // "[1,2,3]" as one argument
+        r = hearth("detokenize -m " + stories_arg() + " " + q(nlohmann::json(ids).dump()));  // "[1,2,3]" as one argument
         EXPECT_EQ(r.out, text);
 
         // JSON: the same ids; the pieces of the ids after BOS are the text with the SPM prefix space.
-        r = hearth("tokenize -m " + stories() + " -f " + q(file) + " --json");
+        r = hearth("tokenize -m " + stories_arg() + " -f " + q(file) + " --json");
         ASSERT_EQ(r.code, 0) << r.err;
         const auto j = nlohmann::json::parse(r.out);
         ASSERT_EQ(j["tokens"].size(), ids.size());
@@ -518,7 +512,7 @@ TEST(Cli, TokenizeEqualsTheVocabularyAndDetokenizeInvertsIt) {
         EXPECT_EQ(joined, (v.add_space_prefix() ? " " : "") + text);
 
         // The listing: one line per token, "ID -> 'piece'", the ids right-aligned in 6 columns.
-        r = hearth("tokenize -m " + stories() + " -f " + q(file));
+        r = hearth("tokenize -m " + stories_arg() + " -f " + q(file));
         ASSERT_EQ(r.code, 0) << r.err;
         std::istringstream lines(r.out);
         std::string line;
@@ -537,20 +531,20 @@ TEST(Cli, TokenizeEqualsTheVocabularyAndDetokenizeInvertsIt) {
     // The CJK text needs byte tokens: their pieces are bytes of a character, given as arrays in JSON and as
     // \x escapes in the listing; the newline and tab are escaped too.
     std::ofstream(dir + "/cjk.txt", std::ios::binary) << tokenize_texts()[2];
-    Result r = hearth("tokenize -m " + stories() + " -f " + q(dir + "/cjk.txt") + " --json");
+    Result r = hearth("tokenize -m " + stories_arg() + " -f " + q(dir + "/cjk.txt") + " --json");
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_TRUE(std::any_of(j["tokens"].begin(), j["tokens"].end(), [](const auto& t) { return t["piece"].is_array(); }))
         << r.out;
-    r = hearth("tokenize -m " + stories() + " -f " + q(dir + "/cjk.txt"));
+    r = hearth("tokenize -m " + stories_arg() + " -f " + q(dir + "/cjk.txt"));
     EXPECT_NE(r.out.find("'\\xE6'"), std::string::npos) << r.out;
-    r = hearth("tokenize -m " + stories() + " -f " + q(dir + "/tok3.txt"));
+    r = hearth("tokenize -m " + stories_arg() + " -f " + q(dir + "/tok3.txt"));
     EXPECT_NE(r.out.find("'\\n'"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("\\\\"), std::string::npos) << r.out;
 
     // -p gives the same as -f, and the example's exact listing.
     const std::vector<int32_t> hello = v.encode("Hello world", true, false);
-    EXPECT_EQ(tokenize_ids("-m " + stories() + " -p 'Hello world'"), hello);
-    r = hearth("tokenize -m " + stories() + " -p 'Hello world'");
+    EXPECT_EQ(tokenize_ids("-m " + stories_arg() + " -p 'Hello world'"), hello);
+    r = hearth("tokenize -m " + stories_arg() + " -p 'Hello world'");
     std::string want;
     for (int32_t id : hello) {
         const std::string sid = std::to_string(id);
@@ -566,20 +560,20 @@ TEST(Cli, TokenizeSpecialTokens) {
     const tok::Vocab& v = stories_vocab();
     const std::string bos_text = v.text(v.bos());
     ASSERT_EQ(bos_text, "<s>");
-    const std::vector<int32_t> parsed = tokenize_ids("-m " + stories() + " -p '<s>Once upon' --special");
+    const std::vector<int32_t> parsed = tokenize_ids("-m " + stories_arg() + " -p '<s>Once upon' --special");
     EXPECT_EQ(parsed, v.encode("<s>Once upon", true, true));
     ASSERT_GE(parsed.size(), 3u);
     EXPECT_EQ(parsed[0], v.bos());
     EXPECT_EQ(parsed[1], v.bos());  // the text's "<s>"
-    const std::vector<int32_t> plain = tokenize_ids("-m " + stories() + " -p '<s>Once upon'");
+    const std::vector<int32_t> plain = tokenize_ids("-m " + stories_arg() + " -p '<s>Once upon'");
     EXPECT_EQ(plain, v.encode("<s>Once upon", true, false));
     EXPECT_EQ(std::count(plain.begin(), plain.end(), v.bos()), 1);  // only the BOS tokenize adds
     EXPECT_GT(plain.size(), parsed.size());
-    EXPECT_EQ(hearth("detokenize -m " + stories() + ids_args(plain)).out, "<s>Once upon");
+    EXPECT_EQ(hearth("detokenize -m " + stories_arg() + ids_args(plain)).out, "<s>Once upon");
     // --no-bos --special: the text's own "<s>" is still parsed.
-    const std::vector<int32_t> nb = tokenize_ids("-m " + stories() + " -p '<s>Once upon' --special --no-bos");
+    const std::vector<int32_t> nb = tokenize_ids("-m " + stories_arg() + " -p '<s>Once upon' --special --no-bos");
     EXPECT_EQ(nb, std::vector<int32_t>(parsed.begin() + 1, parsed.end()));
-    const Result r = hearth("detokenize --special -m " + stories() + ids_args(parsed));
+    const Result r = hearth("detokenize --special -m " + stories_arg() + ids_args(parsed));
     EXPECT_EQ(r.code, 0) << r.err;
     EXPECT_EQ(r.out.rfind("<s><s>", 0), 0u) << r.out;
     EXPECT_NE(r.out.find("Once upon"), std::string::npos) << r.out;
@@ -610,19 +604,19 @@ TEST(Cli, TokenizeBadInput) {
     const tok::Vocab& v = stories_vocab();
     const std::string n = std::to_string(v.n_tokens());
     // An id outside the vocabulary names the id and the vocabulary's size.
-    Result r = hearth("detokenize -m " + stories() + " 1 " + n);
+    Result r = hearth("detokenize -m " + stories_arg() + " 1 " + n);
     expect_one_line_error(r, "token id " + n);
     EXPECT_NE(r.err.find(n + " tokens"), std::string::npos) << r.err;
-    expect_one_line_error(hearth("detokenize -m " + stories() + " '[5, 99999999999999999999]'"), "99999999999999999999");
-    expect_one_line_error(hearth("detokenize -m " + stories() + " '[5, -3]'"), "token id -3");
-    expect_one_line_error(hearth("detokenize -m " + stories() + " 5 abc"), "'abc' is not a token id");
+    expect_one_line_error(hearth("detokenize -m " + stories_arg() + " '[5, 99999999999999999999]'"), "99999999999999999999");
+    expect_one_line_error(hearth("detokenize -m " + stories_arg() + " '[5, -3]'"), "token id -3");
+    expect_one_line_error(hearth("detokenize -m " + stories_arg() + " 5 abc"), "'abc' is not a token id");
     // A missing input file or model is named.
-    expect_one_line_error(hearth("tokenize -m " + stories() + " -f /nonexistent/text.txt"), "/nonexistent/text.txt");
+    expect_one_line_error(hearth("tokenize -m " + stories_arg() + " -f /nonexistent/text.txt"), "/nonexistent/text.txt");
     expect_one_line_error(hearth("tokenize -m /nonexistent/m.gguf -p hi"), "/nonexistent/m.gguf");
     // -p and -f together, neither, --ids with --json, and detokenize without ids are usage errors.
-    for (const std::string& args : {"tokenize -m " + stories() + " -p hi -f " + q(tmp_dir() + "/x.txt"),
-                                    "tokenize -m " + stories(), "tokenize -m " + stories() + " -p hi --ids --json",
-                                    "detokenize -m " + stories()}) {
+    for (const std::string& args : {"tokenize -m " + stories_arg() + " -p hi -f " + q(tmp_dir() + "/x.txt"),
+                                    "tokenize -m " + stories_arg(), "tokenize -m " + stories_arg() + " -p hi --ids --json",
+                                    "detokenize -m " + stories_arg()}) {
         r = hearth(args);
         EXPECT_NE(r.code, 0) << args;
         EXPECT_LT(r.code, 128) << args;
@@ -653,7 +647,7 @@ TEST(Cli, GrammarCheckSaysWhereAnInstanceIsRejected) {
     ASSERT_EQ(py.results.size(), 1u);
     EXPECT_EQ(py.results[0], (std::vector<nlohmann::ordered_json>{true, false, false}));
 
-    for (const std::string& model : {std::string(), " -m " + stories()}) {
+    for (const std::string& model : {std::string(), " -m " + stories_arg()}) {
         SCOPED_TRACE(model);
         const Result all = hearth("grammar check --json-schema " + schema + model + " --json " + files[0] + " " +
                                   files[1] + " " + files[2]);

@@ -360,14 +360,9 @@ TEST(Corpus, AtomicWriteReplacesWholeFilesOnly) {
 
 // --- the CLI ---
 
-std::string q(const std::string& s) { return "'" + s + "'"; }
+using test::q;
 
-void expect_one_line_error(const RunResult& r, const std::string& needle) {
-    EXPECT_EQ(r.code, 1) << r.err;
-    EXPECT_NE(r.err.find("error: "), std::string::npos) << r.err;
-    EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err;
-    EXPECT_LE(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-}
+using test::expect_one_line_error;
 
 TEST(DataManCli, JsonReportAndTokens) {
     const std::string root = fixture_root("cli");

@@ -567,15 +567,11 @@ TEST(EmbedDecoder, BatchOfSequencesEqualsOneAtATime) {
 // ---- hearth embed ----------------------------------------------------------------------------------------------
 
 using Cli = test::RunResult;
-Cli hearth(const std::string& args) { return test::run_hearth(args); }
-std::string q(const std::string& s) { return "'" + s + "'"; }
+using test::q;
 
-void expect_error(const Cli& r, const std::string& needle) {
-    EXPECT_NE(r.code, 0);
-    EXPECT_LT(r.code, 128) << "crashed";
-    EXPECT_NE(r.err.find("error: "), std::string::npos) << r.err;
-    EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err;
-    EXPECT_LE(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+// hearth embed fails with one line on stderr and nothing on stdout.
+void expect_embed_error(const Cli& r, const std::string& needle) {
+    test::expect_one_line_error(r, needle);
     EXPECT_TRUE(r.out.empty()) << r.out.substr(0, 200);
 }
 
@@ -594,7 +590,7 @@ std::vector<std::vector<double>> parse_lines(const std::string& out) {
 
 TEST(EmbedCli, PlainOutputIsOneVectorPerInput) {
     const std::string m = bert_tiny();
-    const Cli r = hearth("embed -m " + q(m) + " -p 'Hello world' -p 'héllo, wörld! 你好' -t 2");
+    const Cli r = test::run_hearth("embed -m " + q(m) + " -p 'Hello world' -p 'héllo, wörld! 你好' -t 2");
     ASSERT_EQ(r.code, 0) << r.err;
     const auto v = parse_lines(r.out);
     ASSERT_EQ(v.size(), 2u);
@@ -612,7 +608,7 @@ TEST(EmbedCli, JsonlFileAndJsonOutput) {
     const std::string m = bert_tiny();
     const std::string f = tmp_dir() + "/in.jsonl";
     std::ofstream(f) << "\"Hello world\"\n\n{\"text\": \"a second one\", \"id\": 7}\r\n\"ünïcode ☃\"\n";
-    const Cli r = hearth("embed -m " + q(m) + " -f " + q(f) + " --json --pooling mean --no-normalize");
+    const Cli r = test::run_hearth("embed -m " + q(m) + " -f " + q(f) + " --json --pooling mean --no-normalize");
     ASSERT_EQ(r.code, 0) << r.err;
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j.at("model"), m);
@@ -626,7 +622,7 @@ TEST(EmbedCli, JsonlFileAndJsonOutput) {
     EXPECT_EQ(j["data"][1].at("n_tokens"), 5);
     for (const auto& d : j["data"]) EXPECT_EQ(d.at("embedding").size(), 64u);
     // The plain output of the same run holds the same numbers.
-    const Cli plain = hearth("embed -m " + q(m) + " -f " + q(f) + " --pooling mean --no-normalize");
+    const Cli plain = test::run_hearth("embed -m " + q(m) + " -f " + q(f) + " --pooling mean --no-normalize");
     const auto v = parse_lines(plain.out);
     ASSERT_EQ(v.size(), 3u);
     for (size_t i = 0; i < 3; ++i)
@@ -635,7 +631,7 @@ TEST(EmbedCli, JsonlFileAndJsonOutput) {
 }
 
 TEST(EmbedCli, DecoderModel) {
-    const Cli r = hearth("embed -m " + q(test::shared("models/stories260K.gguf")) + " -p 'Once upon a time' --json");
+    const Cli r = test::run_hearth("embed -m " + q(test::shared("models/stories260K.gguf")) + " -p 'Once upon a time' --json");
     ASSERT_EQ(r.code, 0) << r.err;
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j.at("pooling"), "last");
@@ -648,28 +644,28 @@ TEST(EmbedCli, ErrorsAreOneLine) {
     const std::string m = q(bert_tiny());
     const std::string f = tmp_dir() + "/bad.jsonl";
     std::ofstream(f) << "\"fine\"\n{\"text\": 3}\n";
-    expect_error(hearth("embed -m " + m + " -f " + q(f)), "bad.jsonl:2: expected a JSON string or an object");
+    expect_embed_error(test::run_hearth("embed -m " + m + " -f " + q(f)), "bad.jsonl:2: expected a JSON string or an object");
     std::ofstream(f) << "\"fine\"\n\"also fine\"\n{oops\n";
-    expect_error(hearth("embed -m " + m + " -f " + q(f)), "bad.jsonl:3: not valid JSON");
+    expect_embed_error(test::run_hearth("embed -m " + m + " -f " + q(f)), "bad.jsonl:3: not valid JSON");
     std::ofstream(f) << "\n  \n";
-    expect_error(hearth("embed -m " + m + " -f " + q(f)), "no inputs");
+    expect_embed_error(test::run_hearth("embed -m " + m + " -f " + q(f)), "no inputs");
     std::ofstream(f) << "\"x\"\n\"\"\n";
-    expect_error(hearth("embed -m " + m + " -f " + q(f)), "bad.jsonl:2: the text is empty");
-    expect_error(hearth("embed -m " + m + " -f " + q(tmp_dir() + "/nope.jsonl")), "cannot open");
-    expect_error(hearth("embed -m " + m), "-p TEXT or -f FILE.jsonl");
-    expect_error(hearth("embed -m " + m + " -p hi -p ''"), "input 2: the text is empty");
+    expect_embed_error(test::run_hearth("embed -m " + m + " -f " + q(f)), "bad.jsonl:2: the text is empty");
+    expect_embed_error(test::run_hearth("embed -m " + m + " -f " + q(tmp_dir() + "/nope.jsonl")), "cannot open");
+    expect_embed_error(test::run_hearth("embed -m " + m), "-p TEXT or -f FILE.jsonl");
+    expect_embed_error(test::run_hearth("embed -m " + m + " -p hi -p ''"), "input 2: the text is empty");
     std::string long_text;
     for (int i = 0; i < 150; ++i) long_text += "word ";
-    expect_error(hearth("embed -m " + m + " -p '" + long_text + "'"), "more than the model's context of 128");
-    const Cli t = hearth("embed -m " + m + " -p '" + long_text + "' --truncate");
+    expect_embed_error(test::run_hearth("embed -m " + m + " -p '" + long_text + "'"), "more than the model's context of 128");
+    const Cli t = test::run_hearth("embed -m " + m + " -p '" + long_text + "' --truncate");
     EXPECT_EQ(t.code, 0) << t.err;
-    expect_error(hearth("embed -m " + q(bert_tiny(DType::F32, "none")) + " -p hi"), "--pooling");
-    expect_error(hearth("embed -m " + m + " -p hi -t 0"), "threads");
-    expect_error(hearth("embed -m " + q(tmp_dir() + "/missing.gguf") + " -p hi"), "missing.gguf");
-    const Cli p = hearth("embed -m " + m + " -p hi --pooling max");
+    expect_embed_error(test::run_hearth("embed -m " + q(bert_tiny(DType::F32, "none")) + " -p hi"), "--pooling");
+    expect_embed_error(test::run_hearth("embed -m " + m + " -p hi -t 0"), "threads");
+    expect_embed_error(test::run_hearth("embed -m " + q(tmp_dir() + "/missing.gguf") + " -p hi"), "missing.gguf");
+    const Cli p = test::run_hearth("embed -m " + m + " -p hi --pooling max");
     EXPECT_NE(p.code, 0);
     EXPECT_NE(p.err.find("max"), std::string::npos) << p.err;
-    const Cli both = hearth("embed -m " + m + " -p hi -f " + q(f));
+    const Cli both = test::run_hearth("embed -m " + m + " -p hi -f " + q(f));
     EXPECT_NE(both.code, 0);
     EXPECT_NE(both.err.find("excludes"), std::string::npos) << both.err;
 }

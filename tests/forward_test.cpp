@@ -12,7 +12,7 @@
 namespace hearth {
 namespace {
 
-std::unique_ptr<Model> stories() { return Model::load(test::shared("models/stories260K.gguf")); }
+std::unique_ptr<Model> load_stories() { return Model::load(test::shared("models/stories260K.gguf")); }
 
 double max_diff(const float* a, const float* b, int64_t n) {
     double m = 0;
@@ -35,7 +35,7 @@ std::vector<float> run_alone(const Model& m, const std::vector<int32_t>& toks, i
 }
 
 TEST(Forward, TwoSequencesInOneBatchEqualEachAlone) {
-    auto m = stories();
+    auto m = load_stories();
     const int64_t V = m->hp.n_vocab;
     const std::vector<float> a = run_alone(*m, kA, 2), b = run_alone(*m, kB, 2);
     ContextParams cp;
@@ -70,7 +70,7 @@ TEST(Forward, TwoSequencesInOneBatchEqualEachAlone) {
 }
 
 TEST(Forward, ThreadCountDoesNotChangeResults) {
-    auto m = stories();
+    auto m = load_stories();
     const std::vector<float> one = run_alone(*m, kA, 1), two = run_alone(*m, kA, 2), three = run_alone(*m, kA, 3);
     EXPECT_EQ(one, two);
     EXPECT_EQ(one, three);
@@ -79,7 +79,7 @@ TEST(Forward, ThreadCountDoesNotChangeResults) {
 // Decode with a thread count that does not divide the attention items splits each row's cells across
 // threads and merges the parts; the logits match the single-thread ones to rounding.
 TEST(Forward, DecodeSplitAcrossThreadsMatchesOneThread) {
-    auto m = stories();
+    auto m = load_stories();
     const int64_t V = m->hp.n_vocab;
     ASSERT_NE(m->hp.n_head_kv % 3, 0) << "pick a thread count that does not divide the kv heads";
     std::vector<std::unique_ptr<Context>> ctx;
@@ -104,7 +104,7 @@ TEST(Forward, DecodeSplitAcrossThreadsMatchesOneThread) {
 }
 
 TEST(Forward, OneBatchEqualsTokenByToken) {
-    auto m = stories();
+    auto m = load_stories();
     const int64_t V = m->hp.n_vocab;
     const std::vector<float> batch = run_alone(*m, kA, 2);
     ContextParams cp;
@@ -120,7 +120,7 @@ TEST(Forward, OneBatchEqualsTokenByToken) {
 }
 
 TEST(Forward, TruncateAndRedecodeReusesTheCache) {
-    auto m = stories();
+    auto m = load_stories();
     const int64_t V = m->hp.n_vocab;
     ContextParams cp;
     cp.n_ctx = 64;
@@ -147,7 +147,7 @@ TEST(Forward, TruncateAndRedecodeReusesTheCache) {
 }
 
 TEST(Forward, InvalidBatchesAreRejected) {
-    auto m = stories();
+    auto m = load_stories();
     ContextParams cp;
     cp.n_ctx = 8;
     cp.n_threads = 1;

@@ -31,6 +31,7 @@
 #include "model/forward.h"
 #include "runtime/scheduler.h"
 #include "jsonschema_oracle.h"
+#include "model_test_util.h"
 #include "test_util.h"
 #include "tokenizer/vocab.h"
 
@@ -110,10 +111,7 @@ TEST(GrammarCorpus, EveryValidInstanceIsInTheLanguage) {
 
 // ---- sampling under the schemas ----
 
-const Model& stories() {
-    static const std::unique_ptr<Model> m = Model::load(test::shared("models/stories260K.gguf"));
-    return *m;
-}
+using test::stories_model;
 
 struct Outcome {
     std::vector<int32_t> tokens;
@@ -127,7 +125,7 @@ TEST(GrammarCorpus, SampledOutputsValidate) {
     const auto& files = corpus();
     ASSERT_GE(files.size(), 200u);
     const auto t0 = std::chrono::steady_clock::now();
-    const tok::Vocab vocab = tok::Vocab::from_gguf(stories().file);
+    const tok::Vocab vocab = tok::Vocab::from_gguf(stories_model().file);
     const auto tokens = std::make_shared<const grammar::TokenTable>(grammar::TokenTable::from_vocab(vocab));
     const std::vector<int32_t> prompt = vocab.encode("Output JSON: ", true, false);
     ASSERT_GE(prompt.size(), 2u);
@@ -155,7 +153,7 @@ TEST(GrammarCorpus, SampledOutputsValidate) {
     sp.max_waiting = static_cast<int>(files.size()) * kPerSchema;
     // Room for every running request's whole prompt + output: no preemption, it would only cost time.
     cp.n_ctx = sp.max_running * ((static_cast<int>(prompt.size()) + kMaxTokens + 15) / 16 * 16);
-    Context ctx(stories(), cp);
+    Context ctx(stories_model(), cp);
     Scheduler s(ctx, sp);
     struct Req {
         size_t file;

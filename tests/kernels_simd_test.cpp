@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "tensor/kernels.h"
+#include "quant_test_util.h"
 
 namespace hearth {
 namespace {
@@ -57,23 +58,7 @@ std::vector<float> normal(int64_t n, uint32_t seed, float sigma = 1.0f) {
     return v;
 }
 
-// Byte offsets of the f16 scale fields of one block (d, and dmin / m where present).
-std::vector<int> f16_fields(DType t) {
-    switch (t) {
-        case DType::Q4_0:
-        case DType::Q5_0:
-        case DType::Q8_0:
-        case DType::IQ4_NL: return {0};
-        case DType::Q4_1:
-        case DType::Q5_1:
-        case DType::Q4_K:
-        case DType::Q5_K: return {0, 2};
-        case DType::Q2_K: return {80, 82};
-        case DType::Q3_K: return {108};
-        case DType::Q6_K: return {208};
-        default: return {};
-    }
-}
+using test::f16_fields;
 
 // A weight row of n elements. mode 0: random floats quantized by the reference quantizer; mode 1: random
 // bytes for every code and sub-scale bit, with finite random f16 scales (exercises every bit pattern,

@@ -11,6 +11,7 @@
 #include "base/error.h"
 #include "model/forward.h"
 #include "runtime/kv_cache.h"
+#include "model_test_util.h"
 #include "test_util.h"
 
 namespace hearth {
@@ -121,10 +122,7 @@ TEST(KvCachePrefix, DuplicateContentIsNotIndexedTwice) {
     EXPECT_EQ(kv.free_blocks(), 8);
 }
 
-const Model& stories() {
-    static const std::unique_ptr<Model> m = Model::load(test::shared("models/stories260K.gguf"));
-    return *m;
-}
+using test::stories_model;
 
 std::vector<int32_t> story_prompt(int n) {
     std::vector<int32_t> p = {1};
@@ -141,7 +139,7 @@ TEST(KvCachePrefix, AttachedKvGivesTheLogitsOfRecomputation) {
     cp.n_ctx = 256;
     cp.n_threads = 2;
     cp.kv_block_size = 16;
-    Context ctx(stories(), cp);
+    Context ctx(stories_model(), cp);
     const std::vector<int32_t> p = story_prompt(45);
     Batch b;
     for (size_t i = 0; i < p.size(); ++i) b.add(p[i], static_cast<int32_t>(i), 0, i + 1 == p.size());

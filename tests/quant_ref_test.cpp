@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "gguf/gguf.h"
+#include "quant_test_util.h"
 #include "tensor/kernels.h"
 #include "tensor/quantize.h"
 #include "test_util.h"
@@ -176,23 +177,7 @@ ElemFn elem_fn(DType t) {
     }
 }
 
-// Byte offsets of the f16 scale fields of each block type (random bytes there are replaced by sane values).
-std::vector<int> f16_fields(DType t) {
-    switch (t) {
-        case DType::Q8_0:
-        case DType::Q4_0:
-        case DType::Q5_0:
-        case DType::IQ4_NL: return {0};
-        case DType::Q4_1:
-        case DType::Q5_1:
-        case DType::Q4_K:
-        case DType::Q5_K: return {0, 2};
-        case DType::Q2_K: return {80, 82};
-        case DType::Q3_K: return {108};
-        case DType::Q6_K: return {208};
-        default: return {};
-    }
-}
+using test::f16_fields;
 
 // nblocks blocks of random bytes whose f16 fields hold random finite values in [-2, 2].
 std::vector<uint8_t> random_blocks(DType t, int64_t nblocks, uint32_t seed) {

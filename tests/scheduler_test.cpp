@@ -11,16 +11,14 @@
 #include "grammar_oracle.h"
 #include "model/forward.h"
 #include "runtime/scheduler.h"
+#include "model_test_util.h"
 #include "test_util.h"
 #include "tokenizer/vocab.h"
 
 namespace hearth {
 namespace {
 
-const Model& stories() {
-    static const std::unique_ptr<Model> m = Model::load(test::shared("models/stories260K.gguf"));
-    return *m;
-}
+using test::stories_model;
 
 ContextParams ctx_params(int n_ctx, int block = 16) {
     ContextParams cp;
@@ -56,7 +54,7 @@ GenRequest request(int n_prompt, int max_tokens, uint32_t salt, bool sampled) {
 
 // The request alone: a fresh Context, the whole prompt in one batch, then one token per decode.
 std::vector<int32_t> run_alone(const GenRequest& r) {
-    Context ctx(stories(), ctx_params(512));
+    Context ctx(stories_model(), ctx_params(512));
     Sampler s(r.sampling);
     for (int32_t t : r.prompt) s.accept(t);
     Batch b;
@@ -65,7 +63,7 @@ std::vector<int32_t> run_alone(const GenRequest& r) {
     int32_t pos = static_cast<int32_t>(r.prompt.size());
     std::vector<int32_t> out;
     for (int i = 0; i < r.max_tokens; ++i) {
-        const int32_t tok = s.sample(logits->data(), static_cast<int32_t>(stories().hp.n_vocab));
+        const int32_t tok = s.sample(logits->data(), static_cast<int32_t>(stories_model().hp.n_vocab));
         s.accept(tok);
         out.push_back(tok);
         if (std::find(r.stop_tokens.begin(), r.stop_tokens.end(), tok) != r.stop_tokens.end()) break;
@@ -103,7 +101,7 @@ std::map<int64_t, Outcome> drain(Scheduler& s, std::map<int64_t, Outcome> out = 
 }
 
 void check_batched_equals_alone(bool sampled) {
-    Context ctx(stories(), ctx_params(1024));
+    Context ctx(stories_model(), ctx_params(1024));
     SchedulerParams sp;
     sp.token_budget = 48;  // several prompts need more than one step
     Scheduler s(ctx, sp);
@@ -132,7 +130,7 @@ TEST(Scheduler, BatchedGreedyEqualsEachAlone) { check_batched_equals_alone(false
 TEST(Scheduler, BatchedSeededSamplingEqualsEachAlone) { check_batched_equals_alone(true); }
 
 TEST(Scheduler, ChunkedPrefillDoesNotStallRunningStream) {
-    Context ctx(stories(), ctx_params(512));
+    Context ctx(stories_model(), ctx_params(512));
     SchedulerParams sp;
     sp.token_budget = 16;
     Scheduler s(ctx, sp);
@@ -165,7 +163,7 @@ TEST(Scheduler, ChunkedPrefillDoesNotStallRunningStream) {
 }
 
 TEST(Scheduler, PreemptionUnderTinyPoolRecomputesSameOutputs) {
-    Context ctx(stories(), ctx_params(96, 16));  // 6 blocks of 16 cells
+    Context ctx(stories_model(), ctx_params(96, 16));  // 6 blocks of 16 cells
     SchedulerParams sp;
     sp.token_budget = 64;
     Scheduler s(ctx, sp);
@@ -200,7 +198,7 @@ TEST(Scheduler, PreemptionUnderTinyPoolRecomputesSameOutputs) {
 }
 
 TEST(Scheduler, CancelFreesBlocksAndReportsOnce) {
-    Context ctx(stories(), ctx_params(512, 8));
+    Context ctx(stories_model(), ctx_params(512, 8));
     Scheduler s(ctx, SchedulerParams{});
     const std::vector<GenRequest> reqs = {request(10, 30, 31, false), request(21, 30, 32, true),
                                           request(14, 30, 33, false)};
@@ -256,7 +254,7 @@ TEST(Scheduler, CancelFreesBlocksAndReportsOnce) {
 // A budget smaller than the number of streams: decodes take turns (least recently served first), no stream
 // starves, max_running bounds admissions, and outputs are unchanged.
 TEST(Scheduler, SmallBudgetStreamsTakeTurns) {
-    Context ctx(stories(), ctx_params(256));
+    Context ctx(stories_model(), ctx_params(256));
     SchedulerParams sp;
     sp.token_budget = 2;
     sp.max_running = 3;
@@ -301,7 +299,7 @@ void expect_error(F f, const std::string& needle) {
 // cached blocks and compute only the rest, and still produce exactly what they produce alone. Requests admitted
 // in the same step cannot share (nothing is published yet); with the cache off nothing is shared.
 void check_shared_prefix(bool cache_on) {
-    Context ctx(stories(), ctx_params(1024, 16));
+    Context ctx(stories_model(), ctx_params(1024, 16));
     SchedulerParams sp;
     sp.token_budget = 64;
     sp.prefix_cache = cache_on;
@@ -352,10 +350,10 @@ TEST(Scheduler, GrammarConstrainedRequestsStayInTheLanguage) {
 root ::= "Once" (" " word){2,6} ("." | "!")
 word ::= [a-z]{1,8}
 )");
-    const tok::Vocab vocab = tok::Vocab::from_gguf(stories().file);
+    const tok::Vocab vocab = tok::Vocab::from_gguf(stories_model().file);
     auto cg = grammar::compile(g, std::make_shared<const grammar::TokenTable>(grammar::TokenTable::from_vocab(vocab)));
     grammar::testing::Recognizer rec(g);
-    Context ctx(stories(), ctx_params(96, 8));
+    Context ctx(stories_model(), ctx_params(96, 8));
     SchedulerParams sp;
     sp.token_budget = 32;
     Scheduler s(ctx, sp);
@@ -397,10 +395,10 @@ word ::= [a-z]{1,8}
 // FinishReason::Error and the grammar's message; the request batched beside it is unaffected (the same tokens
 // as when it runs alone), and the scheduler goes on serving.
 TEST(Scheduler, AFailingGrammarEndsOnlyItsRequest) {
-    const tok::Vocab vocab = tok::Vocab::from_gguf(stories().file);
+    const tok::Vocab vocab = tok::Vocab::from_gguf(stories_model().file);
     const auto table = std::make_shared<const grammar::TokenTable>(grammar::TokenTable::from_vocab(vocab));
     auto bad = grammar::compile(grammar::parse_gbnf("root ::= [a-z ]" + std::string(24, '+') + " \"xyzzy.\""), table);
-    Context ctx(stories(), ctx_params(256));
+    Context ctx(stories_model(), ctx_params(256));
     Scheduler s(ctx, SchedulerParams{});
     GenRequest good = request(12, 16, 7, true);
     GenRequest failing = request(14, 16, 8, true);
@@ -418,7 +416,7 @@ TEST(Scheduler, AFailingGrammarEndsOnlyItsRequest) {
 }
 
 TEST(Scheduler, RequestErrorsAndFinishReasons) {
-    Context ctx(stories(), ctx_params(128));
+    Context ctx(stories_model(), ctx_params(128));
     SchedulerParams sp;
     sp.max_waiting = 2;
     Scheduler s(ctx, sp);

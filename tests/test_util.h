@@ -2,8 +2,11 @@
 #pragma once
 #include <fcntl.h>
 #include <sys/file.h>
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include <cstdint>
 #include <cstdio>
@@ -68,6 +71,18 @@ inline RunResult run_command(const std::string& cmd) {
     r.err = read_file(err_path);
     std::remove(err_path.c_str());
     return r;
+}
+
+// Single-quoted for the shell, for the command lines tests build.
+inline std::string q(const std::string& s) { return "'" + s + "'"; }
+
+// A command that failed as hearth fails on bad input: exit status `code` (not a signal), one line on stderr that
+// starts with "error: " and names `needle`.
+inline void expect_one_line_error(const RunResult& r, const std::string& needle, int code = 1) {
+    EXPECT_EQ(r.code, code) << r.err;
+    EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err;
+    EXPECT_LE(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
 
 #ifdef HEARTH_BINARY

@@ -16,6 +16,7 @@
 #include "base/error.h"
 #include "gguf/gguf.h"
 #include "test_util.h"
+#include "vocab_test_util.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/import.h"
 #include "tokenizer/pretokenize.h"
@@ -27,21 +28,8 @@ namespace {
 using tok::Vocab;
 using ::testing::HasSubstr;
 
-const std::string kVocabDir = "tokenizers/llama.cpp-vocab/";
+using test::kVocabDir;
 
-Vocab from_writer(const gguf::Writer& w) {
-    const std::vector<uint8_t> bytes = w.to_bytes();
-    return Vocab::from_gguf(gguf::File::from_memory(bytes.data(), bytes.size(), "synthetic.gguf"));
-}
-
-std::string load_error(const gguf::Writer& w) {
-    try {
-        from_writer(w);
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "(no error)";
-}
 
 Vocab load_gguf(const std::string& name) {
     return Vocab::from_gguf(gguf::File::open(test::shared(kVocabDir + name)));
@@ -51,7 +39,7 @@ Vocab load_gguf(const std::string& name) {
 Vocab load_imported(const std::string& rel, const std::string& pre) {
     gguf::Writer w;
     tok::import_tokenizer(test::shared(rel), w, pre);
-    return from_writer(w);
+    return test::vocab_from_writer(w);
 }
 
 const Vocab& llama_bpe() {
@@ -67,46 +55,23 @@ const Vocab& gpt2() {
     return v;
 }
 
-std::string ids_str(const std::vector<int32_t>& ids) {
-    std::string s;
-    for (int32_t id : ids) s += " " + std::to_string(id);
-    return s;
-}
+using test::ids_str;
 
-using Vectors = test::VocabVectors;
-const auto& read_vectors = test::read_vocab_vectors;
-
-void check_vectors(const Vocab& vocab, const std::string& name) {
-    const Vectors v = read_vectors(name);
-    ASSERT_EQ(v.inputs.size(), 46u) << name;
-    ASSERT_EQ(v.inputs.size(), v.outputs.size()) << name;
-    size_t passed = 0;
-    for (size_t i = 0; i < v.inputs.size(); ++i) {
-        // As llama.cpp's test-tokenizer-0: add_special = false, parse_special = false.
-        const std::vector<int32_t> got = vocab.encode(v.inputs[i], false, false);
-        EXPECT_EQ(got, v.outputs[i]) << name << " vector " << i << " input '" << v.inputs[i] << "'\n got:"
-                                     << ids_str(got) << "\nwant:" << ids_str(v.outputs[i]);
-        // Byte-level BPE is lossless.
-        EXPECT_EQ(vocab.decode(got), v.inputs[i]) << name << " vector " << i;
-        passed += got == v.outputs[i];
-    }
-    std::printf("[ %s: %zu / %zu vectors pass ]\n", name.c_str(), passed, v.inputs.size());
-}
 
 // ---- llama.cpp test vectors ----------------------------------------------------------------------------
 
-TEST(TokenizerBpeVectors, Gpt2) { check_vectors(gpt2(), "ggml-vocab-gpt-2.gguf"); }
-TEST(TokenizerBpeVectors, Falcon) { check_vectors(load_gguf("ggml-vocab-falcon.gguf"), "ggml-vocab-falcon.gguf"); }
-TEST(TokenizerBpeVectors, Mpt) { check_vectors(load_gguf("ggml-vocab-mpt.gguf"), "ggml-vocab-mpt.gguf"); }
+TEST(TokenizerBpeVectors, Gpt2) { test::check_vocab_vectors(gpt2(), "ggml-vocab-gpt-2.gguf"); }
+TEST(TokenizerBpeVectors, Falcon) { test::check_vocab_vectors(load_gguf("ggml-vocab-falcon.gguf"), "ggml-vocab-falcon.gguf"); }
+TEST(TokenizerBpeVectors, Mpt) { test::check_vocab_vectors(load_gguf("ggml-vocab-mpt.gguf"), "ggml-vocab-mpt.gguf"); }
 TEST(TokenizerBpeVectors, Starcoder) {
-    check_vectors(load_gguf("ggml-vocab-starcoder.gguf"), "ggml-vocab-starcoder.gguf");
+    test::check_vocab_vectors(load_gguf("ggml-vocab-starcoder.gguf"), "ggml-vocab-starcoder.gguf");
 }
-TEST(TokenizerBpeVectors, Refact) { check_vectors(load_gguf("ggml-vocab-refact.gguf"), "ggml-vocab-refact.gguf"); }
+TEST(TokenizerBpeVectors, Refact) { test::check_vocab_vectors(load_gguf("ggml-vocab-refact.gguf"), "ggml-vocab-refact.gguf"); }
 TEST(TokenizerBpeVectors, DeepseekLlm) {
-    check_vectors(load_gguf("ggml-vocab-deepseek-llm.gguf"), "ggml-vocab-deepseek-llm.gguf");
+    test::check_vocab_vectors(load_gguf("ggml-vocab-deepseek-llm.gguf"), "ggml-vocab-deepseek-llm.gguf");
 }
 TEST(TokenizerBpeVectors, DeepseekCoder) {
-    check_vectors(load_gguf("ggml-vocab-deepseek-coder.gguf"), "ggml-vocab-deepseek-coder.gguf");
+    test::check_vocab_vectors(load_gguf("ggml-vocab-deepseek-coder.gguf"), "ggml-vocab-deepseek-coder.gguf");
 }
 // Stand-ins (Llama 3.2's encoder.json + vocab.bpe for ggml-vocab-llama-bpe, Qwen3's tokenizer.json for
 // ggml-vocab-qwen2): further below.
@@ -201,7 +166,7 @@ void check_round_trip(const Vocab& x) {
 // in its own process: each is loaded by one test only, which checks its vectors and the rest.
 TEST(TokenizerBpeVectors, LlamaBpeStandIn) {
     const Vocab& v = llama_bpe();
-    check_vectors(v, "ggml-vocab-llama-bpe.gguf");
+    test::check_vocab_vectors(v, "ggml-vocab-llama-bpe.gguf");
     // Llama 3: llama.cpp adds BOS for this pre-tokenizer.
     EXPECT_TRUE(v.add_bos());
     EXPECT_EQ(v.bos(), 128000);
@@ -222,7 +187,7 @@ TEST(TokenizerBpeVectors, LlamaBpeStandIn) {
 
 TEST(TokenizerBpeVectors, Qwen2StandIn) {
     const Vocab& q = qwen2();
-    check_vectors(q, "ggml-vocab-qwen2.gguf");
+    test::check_vocab_vectors(q, "ggml-vocab-qwen2.gguf");
     // <think> is an added, non-special (user-defined) token: always matched.
     const int32_t think = q.find("<think>");
     ASSERT_GE(think, 0);
@@ -247,24 +212,24 @@ gguf::Writer synth_bpe(const std::string& pre, std::vector<std::string> merges =
 }
 
 TEST(TokenizerBpe, IgnoreMerges) {
-    EXPECT_EQ(from_writer(synth_bpe("gpt-2")).encode("abc", false, false), (std::vector<int32_t>{0, 3}));
-    EXPECT_EQ(from_writer(synth_bpe("llama-bpe")).encode("abc", false, false), (std::vector<int32_t>{4}));
-    EXPECT_EQ(from_writer(synth_bpe("gpt-2", {"a b", "b c"})).encode("abc", false, false),
+    EXPECT_EQ(test::vocab_from_writer(synth_bpe("gpt-2")).encode("abc", false, false), (std::vector<int32_t>{0, 3}));
+    EXPECT_EQ(test::vocab_from_writer(synth_bpe("llama-bpe")).encode("abc", false, false), (std::vector<int32_t>{4}));
+    EXPECT_EQ(test::vocab_from_writer(synth_bpe("gpt-2", {"a b", "b c"})).encode("abc", false, false),
               (std::vector<int32_t>{0, 1, 2}));  // "a b" (rank 0) gives "ab", no token: its bytes, as llama.cpp
 }
 
 TEST(TokenizerBpe, MalformedVocabulariesGiveErrors) {
-    EXPECT_THAT(load_error(synth_bpe("made-up-pre")), HasSubstr("unknown pre-tokenizer type 'made-up-pre'"));
-    EXPECT_THAT(load_error(synth_bpe("gpt-2", {"b x"})),
+    EXPECT_THAT(test::vocab_load_error(synth_bpe("made-up-pre")), HasSubstr("unknown pre-tokenizer type 'made-up-pre'"));
+    EXPECT_THAT(test::vocab_load_error(synth_bpe("gpt-2", {"b x"})),
                 HasSubstr("tokenizer.ggml.merges[0] = 'b x' refers to 'x', which is not a token"));
-    EXPECT_THAT(load_error(synth_bpe("gpt-2", {"b c", "bc"})),
+    EXPECT_THAT(test::vocab_load_error(synth_bpe("gpt-2", {"b c", "bc"})),
                 HasSubstr("tokenizer.ggml.merges[1] = 'bc' is not two tokens separated by a space"));
     gguf::Writer w = synth_bpe("gpt-2");
     w.remove("tokenizer.ggml.merges");
-    EXPECT_THAT(load_error(w), HasSubstr("tokenizer.ggml.merges is missing"));
+    EXPECT_THAT(test::vocab_load_error(w), HasSubstr("tokenizer.ggml.merges is missing"));
     w = synth_bpe("gpt-2");
     w.set("tokenizer.ggml.model", gguf::Value::str("rwkv"));
-    EXPECT_THAT(load_error(w), HasSubstr("tokenizer model 'rwkv' is not supported yet"));
+    EXPECT_THAT(test::vocab_load_error(w), HasSubstr("tokenizer model 'rwkv' is not supported yet"));
 }
 
 TEST(TokenizerBpe, InvalidUtf8DoesNotCrash) {
@@ -310,7 +275,7 @@ TEST(TokenizerBpe, LongInputIsFast) {
     w.set("tokenizer.ggml.tokens", gguf::Value::str_array(tokens));
     w.set("tokenizer.ggml.merges", gguf::Value::str_array(merges));
     w.set("tokenizer.ggml.bos_token_id", gguf::Value::u32(0));
-    const Vocab v = from_writer(w);
+    const Vocab v = test::vocab_from_writer(w);
     const auto t0 = std::chrono::steady_clock::now();
     const std::vector<int32_t> ids = v.encode(text, false, false);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -20,6 +20,7 @@
 #include "base/utf8.h"
 #include "gguf/gguf.h"
 #include "test_util.h"
+#include "vocab_test_util.h"
 #include "tokenizer/spm.h"
 #include "tokenizer/vocab.h"
 
@@ -30,24 +31,24 @@ using tok::TokenAttr;
 using tok::Vocab;
 using ::testing::HasSubstr;
 
-const std::string kVocabDir = "tokenizers/llama.cpp-vocab/";
+using test::kVocabDir;
 
-tok::Vocab load_vocab(const std::string& rel) {
+tok::Vocab load_shared_vocab(const std::string& rel) {
     const gguf::File f = gguf::File::open(test::shared(rel));
     return Vocab::from_gguf(f);
 }
 
 // Loaded once: the 32000-token Llama 2 vocabulary is used by many tests.
 const Vocab& llama_vocab() {
-    static const Vocab v = load_vocab(kVocabDir + "ggml-vocab-llama-spm.gguf");
+    static const Vocab v = load_shared_vocab(kVocabDir + "ggml-vocab-llama-spm.gguf");
     return v;
 }
 const Vocab& tiny_llama_vocab() {
-    static const Vocab v = load_vocab("models/llama-2-tiny-random-f16.gguf");
+    static const Vocab v = load_shared_vocab("models/llama-2-tiny-random-f16.gguf");
     return v;
 }
 const Vocab& stories_vocab() {
-    static const Vocab v = load_vocab("models/stories260K.gguf");
+    static const Vocab v = load_shared_vocab("models/stories260K.gguf");
     return v;
 }
 
@@ -61,11 +62,7 @@ std::string hex(std::string_view s) {
     return out;
 }
 
-std::string ids_str(const std::vector<int32_t>& ids) {
-    std::string s;
-    for (int32_t id : ids) s += " " + std::to_string(id);
-    return s;
-}
+using test::ids_str;
 
 std::string utf8(uint32_t cp) {
     std::string s;
@@ -75,30 +72,11 @@ std::string utf8(uint32_t cp) {
 
 // ---- llama.cpp test vectors ----------------------------------------------------------------------------
 
-using Vectors = test::VocabVectors;
-const auto& read_vectors = test::read_vocab_vectors;
 
-void check_vectors(const Vocab& vocab, const std::string& name) {
-    const Vectors v = read_vectors(name);
-    ASSERT_EQ(v.inputs.size(), 46u) << name;
-    ASSERT_EQ(v.inputs.size(), v.outputs.size()) << name;
-    size_t passed = 0;
-    for (size_t i = 0; i < v.inputs.size(); ++i) {
-        // As llama.cpp's test-tokenizer-0: add_special = false, parse_special = false.
-        const std::vector<int32_t> got = vocab.encode(v.inputs[i], false, false);
-        EXPECT_EQ(got, v.outputs[i]) << name << " vector " << i << " input '" << v.inputs[i] << "'\n got:"
-                                     << ids_str(got) << "\nwant:" << ids_str(v.outputs[i]);
-        // No normalization in SPM: the text comes back exactly.
-        EXPECT_EQ(vocab.decode(got), v.inputs[i]) << name << " vector " << i;
-        passed += got == v.outputs[i];
-    }
-    std::printf("[ %s: %zu / %zu vectors pass ]\n", name.c_str(), passed, v.inputs.size());
-}
-
-TEST(SpmVectors, LlamaSpmAllPass) { check_vectors(llama_vocab(), "ggml-vocab-llama-spm.gguf"); }
+TEST(SpmVectors, LlamaSpmAllPass) { test::check_vocab_vectors(llama_vocab(), "ggml-vocab-llama-spm.gguf"); }
 
 TEST(SpmVectors, Phi3AllPass) {
-    check_vectors(load_vocab(kVocabDir + "ggml-vocab-phi-3.gguf"), "ggml-vocab-phi-3.gguf");
+    test::check_vocab_vectors(load_shared_vocab(kVocabDir + "ggml-vocab-phi-3.gguf"), "ggml-vocab-phi-3.gguf");
 }
 
 // ---- metadata ------------------------------------------------------------------------------------------
@@ -139,7 +117,7 @@ TEST(VocabSpm, LoadsLlama2Metadata) {
 }
 
 TEST(VocabSpm, Phi3SpecialTokensAndEog) {
-    const Vocab v = load_vocab(kVocabDir + "ggml-vocab-phi-3.gguf");
+    const Vocab v = load_shared_vocab(kVocabDir + "ggml-vocab-phi-3.gguf");
     EXPECT_EQ(v.n_tokens(), 32064);
     EXPECT_EQ(v.eos(), 32000);
     EXPECT_EQ(v.pad(), 32000);
@@ -517,22 +495,9 @@ struct SynthVocab {
     }
 };
 
-Vocab from_writer(const gguf::Writer& w) {
-    const std::vector<uint8_t> bytes = w.to_bytes();
-    return Vocab::from_gguf(gguf::File::from_memory(bytes.data(), bytes.size(), "synthetic.gguf"));
-}
-
-std::string load_error(const gguf::Writer& w) {
-    try {
-        from_writer(w);
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "(no error)";
-}
 
 TEST(VocabSpm, SyntheticVocabularyLoads) {
-    const Vocab v = from_writer(SynthVocab{}.writer());
+    const Vocab v = test::vocab_from_writer(SynthVocab{}.writer());
     EXPECT_EQ(v.n_tokens(), 7);
     EXPECT_EQ(v.bos(), 1);  // llama.cpp's defaults when the ids are absent
     EXPECT_EQ(v.eos(), 2);
@@ -547,69 +512,69 @@ TEST(VocabSpm, NonSpmModelGivesClearError) {
     SynthVocab s;
     gguf::Writer w = s.writer();
     w.set("tokenizer.ggml.model", gguf::Value::str("made-up-model"));
-    EXPECT_THAT(load_error(w), HasSubstr("tokenizer model 'made-up-model' is not supported yet"));
+    EXPECT_THAT(test::vocab_load_error(w), HasSubstr("tokenizer model 'made-up-model' is not supported yet"));
     w.remove("tokenizer.ggml.model");
-    EXPECT_THAT(load_error(w), HasSubstr("tokenizer.ggml.model is missing"));
+    EXPECT_THAT(test::vocab_load_error(w), HasSubstr("tokenizer.ggml.model is missing"));
 }
 
 TEST(VocabSpm, MalformedVocabulariesGiveErrors) {
     {
         SynthVocab s;
         s.types[5] = 9;
-        EXPECT_THAT(load_error(s.writer()), HasSubstr("tokenizer.ggml.token_type[5] = 9"));
+        EXPECT_THAT(test::vocab_load_error(s.writer()), HasSubstr("tokenizer.ggml.token_type[5] = 9"));
     }
     {
         SynthVocab s;
         s.scores.pop_back();
-        EXPECT_THAT(load_error(s.writer()), HasSubstr("tokenizer.ggml.scores has 6 entries"));
+        EXPECT_THAT(test::vocab_load_error(s.writer()), HasSubstr("tokenizer.ggml.scores has 6 entries"));
     }
     {
         SynthVocab s;
         s.types.push_back(1);
-        EXPECT_THAT(load_error(s.writer()), HasSubstr("tokenizer.ggml.token_type has 8 entries"));
+        EXPECT_THAT(test::vocab_load_error(s.writer()), HasSubstr("tokenizer.ggml.token_type has 8 entries"));
     }
     {
         SynthVocab s;
         s.tokens[3] = "<0xZZ>";
-        EXPECT_THAT(load_error(s.writer()), HasSubstr("token 3 is a byte token"));
+        EXPECT_THAT(test::vocab_load_error(s.writer()), HasSubstr("token 3 is a byte token"));
     }
     {
         SynthVocab s;
         s.scores[4] = std::nanf("");
-        EXPECT_THAT(load_error(s.writer()), HasSubstr("tokenizer.ggml.scores[4] is NaN"));
+        EXPECT_THAT(test::vocab_load_error(s.writer()), HasSubstr("tokenizer.ggml.scores[4] is NaN"));
     }
     {
         gguf::Writer w = SynthVocab{}.writer();
         w.set("tokenizer.ggml.bos_token_id", gguf::Value::u32(7));
-        EXPECT_THAT(load_error(w), HasSubstr("tokenizer.ggml.bos_token_id = 7 is out of range"));
+        EXPECT_THAT(test::vocab_load_error(w), HasSubstr("tokenizer.ggml.bos_token_id = 7 is out of range"));
     }
     {
         gguf::Writer w = SynthVocab{}.writer();
         w.set("tokenizer.ggml.eos_token_id", gguf::Value::str("2"));
-        EXPECT_THAT(load_error(w), HasSubstr("tokenizer.ggml.eos_token_id has type"));
+        EXPECT_THAT(test::vocab_load_error(w), HasSubstr("tokenizer.ggml.eos_token_id has type"));
     }
     {
         gguf::Writer w = SynthVocab{}.writer();
         w.set("tokenizer.ggml.bos_token_id", gguf::Value::u32(4294967295u));
-        EXPECT_THAT(load_error(w), HasSubstr("add_bos_token is true but the vocabulary has no BOS token"));
+        EXPECT_THAT(test::vocab_load_error(w), HasSubstr("add_bos_token is true but the vocabulary has no BOS token"));
         w.set("tokenizer.ggml.add_bos_token", gguf::Value::boolean(false));
-        const Vocab v = from_writer(w);
+        const Vocab v = test::vocab_from_writer(w);
         EXPECT_EQ(v.bos(), -1);
         EXPECT_EQ(v.encode("a", true, false), (std::vector<int32_t>{6}));
     }
     {
         gguf::Writer w = SynthVocab{}.writer();
         w.set("tokenizer.ggml.padding_token_id", gguf::Value::u32(7));  // one past the end: ignored, as llama.cpp
-        EXPECT_EQ(from_writer(w).pad(), -1);
+        EXPECT_EQ(test::vocab_from_writer(w).pad(), -1);
     }
     {
         gguf::Writer w = SynthVocab{}.writer();
         w.remove("tokenizer.ggml.tokens");
-        EXPECT_THAT(load_error(w), HasSubstr("tokenizer.ggml.tokens is missing"));
+        EXPECT_THAT(test::vocab_load_error(w), HasSubstr("tokenizer.ggml.tokens is missing"));
         w.set("tokenizer.ggml.tokens", gguf::Value::str_array({}));
         w.remove("tokenizer.ggml.scores");
         w.remove("tokenizer.ggml.token_type");
-        EXPECT_THAT(load_error(w), HasSubstr("tokenizer.ggml.tokens is empty"));
+        EXPECT_THAT(test::vocab_load_error(w), HasSubstr("tokenizer.ggml.tokens is empty"));
     }
     {
         // No byte tokens and no unknown token: an unencodable byte is an error, not a crash.
@@ -620,7 +585,7 @@ TEST(VocabSpm, MalformedVocabulariesGiveErrors) {
         gguf::Writer w = s.writer();
         w.set("tokenizer.ggml.unknown_token_id", gguf::Value::u32(4294967295u));
         w.set("tokenizer.ggml.add_space_prefix", gguf::Value::boolean(false));
-        const Vocab v = from_writer(w);
+        const Vocab v = test::vocab_from_writer(w);
         EXPECT_EQ(v.encode("x", false, false), (std::vector<int32_t>{0}));
         try {
             v.encode("y", false, false);
@@ -637,7 +602,7 @@ TEST(VocabSpm, UserDefinedTokensAndSpecialPartition) {
     s.tokens.insert(s.tokens.end(), {"<|u|>", "<|ctl|>", "l|><|u"});
     s.scores.insert(s.scores.end(), {0, 0, 0});
     s.types.insert(s.types.end(), {4, 3, 3});
-    const Vocab v = from_writer(s.writer());
+    const Vocab v = test::vocab_from_writer(s.writer());
     // User-defined tokens are recognised even without parse_special; control ones only with it.
     EXPECT_EQ(v.encode("a<|u|>a", false, false), (std::vector<int32_t>{6, 7, 6}));
     EXPECT_EQ(v.token_to_piece(7), "<|u|>");

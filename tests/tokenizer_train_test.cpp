@@ -29,7 +29,7 @@ namespace {
 namespace fs = std::filesystem;
 using test::tmp_dir;
 
-std::string q(const std::string& s) { return "'" + s + "'"; }
+using test::q;
 
 bool have_tools() {
     return std::system("command -v mandoc >/dev/null 2>&1") == 0 &&
@@ -299,12 +299,7 @@ TEST(TokenizerTrain, DeterministicForASeed) {
 
 // ---- errors --------------------------------------------------------------------------------------------------
 
-void expect_error(const test::RunResult& r, const std::string& needle) {
-    EXPECT_EQ(r.code, 1) << r.err;
-    EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
-    EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err;
-    EXPECT_LE(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-}
+using test::expect_one_line_error;
 
 // A corpus folder whose train split is `train_jsonl` as given (one line a document), with an empty val split and
 // a manifest that vouches for both, so that what is tested is the trainer's reading of the lines.
@@ -328,32 +323,32 @@ TEST(TokenizerTrain, Errors) {
     nlohmann::json small_doc = {{"name", "x.1"}, {"section", "1"}, {"text", "a small corpus\nof two lines\n"}};
     const std::string small = corpus_with("small", small_doc.dump() + "\n");
 
-    expect_error(train(tmp_dir() + "/none", "--vocab-size 1000"), "no manifest.json");
-    expect_error(train(corpus_with("empty", ""), "--vocab-size 1000"), "empty");
-    expect_error(train(corpus_with("blank", "{\"name\":\"a\",\"section\":\"1\",\"text\":\"\\n\\n\"}\n"),
+    expect_one_line_error(train(tmp_dir() + "/none", "--vocab-size 1000"), "no manifest.json");
+    expect_one_line_error(train(corpus_with("empty", ""), "--vocab-size 1000"), "empty");
+    expect_one_line_error(train(corpus_with("blank", "{\"name\":\"a\",\"section\":\"1\",\"text\":\"\\n\\n\"}\n"),
                        "--vocab-size 1000"),
                  "empty");
-    expect_error(train(corpus_with("bad", "{\"name\": 1}\n"), "--vocab-size 1000"), "malformed line 1");
-    expect_error(train(corpus_with("notjson", "not json\n"), "--vocab-size 1000"), "malformed line 1");
-    expect_error(train(small, "--vocab-size 259"), "at least 260");
-    expect_error(train(small, "--vocab-size 1000 --type wordpiece"), "unknown tokenizer type 'wordpiece'");
-    expect_error(train(small, "--vocab-size 1000 --character-coverage 1.5"), "character coverage");
+    expect_one_line_error(train(corpus_with("bad", "{\"name\": 1}\n"), "--vocab-size 1000"), "malformed line 1");
+    expect_one_line_error(train(corpus_with("notjson", "not json\n"), "--vocab-size 1000"), "malformed line 1");
+    expect_one_line_error(train(small, "--vocab-size 259"), "at least 260");
+    expect_one_line_error(train(small, "--vocab-size 1000 --type wordpiece"), "unknown tokenizer type 'wordpiece'");
+    expect_one_line_error(train(small, "--vocab-size 1000 --character-coverage 1.5"), "character coverage");
     // Too large for the corpus: SentencePiece's limit, with the largest size it allows.
     const test::RunResult big = train(small, "--vocab-size 1000");
-    expect_error(big, "too small for a vocabulary of 1000 tokens");
+    expect_one_line_error(big, "too small for a vocabulary of 1000 tokens");
     EXPECT_NE(big.err.find("at most "), std::string::npos) << big.err;
-    expect_error(train(small, "--vocab-size 1000 --type unigram"), "too small for a vocabulary of 1000 tokens");
+    expect_one_line_error(train(small, "--vocab-size 1000 --type unigram"), "too small for a vocabulary of 1000 tokens");
     // Too small for the corpus's characters: the 16 of the text ("▁" for the space) and the 259 fixed tokens.
-    expect_error(train(small, "--vocab-size 262"), "SentencePiece needs at least 275");
+    expect_one_line_error(train(small, "--vocab-size 262"), "SentencePiece needs at least 275");
     EXPECT_FALSE(fs::exists(out));
 
     // Unwritable outputs are refused before the training.
-    expect_error(test::run_hearth("tokenizer train --data " + q(small) + " --vocab-size 300 -o " +
+    expect_one_line_error(test::run_hearth("tokenizer train --data " + q(small) + " --vocab-size 300 -o " +
                                   q(tmp_dir() + "/no/such/dir/t.gguf")),
                  "cannot write there");
-    expect_error(test::run_hearth("tokenizer train --data " + q(small) + " --vocab-size 300 -o " + q(tmp_dir())),
+    expect_one_line_error(test::run_hearth("tokenizer train --data " + q(small) + " --vocab-size 300 -o " + q(tmp_dir())),
                  "is a folder");
-    expect_error(train(small, "--vocab-size 300 --save-spm-model " + q(tmp_dir() + "/no/such/dir/t.model")),
+    expect_one_line_error(train(small, "--vocab-size 300 --save-spm-model " + q(tmp_dir() + "/no/such/dir/t.model")),
                  "cannot write there");
     EXPECT_FALSE(fs::exists(out));
     // Nothing but the corpus is left in the corpus folder.

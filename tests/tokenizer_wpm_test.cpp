@@ -11,6 +11,7 @@
 #include "base/error.h"
 #include "gguf/gguf.h"
 #include "test_util.h"
+#include "vocab_test_util.h"
 #include "tokenizer/vocab.h"
 #include "tokenizer/wpm.h"
 
@@ -20,18 +21,14 @@ namespace {
 using tok::Vocab;
 using ::testing::HasSubstr;
 
-const std::string kVocabDir = "tokenizers/llama.cpp-vocab/";
+using test::kVocabDir;
 
 const Vocab& bge() {
     static const Vocab v = Vocab::from_gguf(gguf::File::open(test::shared(kVocabDir + "ggml-vocab-bert-bge.gguf")));
     return v;
 }
 
-std::string ids_str(const std::vector<int32_t>& ids) {
-    std::string s;
-    for (int32_t id : ids) s += " " + std::to_string(id);
-    return s;
-}
+using test::ids_str;
 
 TEST(TokenizerWpmVectors, BertBge) {
     const std::string name = "ggml-vocab-bert-bge.gguf";
