@@ -223,6 +223,21 @@ const std::vector<Case>& table() {
          {{"10", 'Y'}, {"10.5", 'Y'}, {"123456.789", 'Y'}, {"9.999", 'N'}, {"-10", 'N'}}},
         {R"({"type":"number","maximum":-1.0})", {{"-1", 'Y'}, {"-1.5", 'Y'}, {"-0.5", 'N'}, {"0", 'N'}}},
         {R"({"minimum":5})", {{R"("str")", 'Y'}, {"5", 'Y'}, {"4", 'N'}, {"null", 'Y'}, {"4.5", 'N'}}},
+        // Non-integral bounds: the fraction compared digit by digit with the bound's shortest decimal.
+        {R"({"type":"number","minimum":0.5,"exclusiveMaximum":2.25})",
+         {{"0.5", 'Y'}, {"0.50", 'Y'}, {"0.51", 'Y'}, {"1", 'Y'}, {"2.2499", 'Y'}, {"2.2", 'Y'}, {"0.49", 'N'},
+          {"0.4999999", 'N'}, {"0", 'N'}, {"2.25", 'N'}, {"2.250", 'N'}, {"2.26", 'N'}, {"3", 'N'}, {"-0.5", 'N'}}},
+        {R"({"type":"number","minimum":-0.1,"maximum":0.1})",
+         {{"-0.1", 'Y'}, {"0.1", 'Y'}, {"0", 'Y'}, {"-0.05", 'Y'}, {"0.09999", 'Y'}, {"-0.11", 'N'},
+          {"0.10000001", 'N'}, {"0.2", 'N'}, {"-1", 'N'}}},
+        {R"({"type":"number","exclusiveMinimum":1e-05,"maximum":1234.5})",
+         {{"0.00002", 'Y'}, {"0.000010001", 'Y'}, {"1234.5", 'Y'}, {"1234.49", 'Y'}, {"0.00001", 'N'},
+          {"0.000001", 'N'}, {"0", 'N'}, {"1234.51", 'N'}, {"1235", 'N'}}},
+        // At most 15 significant digits under bounds: a longer fraction can round onto the bound as a double.
+        {R"({"type":"number","exclusiveMinimum":5})",
+         {{"5.00000000001", 'Y'}, {"6", 'Y'}, {"5.0000000000000001", 'N'}, {"5", 'N'}}},
+        {R"({"type":"number","exclusiveMaximum":5})",
+         {{"4.99999999999999", 'Y'}, {"4.9999999999999999", 'N'}, {"5", 'N'}}},
         {R"({"type":"integer","minimum":-1000000,"maximum":1000000})",
          {{"-1000000", 'Y'}, {"1000000", 'Y'}, {"999999", 'Y'}, {"1000001", 'N'}, {"-1000001", 'N'}}},
         // ---- combinators ----
@@ -536,8 +551,6 @@ TEST(JsonSchemaRefusal, NamesKeywordAndPointer) {
         {R"({"type":"string","pattern":"a","format":"date"})", "pattern", "#/pattern"},
         {R"J({"type":"string","pattern":"a(?=b)"})J", "pattern", "#/pattern"},
         {R"({"type":"string","enum":["a"],"pattern":"a"})", "pattern", "#/pattern"},
-        {R"({"type":"number","minimum":0.5})", "minimum", "#/minimum"},
-        {R"({"type":"number","exclusiveMaximum":2.25})", "exclusiveMaximum", "#/exclusiveMaximum"},
         {R"({"type":"integer","exclusiveMinimum":true})", "exclusiveMinimum", "#/exclusiveMinimum"},
         {R"({"type":"object","minProperties":65})", "minProperties", "#/minProperties"},
         {R"({"type":"object","properties":{"a":{}},"maxProperties":1})", "maxProperties", "#/maxProperties"},
@@ -777,14 +790,17 @@ TEST(JsonSchemaRanges, IntegerRangesExactly) {
 TEST(JsonSchemaRanges, NumberRangesExactly) {
     struct B {
         const char* key;
-        int value;
+        double value;
     };
     const std::vector<std::vector<B>> bounds = {
         {{"minimum", 0}, {"maximum", 1}},         {{"exclusiveMinimum", -2}, {"exclusiveMaximum", 3}},
         {{"minimum", -3}},                        {{"exclusiveMaximum", 0}},
         {{"exclusiveMinimum", 0}},                {{"minimum", 2}, {"exclusiveMaximum", 2}},
-        {{"minimum", -1}, {"maximum", -1}}};
-    const char* fracs[] = {"", ".0", ".00", ".5", ".25", ".05", ".999"};
+        {{"minimum", -1}, {"maximum", -1}},     {{"minimum", 0.5}},
+        {{"exclusiveMaximum", 2.25}},            {{"minimum", -1.05}, {"exclusiveMaximum", 3.999}},
+        {{"exclusiveMinimum", 0.25}, {"maximum", 0.25}}, {{"exclusiveMinimum", -0.25}, {"maximum", 0.25}},
+        {{"minimum", 4.05}, {"maximum", 4.5}},   {{"exclusiveMinimum", -5.5}, {"exclusiveMaximum", -4.05}}};
+    const char* fracs[] = {"", ".0", ".00", ".5", ".25", ".05", ".999", ".2500", ".2501", ".049", ".0500001"};
     for (const auto& bs : bounds) {
         ojson s = {{"type", "number"}};
         for (const B& b : bs) s[b.key] = b.value;
@@ -793,7 +809,7 @@ TEST(JsonSchemaRanges, NumberRangesExactly) {
         try {
             g = compile_json_schema(s, {JsonSchemaOptions::Whitespace::None, true});
         } catch (const Error& e) {
-            // minimum 2 with exclusiveMaximum 2 is empty.
+            // minimum 2 with exclusiveMaximum 2, and exclusiveMinimum 0.25 with maximum 0.25, are empty.
             EXPECT_NE(std::string(e.what()).find("matches no JSON value"), std::string::npos) << e.what();
             continue;
         }

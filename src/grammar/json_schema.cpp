@@ -3,12 +3,16 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <numeric>
 #include <optional>
 #include <set>
 #include <string_view>
+#include <tuple>
 #include <unordered_map>
+
+#include <fmt/format.h>
 
 #include "base/error.h"
 #include "grammar/check.h"
@@ -1285,63 +1289,163 @@ private:
         return out;
     }
 
-    // Non-negative numbers u = I.F without exponent, with integral bounds on u; alternatives without sign.
-    // `negative`: the side written with '-', where "-0" is left out. integer_only: no fraction at all.
+    // The digits of a bound's fraction (|b| - floor(|b|)), from the shortest decimal that reads back as the same
+    // double, without trailing zeros ("" for an integral bound).
+    static std::string fraction_digits(long double b) {
+        // The shortest round-trip form: ddd[.ddd] or d[.ddd]e±XX.
+        const std::string text = fmt::format("{}", static_cast<double>(std::fabs(b)));
+        std::string mantissa = text, digits;
+        int exp10 = 0;
+        if (const size_t e = text.find_first_of("eE"); e != std::string::npos) {
+            mantissa = text.substr(0, e);
+            exp10 = std::stoi(text.substr(e + 1));
+        }
+        const size_t dot = mantissa.find('.');
+        int int_len = static_cast<int>(dot == std::string::npos ? mantissa.size() : dot);
+        for (char c : mantissa)
+            if (c != '.') digits += c;
+        int_len += exp10;  // digits[0, int_len) is the integer part
+        std::string frac;
+        for (int k = std::max(int_len, 0); k < static_cast<int>(digits.size()); ++k) frac += digits[k];
+        if (int_len < 0) frac = std::string(-int_len, '0') + frac;
+        while (!frac.empty() && frac.back() == '0') frac.pop_back();
+        return frac;
+    }
+
+    // A fraction bound: the fraction's digits F must be >= (lower) or <= (upper) `digits`, compared as decimals
+    // (`digits` padded with zeros), strictly when exclusive.
+    struct FracBound {
+        std::string digits;
+        bool exclusive = false;
+    };
+
+    // The fraction of a number whose integer part is fixed: "" or "." and 1..max_digits digits, its value within
+    // the bounds. kNever if no fraction (not even none) is within them.
+    int frac_between(const std::optional<FracBound>& lo, const std::optional<FracBound>& hi, int max_digits) {
+        const std::string key = fmt::format("{}|{}|{}|{}|{}", lo ? lo->digits : "-", lo && lo->exclusive,
+                                            hi ? hi->digits : "-", hi && hi->exclusive, max_digits);
+        if (auto it = frac_between_.find(key); it != frac_between_.end()) return it->second;
+        // state (i digits written, still equal to lo's first i digits, still equal to hi's first i digits).
+        std::map<std::tuple<int, bool, bool>, int> rules;
+        const auto digit_of = [](const std::optional<FracBound>& b, int i) {
+            return i < static_cast<int>(b->digits.size()) ? b->digits[i] - '0' : 0;
+        };
+        // May the fraction end here (the digits after it all zero)?
+        const auto may_end = [&](int i, bool lo_tight, bool hi_tight) {
+            const bool lo_ok = !lo_tight || (i >= static_cast<int>(lo->digits.size()) && !lo->exclusive);
+            const bool hi_ok = !hi_tight || !hi->exclusive || i < static_cast<int>(hi->digits.size());
+            return lo_ok && hi_ok;
+        };
+        const std::function<int(int, bool, bool)> state = [&](int i, bool lo_tight, bool hi_tight) -> int {
+            const auto k = std::make_tuple(i, lo_tight, hi_tight);
+            if (auto it = rules.find(k); it != rules.end()) return it->second;
+            std::vector<Sequence> alts;
+            if (i > 0 && may_end(i, lo_tight, hi_tight)) alts.push_back({});
+            if (i < max_digits) {
+                const int l = lo_tight ? digit_of(lo, i) : 0, h = hi_tight ? digit_of(hi, i) : 9;
+                // Digits that leave both bounds behind, then the tight ones (equal to a bound's digit).
+                for (int d = l; d <= h;) {
+                    const bool lt = lo_tight && d == l, ht = hi_tight && d == h;
+                    int e = d;
+                    if (!lt && !ht) e = (hi_tight ? h - 1 : 9);
+                    const int next = state(i + 1, lt, ht);
+                    if (next != kNever) {
+                        Sequence q;
+                        q.push_back(Element::chars({{static_cast<uint32_t>('0' + d), static_cast<uint32_t>('0' + e)}}));
+                        ref(q, next);
+                        alts.push_back(std::move(q));
+                    }
+                    d = e + 1;
+                }
+            }
+            const int r = alts.empty() ? kNever : add("frac", std::move(alts));
+            rules[k] = r;
+            return r;
+        };
+        const bool lo_tight = lo.has_value(), hi_tight = hi.has_value();
+        std::vector<Sequence> alts;
+        if (may_end(0, lo_tight, hi_tight)) alts.push_back({});  // no fraction at all: value I exactly
+        if (max_digits > 0)
+            if (const int digits = state(0, lo_tight, hi_tight); digits != kNever) {
+                Sequence q;
+                lit(q, ".");
+                ref(q, digits);
+                alts.push_back(std::move(q));
+            }
+        const int r = alts.empty() ? kNever : add("frac", std::move(alts));
+        frac_between_[key] = r;
+        return r;
+    }
+
+    // Non-negative numbers u = I.F without exponent, the bounds on u; alternatives without sign. `negative`: the
+    // side written with '-', where "-0" is left out. integer_only: no fraction at all. A number has at most 15
+    // significant digits (integer part and fraction together): any two such decimals are different doubles, in
+    // the same order, so comparing the text with the bound's shortest decimal is what a validator's comparison
+    // of doubles decides (a longer fraction could round onto an exclusive bound).
     void number_side(std::optional<Bound> lower, std::optional<Bound> upper, bool negative, bool integer_only,
                      std::vector<Sequence>& out, const char* sign) {
-        const auto kind_at = [&](int64_t i) {
+        constexpr int kSignificant = 15;
+        const auto floor_of = [](const Bound& b) { return std::floor(b.value); };
+        // The fraction allowed after integer part i, where i is one of the points the bounds single out.
+        const auto fraction_at = [&](int64_t i, int int_digits) {
             const long double x = static_cast<long double>(i);
-            unsigned k = kFracAny;
+            std::optional<FracBound> lo, hi;
             if (lower) {
-                if (x < lower->value)
-                    k = kFracNone;
-                else if (x == lower->value && lower->exclusive)
-                    k &= kFracNonZero;
+                if (x < floor_of(*lower)) return kNever;
+                if (x == floor_of(*lower)) {
+                    const std::string digits = fraction_digits(lower->value);
+                    if (!digits.empty() || lower->exclusive) lo = FracBound{digits, lower->exclusive};
+                }
             }
             if (upper) {
-                if (x > upper->value)
-                    k = kFracNone;
-                else if (x == upper->value)
-                    k &= upper->exclusive ? kFracNone : kFracZero;
+                if (x > upper->value || (x == upper->value && upper->exclusive)) return kNever;
+                if (x == floor_of(*upper)) hi = FracBound{fraction_digits(upper->value), upper->exclusive};
             }
-            if (negative && i == 0) k &= kFracNonZero;
-            if (integer_only) k &= kFracZero;
-            return k;
+            if (negative && i == 0 && (!lo || (lo->digits.empty() && !lo->exclusive))) lo = FracBound{"", true};
+            const int max_digits = integer_only ? 0 : i == 0 ? kSignificant : kSignificant - int_digits;
+            return frac_between(lo, hi, max_digits);
         };
         std::vector<int64_t> specials = {0};
         for (const auto& b : {lower, upper})
-            if (b && b->value >= 0 && b->value <= kIntMax) specials.push_back(static_cast<int64_t>(b->value));
+            if (b && b->value >= 0 && b->value <= kIntMax) specials.push_back(static_cast<int64_t>(floor_of(*b)));
         std::sort(specials.begin(), specials.end());
         specials.erase(std::unique(specials.begin(), specials.end()), specials.end());
-        // Segments where the kind is constant: the special points and the gaps between them; runs of equal kind
-        // are joined.
-        std::vector<std::pair<std::pair<int64_t, int64_t>, unsigned>> runs;
-        const auto push = [&](int64_t lo, int64_t hi) {
-            if (lo > hi) return;
-            const unsigned k = kind_at(lo);
-            if (!runs.empty() && runs.back().second == k && runs.back().first.second + 1 == lo)
-                runs.back().first.second = hi;
-            else
-                runs.push_back({{lo, hi}, k});
+        const auto inside = [&](int64_t i) {  // a whole gap between special points is inside the bounds or not
+            const long double x = static_cast<long double>(i);
+            return (!lower || x > lower->value) && (!upper || x < upper->value);
+        };
+        // Integer parts of each length in [lo, hi] (all inside the bounds), each with its fraction.
+        const auto emit = [&](int64_t lo, int64_t hi, bool special) {
+            if (integer_only) {  // no fraction, so no need to count the integer part's digits
+                if (special && fraction_at(lo, 1) == kNever) return;
+                Sequence s;
+                lit(s, sign);
+                ref(s, lo == 0 && hi == kIntMax ? integer_digits() : add("int-range", nonneg_range(lo, hi)));
+                out.push_back(std::move(s));
+                return;
+            }
+            int64_t pow = 1;
+            for (int len = 1; len <= kSignificant; ++len, pow *= 10) {
+                const int64_t a = std::max(lo, len == 1 ? int64_t{0} : pow), b = std::min(hi, pow * 10 - 1);
+                if (a > b) continue;
+                const int frac = special ? fraction_at(a, len)
+                                         : frac_between(std::nullopt, std::nullopt,
+                                                        integer_only ? 0 : a == 0 ? kSignificant : kSignificant - len);
+                if (frac == kNever) continue;
+                Sequence s;
+                lit(s, sign);
+                ref(s, add("int-range", nonneg_range(a, b)));
+                ref(s, frac);
+                out.push_back(std::move(s));
+            }
         };
         int64_t start = 0;
-        for (int64_t s : specials) {
-            push(start, s - 1);
-            push(s, s);
-            start = s + 1;
+        for (int64_t sp : specials) {
+            if (start <= sp - 1 && inside(start)) emit(start, sp - 1, false);
+            emit(sp, sp, true);
+            start = sp + 1;
         }
-        push(start, kIntMax);
-        for (const auto& [range, kind] : runs) {
-            if (kind == kFracNone) continue;
-            Sequence s;
-            lit(s, sign);
-            if (range.first == 0 && range.second == kIntMax)
-                ref(s, integer_digits());
-            else
-                ref(s, add("int-range", nonneg_range(range.first, range.second)));
-            if (!integer_only) ref(s, frac_rule(kind));
-            out.push_back(std::move(s));
-        }
+        if (start <= kIntMax && inside(start)) emit(start, kIntMax, false);
     }
 
     // multipleOf K for a whole K: integers (a whole multiple is an integer; spelled without fraction or exponent).
@@ -1439,15 +1543,6 @@ private:
             // Integers in the bounds, as inclusive integral bounds.
             if (lower) lower = Bound{lower->exclusive ? std::floor(lower->value) + 1 : std::ceil(lower->value), false};
             if (upper) upper = Bound{upper->exclusive ? std::ceil(upper->value) - 1 : std::floor(upper->value), false};
-        } else {
-            for (const auto& [b, name] : {std::pair{lower, "lower"}, std::pair{upper, "upper"}})
-                if (b && b->value != std::floor(b->value)) {
-                    const std::string at = f.at(name);
-                    fail(
-                        "'{}' at {} on type number is not an integer: number bounds are only supported when "
-                        "integral (use type integer, or integral bounds)",
-                        at.substr(at.rfind('/') + 1), at);
-                }
         }
         std::vector<Sequence> alts;
         number_side(lower, upper, false, integer_only, alts, "");
@@ -2244,7 +2339,8 @@ private:
     std::map<std::vector<const Json*>, int> conj_memo_;
     std::map<std::vector<uint32_t>, int> units_;
     std::map<std::string, int> patterns_, formats_;
-    std::map<std::pair<int, bool>, int> multiples_;
+    std::map<std::pair<int, int>, int> multiples_;  // (modulus, variant)
+    std::map<std::string, int> frac_between_;
     std::map<std::string, std::shared_ptr<const CompiledGrammar>> pattern_grammars_;
     std::map<std::pair<std::string, std::string>, bool> pattern_match_memo_;
     int ws_ = -1, jchar_ = -1, jchars_ = -1, string_ = -1, number_ = -1, value_ = -1, int_ = -1, int_digits_ = -1;
