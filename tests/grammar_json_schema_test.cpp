@@ -324,6 +324,10 @@ const std::vector<Case>& table() {
         {R"({"type":"integer","multipleOf":7})",
          {{"0", 'Y'}, {"-7", 'Y'}, {"49", 'Y'}, {"-50", 'N'}, {"7000000000007", 'Y'}, {"7000000000008", 'N'}}},
         {R"({"type":"integer","multipleOf":5,"exclusiveMinimum":0})", {{"0", 'N'}, {"5", 'Y'}, {"10", 'Y'}, {"-5", 'N'}}},
+        // The same modulus with and without 0 in one document: two rules.
+        {R"({"type":"object","properties":{"a":{"type":"integer","multipleOf":5,"minimum":0},
+             "b":{"type":"integer","multipleOf":5,"exclusiveMinimum":0}},"required":["a","b"]})",
+         {{R"({"a":0,"b":5})", 'Y'}, {R"({"a":0,"b":0})", 'N'}, {R"({"a":5,"b":10})", 'Y'}}},
         {R"({"allOf":[{"multipleOf":4},{"multipleOf":6}],"type":"integer"})",
          {{"12", 'Y'}, {"24", 'Y'}, {"8", 'N'}, {"6", 'N'}, {"0", 'Y'}}},
         {R"({"type":["number","string"],"multipleOf":3,"enum":[3,4,"a",6.5,9]})",
