@@ -141,7 +141,7 @@ TEST(Cli, RunConstrainedOutputIsInTheLanguage) {
 
     // Bad constraints.
     const std::string not_schema = tmp_dir() + "/not.schema.json";
-    std::ofstream(not_schema) << R"({"type":"object","properties":{"a":{"not":{"type":"string"}}}})";
+    std::ofstream(not_schema) << R"({"type":"object","properties":{"a":{"not":{"minLength":2}}}})";
     expect_one_line_error(hearth(base + " --json-schema " + q(not_schema)), "not");
     // Keywords JSON Schema leaves to annotation are ignored (the schema's own keywords still hold), and refused
     // with --strict-schema.

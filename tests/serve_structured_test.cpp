@@ -252,7 +252,7 @@ TEST(ServeStructured, GrammarBuildingRefusesWhatItCannotEnforce) {
     };
     ResponseFormat f;
     f.type = ResponseFormat::Type::JsonSchema;
-    f.schema = ojson::parse(R"({"type": "object", "properties": {"a": {"not": {"type": "string"}}}})");
+    f.schema = ojson::parse(R"({"type": "object", "properties": {"a": {"not": {"minLength": 2}}}})");
     ApiError e = error_of([&] { response_format_grammar(f); });
     EXPECT_EQ(e.status, 400);
     EXPECT_EQ(e.param, "response_format.json_schema.schema");
@@ -541,10 +541,10 @@ TEST(ServeStructured, UnenforceableOrMalformedIs400) {
         std::string param, says;
         std::string path = "/v1/chat/completions";
     };
-    const ojson not_schema = ojson::parse(R"({"type": "object", "properties": {"a": {"not": {"type": "null"}}}})");
+    const ojson not_schema = ojson::parse(R"({"type": "object", "properties": {"a": {"not": {"maxLength": 2}}}})");
     const ojson pp_schema = ojson::parse(R"({"type": "array", "contains": {"type": "integer"}})");
     ojson bad_tools = tools_json();
-    bad_tools[0]["function"]["parameters"]["properties"]["city"]["not"] = {{"const", "Paris"}};
+    bad_tools[0]["function"]["parameters"]["properties"]["city"]["not"] = {{"pattern", "^P"}};
     const std::vector<Case> cases = {
         {{{"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "s"}, {"schema", not_schema}}}}}},
          "response_format.json_schema.schema", "'not'"},

@@ -277,7 +277,7 @@ TEST(Serve, ErrorsAreOpenAiShaped) {
     expect(c.Post("/v1/chat/completions",
                   json{{"messages", {{{"role", "user"}, {"content", "hi"}}}},
                        {"tools", {{{"type", "function"},
-                                   {"function", {{"name", "f"}, {"parameters", {{"type", "object"}, {"dependentRequired", {{"a", {"b"}}}}}}}}}}}}
+                                   {"function", {{"name", "f"}, {"parameters", {{"type", "object"}, {"unevaluatedProperties", false}}}}}}}}}
                       .dump(),
                   "application/json"),
            400, "tools[0].function.parameters");

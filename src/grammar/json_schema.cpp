@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <deque>
 #include <functional>
 #include <map>
 #include <numeric>
@@ -31,7 +32,7 @@ constexpr int kMaxDepth = 200;                    // nested subschemas / referen
 constexpr size_t kMaxAlternatives = 256;          // anyOf/oneOf/allOf combinations of one schema
 constexpr size_t kMaxWork = 200'000;              // schema expansions (flatten calls), so that no schema hangs us
 constexpr uint64_t kMaxCount = 100'000;           // minLength/maxLength/minItems/maxItems, as Grammar::add_repeat
-constexpr int64_t kIntMax = 999'999'999'999'999;  // 15 digits: every such integer is exact in a double
+constexpr int64_t kIntMax = 9'007'199'254'740'991;  // 2^53 - 1: every integer up to it is exact in a double
 constexpr int kFracDigits = 16;
 constexpr int kExpDigits = 3;
 constexpr int kIndent = 40;  // Flexible whitespace: spaces/tabs after a newline
@@ -53,16 +54,10 @@ const std::set<std::string_view> kEnforced = {
     "items",      "prefixItems", "minItems", "maxItems",   "minLength",        "maxLength",
     "pattern",    "format",      "minimum",  "maximum",    "exclusiveMinimum", "exclusiveMaximum",
     "anyOf",      "oneOf",       "allOf",    "$ref",       "minProperties",    "maxProperties",
-    "uniqueItems", "additionalItems", "patternProperties", "multipleOf"};
+    "uniqueItems", "additionalItems", "patternProperties", "multipleOf", "not",          "if",
+    "then",       "else",        "dependentRequired", "dependentSchemas", "dependencies"};
 
 const std::map<std::string_view, std::string_view> kRefused = {
-    {"not", "a grammar cannot express negation"},
-    {"if", "conditional schemas are not supported"},
-    {"then", "conditional schemas are not supported"},
-    {"else", "conditional schemas are not supported"},
-    {"dependentRequired", "dependencies between properties are not supported"},
-    {"dependentSchemas", "dependencies between properties are not supported"},
-    {"dependencies", "dependencies between properties are not supported"},
     {"propertyNames", "constraints on property names are not supported"},
     {"contains", "'contains' would need the grammar to count matching items"},
     {"minContains", "'contains' would need the grammar to count matching items"},
@@ -143,6 +138,7 @@ struct Flat {
     unsigned types = kAllTypes;
     bool has_enum = false;  // enum/const: the value must be one of `values`
     std::vector<Json> values;
+    std::vector<Json> excluded;  // `not` over const/enum: the value must not be one of these
     std::optional<Bound> lower, upper;
     std::optional<long double> multiple_of;  // multipleOf, the least common multiple where several meet
     uint64_t min_length = 0;
@@ -908,6 +904,23 @@ private:
                 f.min_props = count_of(v, at, "minProperties");
             } else if (k == "maxProperties") {
                 f.max_props = count_of(v, at, "maxProperties");
+            } else if (k == "not" || k == "if" || k == "then" || k == "else") {
+                if (!v.is_object() && !v.is_boolean()) fail("'{}' at {} must be a schema", k, at);
+                if (k == "not")
+                    if (const auto values = excluded_values(v, at)) f.excluded = *values;
+            } else if (k == "dependentRequired" || k == "dependentSchemas" || k == "dependencies") {
+                if (!v.is_object()) fail("'{}' at {} must be an object", k, at);
+                for (const auto& [name, x] : v.items()) {
+                    const bool names = x.is_array() && std::all_of(x.begin(), x.end(), [](const Json& n) {
+                                           return n.is_string();
+                                       });
+                    const bool schema = x.is_object() || x.is_boolean();
+                    if (k == "dependentRequired" ? !names : k == "dependentSchemas" ? !schema : !(names || schema))
+                        fail("'{}' at {} must hold {}", k, child(at, name),
+                             k == "dependentRequired"  ? "an array of property names"
+                             : k == "dependentSchemas" ? "a schema"
+                                                       : "an array of property names or a schema");
+                }
             } else if (k == "anyOf" || k == "oneOf" || k == "allOf") {
                 if (!v.is_array() || v.empty()) fail("'{}' at {} must be a non-empty array of schemas", k, at);
             } else if (k == "$ref") {
@@ -941,6 +954,7 @@ private:
                 }
             }
         }
+        a.excluded.insert(a.excluded.end(), b.excluded.begin(), b.excluded.end());
         if (b.lower) set_lower(a, b.lower->value, b.lower->exclusive, b.at("lower"));
         if (b.upper) set_upper(a, b.upper->value, b.upper->exclusive, b.at("upper"));
         a.min_length = std::max(a.min_length, b.min_length);
@@ -1066,6 +1080,40 @@ private:
             for (auto& b : per_branch)
                 for (Flat& f : b) out.push_back(std::move(f));
         }
+        if (auto it = node.find("not"); it != node.end() && !excluded_values(*it, child(s.ptr, "not")))
+            out = cross(out, flatten(Sub{&negation(*it, child(s.ptr, "not")), child(s.ptr, "not")}, stack), s.ptr);
+        if (auto it = node.find("if"); it != node.end() && (node.contains("then") || node.contains("else"))) {
+            // (if and then) or (not if, and else); a missing then or else holds for anything.
+            const auto branch = [&](const Sub& condition, const char* keyword) {
+                std::vector<Flat> b = flatten(condition, stack);
+                if (auto x = node.find(keyword); x != node.end())
+                    b = cross(b, flatten(Sub{&*x, child(s.ptr, keyword)}, stack), s.ptr);
+                return b;
+            };
+            const std::string at = child(s.ptr, "if");
+            std::vector<Flat> either = branch(Sub{&*it, at}, "then");
+            for (Flat& f : branch(Sub{&negation(*it, at), at}, "else")) either.push_back(std::move(f));
+            out = cross(out, either, s.ptr);
+        }
+        for (const char* keyword : {"dependentRequired", "dependentSchemas", "dependencies"}) {
+            const auto it = node.find(keyword);
+            if (it == node.end()) continue;
+            for (const auto& [name, x] : it->items()) {
+                // The property absent, or present with what it brings (more required names, or a schema).
+                const std::string at = child(child(s.ptr, keyword), name);
+                std::vector<Flat> either =
+                    flatten(Sub{&synthetic(&x, "absent", [&] { return Json{{"properties", {{name, false}}}}; }), at},
+                            stack);
+                Json required = Json::array({name});
+                if (x.is_array())
+                    for (const Json& n : x) required.push_back(n);
+                std::vector<Flat> present = flatten(
+                    Sub{&synthetic(&x, "present", [&] { return Json{{"required", required}}; }), at}, stack);
+                if (!x.is_array()) present = cross(present, flatten(Sub{&x, at}, stack), s.ptr);
+                for (Flat& f : present) either.push_back(std::move(f));
+                out = cross(out, either, s.ptr);
+            }
+        }
         stack.pop_back();
         return out;
     }
@@ -1079,6 +1127,99 @@ private:
         std::vector<Flat> out{any};
         for (const Sub& s : c) out = cross(out, flatten(s), ptr);
         return out;
+    }
+
+    // ---- negation (not, if/then/else) and dependencies, through schemas hearth writes itself ----
+
+    // A schema made here (a negation, one side of a dependency), kept for the compiler's lifetime so that Subs
+    // and the memo may point into it; made once per (source node, tag).
+    const Json& synthetic(const Json* source, const std::string& tag, const std::function<Json()>& make) {
+        const auto key = std::make_pair(source, tag);
+        if (auto it = synthetic_memo_.find(key); it != synthetic_memo_.end()) return *it->second;
+        synthetic_.push_back(make());
+        synthetic_memo_[key] = &synthetic_.back();
+        return synthetic_.back();
+    }
+
+    // The values `not` forbids when it holds only const or enum (besides annotations), else nullopt.
+    std::optional<std::vector<Json>> excluded_values(const Json& v, const std::string& at) const {
+        if (!v.is_object()) return std::nullopt;
+        std::optional<std::vector<Json>> values;
+        for (const auto& [k, x] : v.items()) {
+            if (is_annotation(k)) continue;
+            if ((k != "const" && k != "enum") || values) return std::nullopt;
+            if (k == "enum" && !x.is_array()) fail("'enum' at {} must be an array", child(at, "enum"));
+            values = k == "const" ? std::vector<Json>{x} : std::vector<Json>(x.begin(), x.end());
+        }
+        return values;
+    }
+
+    // A schema that holds exactly where `v` fails, for schemas made of type, const, enum, required, properties
+    // (of such schemas), anyOf, allOf and not: the negation of a conjunction is the anyOf of its parts'
+    // negations, and each part's is written as a schema hearth compiles (const and enum as the value exclusions
+    // `not` keeps). Anything else is refused, naming the keyword: a grammar cannot take a complement in general.
+    const Json& negation(const Json& v, const std::string& at) {
+        return synthetic(&v, "not", [&] { return negate(v, at); });
+    }
+    Json negate(const Json& v, const std::string& at) {
+        DepthGuard guard(depth_, at);
+        if (v.is_boolean()) return !v.get<bool>();
+        if (!v.is_object()) fail("JSON Schema at {} must be an object or a boolean", at);
+        if (ref_replaces_siblings() && v.contains("$ref")) {
+            const Json& r = v["$ref"];
+            if (!r.is_string()) fail("'$ref' at {} must be a string", child(at, "$ref"));
+            const Sub target = resolve(r.get<std::string>(), child(at, "$ref"));
+            return negate(*target.node, target.ptr);
+        }
+        Json parts = Json::array();
+        for (const auto& [k, x] : v.items()) {
+            const std::string where = child(at, k);
+            if (k == "$id" || k == "id" || is_annotation(k)) continue;
+            if (k == "$ref") {
+                if (!x.is_string()) fail("'$ref' at {} must be a string", where);
+                const Sub target = resolve(x.get<std::string>(), where);
+                parts.push_back(negate(*target.node, target.ptr));
+            } else if (k == "type") {
+                Flat f = read_flat(Json{{"type", x}}, at);
+                // What is not an integer includes the numbers with a fraction, which the type mask cannot say
+                // apart from integers: they are left out (narrower, never wrong).
+                static const std::vector<std::pair<const char*, unsigned>> kNames = {
+                    {"null", kNull}, {"boolean", kBool}, {"object", kObject}, {"array", kArray}, {"string", kString}};
+                Json names = Json::array();
+                for (const auto& [name, bit] : kNames)
+                    if (!(f.types & bit)) names.push_back(name);
+                if (!(f.types & (kInteger | kNumber))) names.push_back("number");
+                parts.push_back(names.empty() ? Json(false) : Json{{"type", names}});
+            } else if (k == "const" || k == "enum") {
+                parts.push_back(Json{{"not", {{k, x}}}});
+            } else if (k == "required") {
+                if (!x.is_array()) fail("'required' at {} must be an array of strings", where);
+                for (const Json& name : x) {
+                    if (!name.is_string()) fail("'required' at {} must be an array of strings", where);
+                    parts.push_back(Json{{"type", "object"}, {"properties", {{name.get<std::string>(), false}}}});
+                }
+            } else if (k == "properties") {
+                if (!x.is_object()) fail("'properties' at {} must be an object", where);
+                for (const auto& [name, sub] : x.items())
+                    parts.push_back(Json{{"type", "object"},
+                                         {"required", {name}},
+                                         {"properties", {{name, negate(sub, child(where, name))}}}});
+            } else if (k == "anyOf" || k == "allOf") {
+                if (!x.is_array() || x.empty()) fail("'{}' at {} must be a non-empty array of schemas", k, where);
+                Json each = Json::array();
+                for (size_t i = 0; i < x.size(); ++i) each.push_back(negate(x[i], child(at, k, i)));
+                parts.push_back(Json{{k == "anyOf" ? "allOf" : "anyOf", each}});
+            } else if (k == "not") {
+                parts.push_back(x);
+            } else {
+                fail(
+                    "'{}' at {} cannot be negated ('not', or the 'if' of if/then/else): hearth negates only type, "
+                    "const, enum, required, properties, anyOf, allOf and not",
+                    k, where);
+            }
+        }
+        if (parts.empty()) return false;  // v holds for everything
+        return parts.size() == 1 ? parts[0] : Json{{"anyOf", parts}};
     }
 
     // ---- validation of values (enum/const filtering, oneOf disjointness) ----
@@ -1100,6 +1241,7 @@ private:
         const unsigned t = value_type(v);
         if (!(f.types & t) && !(t == kInteger && (f.types & kNumber))) return false;
         if (!skip_enum && f.has_enum && std::find(f.values.begin(), f.values.end(), v) == f.values.end()) return false;
+        if (std::find(f.excluded.begin(), f.excluded.end(), v) != f.excluded.end()) return false;
         if (v.is_number()) {
             const long double x = number_of(v);
             // multipleOf: only whole multiples of whole numbers are judged here; anything else counts as rejected
@@ -1266,18 +1408,28 @@ private:
             }
             return out;
         }
-        if (f.types & kNull) {
+        const auto is_excluded = [&](const Json& v) {
+            return std::find(f.excluded.begin(), f.excluded.end(), v) != f.excluded.end();
+        };
+        for (const Json& v : f.excluded)
+            if (((v.is_number() && (f.types & (kInteger | kNumber))) || (v.is_object() && (f.types & kObject)) ||
+                 (v.is_array() && (f.types & kArray))))
+                fail(
+                    "'not' at {}: excluding particular numbers, objects or arrays is not supported (null, booleans "
+                    "and strings are)",
+                    f.at("not"));
+        if ((f.types & kNull) && !is_excluded(nullptr)) {
             Sequence s;
             lit(s, "null");
             out.push_back(s);
         }
-        if (f.types & kBool) {
-            Sequence t, fa;
-            lit(t, "true");
-            lit(fa, "false");
-            out.push_back(t);
-            out.push_back(fa);
-        }
+        if (f.types & kBool)
+            for (const bool b : {true, false})
+                if (!is_excluded(b)) {
+                    Sequence t;
+                    lit(t, b ? "true" : "false");
+                    out.push_back(t);
+                }
         if (f.types & (kInteger | kNumber))
             if (int r = number_piece(f); r != kNever) out.push_back({Element::ref(r)});
         if (f.types & kString)
@@ -1402,7 +1554,7 @@ private:
                 if (x == floor_of(*upper)) hi = FracBound{fraction_digits(upper->value), upper->exclusive};
             }
             if (negative && i == 0 && (!lo || (lo->digits.empty() && !lo->exclusive))) lo = FracBound{"", true};
-            const int max_digits = integer_only ? 0 : i == 0 ? kSignificant : kSignificant - int_digits;
+            const int max_digits = integer_only ? 0 : i == 0 ? kSignificant : std::max(kSignificant - int_digits, 0);
             return frac_between(lo, hi, max_digits);
         };
         std::vector<int64_t> specials = {0};
@@ -1425,12 +1577,12 @@ private:
                 return;
             }
             int64_t pow = 1;
-            for (int len = 1; len <= kSignificant; ++len, pow *= 10) {
+            for (int len = 1; len <= 16; ++len, pow *= 10) {  // kIntMax has 16 digits
                 const int64_t a = std::max(lo, len == 1 ? int64_t{0} : pow), b = std::min(hi, pow * 10 - 1);
                 if (a > b) continue;
                 const int frac = special ? fraction_at(a, len)
                                          : frac_between(std::nullopt, std::nullopt,
-                                                        integer_only ? 0 : a == 0 ? kSignificant : kSignificant - len);
+                                                        integer_only ? 0 : a == 0 ? kSignificant : std::max(kSignificant - len, 0));
                 if (frac == kNever) continue;
                 Sequence s;
                 lit(s, sign);
@@ -1446,6 +1598,36 @@ private:
             start = sp + 1;
         }
         if (start <= kIntMax && inside(start)) emit(start, kIntMax, false);
+        // Bounded only by 0 from below (minimum 0 or exclusiveMinimum 0, no maximum): the sign is the whole
+        // condition, so an exponent may follow, with at most 2 digits so that no nonzero value underflows to 0.
+        if (!integer_only && !upper && lower && lower->value == 0) {
+            Sequence digit, exp;
+            cls(digit, kDigit);
+            cls(exp, {{'e', 'e'}, {'E', 'E'}});
+            ref(exp, add("exp-sign", {{Element::chars({{'+', '+'}, {'-', '-'}})}, {}}));
+            ref(exp, repeat("exp", digit, 1, 2));
+            // A nonzero mantissa: [1-9]... with any fraction, or 0 with a nonzero one.
+            const FracBound nonzero{"", true};
+            Sequence whole;
+            lit(whole, sign);
+            ref(whole, add("int-range", nonneg_range(1, kIntMax)));
+            ref(whole, frac_between(std::nullopt, std::nullopt, kSignificant));
+            append(whole, exp);
+            out.push_back(std::move(whole));
+            Sequence small;
+            lit(small, sign);
+            lit(small, "0");
+            ref(small, frac_between(nonzero, std::nullopt, kSignificant));
+            append(small, exp);
+            out.push_back(std::move(small));
+            if (!lower->exclusive && !negative) {  // 0e5 is 0
+                Sequence zero;
+                lit(zero, "0");
+                ref(zero, frac_between(std::nullopt, FracBound{"", false}, kSignificant));
+                append(zero, exp);
+                out.push_back(std::move(zero));
+            }
+        }
     }
 
     // multipleOf K for a whole K: integers (a whole multiple is an integer; spelled without fraction or exponent).
@@ -1557,7 +1739,17 @@ private:
     int string_piece(const Flat& f) {
         if (f.max_length && *f.max_length < f.min_length) return kNever;
         int content;
-        if (f.pattern) {
+        std::vector<std::string> excluded;
+        for (const Json& v : f.excluded)
+            if (v.is_string()) excluded.push_back(v.get<std::string>());
+        if (!excluded.empty()) {
+            if (f.pattern || f.format || f.min_length > 0 || f.max_length)
+                fail(
+                    "'not' at {}: excluding strings is supported only for strings without pattern, format, "
+                    "minLength or maxLength",
+                    f.at("not"));
+            content = key_not_in(excluded);
+        } else if (f.pattern) {
             if (f.min_length > 0 || f.max_length)
                 fail(
                     "'pattern' at {} cannot be combined with minLength/maxLength ({}): one grammar cannot intersect "
@@ -2341,6 +2533,8 @@ private:
     std::map<std::string, int> patterns_, formats_;
     std::map<std::pair<int, int>, int> multiples_;  // (modulus, variant)
     std::map<std::string, int> frac_between_;
+    std::deque<Json> synthetic_;  // schemas hearth made (negations, dependencies): stable addresses
+    std::map<std::pair<const Json*, std::string>, const Json*> synthetic_memo_;
     std::map<std::string, std::shared_ptr<const CompiledGrammar>> pattern_grammars_;
     std::map<std::pair<std::string, std::string>, bool> pattern_match_memo_;
     int ws_ = -1, jchar_ = -1, jchars_ = -1, string_ = -1, number_ = -1, value_ = -1, int_ = -1, int_digits_ = -1;
@@ -2405,10 +2599,15 @@ public:
             std::vector<const Json*> sub;
             for (const Json* s : all) {
                 const auto p = s->find("properties");
-                if (p != s->end() && p->is_object() && p->contains(k))
-                    sub.push_back(&(*p)[k]);
-                else if (auto a = s->find("additionalProperties"); a != s->end())
-                    sub.push_back(&*a);
+                bool matched = p != s->end() && p->is_object() && p->contains(k);
+                if (matched) sub.push_back(&(*p)[k]);
+                if (auto pp = s->find("patternProperties"); pp != s->end() && pp->is_object())
+                    for (const auto& [pattern, x] : pp->items())
+                        if (search(pattern, k)) {
+                            sub.push_back(&x);
+                            matched = true;
+                        }
+                if (auto a = s->find("additionalProperties"); !matched && a != s->end()) sub.push_back(&*a);
             }
             out[k] = order(v[k], sub, depth + 1);
         }
@@ -2495,8 +2694,25 @@ private:
         }
     }
 
+    // Whether `name` holds a match of a patternProperties regex, as the compiler judges it; false for a pattern
+    // hearth cannot compile (its schema is refused anyway).
+    bool search(const std::string& pattern, const std::string& name) {
+        auto& compiled = patterns_[pattern];
+        if (!compiled.has_value()) {
+            try {
+                Grammar g;
+                g.root = add_regex(g, pattern, "pattern", RegexMatch::Search);
+                compiled = compile(g, std::make_shared<TokenTable>());
+            } catch (const Error&) {
+                compiled = nullptr;
+            }
+        }
+        return *compiled && check_bytes(*compiled, name).accepted;
+    }
+
     const Json& root_;
     bool legacy_ref_;
+    std::map<std::string, std::optional<std::shared_ptr<const CompiledGrammar>>> patterns_;
 };
 
 }  // namespace

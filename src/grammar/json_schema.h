@@ -20,7 +20,18 @@
 //   exclusiveMinimum/exclusiveMaximum (digit-by-digit range grammars), anyOf, allOf (merged: types and value
 //   sets intersect, bounds tighten, properties and items combine keyword by keyword), local $ref ("#",
 //   "#/$defs/x", "#/definitions/x", any JSON pointer; recursion becomes recursive rules).
-// - number with bounds: only integral bounds, without exponents in the bounded numbers; others are refused.
+// - number minimum/maximum/exclusive*, integral or not: the integer part by range grammars, the fraction at a
+//   bound's integer part compared digit by digit with the bound's shortest decimal. Bounded numbers have at
+//   most 15 significant digits and no exponent (except when 0 is the only bound): see the text shape below.
+// - multipleOf: whole numbers only (the integers divisible by it, with a remainder automaton for K <= 100,
+//   without bounds or with a lower bound between -1 and K); decimal ones are refused (validators test them in
+//   floating point).
+// - not: over type (integers' complement leaves out numbers with a fraction too: narrower), const and enum (for
+//   null, booleans and strings without other string keywords; particular numbers, objects and arrays are
+//   refused), required, properties of such schemas, anyOf, allOf and not: rewritten into the schema of the
+//   complement. if/then/else: (if and then) or (the complement of if, as for not, and else). dependentRequired,
+//   dependentSchemas, dependencies: each property absent, or present with what it brings. Each doubles the
+//   alternatives (at most 256 per schema).
 // - pattern: the text must contain a match (add_regex, Search); refused together with minLength/maxLength or
 //   format. enum/const beside pattern or format is refused (their values cannot be checked here).
 // - format: date (RFC 3339 full-date, years 0001-9999, real day counts with leap years), time (RFC 3339
@@ -47,8 +58,7 @@
 //   (its keys could not be kept apart from that name). Narrower than the schema where patterns' schemas differ,
 //   never wider. Refused where patternProperties meets another schema's patternProperties or
 //   additionalProperties through allOf / $ref.
-// - Refused: not, if/then/else, dependentRequired, dependentSchemas, dependencies,
-//   propertyNames, contains/minContains/maxContains, unevaluated*, multipleOf, $dynamicRef, $recursiveRef,
+// - Refused: propertyNames, contains/minContains/maxContains, unevaluated*, $dynamicRef, $recursiveRef,
 //   non-local or anchor $refs, a $id below the root with a $ref inside its subtree (an embedded resource: its
 //   references would resolve against it), and with strict_keywords any unknown keyword or format.
 //
@@ -58,8 +68,11 @@
 //   (additionalProperties, or options.allow_additional_properties when the schema is silent) come after the
 //   declared ones, under any key but the declared names (compared after unescaping).
 // - Strings: raw characters except those JSON must escape; escapes \" \\ \/ \b \f \n \r \t and \uXXXX.
-// - Integers: -?(0|[1-9][0-9]{0,14}), no "-0": at most 15 digits, all exact in a double. Numbers: the same
-//   integer part, up to 16 fraction digits, exponent up to 3 digits.
+// - Integers: -?(0|[1-9][0-9]{0,15}) up to 2^53 - 1 = 9007199254740991, no "-0": all exact in a double.
+//   Numbers: the same integer part, up to 16 fraction digits, exponent up to 3 digits; under minimum/maximum
+//   bounds at most 15 significant digits (so that the text's order is the doubles' order) and no exponent,
+//   except that a number bounded only by 0 (minimum or exclusiveMinimum 0, or the maximums on the negative
+//   side) may have one of up to 2 digits.
 // - Whitespace (Flexible): between tokens and around the value, nothing, one space, or a newline ("\n" or
 //   "\r\n") followed by up to 40 spaces/tabs.
 // Limits: at most 1,000,000 grammar elements, minLength/maxLength/minItems/maxItems up to 100,000, 200 levels
