@@ -197,6 +197,12 @@ const std::vector<Case>& table() {
           {R"("xn--bcher-kva.example")", 'Y'}, {R"("a.b.c.d.e.f.g.h")", 'Y'}, {R"("Invalid Hostname")", 'F'},
           {R"("-a.com")", 'F'}, {R"("a-.com")", 'F'}, {R"("a..b")", 'F'}, {R"("a.")", 'F'}, {R"("a_b.com")", 'F'},
           {R"("a.b.c.d.e.f.g.h.i")", 'F'}, {R"("")", 'F'}, {"1", 'N'}}},
+        // regex: a subset valid in both ECMA-262 and Python's re.
+        {R"({"type":"string","format":"regex"})",
+         {{R"("^[a-z0-9_-]+$")", 'Y'}, {R"("a(b|c)*d?")", 'Y'}, {R"("\\d{3}-\\d{2,}")", 'Y'}, {R"("(?:x|)\\.")", 'Y'},
+          {R"("[^,]+")", 'Y'}, {R"("")", 'Y'}, {R"("[a-]")", 'Y'}, {R"("[a-c-e]")", 'V'}, {R"("(")", 'N'},
+          {R"("[z-a]")", 'N'}, {R"("a**")", 'N'}, {R"("*a")", 'N'}, {R"("[")", 'N'}, {R"("a{3,2}")", 'N'},
+          {R"("\\")", 'N'}}},
         {R"({"type":"string","format":"duration"})",
          {{R"("P1Y")", 'Y'}, {R"("P1Y2M3DT4H5M6S")", 'Y'}, {R"("PT1H")", 'Y'}, {R"("P3W")", 'Y'},
           {R"("P1DT12H")", 'Y'}, {R"("PT0S")", 'Y'}, {R"("P1M")", 'Y'}, {R"("PT1M")", 'Y'}, {R"("P")", 'F'},
@@ -354,6 +360,32 @@ const std::vector<Case>& table() {
         {R"({"$schema":"http://json-schema.org/draft-07/schema#","type":"object","properties":{"a":{},"b":{}},
              "dependencies":{"a":["b"],"b":{"properties":{"a":{"type":"integer"}}}}})",
          {{R"({"a":1,"b":2})", 'Y'}, {R"({"b":2})", 'Y'}, {R"({"a":1})", 'N'}, {R"({"a":"s","b":2})", 'N'}}},
+        // ---- propertyNames, uniqueItems ----
+        // Patterns no key can match both of (different literal prefixes): each key's value under its own schema.
+        {R"({"type":"object","properties":{"foo":{"type":"string"}},
+             "patternProperties":{"^S_":{"type":"string"},"^I_":{"type":"integer"}},"additionalProperties":false})",
+         {{R"({"foo":"x","S_a":"x","I_b":1})", 'Y'}, {R"({"I_b":2,"S_a":"y"})", 'Y'}, {"{}", 'Y'},
+          {R"({"S_a":1})", 'N'}, {R"({"I_b":"x"})", 'N'}, {R"({"x":1})", 'N'}}},
+        {R"({"type":"object","propertyNames":{"pattern":"^[a-z]+$"}})",
+         {{R"({"ab":1})", 'Y'}, {"{}", 'Y'}, {R"({"Ab":1})", 'N'}, {R"({"a1":2})", 'N'}}},
+        {R"({"type":"object","properties":{"identifier":{}},"propertyNames":{"maxLength":3}})",
+         {{R"({"abc":1})", 'Y'}, {R"({"ab":1,"c":2})", 'Y'}, {R"({"abcd":1})", 'N'}, {R"({"identifier":1})", 'N'}}},
+        // A declared name propertyNames allows cannot be told from an extra key of the same length: no extras.
+        {R"({"type":"object","properties":{"id":{}},"propertyNames":{"maxLength":3}})",
+         {{R"({"id":1})", 'Y'}, {"{}", 'Y'}, {R"({"abc":1})", 'V'}, {R"({"abcd":1})", 'N'}}},
+        {R"({"type":"object","propertyNames":{"enum":["a","b"]},"additionalProperties":{"type":"integer"}})",
+         {{R"({"a":1,"b":2})", 'Y'}, {"{}", 'Y'}, {R"({"c":1})", 'N'}, {R"({"a":"x"})", 'N'}}},
+        {R"({"type":"object","propertyNames":{"not":{"enum":["concurrent","chunkSize"]}}})",
+         {{R"({"x":1})", 'Y'}, {R"({"chunk":1})", 'Y'}, {R"({"concurrent":1})", 'N'}, {R"({"chunkSize":1})", 'N'}}},
+        {R"({"type":"array","items":{"enum":["r","g","b"]},"uniqueItems":true})",
+         {{R"(["r","g"])", 'Y'}, {"[]", 'Y'}, {R"(["b","g","r"])", 'Y'}, {R"(["r","r"])", 'N'},
+          {R"(["r","g","b","r"])", 'N'}, {R"(["x"])", 'N'}}},
+        {R"({"type":"array","items":{"type":"boolean"},"uniqueItems":true,"minItems":2})",
+         {{"[true,false]", 'Y'}, {"[false,true]", 'Y'}, {"[true]", 'N'}, {"[false,false]", 'N'}}},
+        {R"({"type":"array","items":{"enum":[1,2,3]},"uniqueItems":true,"maxItems":2})",
+         {{"[1,2]", 'Y'}, {"[3]", 'Y'}, {"[1,2,3]", 'N'}, {"[2,2]", 'N'}, {"[2,2.0]", 'N'}}},
+        {R"({"type":"array","items":{"type":"string"},"uniqueItems":true,"maxItems":1})",
+         {{R"(["a"])", 'Y'}, {"[]", 'Y'}, {R"(["a","b"])", 'N'}}},
         // ---- multipleOf: whole multiples ----
         {R"({"type":"number","multipleOf":1,"minimum":1,"maximum":20})",
          {{"1", 'Y'}, {"20", 'Y'}, {"7", 'Y'}, {"1.5", 'N'}, {"0", 'N'}, {"21", 'N'}, {"2.0", 'V'}}},
@@ -383,6 +415,14 @@ const std::vector<Case>& table() {
         {R"({"type":"object","properties":{"a":{"type":"object","minProperties":2,"maxProperties":2,
              "properties":{"p":{},"q":{}},"additionalProperties":false}}})",
          {{R"({"a":{"p":1,"q":2}})", 'Y'}, {R"({"a":{"p":1}})", 'N'}, {"{}", 'Y'}}},
+        // maxProperties: every member written counts.
+        {R"({"type":"object","properties":{"a":{},"b":{}},"maxProperties":1})",
+         {{R"({"a":1})", 'Y'}, {"{}", 'Y'}, {R"({"c":1})", 'Y'}, {R"({"a":1,"b":2})", 'N'}, {R"({"c":1,"d":2})", 'N'},
+          {R"({"a":1,"c":2})", 'N'}}},
+        {R"({"type":"object","properties":{"a":{}},"required":["a"],"additionalProperties":{"type":"integer"},
+             "maxProperties":3})",
+         {{R"({"a":1,"x":1,"y":2})", 'Y'}, {R"({"a":"s"})", 'Y'}, {R"({"a":1,"x":1,"y":2,"z":3})", 'N'},
+          {R"({"a":1,"x":"s"})", 'N'}, {R"({"x":1})", 'N'}}},
         // ---- patternProperties ----
         {R"({"type":"object","patternProperties":{"^x-":{"type":"integer"}},"additionalProperties":false})",
          {{"{}", 'Y'}, {R"({"x-a":1})", 'Y'}, {R"({"x-a":1,"x-b":2})", 'Y'}, {R"({"x-a":"s"})", 'N'},
@@ -580,7 +620,13 @@ TEST(JsonSchemaRefusal, NamesKeywordAndPointer) {
         {R"({"dependentRequired":{"a":"b"}})", "dependentRequired", "#/dependentRequired/a"},
         {R"({"dependentSchemas":{"a":["b"]}})", "dependentSchemas", "#/dependentSchemas/a"},
         {R"({"dependencies":{"a":3}})", "dependencies", "#/dependencies/a"},
-        {R"({"propertyNames":{"maxLength":3}})", "propertyNames", "#/propertyNames"},
+        {R"({"propertyNames":{"format":"email"}})", "propertyNames", "#/propertyNames"},
+        {R"({"type":"object","propertyNames":{"pattern":"^a","maxLength":3}})", "propertyNames", "#/propertyNames"},
+        {R"({"type":"object","patternProperties":{"^x":{}},"propertyNames":{"maxLength":3}})", "propertyNames",
+         "#/propertyNames"},
+        {R"({"type":"array","items":{"type":"string"},"uniqueItems":true})", "uniqueItems", "#/uniqueItems"},
+        {R"({"type":"array","items":{"type":"integer","maximum":20},"uniqueItems":true})", "uniqueItems",
+         "#/uniqueItems"},
         {R"({"type":"array","contains":{"type":"integer"}})", "contains", "#/contains"},
         {R"({"minContains":1})", "minContains", "#/minContains"},
         {R"({"maxContains":1})", "maxContains", "#/maxContains"},
@@ -601,9 +647,10 @@ TEST(JsonSchemaRefusal, NamesKeywordAndPointer) {
         {R"({"type":"string","enum":["a"],"pattern":"a"})", "pattern", "#/pattern"},
         {R"({"type":"integer","exclusiveMinimum":true})", "exclusiveMinimum", "#/exclusiveMinimum"},
         {R"({"type":"object","minProperties":65})", "minProperties", "#/minProperties"},
-        {R"({"type":"object","properties":{"a":{}},"maxProperties":1})", "maxProperties", "#/maxProperties"},
+        {R"({"type":"object","minProperties":1,"maxProperties":2})", "maxProperties", "#/maxProperties"},
+        {R"({"type":"object","maxProperties":65})", "maxProperties", "#/maxProperties"},
         {R"({"type":"string","format":"date","maxLength":5})", "format", "#/format"},
-        {R"({"type":"string","format":"regex"})", "format", "#/format"},
+        {R"({"type":"string","format":"iri"})", "format", "#/format"},
         {R"({"allOf":[{"patternProperties":{"^a":{}}},{"additionalProperties":false}]})", "patternProperties",
          "#/allOf/0/patternProperties"},
         {R"J({"patternProperties":{"(?=a)":{}}})J", "patternProperties", "#/patternProperties/(?=a)"},
@@ -781,6 +828,13 @@ TEST(JsonSchemaShape, InstancesReorderedAsTheGrammarAdmitsThem) {
     const ojson d7 = ojson::parse(R"({"$schema":"http://json-schema.org/draft-07/schema#",
         "definitions":{"a":{"properties":{"m":{},"n":{}}}},"$ref":"#/definitions/a","properties":{"n":{},"m":{}}})");
     EXPECT_EQ(in_schema_order(ojson::parse(R"({"n":1,"m":2})"), d7).dump(), R"({"m":2,"n":1})");
+    // The branch whose type admits the value (an array here, though the object branch comes first), and the
+    // schemas of the patternProperties a key matches.
+    const ojson typed = ojson::parse(R"({"patternProperties":{"^h":{"oneOf":[
+        {"type":"object","properties":{"@type":{},"@id":{}}},
+        {"type":"array","items":{"type":"object","properties":{"@type":{},"@id":{}}}}]}}})");
+    EXPECT_EQ(in_schema_order(ojson::parse(R"({"hobbies":[{"@id":"3","@type":"Hobby"}]})"), typed).dump(),
+              R"({"hobbies":[{"@type":"Hobby","@id":"3"}]})");
 }
 
 TEST(JsonSchemaShape, ManyOptionalPropertiesStayLinear) {

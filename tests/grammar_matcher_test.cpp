@@ -137,7 +137,7 @@ void check_masks_against_walk(const std::string& gbnf, int steps, uint32_t seed,
         const int32_t pick = allowed[rng() % allowed.size()];
         ASSERT_TRUE(m.accept_token(pick));
         text += tokens->bytes[pick];
-        ASSERT_TRUE(rec.is_prefix(text)) << text;
+        ASSERT_TRUE(rec.is_prefix(text)) << "'" << text << "' (seed " << seed << ")";
         if (m.can_end()) {
             ASSERT_TRUE(rec.matches(text)) << text;
         }
@@ -169,6 +169,24 @@ hex  ::= [0-9a-fA-F]
 TEST(GrammarMatcher, MaskEqualsTokenByTokenWalkBoundedStrings) {
     check_masks_against_walk(kBoundedStrings, 24, 3);
     check_masks_against_walk(kBoundedStrings, 24, 4, /*precompute=*/true);
+}
+
+// Node caches are shared between grammars with the same automaton below a node and the same bytes after it:
+// masks stay exact where the same rules sit in other contexts, and a grammar met again adds no cache.
+TEST(GrammarMatcher, CachesSharedAcrossGrammarsKeepMasksExact) {
+    check_masks_against_walk(kBoundedStrings, 16, 5);
+    check_masks_against_walk(R"G(
+root ::= "(" item ( ";" item )* ")"
+item ::= "\"" char{0,12} "\"" | "{\"k\":" item "}"
+char ::= [^"\\\x00-\x1F] | "\\" ["\\/bfnrt] | "\\u" hex hex hex hex | "\\x" hex hex
+hex  ::= [0-9a-fA-F]
+)G",
+                             16, 6);
+    check_masks_against_walk(std::string(kJsonish), 12, 7);
+    const size_t before = CompiledGrammar::shared_cache_entries();
+    EXPECT_GT(before, 0u);
+    check_masks_against_walk(kBoundedStrings, 16, 5);  // the same walk: every cache found
+    EXPECT_EQ(CompiledGrammar::shared_cache_entries(), before);
 }
 
 TEST(GrammarMatcher, RandomGenerationAlwaysCompletesValidText) {

@@ -28,6 +28,20 @@ public:
     // Whether `text` is a prefix of some string of the language (some continuation can still match).
     // Implemented by brute force over the grammar: true iff some derivation consumes all of `text`.
     bool is_prefix(std::string_view text, int rule = -1) {
+        // A text that stops inside a UTF-8 character (tokens may): a prefix if a completion of that character
+        // is, tried with the lowest and the highest continuation bytes.
+        for (size_t back = 1; back <= 3 && back <= text.size(); ++back) {
+            const uint8_t lead = static_cast<uint8_t>(text[text.size() - back]);
+            if ((lead & 0xC0) == 0x80) continue;
+            const size_t n = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+            if (n <= back) break;
+            for (const char fill : {'\x80', '\xBF'}) {
+                std::string whole(text);
+                whole.append(n - back, fill);
+                if (is_prefix(whole, rule)) return true;
+            }
+            return false;
+        }
         memo_.clear();
         cps_.clear();
         if (!decode(text)) return false;

@@ -55,10 +55,9 @@ const std::set<std::string_view> kEnforced = {
     "pattern",    "format",      "minimum",  "maximum",    "exclusiveMinimum", "exclusiveMaximum",
     "anyOf",      "oneOf",       "allOf",    "$ref",       "minProperties",    "maxProperties",
     "uniqueItems", "additionalItems", "patternProperties", "multipleOf", "not",          "if",
-    "then",       "else",        "dependentRequired", "dependentSchemas", "dependencies"};
+    "then",       "else",        "dependentRequired", "dependentSchemas", "dependencies", "propertyNames"};
 
 const std::map<std::string_view, std::string_view> kRefused = {
-    {"propertyNames", "constraints on property names are not supported"},
     {"contains", "'contains' would need the grammar to count matching items"},
     {"minContains", "'contains' would need the grammar to count matching items"},
     {"maxContains", "'contains' would need the grammar to count matching items"},
@@ -71,7 +70,7 @@ const std::map<std::string_view, std::string_view> kRefused = {
 // The formats the grammar enforces; the other formats JSON Schema defines (kSpecFormats) are refused, since
 // validators that assert formats check them; any other format name is an annotation.
 const std::set<std::string_view> kFormats = {"date", "time",     "date-time", "uuid",     "email", "uri",
-                                             "ipv4", "hostname", "ipv6",      "duration", "uri-reference"};
+                                             "ipv4", "hostname", "ipv6",      "duration", "uri-reference", "regex"};
 const std::set<std::string_view> kSpecFormats = {
     "date-time", "date",          "time",         "duration",      "email", "idn-email",    "hostname",
     "idn-hostname", "ipv4",       "ipv6",         "uri",           "uri-reference", "iri", "iri-reference",
@@ -158,6 +157,8 @@ struct Flat {
     std::vector<std::string> required;
     uint64_t min_props = 0;
     std::optional<uint64_t> max_props;
+    Conj property_names;        // propertyNames: every key, as a string, satisfies these
+    bool unique_items = false;  // uniqueItems true
     std::map<std::string, std::string> where;  // keyword -> JSON pointer of the keyword, for error messages
 
     const Conj* prop(const std::string& name) const {
@@ -882,7 +883,10 @@ private:
                 f.max_items = count_of(v, at, "maxItems");
             } else if (k == "uniqueItems") {
                 if (!v.is_boolean()) fail("'uniqueItems' at {} must be a boolean", at);
-                if (v.get<bool>()) fail("JSON Schema keyword 'uniqueItems' at {} is not supported when true", at);
+                f.unique_items = v.get<bool>();
+            } else if (k == "propertyNames") {
+                if (!v.is_object() && !v.is_boolean()) fail("'propertyNames' at {} must be a schema", at);
+                f.property_names = {Sub{&v, at}};
             } else if (k == "properties") {
                 if (!v.is_object()) fail("'properties' at {} must be an object", at);
                 for (const auto& [name, s] : v.items()) f.props.push_back({name, {Sub{&s, child(at, name)}}});
@@ -977,6 +981,8 @@ private:
         a.prefix = std::move(prefix);
         append_conj(a.items, b.items);
         a.min_items = std::max(a.min_items, b.min_items);
+        a.unique_items = a.unique_items || b.unique_items;
+        append_conj(a.property_names, b.property_names);
         if (b.max_items) a.max_items = a.max_items ? std::min(*a.max_items, *b.max_items) : *b.max_items;
         // A property named by one side only is still constrained by the other side's additionalProperties.
         for (auto& [name, c] : a.props) {
@@ -1264,6 +1270,10 @@ private:
             if (n < f.min_length || (f.max_length && n > *f.max_length)) return false;
         } else if (v.is_array()) {
             if (v.size() < f.min_items || (f.max_items && v.size() > *f.max_items)) return false;
+            if (f.unique_items)
+                for (size_t i = 0; i < v.size(); ++i)
+                    for (size_t j = i + 1; j < v.size(); ++j)
+                        if (v[i] == v[j]) return false;
             for (size_t i = 0; i < v.size(); ++i)
                 if (!accepts(v[i], i < f.prefix.size() ? f.prefix[i] : f.items)) return false;
         } else if (v.is_object()) {
@@ -1271,6 +1281,7 @@ private:
             for (const std::string& r : f.required)
                 if (!v.contains(r)) return false;
             for (const auto& [k, x] : v.items()) {
+                if (!f.property_names.empty() && !name_allowed(f, k)) return false;
                 bool matched = false;
                 for (const auto& [pattern, c] : f.pattern_props) {
                     if (!pattern_matches(pattern, k, f.at("patternProperties"))) continue;
@@ -1762,13 +1773,14 @@ private:
             if (!kFormats.count(*f.format))
                 fail(
                     "'format' at {}: format '{}' is not supported (supported: date, time, date-time, duration, uuid, "
-                    "email, hostname, ipv4, ipv6, uri, uri-reference)",
+                    "email, hostname, ipv4, ipv6, uri, uri-reference, regex)",
                     f.at("format"), *f.format);
             // Lengths a format's strings can have; a length limit is accepted only when it cannot cut any.
             static const std::map<std::string, std::pair<uint64_t, uint64_t>> kLengths = {
                 {"date", {10, 10}}, {"time", {9, 24}},          {"date-time", {20, 35}}, {"uuid", {36, 36}},
                 {"ipv4", {7, 15}},  {"email", {5, UINT64_MAX}}, {"uri", {2, UINT64_MAX}}, {"hostname", {1, 251}},
-                {"ipv6", {2, 45}},  {"duration", {3, UINT64_MAX}}, {"uri-reference", {0, UINT64_MAX}}};
+                {"ipv6", {2, 45}},  {"duration", {3, UINT64_MAX}}, {"uri-reference", {0, UINT64_MAX}},
+                {"regex", {0, UINT64_MAX}}};
             const auto [lo, hi] = kLengths.at(*f.format);
             if (f.min_length > lo || (f.max_length && *f.max_length < hi))
                 fail("'format' at {} cannot be combined with minLength/maxLength ({}) that would cut its strings",
@@ -1913,6 +1925,8 @@ private:
             r = ipv6_rule();
         } else if (name == "duration") {
             r = duration_rule();
+        } else if (name == "regex") {
+            r = regex_format_rule();
         }
         formats_[name] = r;
         return r;
@@ -1999,6 +2013,91 @@ private:
     // first or last. Names of at most 253 characters are what validators accept; the grammar keeps inside that
     // bound by admitting up to 4 labels of up to 62 characters, or 5 to 8 labels of up to 30 (a longer valid
     // name is refused, never an invalid one admitted).
+    // format "regex": a subset of regular expressions valid in both ECMA-262 and Python's re (what validators
+    // compile): alternatives of pieces, each a literal character, ".", an escape (\d \w \s and their negations,
+    // or an escaped metacharacter), a class of single characters, escapes and ordered ranges within digits,
+    // lower or upper case letters, a '-' last ("[a-z0-9_-]", "[^,]"), or a group "(...)" / "(?:...)"; each optionally
+    // followed by *, +, ?, {n} or {n,}; "^" only first and "$" only last in an alternative. Backslashes are
+    // written as JSON escapes them ("\\").
+    int regex_format_rule() {
+        const std::string plain = "!#%&',-/:;<=>@_`~ ";
+        std::vector<CharRange> literal = {{'A', 'Z'}, {'a', 'z'}, {'0', '9'}};
+        for (char c : plain) literal.push_back({static_cast<uint32_t>(c), static_cast<uint32_t>(c)});
+        const auto backslash = [&](Sequence& q) { lit(q, "\\\\"); };
+        Sequence escape;
+        backslash(escape);
+        cls(escape, {{'d', 'd'}, {'D', 'D'}, {'w', 'w'}, {'W', 'W'}, {'s', 's'}, {'S', 'S'}});
+        Sequence escaped_meta;
+        backslash(escaped_meta);
+        std::vector<CharRange> meta;
+        for (char c : std::string("^$.|?*+()[]{}/")) meta.push_back({static_cast<uint32_t>(c), static_cast<uint32_t>(c)});
+        cls(escaped_meta, meta);
+        Sequence meta_escape;
+        backslash(meta_escape);
+        lit(meta_escape, "\\\\");  // an escaped backslash: four characters in JSON
+        // Class members: single characters (not ] \ ^ -), escapes, and ordered ranges.
+        std::vector<Sequence> member;
+        {
+            std::vector<CharRange> singles;  // without '-', which could make a range out of order ("[z-a]")
+            for (const CharRange& r : literal)
+                if (!(r.lo == '-' && r.hi == '-')) singles.push_back(r);
+            Sequence single;
+            cls(single, singles);
+            member.push_back(single);
+            member.push_back(escape);
+            member.push_back(escaped_meta);
+            for (const auto& [lo, hi] : {std::pair{'0', '9'}, std::pair{'a', 'z'}, std::pair{'A', 'Z'}})
+                for (char a = lo; a <= hi; ++a) {
+                    Sequence range;
+                    range.push_back(Element::codepoint(static_cast<uint8_t>(a)));
+                    lit(range, "-");
+                    cls(range, {{static_cast<uint32_t>(a), static_cast<uint32_t>(hi)}});
+                    member.push_back(std::move(range));
+                }
+        }
+        const int members = add("regex-class-member", std::move(member));
+        Sequence cls_seq;
+        lit(cls_seq, "[");
+        ref(cls_seq, add("regex-class-negation", {{Element::chars({{'^', '^'}})}, {}}));
+        ref(cls_seq, members);
+        ref(cls_seq, star("regex-class", {Element::ref(members)}));
+        ref(cls_seq, add("regex-class-dash", {{Element::chars({{'-', '-'}})}, {}}));  // a '-' last is literal
+        lit(cls_seq, "]");
+        const int alternatives = add("regex", {});  // defined below: groups nest
+        Sequence group;
+        lit(group, "(");
+        ref(group, add("regex-group-kind", {{Element::chars({{'?', '?'}}), Element::chars({{':', ':'}})}, {}}));
+        ref(group, alternatives);
+        lit(group, ")");
+        Sequence dot, any_literal;
+        lit(dot, ".");
+        cls(any_literal, literal);
+        const int atom = add("regex-atom", {any_literal, dot, escape, escaped_meta, meta_escape, cls_seq, group});
+        Sequence digit, count;
+        cls(digit, kDigit);
+        lit(count, "{");
+        ref(count, repeat("regex-count", digit, 1, 3));
+        ref(count, add("regex-count-open", {{Element::chars({{',', ','}})}, {}}));
+        lit(count, "}");
+        const int quantifier = add("regex-quantifier", {{Element::chars({{'*', '*'}, {'+', '+'}, {'?', '?'}})}, count, {}});
+        Sequence piece;
+        ref(piece, atom);
+        ref(piece, quantifier);
+        Sequence branch;
+        ref(branch, add("regex-start", {{Element::chars({{'^', '^'}})}, {}}));
+        ref(branch, star("regex-pieces", piece));
+        ref(branch, add("regex-end", {{Element::chars({{'$', '$'}})}, {}}));
+        const int b = add("regex-branch", {branch});
+        Sequence more;
+        lit(more, "|");
+        ref(more, b);
+        Sequence all;
+        ref(all, b);
+        ref(all, star("regex-branches", more));
+        define(alternatives, {all});
+        return alternatives;
+    }
+
     int hostname_rule() {
         const std::vector<CharRange> alnum = {{'A', 'Z'}, {'a', 'z'}, {'0', '9'}};
         const auto label = [&](int max_len) {
@@ -2174,7 +2273,183 @@ private:
         return add("uri-reference", {s, relative});
     }
 
+    // The literal text an anchored regex's matches begin with ("^S_" and "^S_[a-z]+": "S_"); "" when the regex
+    // is not anchored or starts with an operator.
+    static std::string literal_prefix(const std::string& pattern) {
+        if (pattern.empty() || pattern[0] != '^') return "";
+        std::string out;
+        for (size_t i = 1; i < pattern.size(); ++i) {
+            const char c = pattern[i];
+            if (std::string_view(".[]()*+?{}|\\^$").find(c) != std::string_view::npos) {
+                // A quantifier makes the character before it optional or repeated.
+                if ((c == '*' || c == '?' || c == '{') && !out.empty()) out.pop_back();
+                break;
+            }
+            out += c;
+        }
+        return out;
+    }
+    // Whether no string can match both anchored regexes: their literal prefixes differ at some position.
+    static bool prefixes_differ(const std::string& a, const std::string& b) {
+        const std::string x = literal_prefix(a), y = literal_prefix(b);
+        for (size_t i = 0; i < std::min(x.size(), y.size()); ++i)
+            if (x[i] != y[i]) return true;
+        return false;
+    }
+
+    // ---- propertyNames ----
+
+    // propertyNames read as the keys' string constraints. Refused: format, a pattern with lengths, and a union
+    // (anyOf/oneOf) other than of enum/const values.
+    std::vector<Flat> name_flats(const Flat& f) {
+        const std::string at = f.at("propertyNames");
+        std::vector<Flat> flats = flatten(f.property_names, at);
+        for (const Flat& n : flats) {
+            if (n.format) fail("'propertyNames' at {}: a format on property names is not supported", at);
+            if (n.pattern && (n.min_length > 0 || n.max_length))
+                fail("'propertyNames' at {}: a pattern together with minLength/maxLength is not supported", at);
+        }
+        if (flats.size() > 1 && !std::all_of(flats.begin(), flats.end(), [](const Flat& n) { return n.has_enum; }))
+            fail("'propertyNames' at {}: alternatives (anyOf/oneOf) are supported only between enum/const values", at);
+        return flats;
+    }
+    bool name_ok(const Flat& n, const std::string& name) {
+        const Json v(name);
+        if (!(n.types & kString)) return false;
+        if (n.has_enum && std::find(n.values.begin(), n.values.end(), v) == n.values.end()) return false;
+        if (std::find(n.excluded.begin(), n.excluded.end(), v) != n.excluded.end()) return false;
+        const size_t len = decode_utf8(name).size();
+        if (len < n.min_length || (n.max_length && len > *n.max_length)) return false;
+        return !n.pattern || pattern_matches(*n.pattern, name, n.at("pattern"), "propertyNames");
+    }
+    bool name_allowed(const Flat& f, const std::string& name) {
+        if (f.property_names.empty()) return true;
+        for (const Flat& n : name_flats(f))
+            if (name_ok(n, name)) return true;
+        return false;
+    }
+    // The keys of undeclared members (between the quotes): any name but the declared ones, narrowed by
+    // propertyNames. kNever when there are none, or when they could not be kept apart from a declared name
+    // that propertyNames allows (narrower, never wrong).
+    int extra_key_rule(const Flat& f, const std::vector<std::string>& names) {
+        if (f.property_names.empty()) return key_not_in(names);
+        const std::vector<Flat> flats = name_flats(f);
+        if (flats.empty()) return kNever;
+        const auto declared = [&](const std::string& k) { return std::find(names.begin(), names.end(), k) != names.end(); };
+        if (flats.size() > 1 || flats[0].has_enum) {  // a finite set of names: each spelled out
+            std::vector<Sequence> alts;
+            std::vector<std::string> seen;
+            for (const Flat& n : flats)
+                for (const Json& v : n.values) {
+                    if (!v.is_string()) continue;
+                    const std::string& k = v.get_ref<const std::string&>();
+                    if (declared(k) || !name_ok(n, k) || std::find(seen.begin(), seen.end(), k) != seen.end()) continue;
+                    seen.push_back(k);
+                    const std::string text = dump_json(v);
+                    Sequence q;
+                    lit(q, text.substr(1, text.size() - 2));
+                    alts.push_back(std::move(q));
+                }
+            return alts.empty() ? kNever : add("key", std::move(alts));
+        }
+        const Flat& n = flats[0];
+        if (!(n.types & kString)) return kNever;
+        const bool collides = std::any_of(names.begin(), names.end(), [&](const std::string& k) { return name_ok(n, k); });
+        if (n.pattern) return collides ? kNever : pattern_rule(*n.pattern, n.at("pattern"), "propertyNames");
+        std::vector<std::string> excluded = names;
+        for (const Json& v : n.excluded)
+            if (v.is_string()) excluded.push_back(v.get<std::string>());
+        if (n.min_length > 0 || n.max_length) {
+            if (excluded.size() > names.size() || collides) return kNever;
+            if (n.min_length > kMaxCount || (n.max_length && *n.max_length > kMaxCount))
+                fail("'propertyNames' at {}: a length over the limit of {}", f.at("propertyNames"), kMaxCount);
+            if (n.max_length && *n.max_length < n.min_length) return kNever;
+            Sequence item;
+            ref(item, json_char());
+            return repeat("key", item, n.min_length, n.max_length);
+        }
+        return key_not_in(excluded);
+    }
+
+    // ---- uniqueItems ----
+
+    // Arrays of distinct values from a finite set (the items' enum/const values, booleans, null): the grammar
+    // follows which values are used, one rule per subset, so at most 10 values.
+    int unique_array_piece(const Flat& f) {
+        constexpr size_t kMaxUniqueValues = 10;
+        const std::string at = f.at("uniqueItems");
+        if (!f.prefix.empty())
+            fail("'uniqueItems' at {} is not supported together with prefixItems (or the array form of items)", at);
+        std::vector<Json> values;
+        for (const Flat& item : flatten(f.items, child(f.ptr, "items"))) {
+            std::vector<Json> candidates;
+            if (item.has_enum) {
+                candidates = item.values;
+            } else if ((item.types & ~(kNull | kBool)) == 0) {
+                if (item.types & kNull) candidates.push_back(nullptr);
+                if (item.types & kBool) candidates.insert(candidates.end(), {true, false});
+            } else {
+                fail(
+                    "'uniqueItems' at {} is supported only when the items are a finite set of values (enum/const, "
+                    "booleans, null): a grammar cannot compare other items with each other",
+                    at);
+            }
+            for (const Json& v : candidates)
+                if (accepts(v, item, true) && std::find(values.begin(), values.end(), v) == values.end())
+                    values.push_back(v);
+        }
+        if (values.size() > kMaxUniqueValues)
+            fail("'uniqueItems' at {}: the items can take {} values, over the limit of {}", at, values.size(),
+                 kMaxUniqueValues);
+        const size_t n = values.size();
+        const uint64_t lo = f.min_items, hi = std::min<uint64_t>(f.max_items.value_or(n), n);
+        if (lo > hi) return kNever;
+        std::vector<int> rule(size_t{1} << n, -2);  // -2: not made yet
+        const std::function<int(uint32_t)> after = [&](uint32_t used) -> int {
+            if (rule[used] != -2) return rule[used];
+            const auto count = static_cast<uint64_t>(__builtin_popcount(used));
+            std::vector<Sequence> alts;
+            if (count >= lo) alts.push_back({});
+            if (count < hi)
+                for (size_t i = 0; i < n; ++i) {
+                    if (used & (1u << i)) continue;
+                    const int next = after(used | (1u << i));
+                    if (next == kNever) continue;
+                    Sequence q;
+                    lit(q, ",");
+                    ws(q);
+                    value_literal(q, values[i]);
+                    ws(q);
+                    ref(q, next);
+                    alts.push_back(std::move(q));
+                }
+            rule[used] = alts.empty() ? kNever : add("unique-items", std::move(alts));
+            return rule[used];
+        };
+        std::vector<Sequence> body;
+        if (lo == 0) body.push_back({});
+        if (hi > 0)
+            for (size_t i = 0; i < n; ++i) {
+                const int next = after(1u << i);
+                if (next == kNever) continue;
+                Sequence q;
+                value_literal(q, values[i]);
+                ws(q);
+                ref(q, next);
+                body.push_back(std::move(q));
+            }
+        if (body.empty()) return kNever;
+        Sequence s;
+        lit(s, "[");
+        ws(s);
+        ref(s, add("unique-items", std::move(body)));
+        lit(s, "]");
+        return add("array", {s});
+    }
+
     int array_piece(const Flat& f) {
+        // Arrays of at most one item are unique already.
+        if (f.unique_items && !(f.max_items && *f.max_items <= 1)) return unique_array_piece(f);
         const uint64_t lo = f.min_items;
         std::optional<uint64_t> hi = f.max_items;
         std::vector<int> pre;
@@ -2283,7 +2558,8 @@ private:
 
     // Whether a property name contains a match of a patternProperties regex (JSON Schema's unanchored search),
     // by the grammar hearth builds for the regex, so that names are judged as generated keys are.
-    bool pattern_matches(const std::string& pattern, const std::string& name, const std::string& where) {
+    bool pattern_matches(const std::string& pattern, const std::string& name, const std::string& where,
+                         const char* keyword = "patternProperties") {
         auto key = std::make_pair(pattern, name);
         if (auto it = pattern_match_memo_.find(key); it != pattern_match_memo_.end()) return it->second;
         auto& compiled = pattern_grammars_[pattern];
@@ -2293,7 +2569,7 @@ private:
                 g.root = add_regex(g, pattern, "pattern", RegexMatch::Search);
                 compiled = compile(g, std::make_shared<TokenTable>());
             } catch (const Error& e) {
-                fail("'patternProperties' at {}: pattern '{}': {}", where, pattern, e.what());
+                fail("'{}' at {}: pattern '{}': {}", keyword, where, pattern, e.what());
             }
         }
         const bool m = check_bytes(compiled, name).accepted;
@@ -2317,8 +2593,14 @@ private:
                 "'patternProperties' at {} meets another schema's patternProperties or additionalProperties through "
                 "allOf or $ref, which is not supported",
                 f.at("patternProperties"));
+        if (!f.property_names.empty() && !f.pattern_props.empty())
+            fail("'propertyNames' at {} beside patternProperties is not supported", f.at("propertyNames"));
         for (const auto& [name, declared] : f.props) {
             names.push_back(name);
+            if (!name_allowed(f, name)) {  // propertyNames rules the name out: the property must be absent
+                if (is_required(name)) return kNever;
+                continue;
+            }
             Conj c = declared;  // a declared name a pattern matches must satisfy that pattern's schema too
             for (const auto& [pattern, sub] : f.pattern_props)
                 if (pattern_matches(pattern, name, f.at("patternProperties"))) append_conj(c, sub);
@@ -2340,6 +2622,7 @@ private:
         for (const auto& [pattern, sub] : f.pattern_props) append_conj(all_patterns, sub);
         for (const std::string& name : f.required) {
             if (f.prop(name)) continue;
+            if (!name_allowed(f, name)) return kNever;
             // Required but not declared: its value is what the patterns it matches allow, or else what
             // additionalProperties allows (anything if unset).
             Conj c;
@@ -2361,25 +2644,29 @@ private:
             Conj c = f.additional_set ? f.additional : Conj{};
             append_conj(c, all_patterns);
             const int value = f.pattern_props.empty() ? extra : compile_conj(c, f.at("patternProperties"));
-            if (value != kNever) extras.push_back({key_not_in(names), value});
+            if (value != kNever)
+                if (const int key = extra_key_rule(f, names); key != kNever) extras.push_back({key, value});
         }
         if (!f.pattern_props.empty()) {
-            // Keys a pattern matches, which additionalProperties does not cover. A pattern that matches a declared
-            // name is left out: its keys could not be told from that name (narrower, never wrong).
-            const int value = compile_conj(all_patterns, f.at("patternProperties"));
+            // Keys a pattern matches, which additionalProperties does not cover, their values under every
+            // pattern's schema, or under their own pattern's alone where no key can match two patterns (anchored
+            // literal prefixes that differ). A pattern that matches a declared name is left out: its keys could
+            // not be told from that name (narrower, never wrong).
+            bool disjoint_patterns = true;
+            for (size_t i = 0; i < f.pattern_props.size(); ++i)
+                for (size_t j = i + 1; j < f.pattern_props.size(); ++j)
+                    disjoint_patterns = disjoint_patterns &&
+                                        prefixes_differ(f.pattern_props[i].first, f.pattern_props[j].first);
+            const int all_value = compile_conj(all_patterns, f.at("patternProperties"));
             for (const auto& [pattern, sub] : f.pattern_props) {
                 bool covers_declared = false;
                 for (const std::string& n : names)
                     covers_declared = covers_declared || pattern_matches(pattern, n, f.at("patternProperties"));
+                const int value = disjoint_patterns ? compile_conj(sub, sub[0].ptr) : all_value;
                 if (!covers_declared && value != kNever)
                     extras.push_back({pattern_rule(pattern, sub[0].ptr, "patternProperties"), value});
             }
         }
-        if (f.max_props && (!extras.empty() || members.size() > *f.max_props))
-            fail(
-                "'maxProperties' at {} is not supported unless the declared properties already satisfy it "
-                "(additionalProperties false and no more properties than the limit)",
-                f.at("maxProperties"));
         // minProperties: the grammar counts the members still needed (0 .. need), one rule per member and count.
         constexpr uint64_t kMaxMinProperties = 64;
         size_t n_required = 0;
@@ -2389,6 +2676,98 @@ private:
             fail("'minProperties' at {} above {} is not supported unless the required properties satisfy it",
                  f.at("minProperties"), kMaxMinProperties);
         if (need > members.size() + (extras.empty() ? 0 : 1)) return kNever;
+        const auto member_text = [&](const Member& m) {
+            Sequence kv;
+            lit(kv, dump_json(Json(m.name)));
+            ws(kv);
+            lit(kv, ":");
+            ws(kv);
+            ref(kv, m.value);
+            ws(kv);
+            return kv;
+        };
+        const auto extra_text = [&] {
+            std::vector<Sequence> alts;
+            for (const auto& [key_text, value] : extras) {
+                Sequence m;
+                lit(m, "\"");
+                ref(m, key_text);
+                lit(m, "\"");
+                ws(m);
+                lit(m, ":");
+                ws(m);
+                ref(m, value);
+                ws(m);
+                alts.push_back(std::move(m));
+            }
+            return Sequence{Element::ref(add("extra-member", std::move(alts)))};
+        };
+        if (f.max_props && (!extras.empty() || members.size() > *f.max_props)) {
+            // maxProperties: the grammar counts every member written, extra ones each as one (a repeated key
+            // makes the object smaller, never larger), up to the limit.
+            constexpr uint64_t kMaxMaxProperties = 64;
+            const uint64_t max = *f.max_props;
+            if (need > 0)
+                fail("'maxProperties' at {} together with minProperties at {} is not supported",
+                     f.at("maxProperties"), f.at("minProperties"));
+            if (max > kMaxMaxProperties && !(extras.empty() && members.size() <= max))
+                fail("'maxProperties' at {} above {} is not supported unless the declared properties satisfy it",
+                     f.at("maxProperties"), kMaxMaxProperties);
+            if (n_required > max) return kNever;
+            const auto comma = [&](const Sequence& kv, int next) {
+                Sequence c;
+                lit(c, ",");
+                ws(c);
+                append(c, kv);
+                if (next != kNever) ref(c, next);
+                return c;
+            };
+            // rest[c]: c members written, the ones from here on to come; first: none written yet.
+            std::vector<int> rest(max + 1, kNever);
+            int first;
+            {
+                const Sequence kv = extras.empty() ? Sequence{} : extra_text();
+                for (uint64_t c = max + 1; c-- > 1;) {
+                    std::vector<Sequence> alts{{}};
+                    if (!extras.empty() && c < max) alts.push_back(comma(kv, rest[c + 1]));
+                    rest[c] = add("extra", std::move(alts));
+                }
+                std::vector<Sequence> alts{{}};
+                if (!extras.empty() && max >= 1) {
+                    Sequence q = kv;
+                    if (max > 1) ref(q, rest[1]);
+                    alts.push_back(std::move(q));
+                }
+                first = add("extra", std::move(alts));
+            }
+            for (size_t i = members.size(); i-- > 0;) {
+                const Member& m = members[i];
+                const Sequence kv = member_text(m);
+                std::vector<int> next(max + 1, kNever);
+                for (uint64_t c = 1; c <= max; ++c) {
+                    std::vector<Sequence> alts;
+                    if (c < max && rest[c + 1] != kNever) alts.push_back(comma(kv, rest[c + 1]));
+                    if (!m.required && rest[c] != kNever) alts.push_back({Element::ref(rest[c])});
+                    if (!alts.empty()) next[c] = add("more", std::move(alts));
+                }
+                std::vector<Sequence> alts;
+                if (max >= 1 && rest[1] != kNever) {
+                    Sequence q = kv;
+                    ref(q, rest[1]);
+                    alts.push_back(std::move(q));
+                }
+                if (!m.required && first != kNever) alts.push_back({Element::ref(first)});
+                first = alts.empty() ? kNever : add("members", std::move(alts));
+                rest = std::move(next);
+            }
+            if (first == kNever) return kNever;
+            Sequence s;
+            lit(s, "{");
+            ws(s);
+            ref(s, first);
+            lit(s, "}");
+            return add("object", {s});
+        }
 
         // first: members from i on when none is written yet (need still to come); rest[k]: when one is, k more
         // needed (each member then begins with a comma). kNever: no way on.
@@ -2680,7 +3059,12 @@ private:
             for (const Json& x : *a) {
                 std::vector<const Json*> branch = out;
                 expand(&x, v, branch, depth + 1);
+                // A branch whose types admit the value first, then the one declaring most of its keys.
                 long score = 0;
+                bool fits = true;
+                for (size_t i = out.size(); i < branch.size(); ++i)
+                    if (auto t = branch[i]->find("type"); t != branch[i]->end()) fits = fits && admits(*t, v);
+                if (fits) score += 1L << 40;
                 if (v.is_object())
                     for (size_t i = out.size(); i < branch.size(); ++i)
                         if (auto p = branch[i]->find("properties"); p != branch[i]->end() && p->is_object())
@@ -2692,6 +3076,25 @@ private:
             }
             out = std::move(best);
         }
+    }
+
+    // Whether a "type" keyword's value admits the JSON value v (an integer is a number too).
+    static bool admits(const Json& type, const Json& v) {
+        const auto one = [&](const Json& t) {
+            if (!t.is_string()) return true;
+            const std::string& name = t.get_ref<const std::string&>();
+            if (name == "number") return v.is_number();
+            if (name == "integer")
+                return v.is_number_integer() || (v.is_number_float() && v.get<double>() == std::floor(v.get<double>()));
+            if (name == "string") return v.is_string();
+            if (name == "object") return v.is_object();
+            if (name == "array") return v.is_array();
+            if (name == "boolean") return v.is_boolean();
+            if (name == "null") return v.is_null();
+            return true;
+        };
+        if (!type.is_array()) return one(type);
+        return std::any_of(type.begin(), type.end(), one);
     }
 
     // Whether `name` holds a match of a patternProperties regex, as the compiler judges it; false for a pattern

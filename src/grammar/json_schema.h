@@ -40,16 +40,22 @@
 //   local parts, address literals or length limits), uri (RFC 3986 URI without IP-literal "[...]" hosts),
 //   uri-reference (a uri or an RFC 3986 relative reference), hostname (RFC 1123 labels; up to 4 labels of up to
 //   62 characters or 8 of up to 30, which keeps names within 253 characters), ipv6 (RFC 4291 text form, an
-//   IPv4 tail allowed, no zone index), duration (RFC 3339 appendix A). The other formats JSON Schema defines
-//   (regex, iri, idn-email, json-pointer, ...) are refused: validators that assert formats check them. Any
+//   IPv4 tail allowed, no zone index), duration (RFC 3339 appendix A), regex (a subset valid in ECMA-262 and
+//   Python's re: literals, ".", \d-style escapes, classes with ordered ranges, groups, alternation, the
+//   quantifiers * + ? {n} {n,}). The other formats JSON Schema defines (iri, idn-email, json-pointer, ...) are
+//   refused: validators that assert formats check them. Any
 //   other format name is an annotation (refused with strict_keywords). Lengths beside a format are refused
 //   unless they cannot cut the format's strings.
 // - oneOf: compiled as anyOf when its branches are evidently disjoint (different types; enum/const values the
 //   other branch rejects; objects with a property required by both whose enum/const values the other branch
 //   rejects); refused otherwise.
 // - minProperties: the grammar counts the declared members written, and the undeclared ones as one at most
-//   (their keys may repeat, and JSON keeps one of each); up to 64. maxProperties: accepted only when trivially
-//   satisfied (no additional properties and few enough declared ones). uniqueItems: false only.
+//   (their keys may repeat, and JSON keeps one of each); up to 64. maxProperties: the grammar counts every
+//   member written, up to 64 (not together with minProperties unless trivially satisfied). uniqueItems: for
+//   items from a finite set (enum/const, booleans, null; at most 10 values), one rule per subset used; else
+//   refused (unless maxItems <= 1). propertyNames: declared names it rules out must be absent; undeclared keys
+//   follow its enum/const, its excluded values (not), its pattern or its lengths, with no undeclared keys
+//   where they could not be told from a declared name it allows (narrower, never wider).
 // - patternProperties: a declared property a pattern matches (found by running the pattern's own grammar
 //   on the name) also satisfies that pattern's schema. Undeclared keys, where additionalProperties allows
 //   them, carry values satisfying additionalProperties and every pattern's schema (right whichever patterns
@@ -58,7 +64,7 @@
 //   (its keys could not be kept apart from that name). Narrower than the schema where patterns' schemas differ,
 //   never wider. Refused where patternProperties meets another schema's patternProperties or
 //   additionalProperties through allOf / $ref.
-// - Refused: propertyNames, contains/minContains/maxContains, unevaluated*, $dynamicRef, $recursiveRef,
+// - Refused: contains/minContains/maxContains, unevaluated*, $dynamicRef, $recursiveRef,
 //   non-local or anchor $refs, a $id below the root with a $ref inside its subtree (an embedded resource: its
 //   references would resolve against it), and with strict_keywords any unknown keyword or format.
 //

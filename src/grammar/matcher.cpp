@@ -5,6 +5,7 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <mutex>
 
 #include "base/error.h"
 #include "tokenizer/vocab.h"
@@ -683,17 +684,111 @@ CompiledGrammar::NodeCache CompiledGrammar::build_cache(int32_t node, int32_t ca
     return c;
 }
 
+// What a cache build depends on, written out: the automaton reachable from the walk's start (byte edges,
+// calls, returns, rule ends), its nodes numbered in the order a fixed traversal meets them, and the bytes that
+// may follow the walk's frame. Two grammars with the same key get the same cache (for one token table): the
+// string, number and whitespace rules of JSON grammars recur in every schema. "" past kMaxSharedNodes nodes:
+// large parts of one grammar rarely recur in another, and the key would cost as much as the walk.
+std::string CompiledGrammar::structure_key(int32_t node, int32_t caller) const {
+    constexpr size_t kMaxSharedNodes = 256;
+    std::unordered_map<int32_t, int32_t> id;
+    std::vector<int32_t> order;
+    const auto canon = [&](int32_t n) {
+        const auto [it, fresh] = id.emplace(n, static_cast<int32_t>(order.size()));
+        if (fresh) order.push_back(n);
+        return it->second;
+    };
+    std::string key;
+    const auto put = [&](int32_t v) { key.append(reinterpret_cast<const char*>(&v), sizeof v); };
+    const ByteSet& follow = follow_[static_cast<size_t>(nodes_[caller < 0 ? node : caller].rule)];
+    for (size_t b = 0; b < 256; b += 8) {
+        uint8_t bits = 0;
+        for (size_t k = 0; k < 8; ++k) bits = static_cast<uint8_t>(bits | (follow[b + k] << k));
+        key.push_back(static_cast<char>(bits));
+    }
+    canon(node);
+    put(caller < 0 ? -1 : canon(caller));
+    for (size_t i = 0; i < order.size(); ++i) {
+        if (order.size() > kMaxSharedNodes) return "";
+        const Node& n = nodes_[static_cast<size_t>(order[i])];
+        put(n.accept ? 1 : 0);
+        put(static_cast<int32_t>(n.bytes.size()));
+        for (const ByteEdge& e : n.bytes) {
+            put(e.lo << 8 | e.hi);
+            put(canon(e.to));
+        }
+        put(static_cast<int32_t>(n.calls.size()));
+        for (const CallEdge& c : n.calls) {
+            put(canon(rule_start_[static_cast<size_t>(c.rule)]));
+            put(canon(c.ret));
+        }
+    }
+    return key;
+}
+
+namespace {
+
+// Caches shared by every grammar compiled for the same token order, by structure key; a bounded number (each
+// holds a bit per token: 19 KiB for a 151k vocabulary), the oldest dropped first.
+struct SharedCaches {
+    struct Entry {
+        std::weak_ptr<const TokenOrder> order;
+        std::shared_ptr<const CompiledGrammar::NodeCache> cache;
+    };
+    static constexpr size_t kMaxEntries = 2048;
+    std::mutex mu;
+    std::unordered_map<std::string, Entry> entries;
+    std::vector<std::string> age;  // keys, oldest first
+};
+SharedCaches& shared_caches() {
+    static SharedCaches s;
+    return s;
+}
+
+}  // namespace
+
+std::shared_ptr<const CompiledGrammar::NodeCache> CompiledGrammar::find_or_build(int32_t node, int32_t caller) const {
+    const std::string key = structure_key(node, caller);
+    SharedCaches& shared = shared_caches();
+    if (!key.empty()) {
+        std::lock_guard<std::mutex> lock(shared.mu);
+        if (const auto it = shared.entries.find(key); it != shared.entries.end()) {
+            if (it->second.order.lock() == order_) return it->second.cache;
+        }
+    }
+    auto built = std::make_shared<const NodeCache>(build_cache(node, caller));
+    if (!key.empty()) {
+        std::lock_guard<std::mutex> lock(shared.mu);
+        auto [it, fresh] = shared.entries.insert_or_assign(key, SharedCaches::Entry{order_, built});
+        if (fresh) {
+            shared.age.push_back(key);
+            if (shared.age.size() > SharedCaches::kMaxEntries) {
+                const size_t drop = shared.age.size() / 2;
+                for (size_t i = 0; i < drop; ++i) shared.entries.erase(shared.age[i]);
+                shared.age.erase(shared.age.begin(), shared.age.begin() + static_cast<std::ptrdiff_t>(drop));
+            }
+        }
+    }
+    return built;
+}
+
+size_t CompiledGrammar::shared_cache_entries() {
+    SharedCaches& shared = shared_caches();
+    std::lock_guard<std::mutex> lock(shared.mu);
+    return shared.entries.size();
+}
+
 const CompiledGrammar::NodeCache& CompiledGrammar::cache(int32_t node) const {
     std::lock_guard<std::mutex> lock(mu_);
     auto& slot = caches_[node];
-    if (!slot) slot = std::make_unique<NodeCache>(build_cache(node, -1));
+    if (!slot) slot = find_or_build(node, -1);
     return *slot;
 }
 
 const CompiledGrammar::NodeCache& CompiledGrammar::cache_in_context(int32_t node, int32_t caller) const {
     std::lock_guard<std::mutex> lock(mu_);
     auto& slot = context_caches_[pack(node, caller)];
-    if (!slot) slot = std::make_unique<NodeCache>(build_cache(node, caller));
+    if (!slot) slot = find_or_build(node, caller);
     return *slot;
 }
 

@@ -84,6 +84,10 @@ public:
     // XGrammar does at compile time); optional, masks compute missing caches on first use.
     void precompute_all();
 
+    // How many node caches the grammars compiled in this process share (for tests: a grammar whose rules another
+    // one already has adds none).
+    static size_t shared_cache_entries();
+
 private:
     friend class GrammarMatcher;
     friend class Walker;
@@ -102,6 +106,7 @@ private:
         int32_t rule = -1;  // the rule whose automaton holds the node
     };
     using ByteSet = std::bitset<256>;
+public:
     struct NodeCache {
         std::vector<uint64_t> accepted;   // bitset over token ids
         std::vector<int32_t> uncertain;   // positions in the byte order (TokenOrder::sorted)
@@ -110,6 +115,8 @@ private:
         std::vector<int32_t> escape_end;
         std::vector<uint32_t> escape_at;
     };
+
+private:
 
     int32_t new_node();
     void add_chars(int32_t from, int32_t to, const std::vector<CharRange>& ranges);
@@ -121,6 +128,10 @@ private:
     // would need checking against the real stack at every step.
     const NodeCache& cache_in_context(int32_t node, int32_t caller) const;
     NodeCache build_cache(int32_t node, int32_t caller) const;
+    // The cache of (node, caller) from the caches every grammar for this token order shares, or built (and
+    // shared) when none has it.
+    std::shared_ptr<const NodeCache> find_or_build(int32_t node, int32_t caller) const;
+    std::string structure_key(int32_t node, int32_t caller) const;
     void compute_follow();
     static std::vector<char> inlinable_rules(const Grammar& g);
     void lower_alternatives(const Grammar& g, int rule, int32_t from, int32_t to, int depth);
@@ -138,8 +149,8 @@ private:
     std::vector<ByteSet> follow_;  // by rule: the bytes that may come right after it finishes
     std::shared_ptr<const TokenOrder> order_;  // the table's, or computed here for an unindexed table
     mutable std::mutex mu_;
-    mutable std::vector<std::unique_ptr<NodeCache>> caches_;  // by node
-    mutable std::unordered_map<uint64_t, std::unique_ptr<NodeCache>> context_caches_;  // by (node, caller)
+    mutable std::vector<std::shared_ptr<const NodeCache>> caches_;  // by node
+    mutable std::unordered_map<uint64_t, std::shared_ptr<const NodeCache>> context_caches_;  // by (node, caller)
     std::unique_ptr<Walker> cache_walker_;                    // the cache builds' walker (under mu_)
 };
 
