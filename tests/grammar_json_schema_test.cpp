@@ -361,11 +361,24 @@ const std::vector<Case>& table() {
              "dependencies":{"a":["b"],"b":{"properties":{"a":{"type":"integer"}}}}})",
          {{R"({"a":1,"b":2})", 'Y'}, {R"({"b":2})", 'Y'}, {R"({"a":1})", 'N'}, {R"({"a":"s","b":2})", 'N'}}},
         // ---- propertyNames, uniqueItems ----
-        // Patterns no key can match both of (different literal prefixes): each key's value under its own schema.
+        // Patterns no key can match both of (their characters differ at some position): each key's value under
+        // its own schema.
         {R"({"type":"object","properties":{"foo":{"type":"string"}},
              "patternProperties":{"^S_":{"type":"string"},"^I_":{"type":"integer"}},"additionalProperties":false})",
          {{R"({"foo":"x","S_a":"x","I_b":1})", 'Y'}, {R"({"I_b":2,"S_a":"y"})", 'Y'}, {"{}", 'Y'},
           {R"({"S_a":1})", 'N'}, {R"({"I_b":"x"})", 'N'}, {R"({"x":1})", 'N'}}},
+        {R"({"type":"object","patternProperties":{"^c:([0-3]{1}):a$":{"type":"string"},"^c:([0-3]{1}):b$":
+             {"type":"integer"},"^n:(en|nl)$":{"type":"boolean"}},"additionalProperties":false})",
+         {{R"({"c:1:a":"x","c:2:b":3,"n:nl":true})", 'Y'}, {R"({"c:1:a":3})", 'N'}, {R"({"c:1:b":"x"})", 'N'},
+          {R"({"c:7:a":"x"})", 'N'}, {R"({"n:de":true})", 'N'}}},
+        // Keys that begin with none of the patterns' literal texts match none: additionalProperties alone (here
+        // anything) rules them; keys that begin with one but miss its pattern are left out (narrower).
+        {R"({"type":"object","properties":{"a":{}},"patternProperties":{"^(title_([a-z]{2}))$":{"type":"string"},
+             "^x\\.y":{"type":"integer"}}})",
+         {{R"({"x":{"a":1}})", 'Y'}, {R"({"title_en":"x"})", 'Y'}, {R"({"x.yz":3,"tit":[]})", 'Y'},
+          {R"({"title_en":1})", 'N'}, {R"({"x.y":"s"})", 'N'}, {R"({"title_e":{}})", 'V'}}},
+        {R"({"type":"object","patternProperties":{"^/":{"type":"string"},"^[^/]":{"type":"integer"}}})",
+         {{R"({"/a":"x","b":1})", 'Y'}, {R"({"é":2})", 'Y'}, {R"({"/a":1})", 'N'}, {R"({"b":"x"})", 'N'}}},
         {R"({"type":"object","propertyNames":{"pattern":"^[a-z]+$"}})",
          {{R"({"ab":1})", 'Y'}, {"{}", 'Y'}, {R"({"Ab":1})", 'N'}, {R"({"a1":2})", 'N'}}},
         {R"({"type":"object","properties":{"identifier":{}},"propertyNames":{"maxLength":3}})",
@@ -440,7 +453,9 @@ const std::vector<Case>& table() {
          {{R"({"café":1})", 'Y'}, {R"({"a.b":1})", 'Y'}, {R"({"a.b":"s"})", 'N'}, {R"({"ab":"s"})", 'V'},
           {R"({"caf\u00e9":1})", 'V'}, {R"({"ab":1})", 'N'}}},
         {R"({"properties":{"x-a":{"type":"integer"}},"patternProperties":{"^x-":{}},"additionalProperties":false})",
-         {{R"({"x-a":1})", 'Y'}, {"{}", 'Y'}, {R"({"x-b":1})", 'V'}, {R"({"y":1})", 'N'}, {R"({"x-a":"s"})", 'N'}}},
+         // A key the pattern matches may repeat x-a (JSON keeps the last value): it carries x-a's schema too.
+         {{R"({"x-a":1})", 'Y'}, {"{}", 'Y'}, {R"({"x-b":1})", 'Y'}, {R"({"x-b":"s"})", 'V'}, {R"({"y":1})", 'N'},
+          {R"({"x-a":"s"})", 'N'}, {R"({"x-a":1,"x-a":2})", 'Y'}, {R"({"x-a":1,"x-a":"s"})", 'N'}}},
         // ---- earlier drafts, as the root's $schema names them ----
         {R"({"$schema":"http://json-schema.org/draft-04/schema#","id":"http://example.com/s","type":"integer",
              "minimum":1,"exclusiveMinimum":true,"maximum":5,"exclusiveMaximum":true})",
@@ -835,6 +850,11 @@ TEST(JsonSchemaShape, InstancesReorderedAsTheGrammarAdmitsThem) {
         {"type":"array","items":{"type":"object","properties":{"@type":{},"@id":{}}}}]}}})");
     EXPECT_EQ(in_schema_order(ojson::parse(R"({"hobbies":[{"@id":"3","@type":"Hobby"}]})"), typed).dump(),
               R"({"hobbies":[{"@type":"Hobby","@id":"3"}]})");
+    // Required names no schema declares: after the declared ones, in the order `required` lists them.
+    const ojson req = ojson::parse(R"({"properties":{"a":{}},"required":["z","y"],"patternProperties":{"^.$":{}}})");
+    const ojson zy = in_schema_order(ojson::parse(R"({"x":1,"y":2,"a":3,"z":4})"), req);
+    EXPECT_EQ(zy.dump(), R"({"a":3,"z":4,"y":2,"x":1})");
+    EXPECT_TRUE(Recognizer(compile_json_schema(req)).matches(zy.dump()));
 }
 
 TEST(JsonSchemaShape, ManyOptionalPropertiesStayLinear) {

@@ -1,6 +1,7 @@
 #include "grammar/json_schema.h"
 
 #include <algorithm>
+#include <bitset>
 #include <cctype>
 #include <cmath>
 #include <deque>
@@ -2273,27 +2274,150 @@ private:
         return add("uri-reference", {s, relative});
     }
 
-    // The literal text an anchored regex's matches begin with ("^S_" and "^S_[a-z]+": "S_"); "" when the regex
-    // is not anchored or starts with an operator.
+    // The text every match of an anchored regex begins with: its leading literal characters, descending into
+    // groups without alternatives ("^(title_(...))$": "title_"); "" when there is none.
     static std::string literal_prefix(const std::string& pattern) {
         if (pattern.empty() || pattern[0] != '^') return "";
         std::string out;
-        for (size_t i = 1; i < pattern.size(); ++i) {
+        for (size_t i = 1; i < pattern.size();) {
             const char c = pattern[i];
-            if (std::string_view(".[]()*+?{}|\\^$").find(c) != std::string_view::npos) {
-                // A quantifier makes the character before it optional or repeated.
-                if ((c == '*' || c == '?' || c == '{') && !out.empty()) out.pop_back();
-                break;
+            if (c == '(') {
+                // Only a group that must occur (no quantifier after it) and has no top-level alternative.
+                size_t depth = 0, end = i;
+                bool alternative = false;
+                for (; end < pattern.size(); ++end) {
+                    if (pattern[end] == '\\') {
+                        ++end;
+                        continue;
+                    }
+                    if (pattern[end] == '(') ++depth;
+                    if (pattern[end] == ')' && --depth == 0) break;
+                    if (pattern[end] == '|' && depth == 1) alternative = true;
+                    if (pattern[end] == '[') {  // skip a class: its '(' and '|' are literal
+                        while (end < pattern.size() && pattern[end] != ']') end += pattern[end] == '\\' ? 2 : 1;
+                    }
+                }
+                if (alternative || end >= pattern.size()) break;
+                if (end + 1 < pattern.size() && std::string_view("*?{").find(pattern[end + 1]) != std::string_view::npos)
+                    break;
+                i += pattern.compare(i, 3, "(?:") == 0 ? 3 : 1;
+                continue;
             }
-            out += c;
+            const bool escaped = c == '\\' && i + 1 < pattern.size() &&
+                                 std::ispunct(static_cast<unsigned char>(pattern[i + 1]));
+            if (!escaped && (std::string_view(".[])*+?{}|^$\\").find(c) != std::string_view::npos ||
+                             static_cast<unsigned char>(c) >= 128))
+                break;
+            const size_t next = i + (escaped ? 2 : 1);
+            // A quantifier makes the character optional or repeatable: the prefix ends before it ('+' keeps one).
+            if (next < pattern.size() && std::string_view("*?{").find(pattern[next]) != std::string_view::npos) break;
+            out += escaped ? pattern[i + 1] : c;
+            i = next;
         }
         return out;
     }
-    // Whether no string can match both anchored regexes: their literal prefixes differ at some position.
+
+    // The characters each position of an anchored regex's matches may hold (ASCII ones, and bit 128 for any
+    // other), for as long as the matches all have the same length so far: literals, escaped punctuation,
+    // classes of ASCII characters and ranges (negated ones too), groups of
+    // alternatives of one length ("(en|nl)"), and {1}. Stops at anything else (an over-approximation of the
+    // language position by position, enough to prove two patterns disjoint).
+    static std::vector<std::bitset<129>> fixed_positions(const std::string& pattern) {
+        std::vector<std::bitset<129>> out;
+        if (pattern.empty() || pattern[0] != '^') return out;
+        size_t i = 1;
+        // One single-character atom at i (advancing i), or nullopt.
+        const auto atom = [&](size_t& k) -> std::optional<std::bitset<129>> {
+            std::bitset<129> set;
+            if (k >= pattern.size()) return std::nullopt;
+            const unsigned char c = static_cast<unsigned char>(pattern[k]);
+            if (c >= 128) return std::nullopt;
+            if (c == '\\') {
+                if (k + 1 >= pattern.size() || std::isalnum(static_cast<unsigned char>(pattern[k + 1])) ||
+                    static_cast<unsigned char>(pattern[k + 1]) >= 128)
+                    return std::nullopt;  // \d, \w ... : left alone
+                set.set(static_cast<unsigned char>(pattern[k + 1]));
+                k += 2;
+                return set;
+            }
+            if (c == '[') {
+                size_t e = k + 1;
+                const bool negated = e < pattern.size() && pattern[e] == '^';
+                if (negated) ++e;
+                for (; e < pattern.size() && pattern[e] != ']'; ++e) {
+                    const unsigned char x = static_cast<unsigned char>(pattern[e]);
+                    if (x >= 128 || x == '\\' || x == '[') return std::nullopt;
+                    if (e + 2 < pattern.size() && pattern[e + 1] == '-' && pattern[e + 2] != ']') {
+                        const unsigned char y = static_cast<unsigned char>(pattern[e + 2]);
+                        if (y >= 128 || y < x) return std::nullopt;
+                        for (unsigned v = x; v <= y; ++v) set.set(v);
+                        e += 2;
+                    } else {
+                        set.set(x);
+                    }
+                }
+                if (e >= pattern.size() || set.none()) return std::nullopt;
+                k = e + 1;
+                if (negated) {
+                    set.flip();  // every other ASCII character, and (bit 128) any character beyond ASCII
+                    set.set(128);
+                }
+                return set;
+            }
+            if (std::string_view(".()*+?{}|^$]").find(static_cast<char>(c)) != std::string_view::npos) return std::nullopt;
+            set.set(c);
+            ++k;
+            return set;
+        };
+        while (i < pattern.size()) {
+            std::vector<std::bitset<129>> piece;
+            size_t k = i;
+            if (pattern[k] == '(') {  // alternatives of equal length, each a run of atoms
+                ++k;
+                if (pattern.compare(k, 2, "?:") == 0) k += 2;
+                std::vector<std::vector<std::bitset<129>>> alts(1);
+                while (k < pattern.size() && pattern[k] != ')') {
+                    if (pattern[k] == '|') {
+                        alts.emplace_back();
+                        ++k;
+                        continue;
+                    }
+                    const auto a = atom(k);
+                    if (!a) return out;
+                    if (pattern.compare(k, 3, "{1}") == 0) k += 3;
+                    if (k < pattern.size() && std::string_view("*+?{").find(pattern[k]) != std::string_view::npos)
+                        return out;
+                    alts.back().push_back(*a);
+                }
+                if (k >= pattern.size()) return out;
+                ++k;
+                for (const auto& a : alts)
+                    if (a.size() != alts[0].size() || a.empty()) return out;
+                piece.resize(alts[0].size());
+                for (const auto& a : alts)
+                    for (size_t p = 0; p < a.size(); ++p) piece[p] |= a[p];
+            } else {
+                const auto a = atom(k);
+                if (!a) return out;
+                piece.push_back(*a);
+            }
+            if (pattern.compare(k, 3, "{1}") == 0) k += 3;
+            if (k < pattern.size() && std::string_view("*+?{").find(pattern[k]) != std::string_view::npos)
+                return out;  // the piece may be absent or repeated: the positions after it shift
+            out.insert(out.end(), piece.begin(), piece.end());
+            i = k;
+        }
+        return out;
+    }
+    // Whether no string can match both anchored regexes: at some position their possible characters differ, or
+    // their literal prefixes do.
     static bool prefixes_differ(const std::string& a, const std::string& b) {
-        const std::string x = literal_prefix(a), y = literal_prefix(b);
+        const auto x = fixed_positions(a), y = fixed_positions(b);
         for (size_t i = 0; i < std::min(x.size(), y.size()); ++i)
-            if (x[i] != y[i]) return true;
+            if ((x[i] & y[i]).none()) return true;
+        const std::string p = literal_prefix(a), q = literal_prefix(b);
+        for (size_t i = 0; i < std::min(p.size(), q.size()); ++i)
+            if (p[i] != q[i]) return true;
         return false;
     }
 
@@ -2521,15 +2645,17 @@ private:
     // Strings (between the quotes) whose decoded text is none of `names`: a trie of the names, leaving it at the
     // first differing character. Characters on the trie's edges are written raw or with the escapes they need;
     // after leaving the trie any JSON string text follows.
-    int key_not_in(const std::vector<std::string>& names) {
+    // With `prefixes`: nor any string that begins with one of them.
+    int key_not_in(const std::vector<std::string>& names, const std::vector<std::string>& prefixes = {}) {
         struct Node {
             std::map<uint32_t, int> kids;
             bool end = false;
+            bool prefix = false;  // a prefix ends here: nothing goes on
         };
         std::vector<Node> trie(1);
-        for (const std::string& name : names) {
+        const auto insert = [&](const std::string& text) {
             int at = 0;
-            for (char32_t cp : decode_utf8(name)) {
+            for (char32_t cp : decode_utf8(text)) {
                 auto it = trie[at].kids.find(cp);
                 if (it == trie[at].kids.end()) {
                     trie.push_back({});
@@ -2537,16 +2663,22 @@ private:
                 }
                 at = it->second;
             }
-            trie[at].end = true;
-        }
+            return at;
+        };
+        for (const std::string& name : names) trie[insert(name)].end = true;
+        for (const std::string& p : prefixes) trie[insert(p)].prefix = true;
         // Children were created after their parents: going backwards, every child's rule exists.
         std::vector<int> rule(trie.size(), -1);
         for (size_t n = trie.size(); n-- > 0;) {
+            if (trie[n].prefix) {  // no alternative: the rule derives nothing, and the parent leaves it out
+                rule[n] = kNever;
+                continue;
+            }
             std::vector<Sequence> alts;
             if (!trie[n].end) alts.push_back({});
             std::vector<CharRange> used;
             for (const auto& [cp, kid] : trie[n].kids) {
-                alts.push_back({char_unit({{cp, cp}}), Element::ref(rule[kid])});
+                if (rule[kid] != kNever) alts.push_back({char_unit({{cp, cp}}), Element::ref(rule[kid])});
                 used.push_back({cp, cp});
             }
             const std::vector<CharRange> rest = complement(used);
@@ -2639,19 +2771,27 @@ private:
         }
         // Extra members: (key, value) alternatives, the key between its quotes.
         std::vector<std::pair<int, int>> extras;
+        // Where every pattern's matches begin with some literal text, the keys that begin with none of those texts
+        // match no pattern: additionalProperties alone rules them.
+        std::vector<std::string> prefixes;
+        for (const auto& [pattern, sub] : f.pattern_props) prefixes.push_back(literal_prefix(pattern));
+        const bool keys_apart = !prefixes.empty() &&
+                                std::none_of(prefixes.begin(), prefixes.end(), [](const std::string& p) { return p.empty(); });
         if (extra != kNever) {
-            // Any undeclared key, its value under additionalProperties and (with patterns) every pattern's schema.
+            // Any undeclared key, its value under additionalProperties and (with patterns, unless the key begins
+            // with none of their texts) every pattern's schema.
             Conj c = f.additional_set ? f.additional : Conj{};
             append_conj(c, all_patterns);
-            const int value = f.pattern_props.empty() ? extra : compile_conj(c, f.at("patternProperties"));
-            if (value != kNever)
-                if (const int key = extra_key_rule(f, names); key != kNever) extras.push_back({key, value});
+            const int value = f.pattern_props.empty() || keys_apart ? extra : compile_conj(c, f.at("patternProperties"));
+            const int key = keys_apart ? key_not_in(names, prefixes) : extra_key_rule(f, names);
+            if (value != kNever && key != kNever) extras.push_back({key, value});
         }
         if (!f.pattern_props.empty()) {
             // Keys a pattern matches, which additionalProperties does not cover, their values under every
             // pattern's schema, or under their own pattern's alone where no key can match two patterns (anchored
-            // literal prefixes that differ). A pattern that matches a declared name is left out: its keys could
-            // not be told from that name (narrower, never wrong).
+            // patterns whose characters differ at some position: fixed_positions). Where a pattern matches
+            // declared names, its keys cannot be told from them: such a key may repeat a declared name, and JSON
+            // keeps the last value, so the value must satisfy those names' schemas too.
             bool disjoint_patterns = true;
             for (size_t i = 0; i < f.pattern_props.size(); ++i)
                 for (size_t j = i + 1; j < f.pattern_props.size(); ++j)
@@ -2659,12 +2799,16 @@ private:
                                         prefixes_differ(f.pattern_props[i].first, f.pattern_props[j].first);
             const int all_value = compile_conj(all_patterns, f.at("patternProperties"));
             for (const auto& [pattern, sub] : f.pattern_props) {
+                Conj c = disjoint_patterns ? sub : all_patterns;
                 bool covers_declared = false;
                 for (const std::string& n : names)
-                    covers_declared = covers_declared || pattern_matches(pattern, n, f.at("patternProperties"));
-                const int value = disjoint_patterns ? compile_conj(sub, sub[0].ptr) : all_value;
-                if (!covers_declared && value != kNever)
-                    extras.push_back({pattern_rule(pattern, sub[0].ptr, "patternProperties"), value});
+                    if (pattern_matches(pattern, n, f.at("patternProperties"))) {
+                        covers_declared = true;
+                        if (const Conj* declared = f.prop(n)) append_conj(c, *declared);
+                    }
+                const int value = !covers_declared ? (disjoint_patterns ? compile_conj(sub, sub[0].ptr) : all_value)
+                                                   : compile_conj(c, sub[0].ptr);
+                if (value != kNever) extras.push_back({pattern_rule(pattern, sub[0].ptr, "patternProperties"), value});
             }
         }
         // minProperties: the grammar counts the members still needed (0 .. need), one rule per member and count.
@@ -2968,6 +3112,13 @@ public:
             if (auto p = s->find("properties"); p != s->end() && p->is_object())
                 for (const auto& [k, x] : p->items())
                     if (std::find(names.begin(), names.end(), k) == names.end()) names.push_back(k);
+        // Required names no schema declares come next, in the order `required` lists them (as the grammar has
+        // them: members, before the other keys).
+        for (const Json* s : all)
+            if (auto r = s->find("required"); r != s->end() && r->is_array())
+                for (const Json& k : *r)
+                    if (k.is_string() && std::find(names.begin(), names.end(), k.get<std::string>()) == names.end())
+                        names.push_back(k.get<std::string>());
         std::vector<std::string> keys;
         for (const std::string& k : names)
             if (v.contains(k)) keys.push_back(k);

@@ -59,10 +59,14 @@
 // - patternProperties: a declared property a pattern matches (found by running the pattern's own grammar
 //   on the name) also satisfies that pattern's schema. Undeclared keys, where additionalProperties allows
 //   them, carry values satisfying additionalProperties and every pattern's schema (right whichever patterns
-//   the key matches: the grammar cannot tell without the patterns' complements); besides, keys a pattern
-//   matches carry values satisfying every pattern's schema, except for a pattern that matches a declared name
-//   (its keys could not be kept apart from that name). Narrower than the schema where patterns' schemas differ,
-//   never wider. Refused where patternProperties meets another schema's patternProperties or
+//   the key matches: the grammar cannot tell without the patterns' complements), or additionalProperties
+//   alone where every pattern's matches begin with a literal text and the key begins with none of them
+//   ("^(title_(...))$"); besides, keys a pattern
+//   matches carry values satisfying every pattern's schema, or their own pattern's alone where no key can
+//   match two patterns (anchored patterns whose characters differ at some position); where a pattern matches
+//   declared names, also those names' schemas (such a key may repeat a declared name, and JSON keeps the last
+//   value). Narrower than the schema where patterns' schemas differ, never wider. Refused where
+//   patternProperties meets another schema's patternProperties or
 //   additionalProperties through allOf / $ref.
 // - Refused: contains/minContains/maxContains, unevaluated*, $dynamicRef, $recursiveRef,
 //   non-local or anchor $refs, a $id below the root with a $ref inside its subtree (an embedded resource: its
