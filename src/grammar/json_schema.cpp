@@ -1105,7 +1105,10 @@ private:
         for (const char* keyword : {"dependentRequired", "dependentSchemas", "dependencies"}) {
             const auto it = node.find(keyword);
             if (it == node.end()) continue;
-            for (const auto& [name, x] : it->items()) {
+            for (const auto& item : it->items()) {
+                // Not a structured binding: clang (the fuzz build) refuses lambdas that capture one.
+                const std::string& name = item.key();
+                const Json& x = item.value();
                 // The property absent, or present with what it brings (more required names, or a schema).
                 const std::string at = child(child(s.ptr, keyword), name);
                 std::vector<Flat> either =
