@@ -35,23 +35,6 @@ const DType kTypes[] = {DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q4_K, DTyp
                         DType::Q5_1, DType::IQ4_NL, DType::Q2_K, DType::Q3_K, DType::Q5_K, DType::F16,
                         DType::BF16, DType::F32};
 
-// Byte offsets of the f16 scale fields of a block, patched to finite values in random weights.
-std::vector<int> f16_fields(DType t) {
-    switch (t) {
-        case DType::Q4_0:
-        case DType::Q5_0:
-        case DType::Q8_0:
-        case DType::IQ4_NL: return {0};
-        case DType::Q4_1:
-        case DType::Q5_1:
-        case DType::Q4_K:
-        case DType::Q5_K: return {0, 2};
-        case DType::Q2_K: return {80, 82};
-        case DType::Q3_K: return {108};
-        case DType::Q6_K: return {208};
-        default: return {};
-    }
-}
 
 // Random weights of a rows x n matrix: random code bytes with finite scales (quantized types), or normal
 // values (float types). Speed does not depend on the values; this is much faster than quantizing.
@@ -75,7 +58,7 @@ std::vector<uint8_t> random_matrix(DType t, int64_t rows, int64_t n, uint32_t se
     const DTypeInfo& info = dtype_info(t);
     const int64_t nblocks = int64_t(w.size()) / info.block_bytes;
     for (int64_t b = 0; b < nblocks; ++b)
-        for (int off : f16_fields(t)) {
+        for (int off : f16_scale_offsets(t)) {
             const f16_t h = f32_to_f16(nd(rng));
             std::memcpy(w.data() + b * info.block_bytes + off, &h, 2);
         }

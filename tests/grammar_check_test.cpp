@@ -71,9 +71,15 @@ TEST(GrammarCheck, TokenWalkAgreesWithBytesAndWithPython) {
         EXPECT_EQ(t.incomplete, b.incomplete);
         EXPECT_EQ(t.byte, b.byte);
         const bool valid = py.results[0][i].is_boolean() && py.results[0][i].get<bool>();
-        if (t.accepted) EXPECT_TRUE(valid) << "accepted an invalid instance";
-        if (!valid) EXPECT_FALSE(t.accepted);
-        if (t.accepted) EXPECT_EQ(t.mask_us.size(), ids.size() + 1);
+        if (t.accepted) {
+            EXPECT_TRUE(valid) << "accepted an invalid instance";
+        }
+        if (!valid) {
+            EXPECT_FALSE(t.accepted);
+        }
+        if (t.accepted) {
+            EXPECT_EQ(t.mask_us.size(), ids.size() + 1);
+        }
         if (!t.accepted && !t.incomplete) {
             ASSERT_GE(t.token, 0);
             // The refused token holds the refused byte.

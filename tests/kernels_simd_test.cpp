@@ -20,7 +20,6 @@
 #include <unistd.h>
 
 #include "tensor/kernels.h"
-#include "quant_test_util.h"
 
 namespace hearth {
 namespace {
@@ -58,7 +57,6 @@ std::vector<float> normal(int64_t n, uint32_t seed, float sigma = 1.0f) {
     return v;
 }
 
-using test::f16_fields;
 
 // A weight row of n elements. mode 0: random floats quantized by the reference quantizer; mode 1: random
 // bytes for every code and sub-scale bit, with finite random f16 scales (exercises every bit pattern,
@@ -75,7 +73,7 @@ std::vector<uint8_t> make_weights(DType t, int64_t n, int mode, uint32_t seed) {
     std::uniform_real_distribution<float> mag(1e-3f, 0.1f);
     const int bb = dtype_info(t).block_bytes;
     for (int64_t b = 0; b < n / block_elems(t); ++b)
-        for (int off : f16_fields(t)) {
+        for (int off : f16_scale_offsets(t)) {
             const float v = (rng() & 1) ? mag(rng) : -mag(rng);
             const f16_t h = f32_to_f16(v);
             std::memcpy(w.data() + b * bb + off, &h, 2);

@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "gguf/gguf.h"
-#include "quant_test_util.h"
 #include "tensor/kernels.h"
 #include "tensor/quantize.h"
 #include "test_util.h"
@@ -177,7 +176,6 @@ ElemFn elem_fn(DType t) {
     }
 }
 
-using test::f16_fields;
 
 // nblocks blocks of random bytes whose f16 fields hold random finite values in [-2, 2].
 std::vector<uint8_t> random_blocks(DType t, int64_t nblocks, uint32_t seed) {
@@ -186,7 +184,7 @@ std::vector<uint8_t> random_blocks(DType t, int64_t nblocks, uint32_t seed) {
     std::mt19937 rng(seed ^ 0x9e3779b9u);
     std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
     for (int64_t b = 0; b < nblocks; ++b)
-        for (int off : f16_fields(t)) {
+        for (int off : f16_scale_offsets(t)) {
             const uint16_t h = f32_to_f16(dist(rng));
             v[size_t(b) * info.block_bytes + off] = uint8_t(h & 0xFF);
             v[size_t(b) * info.block_bytes + off + 1] = uint8_t(h >> 8);

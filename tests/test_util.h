@@ -23,7 +23,7 @@ namespace hearth::test {
 // The shared assets folder: $HEARTH_SHARED, else ../shared beside the source tree.
 inline std::string shared_dir() {
     if (const char* e = std::getenv("HEARTH_SHARED"); e && *e) return e;
-    return std::string(HEARTH_SOURCE_DIR) + "/../shared";
+    return HEARTH_SOURCE_DIR "/../shared";
 }
 inline std::string shared(const std::string& rel) { return shared_dir() + "/" + rel; }
 

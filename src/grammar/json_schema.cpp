@@ -2849,6 +2849,16 @@ private:
             }
             return Sequence{Element::ref(add("extra-member", std::move(alts)))};
         };
+        // The object around its members (first: the members' rule from the first on), kNever if none can be.
+        const auto object_of = [&](int first) {
+            if (first == kNever) return kNever;
+            Sequence s;
+            lit(s, "{");
+            ws(s);
+            ref(s, first);
+            lit(s, "}");
+            return add("object", {s});
+        };
         if (f.max_props && (!extras.empty() || members.size() > *f.max_props)) {
             // maxProperties: the grammar counts every member written, extra ones each as one (a repeated key
             // makes the object smaller, never larger), up to the limit.
@@ -2907,13 +2917,7 @@ private:
                 first = alts.empty() ? kNever : add("members", std::move(alts));
                 rest = std::move(next);
             }
-            if (first == kNever) return kNever;
-            Sequence s;
-            lit(s, "{");
-            ws(s);
-            ref(s, first);
-            lit(s, "}");
-            return add("object", {s});
+            return object_of(first);
         }
 
         // first: members from i on when none is written yet (need still to come); rest[k]: when one is, k more
@@ -2934,22 +2938,8 @@ private:
         std::vector<int> rest(need + 1, kNever);
         int first = kNever;
         {
-            Sequence kv;  // one extra member
             if (!extras.empty()) {
-                std::vector<Sequence> members_alts;
-                for (const auto& [key_text, value] : extras) {
-                    Sequence m;
-                    lit(m, "\"");
-                    ref(m, key_text);
-                    lit(m, "\"");
-                    ws(m);
-                    lit(m, ":");
-                    ws(m);
-                    ref(m, value);
-                    ws(m);
-                    members_alts.push_back(std::move(m));
-                }
-                ref(kv, add("extra-member", std::move(members_alts)));
+                const Sequence kv = extra_text();  // one extra member
                 // Extra keys may repeat (the grammar cannot keep them distinct), so all of them together count as
                 // one member: at least one distinct key.
                 rest[0] = star("extra", comma_then(kv));
@@ -2968,13 +2958,7 @@ private:
         }
         for (size_t i = members.size(); i-- > 0;) {
             const Member& m = members[i];
-            Sequence kv;
-            lit(kv, dump_json(Json(m.name)));
-            ws(kv);
-            lit(kv, ":");
-            ws(kv);
-            ref(kv, m.value);
-            ws(kv);
+            const Sequence kv = member_text(m);
             std::vector<int> next_rest(need + 1, kNever);
             for (uint64_t k = 0; k <= need; ++k) {
                 std::vector<Sequence> alts;
@@ -2997,13 +2981,7 @@ private:
             first = first_alts.empty() ? kNever : add("members", std::move(first_alts));
             rest = std::move(next_rest);
         }
-        if (first == kNever) return kNever;
-        Sequence s;
-        lit(s, "{");
-        ws(s);
-        ref(s, first);
-        lit(s, "}");
-        return add("object", {s});
+        return object_of(first);
     }
 
     // Drops what cannot derive a finite string (recursion with no way out, placeholders of schemas that match

@@ -140,4 +140,21 @@ bf16_t f32_to_bf16(float f) {
     return static_cast<bf16_t>(x >> 16);
 }
 
+std::vector<int> f16_scale_offsets(DType t) {
+    switch (t) {
+        case DType::Q4_0:
+        case DType::Q5_0:
+        case DType::Q8_0:
+        case DType::IQ4_NL: return {0};
+        case DType::Q4_1:
+        case DType::Q5_1:
+        case DType::Q4_K:
+        case DType::Q5_K: return {0, 2};
+        case DType::Q2_K: return {80, 82};
+        case DType::Q3_K: return {108};
+        case DType::Q6_K: return {208};
+        default: return {};
+    }
+}
+
 }  // namespace hearth

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 namespace hearth {
 
@@ -48,6 +49,9 @@ inline const char* dtype_name(DType t) { return dtype_info(t).name; }
 bool dtype_from_name(std::string_view name, DType& out);
 // Bytes of a row of n elements; n must be a multiple of the block size (checked by callers).
 size_t row_bytes(DType t, int64_t n);
+// Byte offsets in one block of its f16 scale fields (d, and dmin / m where the type has them); empty for plain
+// types. Tests and benchmarks fill random blocks and write finite scales there.
+std::vector<int> f16_scale_offsets(DType t);
 
 constexpr int QK4_0 = 32, QK4_1 = 32, QK5_0 = 32, QK5_1 = 32, QK8_0 = 32, QK8_1 = 32, QK4_NL = 32;
 constexpr int QK_K = 256;
