@@ -393,6 +393,9 @@ const std::vector<Case>& table() {
         {R"({"type":"array","items":{"enum":["r","g","b"]},"uniqueItems":true})",
          {{R"(["r","g"])", 'Y'}, {"[]", 'Y'}, {R"(["b","g","r"])", 'Y'}, {R"(["r","r"])", 'N'},
           {R"(["r","g","b","r"])", 'N'}, {R"(["x"])", 'N'}}},
+        // Objects equal whatever their key order are one value.
+        {R"({"type":"array","items":{"enum":[{"a":1,"b":2},{"b":2,"a":1},{"a":2}]},"uniqueItems":true})",
+         {{R"([{"a":1,"b":2},{"a":2}])", 'Y'}, {R"([{"a":1,"b":2},{"b":2,"a":1}])", 'N'}}},
         {R"({"type":"array","items":{"type":"boolean"},"uniqueItems":true,"minItems":2})",
          {{"[true,false]", 'Y'}, {"[false,true]", 'Y'}, {"[true]", 'N'}, {"[false,false]", 'N'}}},
         {R"({"type":"array","items":{"enum":[1,2,3]},"uniqueItems":true,"maxItems":2})",
@@ -635,6 +638,8 @@ TEST(JsonSchemaRefusal, NamesKeywordAndPointer) {
         {R"({"dependentRequired":{"a":"b"}})", "dependentRequired", "#/dependentRequired/a"},
         {R"({"dependentSchemas":{"a":["b"]}})", "dependentSchemas", "#/dependentSchemas/a"},
         {R"({"dependencies":{"a":3}})", "dependencies", "#/dependencies/a"},
+        // The same object written with its keys in another order: one value, so the branches overlap.
+        {R"({"oneOf":[{"const":{"a":1,"b":2}},{"const":{"b":2,"a":1}}]})", "oneOf", "#/oneOf"},
         {R"({"propertyNames":{"format":"email"}})", "propertyNames", "#/propertyNames"},
         {R"({"type":"object","propertyNames":{"pattern":"^a","maxLength":3}})", "propertyNames", "#/propertyNames"},
         {R"({"type":"object","patternProperties":{"^x":{}},"propertyNames":{"maxLength":3}})", "propertyNames",

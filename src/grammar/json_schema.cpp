@@ -99,6 +99,16 @@ Draft draft_of(const Json& root) {
     return Draft::D2020;
 }
 
+// Equality as JSON Schema has it (uniqueItems, const): objects whatever their key order (ordered_json compares
+// it), numbers by value (1 and 1.0 are equal).
+bool same_value(const Json& a, const Json& b) {
+    if (!a.is_structured() || !b.is_structured()) return a == b;
+    return nlohmann::json(a) == nlohmann::json(b);
+}
+bool holds_value(const std::vector<Json>& values, const Json& v) {
+    return std::any_of(values.begin(), values.end(), [&](const Json& w) { return same_value(w, v); });
+}
+
 // Whether a "$ref" (with a string value) appears anywhere inside a JSON value.
 bool holds_ref(const Json& v) {
     if (v.is_object()) {
@@ -786,7 +796,7 @@ private:
         }
         std::vector<Json> kept;
         for (const Json& v : f.values)
-            if (std::find(values.begin(), values.end(), v) != values.end()) kept.push_back(v);
+            if (holds_value(values, v)) kept.push_back(v);
         f.values = std::move(kept);
     }
 
@@ -1250,8 +1260,8 @@ private:
         DepthGuard guard(depth_, f.ptr);
         const unsigned t = value_type(v);
         if (!(f.types & t) && !(t == kInteger && (f.types & kNumber))) return false;
-        if (!skip_enum && f.has_enum && std::find(f.values.begin(), f.values.end(), v) == f.values.end()) return false;
-        if (std::find(f.excluded.begin(), f.excluded.end(), v) != f.excluded.end()) return false;
+        if (!skip_enum && f.has_enum && !holds_value(f.values, v)) return false;
+        if (holds_value(f.excluded, v)) return false;
         if (v.is_number()) {
             const long double x = number_of(v);
             // multipleOf: only whole multiples of whole numbers are judged here; anything else counts as rejected
@@ -1277,7 +1287,7 @@ private:
             if (f.unique_items)
                 for (size_t i = 0; i < v.size(); ++i)
                     for (size_t j = i + 1; j < v.size(); ++j)
-                        if (v[i] == v[j]) return false;
+                        if (same_value(v[i], v[j])) return false;
             for (size_t i = 0; i < v.size(); ++i)
                 if (!accepts(v[i], i < f.prefix.size() ? f.prefix[i] : f.items)) return false;
         } else if (v.is_object()) {
@@ -1424,7 +1434,7 @@ private:
             return out;
         }
         const auto is_excluded = [&](const Json& v) {
-            return std::find(f.excluded.begin(), f.excluded.end(), v) != f.excluded.end();
+            return holds_value(f.excluded, v);
         };
         for (const Json& v : f.excluded)
             if (((v.is_number() && (f.types & (kInteger | kNumber))) || (v.is_object() && (f.types & kObject)) ||
@@ -2443,8 +2453,8 @@ private:
     bool name_ok(const Flat& n, const std::string& name) {
         const Json v(name);
         if (!(n.types & kString)) return false;
-        if (n.has_enum && std::find(n.values.begin(), n.values.end(), v) == n.values.end()) return false;
-        if (std::find(n.excluded.begin(), n.excluded.end(), v) != n.excluded.end()) return false;
+        if (n.has_enum && !holds_value(n.values, v)) return false;
+        if (holds_value(n.excluded, v)) return false;
         const size_t len = decode_utf8(name).size();
         if (len < n.min_length || (n.max_length && len > *n.max_length)) return false;
         return !n.pattern || pattern_matches(*n.pattern, name, n.at("pattern"), "propertyNames");
@@ -2522,7 +2532,8 @@ private:
                     at);
             }
             for (const Json& v : candidates)
-                if (accepts(v, item, true) && std::find(values.begin(), values.end(), v) == values.end())
+                if (accepts(v, item, true) &&
+                    std::none_of(values.begin(), values.end(), [&](const Json& w) { return same_value(v, w); }))
                     values.push_back(v);
         }
         if (values.size() > kMaxUniqueValues)
