@@ -2460,8 +2460,10 @@ private:
         return !n.pattern || pattern_matches(*n.pattern, name, n.at("pattern"), "propertyNames");
     }
     bool name_allowed(const Flat& f, const std::string& name) {
-        if (f.property_names.empty()) return true;
-        for (const Flat& n : name_flats(f))
+        return f.property_names.empty() || name_allowed(name_flats(f), name);
+    }
+    bool name_allowed(const std::vector<Flat>& flats, const std::string& name) {
+        for (const Flat& n : flats)
             if (name_ok(n, name)) return true;
         return false;
     }
@@ -2741,9 +2743,11 @@ private:
                 f.at("patternProperties"));
         if (!f.property_names.empty() && !f.pattern_props.empty())
             fail("'propertyNames' at {} beside patternProperties is not supported", f.at("propertyNames"));
+        // propertyNames read once for every name below (flattening it is not free).
+        const std::vector<Flat> key_flats = f.property_names.empty() ? std::vector<Flat>{} : name_flats(f);
         for (const auto& [name, declared] : f.props) {
             names.push_back(name);
-            if (!name_allowed(f, name)) {  // propertyNames rules the name out: the property must be absent
+            if (!f.property_names.empty() && !name_allowed(key_flats, name)) {  // propertyNames rules the name out: the property must be absent
                 if (is_required(name)) return kNever;
                 continue;
             }
@@ -2768,7 +2772,7 @@ private:
         for (const auto& [pattern, sub] : f.pattern_props) append_conj(all_patterns, sub);
         for (const std::string& name : f.required) {
             if (f.prop(name)) continue;
-            if (!name_allowed(f, name)) return kNever;
+            if (!f.property_names.empty() && !name_allowed(key_flats, name)) return kNever;
             // Required but not declared: its value is what the patterns it matches allow, or else what
             // additionalProperties allows (anything if unset).
             Conj c;
