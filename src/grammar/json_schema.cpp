@@ -474,16 +474,29 @@ private:
     }
 
     // One decoded character from `ranges`, as a JSON string writes it: raw, or escaped when it must be (the
-    // escapes of the characters that cannot appear raw, both \uXXXX and the short forms).
+    // escapes of the characters that cannot appear raw, both \uXXXX and the short forms). The unit is a tiny
+    // rule (raw class | escapes) that the lowering copies into its users, so raw characters stay in the caller's
+    // automaton; the escapes are one rule per set of special characters (nearly always all of them), shared by
+    // every unit: a key trie over a schema's property names has a unit per node, and a rule of 70 alternatives
+    // per node made those schemas slow to compile and left every token after one character to the callers.
     Element char_unit(const std::vector<CharRange>& ranges) {
         const std::vector<CharRange> specials = intersect(ranges, kSpecials);
         if (specials.empty()) return Element::chars(ranges);
         std::vector<uint32_t> key;
         for (const CharRange& r : ranges) key.insert(key.end(), {r.lo, r.hi});
         if (auto it = units_.find(key); it != units_.end()) return Element::ref(it->second);
-        std::vector<Sequence> alts;
         const std::vector<CharRange> raw = intersect(ranges, complement(kSpecials));
-        if (!raw.empty()) alts.push_back({Element::chars(raw)});
+        const int escapes = escapes_of(specials);
+        const int r = raw.empty() ? escapes : add("unit", {{Element::chars(raw)}, {Element::ref(escapes)}});
+        units_[key] = r;
+        return Element::ref(r);
+    }
+    // The escaped spellings of the special characters `specials`: \" \\ \n ... and \u00XX in either case.
+    int escapes_of(const std::vector<CharRange>& specials) {
+        std::vector<uint32_t> key;
+        for (const CharRange& r : specials) key.insert(key.end(), {r.lo, r.hi});
+        if (auto it = escapes_.find(key); it != escapes_.end()) return it->second;
+        std::vector<Sequence> alts;
         for (const CharRange& r : specials)
             for (uint32_t cp = r.lo; cp <= r.hi; ++cp) {
                 static const std::map<uint32_t, char> kShort = {{'"', '"'}, {'\\', '\\'}, {8, 'b'}, {9, 't'},
@@ -506,8 +519,8 @@ private:
                 alts.push_back(u);
             }
         const int r = add("esc", std::move(alts));
-        units_[key] = r;
-        return Element::ref(r);
+        escapes_[key] = r;
+        return r;
     }
 
     int integer_digits() {  // 0 | [1-9][0-9]{0,14}
@@ -3048,7 +3061,7 @@ private:
     int depth_ = 0;
     std::unordered_map<const Json*, int> memo_;
     std::map<std::vector<const Json*>, int> conj_memo_;
-    std::map<std::vector<uint32_t>, int> units_;
+    std::map<std::vector<uint32_t>, int> units_, escapes_;
     std::map<std::string, int> patterns_, formats_;
     std::map<std::pair<int, int>, int> multiples_;  // (modulus, variant)
     std::map<std::string, int> frac_between_;

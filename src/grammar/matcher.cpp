@@ -36,6 +36,7 @@ TokenTable TokenTable::from_vocab(const tok::Vocab& vocab) {
 namespace {
 std::shared_ptr<const TokenOrder> byte_order(const TokenTable& t) {
     auto o = std::make_shared<TokenOrder>();
+    o->n_tokens = t.size();
     for (int32_t id = 0; id < t.size(); ++id)
         if (!t.excluded[id] && !t.bytes[id].empty()) o->sorted.push_back(id);
     std::sort(o->sorted.begin(), o->sorted.end(), [&](int32_t a, int32_t b) { return t.bytes[a] < t.bytes[b]; });
@@ -570,9 +571,8 @@ CompiledGrammar::CompiledGrammar(const Grammar& g, std::shared_ptr<const TokenTa
     compute_follow();
 
     order_ = tokens_->order ? tokens_->order : byte_order(*tokens_);
-    for (const int32_t id : order_->sorted)
-        if (id < 0 || id >= tokens_->size())
-            throw Error("grammar: the token table's byte order is stale (call TokenTable::index after changing it)");
+    if (order_->n_tokens > tokens_->size())
+        throw Error("grammar: the token table's byte order is stale (call TokenTable::index after changing it)");
     caches_.resize(nodes_.size());
     cache_walker_ = std::make_unique<Walker>(*this);
 }

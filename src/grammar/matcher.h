@@ -45,6 +45,7 @@ struct TokenOrder {
     // The tokens' bytes back to back in this order: the walks read them in sequence (from the table's strings
     // they would miss the cache on every token).
     std::string text;
+    int32_t n_tokens = 0;  // the table's size when the order was computed: every id in sorted is below it
     int32_t past_subtree(size_t i, size_t d) const { return past[past_begin[i] + d]; }
     std::string_view bytes(size_t i) const { return {text.data() + past_begin[i], past_begin[i + 1] - past_begin[i]}; }
 };
