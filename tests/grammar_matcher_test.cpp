@@ -13,6 +13,7 @@
 #include "gguf/gguf.h"
 #include "grammar/gbnf.h"
 #include "grammar/grammar.h"
+#include "grammar/json_schema.h"
 #include "grammar/matcher.h"
 #include "grammar_oracle.h"
 #include "test_util.h"
@@ -187,6 +188,39 @@ hex  ::= [0-9a-fA-F]
     EXPECT_GT(before, 0u);
     check_masks_against_walk(kBoundedStrings, 10, 5);  // the same walk: every cache found
     EXPECT_EQ(CompiledGrammar::shared_cache_entries(), before);
+}
+
+// The mask at the state after `prefix` against the token-by-token walk.
+void check_mask_after(const std::shared_ptr<const CompiledGrammar>& cg, const std::string& prefix) {
+    GrammarMatcher m(cg);
+    ASSERT_TRUE(m.accept_bytes(prefix)) << prefix;
+    const std::vector<uint64_t> mask = m.mask();
+    const TokenTable& tokens = cg->tokens();
+    size_t allowed = 0;
+    for (int32_t t = 0; t < tokens.size(); ++t) {
+        const bool walk = m.accept_token(t);
+        if (walk) m.rollback(1);
+        ASSERT_EQ(bit(mask, t), walk) << "token " << t << " '" << tokens.bytes[t] << "' after '" << prefix << "'";
+        allowed += walk;
+    }
+    EXPECT_GT(allowed, 0u) << prefix;
+}
+
+// Cache builds from different nodes reuse each other's walks of the subtrees they enter in the same state: a
+// key trie's nodes (additionalProperties beside declared names), once a character leaves the trie, are all
+// inside a free key, whether that character is ASCII or not. Reused results must be exact, and reused.
+TEST(GrammarMatcher, SubtreeMemoKeepsMasksExact) {
+    const auto schema = nlohmann::ordered_json::parse(R"({"type": "object",
+        "properties": {"alpha": {"type": "integer"}, "alps": {"type": "string", "maxLength": 6},
+                       "b\u00e9ta": {"type": "boolean"}},
+        "additionalProperties": {"type": "string"}})");
+    const auto cg = compile(compile_json_schema(schema), qwen3_tokens());
+    for (const char* prefix : {"{\"", "{\"a", "{\"al", "{\"alp", "{\"alph", "{\"x", "{\"b", "{\"b\xC3\xA9", "{\"\xC3\xA9",
+                               "{\"alpha\":1,\"", "{\"alps\":\"ab", "{\"alps\":\"abc"})
+        check_mask_after(cg, prefix);
+    const CompiledGrammar::BuildStats stats = cg->build_stats();
+    EXPECT_GT(stats.subtrees_reused, stats.subtrees_walked)
+        << stats.builds << " builds walked " << stats.subtrees_walked << " first-byte subtrees";
 }
 
 TEST(GrammarMatcher, RandomGenerationAlwaysCompletesValidText) {

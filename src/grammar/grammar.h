@@ -40,6 +40,10 @@ using Sequence = std::vector<Element>;  // empty: matches the empty string
 struct Rule {
     std::string name;
     std::vector<Sequence> alternatives;  // at least one once the grammar is complete
+    // Lowered once and called from every use, never copied into its callers: the callers' walks then meet the
+    // same automaton states after it begins, so the matcher's token caches built from different callers share
+    // their work (a hint for the matcher; the language is the same either way).
+    bool shared = false;
 };
 
 struct Grammar {

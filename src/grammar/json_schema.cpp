@@ -462,6 +462,17 @@ private:
         }
         return jchars_;
     }
+    // A string's text that begins past ASCII: [U+0080-] then any JSON characters (a shared rule: see key_not_in).
+    int free_beyond_ascii() {
+        if (free_beyond_ascii_ < 0) {
+            Sequence s;
+            s.push_back(Element::chars({{0x80, kMaxCodePoint}}));
+            ref(s, json_chars());
+            free_beyond_ascii_ = add("free-key", {s});
+            g_.rules[static_cast<size_t>(free_beyond_ascii_)].shared = true;
+        }
+        return free_beyond_ascii_;
+    }
     int any_string() {
         if (string_ < 0) {
             Sequence s;
@@ -1822,6 +1833,10 @@ private:
             Sequence item;
             ref(item, json_char());
             content = repeat("str", item, f.min_length, f.max_length);
+            // Called, not copied into the value's rule: a position's token cache is then walked in this small
+            // frame, the same for every string of these lengths in any schema, instead of in the frame of the
+            // object around it (a vocabulary walk per position and schema).
+            g_.rules[static_cast<size_t>(content)].shared = true;
         }
         Sequence s;
         lit(s, "\"");
@@ -2710,8 +2725,17 @@ private:
                 if (rule[kid] != kNever) alts.push_back({char_unit({{cp, cp}}), Element::ref(rule[kid])});
                 used.push_back({cp, cp});
             }
+            // Leaving the trie with a character no name has there: the rest of the key is free. Past ASCII
+            // (where names rarely go) every node leaves through one shared rule, so that the walks of the
+            // matcher's caches from the trie's nodes all meet in it after the first byte.
             const std::vector<CharRange> rest = complement(used);
-            if (!rest.empty()) alts.push_back({char_unit(rest), Element::ref(json_chars())});
+            const std::vector<CharRange> ascii = intersect(rest, {{0, 0x7F}});
+            const std::vector<CharRange> beyond = intersect(rest, {{0x80, kMaxCodePoint}});
+            if (!ascii.empty()) alts.push_back({char_unit(ascii), Element::ref(json_chars())});
+            if (beyond == normalize({{0x80, kMaxCodePoint}}))
+                alts.push_back({Element::ref(free_beyond_ascii())});
+            else if (!beyond.empty())
+                alts.push_back({char_unit(beyond), Element::ref(json_chars())});
             rule[n] = add("key", std::move(alts));
         }
         return rule[0];
@@ -3070,7 +3094,7 @@ private:
     std::map<std::string, std::shared_ptr<const CompiledGrammar>> pattern_grammars_;
     std::map<std::pair<std::string, std::string>, bool> pattern_match_memo_;
     int ws_ = -1, jchar_ = -1, jchars_ = -1, string_ = -1, number_ = -1, value_ = -1, int_ = -1, int_digits_ = -1;
-    int date_ = -1, time_ = -1;
+    int date_ = -1, time_ = -1, free_beyond_ascii_ = -1;
     int frac_[4] = {-1, -1, -1, -1};
 };
 

@@ -6,6 +6,7 @@
 #include <functional>
 #include <limits>
 #include <mutex>
+#include <optional>
 
 #include "base/error.h"
 #include "tokenizer/vocab.h"
@@ -485,7 +486,7 @@ std::vector<char> CompiledGrammar::inlinable_rules(const Grammar& g) {
                 if (e.kind == Element::Kind::Rule && !recursive[static_cast<size_t>(e.rule)])
                     decide(static_cast<size_t>(e.rule), depth + 1);
         const int64_t n = expanded(r);
-        result[r] = !recursive[r] && (uses[r] == 1 || n <= kTinyRule);
+        result[r] = !recursive[r] && !g.rules[r].shared && (uses[r] == 1 || n <= kTinyRule);
     };
     for (size_t r = 0; r < nr; ++r)
         if (!recursive[r]) decide(r, 0);
@@ -630,10 +631,22 @@ void CompiledGrammar::compute_follow() {
     }
 }
 
+size_t CompiledGrammar::SubtreeKeyHash::operator()(const SubtreeKey& k) const {
+    uint64_t h = pack(k.state, k.position) * 0x9E3779B97F4A7C15ULL ^ pack(k.depth, k.follow);
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9ULL;
+    return static_cast<size_t>(h ^ (h >> 32));
+}
+
 // The node's split of the vocabulary: walk every token from the frame [node] (callers unknown), or from the
 // frames [node, caller] when caller >= 0, visiting the tokens in byte order and keeping the state of each
-// prefix length.
+// prefix length. Subtrees entered in a state another build met there before take that build's result.
 CompiledGrammar::NodeCache CompiledGrammar::build_cache(int32_t node, int32_t caller) const {
+    // Subtrees of one first byte are remembered (walks from different nodes converge after the first
+    // character: a key trie's nodes on leaving the trie, a string's positions inside it), up to this many
+    // ints in all per grammar.
+    constexpr size_t kMaxMemoInts = size_t{1} << 21;
+    ++stats_.builds;
     NodeCache c;
     const TokenTable& t = *tokens_;
     const std::vector<int32_t>& sorted = order_->sorted;
@@ -646,15 +659,66 @@ CompiledGrammar::NodeCache CompiledGrammar::build_cache(int32_t node, int32_t ca
     // A frame that can finish before consuming a byte needs no check: a matcher's state is closed, so the
     // stacks below it, popped, are in the state too and decide such tokens themselves.
     escaped.push_back(0);
-    const ByteSet& follow = follow_[static_cast<size_t>(nodes_[caller < 0 ? node : caller].rule)];
+    const int32_t frame_rule = nodes_[static_cast<size_t>(caller < 0 ? node : caller)].rule;
+    const ByteSet& follow = follow_[static_cast<size_t>(frame_rule)];
+    const int32_t follow_id = follow_number(frame_rule);
     // The frame finishes after d > 0 bytes and a caller could take the token's next byte.
     auto leaves_at = [&](size_t d, std::string_view bytes) {
         return d > 0 && d < bytes.size() && w.end(at[d]) && follow[static_cast<uint8_t>(bytes[d])];
     };
+
+    // The subtree being recorded for the memo (at most one: they are one byte deep), and the positions it
+    // accepted, as runs.
+    struct Recording {
+        SubtreeKey key;
+        size_t end, uncertain_from, escapes_from;
+    };
+    std::optional<Recording> recording;
+    std::vector<int32_t> runs;  // [begin, end) pairs
+    const auto accept = [&](size_t pos) {
+        const int32_t id = sorted[pos];
+        c.accepted[static_cast<size_t>(id >> 6)] |= uint64_t{1} << (id & 63);
+        if (recording) {
+            if (!runs.empty() && runs.back() == static_cast<int32_t>(pos))
+                ++runs.back();
+            else
+                runs.insert(runs.end(), {static_cast<int32_t>(pos), static_cast<int32_t>(pos) + 1});
+        }
+    };
+    const auto reuse = [&](const SubtreeResult& r) {
+        uint64_t* accepted = c.accepted.data();
+        const int32_t* ids = sorted.data();
+        for (size_t k = 0; k < r.accepted_runs.size(); k += 2)
+            for (int32_t p = r.accepted_runs[k], e = r.accepted_runs[k + 1]; p < e; ++p)
+                accepted[ids[p] >> 6] |= uint64_t{1} << (ids[p] & 63);
+        const int32_t base = static_cast<int32_t>(c.escape_at.size());
+        c.escape_at.insert(c.escape_at.end(), r.escape_at.begin(), r.escape_at.end());
+        c.uncertain.insert(c.uncertain.end(), r.uncertain.begin(), r.uncertain.end());
+        for (const int32_t e : r.escape_end) c.escape_end.push_back(base + e);
+    };
+    const auto remember = [&](const Recording& rec) {
+        SubtreeResult r;
+        r.accepted_runs = std::move(runs);
+        runs.clear();
+        r.uncertain.assign(c.uncertain.begin() + static_cast<std::ptrdiff_t>(rec.uncertain_from), c.uncertain.end());
+        r.escape_at.assign(c.escape_at.begin() + static_cast<std::ptrdiff_t>(rec.escapes_from), c.escape_at.end());
+        for (size_t k = rec.uncertain_from; k < c.escape_end.size(); ++k)
+            r.escape_end.push_back(c.escape_end[k] - static_cast<int32_t>(rec.escapes_from));
+        const size_t ints = r.accepted_runs.size() + 2 * r.uncertain.size() + r.escape_at.size() + 16;
+        if (subtree_memo_size_ + ints > kMaxMemoInts) return;
+        subtree_memo_size_ += ints;
+        subtree_memo_.emplace(rec.key, std::move(r));
+    };
+
     size_t depth = 0;  // prefix length for which at[] is valid
     for (size_t i = 0; i < sorted.size(); ++i) {
+        if (recording && i >= recording->end) {
+            remember(*recording);
+            recording.reset();
+        }
         const std::string_view bytes = order_->bytes(i);
         size_t d = std::min<size_t>(depth, i == 0 ? 0 : static_cast<size_t>(lcp[i]));
+        bool reused = false;
         // Extend from the common prefix; stop at the first dead prefix (the rest of the token cannot help).
         while (d < bytes.size() && w.alive(at[d])) {
             if (at.size() <= d + 1) {
@@ -664,11 +728,26 @@ CompiledGrammar::NodeCache CompiledGrammar::build_cache(int32_t node, int32_t ca
             at[d + 1] = w.step(at[d], static_cast<uint8_t>(bytes[d]));
             escaped[d + 1] = escaped[d] || leaves_at(d, bytes);
             ++d;
+            // Token i opens the subtree of its first byte. Its result there depends on the state and FOLLOW
+            // alone (no escape can come before).
+            if (d == 1 && w.alive(at[1])) {
+                const SubtreeKey key{at[d], static_cast<int32_t>(i), static_cast<int32_t>(d), follow_id};
+                const size_t end = static_cast<size_t>(order_->past_subtree(i, d - 1));
+                if (const auto it = subtree_memo_.find(key); it != subtree_memo_.end()) {
+                    ++stats_.subtrees_reused;
+                    reuse(it->second);
+                    i = end - 1;
+                    reused = true;
+                    break;
+                }
+                ++stats_.subtrees_walked;
+                recording = Recording{key, end, c.uncertain.size(), c.escape_at.size()};
+            }
         }
         depth = d;
-        const int32_t id = sorted[i];
+        if (reused) continue;
         if (d == bytes.size() && (w.alive(at[d]) || w.end(at[d]))) {
-            c.accepted[id >> 6] |= uint64_t{1} << (id & 63);
+            accept(i);
         } else if (escaped[d] || leaves_at(d, bytes)) {
             // Dead inside the frame at prefix d, but the frame could finish earlier with a byte a caller may
             // take: the callers decide, undecided here. Keep where it can finish: a matcher then walks only
@@ -681,7 +760,20 @@ CompiledGrammar::NodeCache CompiledGrammar::build_cache(int32_t node, int32_t ca
         // Dead after d bytes with no way out before: every token sharing those bytes is rejected too.
         if (d > 0 && !w.alive(at[d]) && !w.end(at[d]) && !escaped[d]) i = static_cast<size_t>(order_->past_subtree(i, d - 1)) - 1;
     }
+    if (recording) remember(*recording);
     return c;
+}
+
+int32_t CompiledGrammar::follow_number(int32_t rule) const {
+    if (follow_id_.empty()) follow_id_.assign(follow_.size(), -1);
+    int32_t& id = follow_id_[static_cast<size_t>(rule)];
+    if (id < 0) {
+        const ByteSet& f = follow_[static_cast<size_t>(rule)];
+        const auto it = std::find(follow_sets_.begin(), follow_sets_.end(), f);
+        id = static_cast<int32_t>(it - follow_sets_.begin());
+        if (it == follow_sets_.end()) follow_sets_.push_back(f);
+    }
+    return id;
 }
 
 // What a cache build depends on, written out: the automaton reachable from the walk's start (byte edges,
@@ -770,6 +862,11 @@ std::shared_ptr<const CompiledGrammar::NodeCache> CompiledGrammar::find_or_build
         }
     }
     return built;
+}
+
+CompiledGrammar::BuildStats CompiledGrammar::build_stats() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stats_;
 }
 
 size_t CompiledGrammar::shared_cache_entries() {

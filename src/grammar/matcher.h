@@ -89,6 +89,13 @@ public:
     // one already has adds none).
     static size_t shared_cache_entries();
 
+    // What this grammar's cache builds did so far: builds, first-byte subtrees walked, and subtrees taken from
+    // an earlier build's walk (the memo). For tests and benchmarks.
+    struct BuildStats {
+        size_t builds = 0, subtrees_walked = 0, subtrees_reused = 0;
+    };
+    BuildStats build_stats() const;
+
 private:
     friend class GrammarMatcher;
     friend class Walker;
@@ -129,6 +136,7 @@ private:
     // would need checking against the real stack at every step.
     const NodeCache& cache_in_context(int32_t node, int32_t caller) const;
     NodeCache build_cache(int32_t node, int32_t caller) const;
+    int32_t follow_number(int32_t rule) const;
     // The cache of (node, caller) from the caches every grammar for this token order shares, or built (and
     // shared) when none has it.
     std::shared_ptr<const NodeCache> find_or_build(int32_t node, int32_t caller) const;
@@ -152,6 +160,29 @@ private:
     mutable std::mutex mu_;
     mutable std::vector<std::shared_ptr<const NodeCache>> caches_;  // by node
     mutable std::unordered_map<uint64_t, std::shared_ptr<const NodeCache>> context_caches_;  // by (node, caller)
+
+    // The cache builds' results over one subtree of the vocabulary's byte order, walked from one state: the same
+    // for every build that meets that state there. Builds from different nodes converge (every node of a key
+    // trie, after one character that leaves the trie, is in the state "inside a free key"), so the second
+    // build reuses the first's walk of those subtrees instead of walking ~10^5 tokens again.
+    struct SubtreeKey {
+        int32_t state, position, depth, follow;  // walker state, first position of the subtree, prefix length
+        bool operator==(const SubtreeKey&) const = default;
+    };
+    struct SubtreeKeyHash {
+        size_t operator()(const SubtreeKey& k) const;
+    };
+    struct SubtreeResult {
+        std::vector<int32_t> accepted_runs;  // [begin, end) pairs of positions, all accepted
+        std::vector<int32_t> uncertain;      // positions, as NodeCache::uncertain
+        std::vector<int32_t> escape_end;     // as NodeCache's, counted from this result's first escape
+        std::vector<uint32_t> escape_at;
+    };
+    mutable std::unordered_map<SubtreeKey, SubtreeResult, SubtreeKeyHash> subtree_memo_;
+    mutable size_t subtree_memo_size_ = 0;     // ints held, bounded
+    mutable BuildStats stats_;
+    mutable std::vector<int32_t> follow_id_;   // by rule: its FOLLOW set's number (-1: not numbered yet)
+    mutable std::vector<ByteSet> follow_sets_; // distinct FOLLOW sets met by builds
     std::unique_ptr<Walker> cache_walker_;                    // the cache builds' walker (under mu_)
 };
 
