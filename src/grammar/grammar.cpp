@@ -94,35 +94,52 @@ int Grammar::add_repeat(std::string_view base, const Sequence& item, int min_cou
 
 std::vector<char> finishable_rules(const Grammar& g) {
     // Worklist: each alternative counts the references it still waits for; a rule finishes once one of its
-    // alternatives waits for none.
+    // alternatives waits for none. Alternatives are numbered across the grammar and each rule's users are
+    // kept in one flat array (JSON Schema grammars have thousands of rules: a vector per rule costs more in
+    // allocations than the pass itself).
     const size_t n = g.rules.size();
-    std::vector<std::vector<std::pair<int, int>>> users(n);  // rule -> (rule, alternative) referring to it
-    std::vector<std::vector<int>> waiting(n);
+    std::vector<int32_t> alt_begin(n + 1, 0);   // by rule: its first alternative's number
+    std::vector<int32_t> user_begin(n + 2, 0);  // by rule: where its users start in `users`
+    for (size_t r = 0; r < n; ++r) {
+        alt_begin[r + 1] = alt_begin[r] + static_cast<int32_t>(g.rules[r].alternatives.size());
+        for (const Sequence& s : g.rules[r].alternatives)
+            for (const Element& e : s)
+                if (e.kind == Element::Kind::Rule) ++user_begin[static_cast<size_t>(e.rule) + 2];
+    }
+    for (size_t r = 0; r < n; ++r) user_begin[r + 2] += user_begin[r + 1];
+    std::vector<int32_t> users(static_cast<size_t>(user_begin[n + 1]));  // alternatives referring to each rule
+    std::vector<int32_t> rule_of(static_cast<size_t>(alt_begin[n]));     // by alternative
+    std::vector<int32_t> waiting(static_cast<size_t>(alt_begin[n]), 0);  // by alternative
     std::vector<char> done(n, 0);
-    std::vector<int> work;
+    std::vector<int32_t> work;
     for (size_t r = 0; r < n; ++r) {
         const auto& alts = g.rules[r].alternatives;
-        waiting[r].assign(alts.size(), 0);
         for (size_t a = 0; a < alts.size(); ++a) {
+            const int32_t alt = alt_begin[r] + static_cast<int32_t>(a);
+            rule_of[static_cast<size_t>(alt)] = static_cast<int32_t>(r);
             for (const Element& e : alts[a])
                 if (e.kind == Element::Kind::Rule) {
-                    ++waiting[r][a];
-                    users[static_cast<size_t>(e.rule)].push_back({static_cast<int>(r), static_cast<int>(a)});
+                    ++waiting[static_cast<size_t>(alt)];
+                    users[static_cast<size_t>(user_begin[static_cast<size_t>(e.rule) + 1]++)] = alt;
                 }
-            if (waiting[r][a] == 0 && !done[r]) {
+            if (waiting[static_cast<size_t>(alt)] == 0 && !done[r]) {
                 done[r] = 1;
-                work.push_back(static_cast<int>(r));
+                work.push_back(static_cast<int32_t>(r));
             }
         }
     }
+    // user_begin[r + 1] advanced past rule r's users: rule r's users are [user_begin[r], user_begin[r + 1]).
     while (!work.empty()) {
-        const int r = work.back();
+        const size_t r = static_cast<size_t>(work.back());
         work.pop_back();
-        for (const auto& [u, a] : users[static_cast<size_t>(r)])
-            if (--waiting[static_cast<size_t>(u)][static_cast<size_t>(a)] == 0 && !done[static_cast<size_t>(u)]) {
-                done[static_cast<size_t>(u)] = 1;
-                work.push_back(u);
+        for (int32_t k = user_begin[r]; k < user_begin[r + 1]; ++k) {
+            const size_t alt = static_cast<size_t>(users[static_cast<size_t>(k)]);
+            const size_t u = static_cast<size_t>(rule_of[alt]);
+            if (--waiting[alt] == 0 && !done[u]) {
+                done[u] = 1;
+                work.push_back(static_cast<int32_t>(u));
             }
+        }
     }
     return done;
 }

@@ -544,6 +544,10 @@ CompiledGrammar::CompiledGrammar(const Grammar& g, std::shared_ptr<const TokenTa
     // undecided until mask time: "string-1 ::= [^"] | escape" called once per character would leave every
     // multi-character token undecided.
     inline_ = inlinable_rules(g);
+    size_t elements = 0;  // about a node per element (a hint: copies of inlined rules and UTF-8 paths add more)
+    for (const Rule& r : g.rules)
+        for (const Sequence& s : r.alternatives) elements += s.size() + 1;
+    nodes_.reserve(elements + nr + 2);
     rule_start_.resize(nr + 1);
     for (size_t i = 0; i < nr; ++i) {
         lowering_rule_ = static_cast<int32_t>(i);
