@@ -72,6 +72,8 @@ struct Channel {
     std::string reject;        // set when submit() refused it
     int reject_status = 0;
     std::deque<Event> events;  // tokens, in order
+    // Events pushed and not yet taken (read by the engine without this channel's lock: see engine_loop).
+    std::atomic<int> undelivered{0};
     bool finished = false;
     bool logprobs = false;     // the request asked for logprobs (its events carry them)
 };
@@ -148,7 +150,13 @@ struct Server::Impl {
             std::vector<int64_t> cancel_ids;
             {
                 std::unique_lock<std::mutex> lock(m);
-                cv.wait(lock, [&] { return stopping || !submissions.empty() || !cancels.empty() || !sched.idle(); });
+                // Backpressure: while every live request has more than kMaxUndelivered tokens its handler has
+                // not taken (a stream whose writer is starved or whose client reads slowly), stepping would only
+                // make tokens nobody may want: a Stop, seen when a write fails, would find the answer hundreds
+                // of tokens further on. A waiting request is live with none undelivered, so it is never held up.
+                cv.wait(lock, [&] {
+                    return stopping || !submissions.empty() || !cancels.empty() || (!sched.idle() && !all_backed_up());
+                });
                 if (stopping && sched.idle() && submissions.empty()) return;
                 subs.assign(std::make_move_iterator(submissions.begin()), std::make_move_iterator(submissions.end()));
                 submissions.clear();
@@ -207,10 +215,20 @@ struct Server::Impl {
                 }
                 std::lock_guard<std::mutex> lc(ch->m);
                 ch->events.push_back(ev);
+                ch->undelivered.fetch_add(1);
                 if (ev.finished) ch->finished = true;
                 ch->cv.notify_all();
             }
         }
+    }
+
+    static constexpr int kMaxUndelivered = 16;
+    // Every live request's handler is more than kMaxUndelivered tokens behind (m held).
+    bool all_backed_up() const {
+        if (live.empty()) return false;
+        for (const auto& [id, ch] : live)
+            if (ch->undelivered.load() <= kMaxUndelivered) return false;
+        return true;
     }
 
     // Submits and waits for acceptance; throws ApiError (429 / 400) when refused.
@@ -253,6 +271,12 @@ struct Server::Impl {
         if (ch.events.empty()) return false;
         out = ch.events.front();
         ch.events.pop_front();
+        if (ch.undelivered.fetch_sub(1) == kMaxUndelivered + 1) {
+            lock.unlock();
+            // Taking m orders this wake-up after the engine's last look at the counts (no lost wake-up).
+            { std::lock_guard<std::mutex> g(m); }
+            cv.notify_all();
+        }
         return true;
     }
 
