@@ -223,6 +223,30 @@ TEST(GrammarMatcher, SubtreeMemoKeepsMasksExact) {
         << stats.builds << " builds walked " << stats.subtrees_walked << " first-byte subtrees";
 }
 
+// A token's walk reaches at most its length into an automaton, so positions of a long bounded repetition whose
+// end is further away than the longest token share one cache (here and in any grammar with such a chain):
+// forty positions deep into x{0,300}, masks are still exact and only a few caches were ever built. (x is a
+// called rule, as JSON Schema's string character is: a copied class would put ~10 nodes per position.)
+TEST(GrammarMatcher, LongRepetitionPositionsShareCaches) {
+    const Grammar g = parse_gbnf(R"G(
+root ::= "\"" c{0,300} "\""
+c    ::= [^"\\\x00-\x1F] | "\\" ["\\/bfnrt] | "\\u" hex hex hex hex
+hex  ::= [0-9a-fA-F]
+)G");
+    const auto cg = compile(g, qwen3_tokens());
+    std::string prefix = "\"";
+    GrammarMatcher m(cg);
+    ASSERT_TRUE(m.accept_bytes(prefix));
+    for (int k = 0; k < 40; ++k) {
+        (void)m.mask();
+        ASSERT_TRUE(m.accept_bytes("a"));
+        prefix += "a";
+        if (k == 0 || k == 39) check_mask_after(cg, prefix);
+    }
+    EXPECT_LE(cg->build_stats().builds, 3u);
+    check_mask_after(cg, "\"" + std::string(299, 'b'));  // one character left: long tokens no longer fit
+}
+
 TEST(GrammarMatcher, RandomGenerationAlwaysCompletesValidText) {
     const Grammar g = parse_gbnf(kJsonish);
     auto tokens = qwen3_tokens();

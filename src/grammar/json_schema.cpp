@@ -2888,6 +2888,10 @@ private:
         const auto extra_text = [&] {
             std::vector<Sequence> alts;
             for (const auto& [key_text, value] : extras) {
+                // The key's text is its own frame (called, not copied into the member): a mask inside the key
+                // then depends on the key alone, and once the key is free text every object's key meets the
+                // same walker state, so a schema's many objects share one walk of the vocabulary.
+                g_.rules[static_cast<size_t>(key_text)].shared = true;
                 Sequence m;
                 lit(m, "\"");
                 ref(m, key_text);

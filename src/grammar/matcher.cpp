@@ -53,6 +53,8 @@ std::shared_ptr<const TokenOrder> byte_order(const TokenTable& t) {
     o->past_begin.resize(n + 1);
     for (size_t i = 0; i < n; ++i) o->past_begin[i + 1] = o->past_begin[i] + t.bytes[o->sorted[i]].size();
     o->past.resize(o->past_begin[n]);
+    for (size_t i = 0; i < n; ++i)
+        o->max_token_bytes = std::max(o->max_token_bytes, static_cast<int32_t>(o->past_begin[i + 1] - o->past_begin[i]));
     o->text.reserve(o->past_begin[n]);
     for (const int32_t id : o->sorted) o->text += t.bytes[id];
     // From the end: the subtree of (i, d) goes on into i + 1's exactly when i + 1 shares more than d bytes.
@@ -502,8 +504,9 @@ void CompiledGrammar::call(int rule, int32_t from, int32_t ret) {
 }
 
 void CompiledGrammar::lower_alternatives(const Grammar& g, int rule, int32_t from, int32_t to, int depth) {
-    // Copies nest at most kMaxInlineDepth deep (the C++ stack); deeper, the rule is called.
-    constexpr int kMaxInlineDepth = 32;
+    // Copies nest at most kMaxInlineDepth deep (the C++ stack); deeper, the rule is called. Deep enough that the
+    // positions of a long bounded repetition (x{0,255}: 255 nested optional tails) are mostly one chain.
+    constexpr int kMaxInlineDepth = 512;
     for (const Sequence& seq : g.rules[static_cast<size_t>(rule)].alternatives) {
         if (seq.empty()) {
             // Reaching a rule's own end node is finishing the rule: mark `from` instead of an epsilon call.
@@ -620,6 +623,8 @@ void CompiledGrammar::compute_follow() {
             }
         }
     }
+    nullable_rule_.resize(nr);
+    for (size_t r = 0; r < nr; ++r) nullable_rule_[r] = nullable[static_cast<size_t>(rule_start_[r])];
     follow_.assign(nr, ByteSet{});
     for (bool changed = true; changed;) {
         changed = false;
@@ -780,16 +785,48 @@ int32_t CompiledGrammar::follow_number(int32_t rule) const {
     return id;
 }
 
-// What a cache build depends on, written out: the automaton reachable from the walk's start (byte edges,
-// calls, returns, rule ends), its nodes numbered in the order a fixed traversal meets them, and the bytes that
-// may follow the walk's frame. Two grammars with the same key get the same cache (for one token table): the
-// string, number and whitespace rules of JSON grammars recur in every schema. "" past kMaxSharedNodes nodes:
-// large parts of one grammar rarely recur in another, and the key would cost as much as the walk.
+// What a cache build depends on, written out: the automaton a token's walk can reach from the walk's start
+// (byte edges, calls, returns, rule ends), its nodes numbered in the order a fixed traversal meets them, and the
+// bytes that may follow the walk's frame. Only nodes within the longest token's length in bytes count (a byte
+// edge costs one, a call nothing, a return one unless the callee can match nothing; an edge to a node further
+// away is written as such): positions of
+// a long bounded repetition far from its end then get one key. Two grammars with the same key get the same
+// cache (for one token table): the string, number and whitespace rules of JSON grammars recur in every schema.
+// "" past kMaxSharedNodes nodes: large parts of one grammar rarely recur in another, and the key would cost as
+// much as the walk.
 std::string CompiledGrammar::structure_key(int32_t node, int32_t caller) const {
-    constexpr size_t kMaxSharedNodes = 256;
+    constexpr size_t kMaxSharedNodes = 512;
+    constexpr int32_t kBeyond = -2;
+    // Least distance in bytes from the start, level by level (nodes a call or return reaches cost nothing).
+    std::unordered_map<int32_t, int32_t> dist;
+    std::vector<int32_t> level{node}, next, pending, next_returns;
+    if (caller >= 0) level.push_back(caller);
+    for (int32_t d = 0; !level.empty() && d <= order_->max_token_bytes; ++d) {
+        pending.swap(level);
+        level.clear();
+        while (!pending.empty()) {
+            const int32_t n = pending.back();
+            pending.pop_back();
+            if (!dist.emplace(n, d).second) continue;
+            if (dist.size() > kMaxSharedNodes) return "";
+            level.push_back(n);
+            for (const CallEdge& c : nodes_[static_cast<size_t>(n)].calls) {
+                pending.push_back(rule_start_[static_cast<size_t>(c.rule)]);
+                // The return comes after the callee, at least a byte later unless it can match nothing.
+                (nullable_rule_[static_cast<size_t>(c.rule)] ? pending : next_returns).push_back(c.ret);
+            }
+        }
+        next.clear();
+        next.swap(next_returns);
+        for (const int32_t n : level)
+            for (const ByteEdge& e : nodes_[static_cast<size_t>(n)].bytes)
+                if (!dist.count(e.to)) next.push_back(e.to);
+        level.swap(next);
+    }
     std::unordered_map<int32_t, int32_t> id;
     std::vector<int32_t> order;
     const auto canon = [&](int32_t n) {
+        if (!dist.count(n)) return kBeyond;
         const auto [it, fresh] = id.emplace(n, static_cast<int32_t>(order.size()));
         if (fresh) order.push_back(n);
         return it->second;
@@ -805,7 +842,6 @@ std::string CompiledGrammar::structure_key(int32_t node, int32_t caller) const {
     canon(node);
     put(caller < 0 ? -1 : canon(caller));
     for (size_t i = 0; i < order.size(); ++i) {
-        if (order.size() > kMaxSharedNodes) return "";
         const Node& n = nodes_[static_cast<size_t>(order[i])];
         put(n.accept ? 1 : 0);
         put(static_cast<int32_t>(n.bytes.size()));

@@ -46,6 +46,7 @@ struct TokenOrder {
     // they would miss the cache on every token).
     std::string text;
     int32_t n_tokens = 0;  // the table's size when the order was computed: every id in sorted is below it
+    int32_t max_token_bytes = 0;  // the longest token: no walk of a token reaches further into an automaton
     int32_t past_subtree(size_t i, size_t d) const { return past[past_begin[i] + d]; }
     std::string_view bytes(size_t i) const { return {text.data() + past_begin[i], past_begin[i + 1] - past_begin[i]}; }
 };
@@ -156,6 +157,7 @@ private:
     std::vector<char> lowered_;  // by rule: its automaton exists (lowering only)
     std::vector<int> to_lower_;
     std::vector<ByteSet> follow_;  // by rule: the bytes that may come right after it finishes
+    std::vector<char> nullable_rule_;  // by rule: it can finish without a byte
     std::shared_ptr<const TokenOrder> order_;  // the table's, or computed here for an unindexed table
     mutable std::mutex mu_;
     mutable std::vector<std::shared_ptr<const NodeCache>> caches_;  // by node
