@@ -35,7 +35,6 @@ const DType kTypes[] = {DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q4_K, DTyp
                         DType::Q5_1, DType::IQ4_NL, DType::Q2_K, DType::Q3_K, DType::Q5_K, DType::F16,
                         DType::BF16, DType::F32};
 
-
 // Random weights of a rows x n matrix: random code bytes with finite scales (quantized types), or normal
 // values (float types). Speed does not depend on the values; this is much faster than quantizing.
 std::vector<uint8_t> random_matrix(DType t, int64_t rows, int64_t n, uint32_t seed) {

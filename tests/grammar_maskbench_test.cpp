@@ -1,7 +1,7 @@
 // The JSONSchemaBench sample in ../shared/jsonschemabench judged as MaskBench judges an engine (grammar/check.h:
 // run_schema_suite), byte by byte: whatever compiles must never accept an instance its schema forbids (the
-// benchmark's authors checked every verdict with Python and Rust validators), nor reject a valid one. bench/maskbench gives the
-// figures with a real vocabulary and its mask timings.
+// benchmark's authors checked every verdict with Python and Rust validators), nor reject a valid one.
+// bench/maskbench gives the figures with a real vocabulary and its mask timings.
 #include <gtest/gtest.h>
 
 #include <algorithm>

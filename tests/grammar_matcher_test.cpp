@@ -114,6 +114,20 @@ TEST(GrammarMatcher, SplitsMultiByteCharactersAcrossTokens) {
     EXPECT_TRUE(m.must_end());
 }
 
+// The matcher's mask at its current state equals the token-by-token walk (accept each token, roll back) over
+// the whole vocabulary; the tokens allowed go to `allowed`. `after` names the state in messages.
+void expect_mask_equals_walk(GrammarMatcher& m, const TokenTable& tokens, const std::string& after,
+                             std::vector<int32_t>& allowed) {
+    const std::vector<uint64_t> mask = m.mask();
+    allowed.clear();
+    for (int32_t t = 0; t < tokens.size(); ++t) {
+        const bool walk = m.accept_token(t);
+        if (walk) m.rollback(1);
+        ASSERT_EQ(bit(mask, t), walk) << "token " << t << " '" << tokens.bytes[t] << "' after '" << after << "'";
+        if (walk) allowed.push_back(t);
+    }
+}
+
 // The mask against the token-by-token walk, at many states reached by random generation under the mask.
 void check_masks_against_walk(const std::string& gbnf, int steps, uint32_t seed, bool precompute = false) {
     const Grammar g = parse_gbnf(gbnf);
@@ -126,14 +140,9 @@ void check_masks_against_walk(const std::string& gbnf, int steps, uint32_t seed,
     std::mt19937 rng(seed);
     std::string text;
     for (int step = 0; step < steps && !m.must_end(); ++step) {
-        const std::vector<uint64_t> mask = m.mask();
         std::vector<int32_t> allowed;
-        for (int32_t t = 0; t < tokens->size(); ++t) {
-            const bool walk = m.accept_token(t);
-            if (walk) m.rollback(1);
-            ASSERT_EQ(bit(mask, t), walk) << "token " << t << " '" << tokens->bytes[t] << "' after '" << text << "'";
-            if (walk) allowed.push_back(t);
-        }
+        expect_mask_equals_walk(m, *tokens, text, allowed);
+        if (::testing::Test::HasFatalFailure()) return;
         ASSERT_FALSE(allowed.empty()) << "after '" << text << "'";
         const int32_t pick = allowed[rng() % allowed.size()];
         ASSERT_TRUE(m.accept_token(pick));
@@ -194,16 +203,10 @@ hex  ::= [0-9a-fA-F]
 void check_mask_after(const std::shared_ptr<const CompiledGrammar>& cg, const std::string& prefix) {
     GrammarMatcher m(cg);
     ASSERT_TRUE(m.accept_bytes(prefix)) << prefix;
-    const std::vector<uint64_t> mask = m.mask();
-    const TokenTable& tokens = cg->tokens();
-    size_t allowed = 0;
-    for (int32_t t = 0; t < tokens.size(); ++t) {
-        const bool walk = m.accept_token(t);
-        if (walk) m.rollback(1);
-        ASSERT_EQ(bit(mask, t), walk) << "token " << t << " '" << tokens.bytes[t] << "' after '" << prefix << "'";
-        allowed += walk;
-    }
-    EXPECT_GT(allowed, 0u) << prefix;
+    std::vector<int32_t> allowed;
+    expect_mask_equals_walk(m, cg->tokens(), prefix, allowed);
+    if (::testing::Test::HasFatalFailure()) return;
+    EXPECT_FALSE(allowed.empty()) << prefix;
 }
 
 // Cache builds from different nodes reuse each other's walks of the subtrees they enter in the same state: a

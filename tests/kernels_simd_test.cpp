@@ -57,7 +57,6 @@ std::vector<float> normal(int64_t n, uint32_t seed, float sigma = 1.0f) {
     return v;
 }
 
-
 // A weight row of n elements. mode 0: random floats quantized by the reference quantizer; mode 1: random
 // bytes for every code and sub-scale bit, with finite random f16 scales (exercises every bit pattern,
 // including Q8_0's -128 and the extreme K-quant sub-scales).

@@ -176,7 +176,6 @@ ElemFn elem_fn(DType t) {
     }
 }
 
-
 // nblocks blocks of random bytes whose f16 fields hold random finite values in [-2, 2].
 std::vector<uint8_t> random_blocks(DType t, int64_t nblocks, uint32_t seed) {
     const DTypeInfo& info = dtype_info(t);

@@ -2562,9 +2562,7 @@ private:
                     at);
             }
             for (const Json& v : candidates)
-                if (accepts(v, item, true) &&
-                    std::none_of(values.begin(), values.end(), [&](const Json& w) { return same_value(v, w); }))
-                    values.push_back(v);
+                if (accepts(v, item, true) && !holds_value(values, v)) values.push_back(v);
         }
         if (values.size() > kMaxUniqueValues)
             fail("'uniqueItems' at {}: the items can take {} values, over the limit of {}", at, values.size(),
@@ -2728,11 +2726,12 @@ private:
             // Leaving the trie with a character no name has there: the rest of the key is free. Past ASCII
             // (where names rarely go) every node leaves through one shared rule, so that the walks of the
             // matcher's caches from the trie's nodes all meet in it after the first byte.
+            static const std::vector<CharRange> kPastAscii = normalize({{0x80, kMaxCodePoint}});
             const std::vector<CharRange> rest = complement(used);
             const std::vector<CharRange> ascii = intersect(rest, {{0, 0x7F}});
-            const std::vector<CharRange> beyond = intersect(rest, {{0x80, kMaxCodePoint}});
+            const std::vector<CharRange> beyond = intersect(rest, kPastAscii);
             if (!ascii.empty()) alts.push_back({char_unit(ascii), Element::ref(json_chars())});
-            if (beyond == normalize({{0x80, kMaxCodePoint}}))
+            if (beyond == kPastAscii)
                 alts.push_back({Element::ref(free_beyond_ascii())});
             else if (!beyond.empty())
                 alts.push_back({char_unit(beyond), Element::ref(json_chars())});
@@ -2784,7 +2783,8 @@ private:
         const std::vector<Flat> key_flats = f.property_names.empty() ? std::vector<Flat>{} : name_flats(f);
         for (const auto& [name, declared] : f.props) {
             names.push_back(name);
-            if (!f.property_names.empty() && !name_allowed(key_flats, name)) {  // propertyNames rules the name out: the property must be absent
+            // propertyNames rules the name out: the property must be absent.
+            if (!f.property_names.empty() && !name_allowed(key_flats, name)) {
                 if (is_required(name)) return kNever;
                 continue;
             }

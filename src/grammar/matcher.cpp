@@ -641,7 +641,7 @@ void CompiledGrammar::compute_follow() {
 }
 
 size_t CompiledGrammar::SubtreeKeyHash::operator()(const SubtreeKey& k) const {
-    uint64_t h = pack(k.state, k.position) * 0x9E3779B97F4A7C15ULL ^ pack(k.depth, k.follow);
+    uint64_t h = pack(k.state, k.position) * 0x9E3779B97F4A7C15ULL ^ static_cast<uint32_t>(k.follow);
     h ^= h >> 29;
     h *= 0xBF58476D1CE4E5B9ULL;
     return static_cast<size_t>(h ^ (h >> 32));
@@ -740,8 +740,8 @@ CompiledGrammar::NodeCache CompiledGrammar::build_cache(int32_t node, int32_t ca
             // Token i opens the subtree of its first byte. Its result there depends on the state and FOLLOW
             // alone (no escape can come before).
             if (d == 1 && w.alive(at[1])) {
-                const SubtreeKey key{at[d], static_cast<int32_t>(i), static_cast<int32_t>(d), follow_id};
-                const size_t end = static_cast<size_t>(order_->past_subtree(i, d - 1));
+                const SubtreeKey key{at[1], static_cast<int32_t>(i), follow_id};
+                const size_t end = static_cast<size_t>(order_->past_subtree(i, 0));
                 if (const auto it = subtree_memo_.find(key); it != subtree_memo_.end()) {
                     ++stats_.subtrees_reused;
                     reuse(it->second);

@@ -168,7 +168,7 @@ private:
     // trie, after one character that leaves the trie, is in the state "inside a free key"), so the second
     // build reuses the first's walk of those subtrees instead of walking ~10^5 tokens again.
     struct SubtreeKey {
-        int32_t state, position, depth, follow;  // walker state, first position of the subtree, prefix length
+        int32_t state, position, follow;  // walker state after the first byte, the subtree's first position, FOLLOW
         bool operator==(const SubtreeKey&) const = default;
     };
     struct SubtreeKeyHash {
