@@ -146,7 +146,7 @@ public:
     static constexpr int32_t kFrameBottom = -2;  // below the node a cache walk starts from
     static constexpr int32_t kDead = 0;          // the state with no stacks that cannot end
 
-    explicit Walker(const CompiledGrammar& g) : g_(g) { (void)intern_state({}, false); }
+    explicit Walker(const CompiledGrammar& g) : g_(g), state_slots_(1024, -1) { (void)intern_state(closed_, false); }
 
     int32_t node_of(int32_t stack) const { return frames_[stack].node; }
     const std::vector<int32_t>& stacks(int32_t state) const { return states_[state].stacks; }
@@ -166,15 +166,18 @@ public:
     // The closed state of the stack `frame` (a caller's frame at its return node): where a walk goes on once
     // the frame above it finishes.
     int32_t resume(int32_t frame) {
-        std::vector<int32_t> out;
+        closed_.clear();
         bool end = false;
-        close(frame, out, end);
-        return intern_state(std::move(out), end);
+        close(frame, closed_, end);
+        return intern_state(closed_, end);
     }
 
     // One byte from `state`; kDead when nothing survives.
     int32_t step(int32_t state, uint8_t b) {
         const size_t st = static_cast<size_t>(state);
+        // Most bytes are refused by every stack top: the state's live bytes answer those without a lookup (a cache
+        // build tries every first byte from a fresh start state, and most tokens die on their next byte).
+        if (!(live_[st].bits[b >> 6] >> (b & 63) & 1)) return kDead;
         // Hot states get a row: 256 next states indexed by byte, one load instead of a hash probe into a
         // table too big for the cache (a cache build steps from the few states inside a string ~10^5 times).
         int32_t row = row_of_[st];
@@ -194,14 +197,14 @@ private:
     int32_t step_slow(int32_t state, uint8_t b) {
         const uint64_t key = static_cast<uint64_t>(state) << 8 | b;
         if (const int32_t hit = steps_.find(key); hit != FlatMap::kEmpty) return hit;
-        std::vector<int32_t> out;
+        closed_.clear();
         bool end = false;
         for (const int32_t s : states_[state].stacks) {
             const Frame f = frames_[s];
             for (const auto& e : g_.nodes_[f.node].bytes)
-                if (b >= e.lo && b <= e.hi) close(intern_frame(e.to, f.parent), out, end);
+                if (b >= e.lo && b <= e.hi) close(intern_frame(e.to, f.parent), closed_, end);
         }
-        const int32_t next = intern_state(std::move(out), end);
+        const int32_t next = intern_state(closed_, end);
         steps_.set(key, next);
         return next;
     }
@@ -239,12 +242,23 @@ private:
         return id;
     }
 
-    int32_t intern_state(std::vector<int32_t> stacks, bool end) {
+    // The state of these stacks (sorted and deduplicated in place), interned: an open-addressing table of state
+    // ids by a hash of the stacks, compared in full on a hash match.
+    int32_t intern_state(std::vector<int32_t>& stacks, bool end) {
         std::sort(stacks.begin(), stacks.end());
         stacks.erase(std::unique(stacks.begin(), stacks.end()), stacks.end());
-        std::string key(reinterpret_cast<const char*>(stacks.data()), stacks.size() * sizeof(int32_t));
-        key.push_back(end ? 'e' : 'c');
-        if (const auto it = state_index_.find(key); it != state_index_.end()) return it->second;
+        uint64_t h = end ? 0x51ED27A3C1B2F4E5ULL : 0x2C6FE96EE78B6955ULL;
+        for (const int32_t s : stacks) {
+            h = (h ^ static_cast<uint32_t>(s)) * 0x9E3779B97F4A7C15ULL;
+            h ^= h >> 31;
+        }
+        size_t mask = state_slots_.size() - 1, i = static_cast<size_t>(h) & mask;
+        for (; state_slots_[i] >= 0; i = (i + 1) & mask) {
+            const int32_t id = state_slots_[i];
+            if (state_hash_[static_cast<size_t>(id)] == h && states_[static_cast<size_t>(id)].end == end &&
+                states_[static_cast<size_t>(id)].stacks == stacks)
+                return id;
+        }
         if (stacks.size() > kMaxStacksPerState) too_ambiguous("parse stacks at one point", kMaxStacksPerState);
         if (stored_stacks_ + stacks.size() > kMaxStoredStacks) too_ambiguous("parse stacks in all", kMaxStoredStacks);
         stored_stacks_ += stacks.size();
@@ -252,8 +266,23 @@ private:
         flags_.push_back(static_cast<uint8_t>((stacks.empty() ? 0 : kAlive) | (end ? kEnd : 0)));
         row_of_.push_back(-1);
         visits_.push_back(0);
-        states_.push_back({std::move(stacks), end});
-        state_index_.emplace(std::move(key), id);
+        ByteMask live{};
+        for (const int32_t s : stacks)
+            for (const auto& e : g_.nodes_[frames_[s].node].bytes) live.add(e.lo, e.hi);
+        live_.push_back(live);
+        states_.push_back({stacks, end});
+        state_hash_.push_back(h);
+        state_slots_[i] = id;
+        if (states_.size() * 2 > state_slots_.size()) {  // grow: at most half full
+            std::vector<int32_t> slots(state_slots_.size() * 2, -1);
+            mask = slots.size() - 1;
+            for (size_t k = 0; k < states_.size(); ++k) {
+                size_t j = static_cast<size_t>(state_hash_[k]) & mask;
+                while (slots[j] >= 0) j = (j + 1) & mask;
+                slots[j] = static_cast<int32_t>(k);
+            }
+            state_slots_ = std::move(slots);
+        }
         return id;
     }
 
@@ -302,7 +331,21 @@ private:
     static constexpr uint8_t kAlive = 1, kEnd = 2;
     std::vector<uint8_t> flags_;
     size_t stored_stacks_ = 0;
-    std::unordered_map<std::string, int32_t> state_index_;
+    std::vector<int32_t> state_slots_;  // state ids by hash (open addressing), -1 empty
+    std::vector<uint64_t> state_hash_;  // by state
+    // By state: the bytes some stack top has an edge for (any other byte kills every stack).
+    struct ByteMask {
+        uint64_t bits[4];
+        void add(uint8_t lo, uint8_t hi) {
+            for (unsigned b = lo; b <= hi;) {
+                const unsigned last = std::min<unsigned>(hi, b | 63);
+                bits[b >> 6] |= (~uint64_t{0} >> (63 - (last & 63))) & (~uint64_t{0} << (b & 63));
+                b = last + 1;
+            }
+        }
+    };
+    std::vector<ByteMask> live_;
+    std::vector<int32_t> closed_;  // close()'s output for the state being interned (scratch)
     FlatMap steps_;  // (state << 8 | byte) -> state
     static constexpr uint32_t kRowAfterVisits = 256;
     static constexpr int32_t kMaxRows = 1024;  // 1 MiB of rows per walker at most
@@ -796,9 +839,21 @@ int32_t CompiledGrammar::follow_number(int32_t rule) const {
 // much as the walk.
 std::string CompiledGrammar::structure_key(int32_t node, int32_t caller) const {
     constexpr size_t kMaxSharedNodes = 512;
-    constexpr int32_t kBeyond = -2;
+    constexpr int32_t kBeyond = -2, kUnseen = -1, kReached = -3;
+    // key_mark_ by node: kUnseen, kReached (within the horizon) or, once written, the node's number in the key.
+    // Scratch kept between calls (under mu_), so every node touched is reset on the way out.
+    if (key_mark_.size() != nodes_.size()) key_mark_.assign(nodes_.size(), kUnseen);
+    std::vector<int32_t>& reached = key_reached_;
+    reached.clear();
+    struct Reset {
+        std::vector<int32_t>& mark;
+        const std::vector<int32_t>& nodes;
+        ~Reset() {
+            for (const int32_t n : nodes) mark[static_cast<size_t>(n)] = -1;
+        }
+    } reset{key_mark_, reached};
+    const auto seen = [&](int32_t n) { return key_mark_[static_cast<size_t>(n)] != kUnseen; };
     // Least distance in bytes from the start, level by level (nodes a call or return reaches cost nothing).
-    std::unordered_map<int32_t, int32_t> dist;
     std::vector<int32_t> level{node}, next, pending, next_returns;
     if (caller >= 0) level.push_back(caller);
     for (int32_t d = 0; !level.empty() && d <= order_->max_token_bytes; ++d) {
@@ -807,8 +862,10 @@ std::string CompiledGrammar::structure_key(int32_t node, int32_t caller) const {
         while (!pending.empty()) {
             const int32_t n = pending.back();
             pending.pop_back();
-            if (!dist.emplace(n, d).second) continue;
-            if (dist.size() > kMaxSharedNodes) return "";
+            if (seen(n)) continue;
+            key_mark_[static_cast<size_t>(n)] = kReached;
+            reached.push_back(n);
+            if (reached.size() > kMaxSharedNodes) return "";
             level.push_back(n);
             for (const CallEdge& c : nodes_[static_cast<size_t>(n)].calls) {
                 pending.push_back(rule_start_[static_cast<size_t>(c.rule)]);
@@ -820,16 +877,18 @@ std::string CompiledGrammar::structure_key(int32_t node, int32_t caller) const {
         next.swap(next_returns);
         for (const int32_t n : level)
             for (const ByteEdge& e : nodes_[static_cast<size_t>(n)].bytes)
-                if (!dist.count(e.to)) next.push_back(e.to);
+                if (!seen(e.to)) next.push_back(e.to);
         level.swap(next);
     }
-    std::unordered_map<int32_t, int32_t> id;
     std::vector<int32_t> order;
     const auto canon = [&](int32_t n) {
-        if (!dist.count(n)) return kBeyond;
-        const auto [it, fresh] = id.emplace(n, static_cast<int32_t>(order.size()));
-        if (fresh) order.push_back(n);
-        return it->second;
+        int32_t& mark = key_mark_[static_cast<size_t>(n)];
+        if (mark == kUnseen) return kBeyond;
+        if (mark == kReached) {
+            mark = static_cast<int32_t>(order.size());
+            order.push_back(n);
+        }
+        return mark;
     };
     std::string key;
     const auto put = [&](int32_t v) { key.append(reinterpret_cast<const char*>(&v), sizeof v); };

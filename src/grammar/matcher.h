@@ -185,6 +185,7 @@ private:
     mutable BuildStats stats_;
     mutable std::vector<int32_t> follow_id_;   // by rule: its FOLLOW set's number (-1: not numbered yet)
     mutable std::vector<ByteSet> follow_sets_; // distinct FOLLOW sets met by builds
+    mutable std::vector<int32_t> key_mark_, key_reached_;  // structure_key's scratch (under mu_)
     std::unique_ptr<Walker> cache_walker_;                    // the cache builds' walker (under mu_)
 };
 
