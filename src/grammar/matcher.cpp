@@ -5,6 +5,7 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <list>
 #include <mutex>
 #include <optional>
 
@@ -813,7 +814,30 @@ CompiledGrammar::NodeCache CompiledGrammar::build_cache(int32_t node, int32_t ca
         if (d > 0 && !w.alive(at[d]) && !w.end(at[d]) && !escaped[d]) i = static_cast<size_t>(order_->past_subtree(i, d - 1)) - 1;
     }
     if (recording) remember(*recording);
+    c.compact();
     return c;
+}
+
+void CompiledGrammar::NodeCache::compact() {
+    size_t n = 0;
+    for (const uint64_t w : accepted) n += static_cast<size_t>(__builtin_popcountll(w));
+    if (n * sizeof(int32_t) * 4 > accepted.size() * sizeof(uint64_t)) return;
+    accepted_ids.reserve(n);
+    for (size_t k = 0; k < accepted.size(); ++k)
+        for (uint64_t w = accepted[k]; w; w &= w - 1)
+            accepted_ids.push_back(static_cast<int32_t>(k * 64 + static_cast<size_t>(__builtin_ctzll(w))));
+    accepted = {};
+}
+
+void CompiledGrammar::NodeCache::add_accepted(uint64_t* mask, size_t words) const {
+    if (!accepted.empty())
+        for (size_t k = 0; k < words; ++k) mask[k] |= accepted[k];
+    for (const int32_t id : accepted_ids) mask[id >> 6] |= uint64_t{1} << (id & 63);
+}
+
+size_t CompiledGrammar::NodeCache::bytes() const {
+    return sizeof(NodeCache) + accepted.size() * sizeof(uint64_t) +
+           (accepted_ids.size() + uncertain.size() + escape_end.size() + escape_at.size()) * sizeof(int32_t);
 }
 
 int32_t CompiledGrammar::follow_number(int32_t rule) const {
@@ -919,17 +943,43 @@ std::string CompiledGrammar::structure_key(int32_t node, int32_t caller) const {
 
 namespace {
 
-// Caches shared by every grammar compiled for the same token order, by structure key; a bounded number (each
-// holds a bit per token: 19 KiB for a 151k vocabulary), the oldest dropped first.
+// Caches shared by every grammar compiled for the same token order, by structure key, up to a memory budget;
+// the least recently used dropped first (the caches of one grammar's own nodes are met once, those of the
+// string, number and whitespace rules every grammar has are met all the time).
 struct SharedCaches {
     struct Entry {
         std::weak_ptr<const TokenOrder> order;
         std::shared_ptr<const CompiledGrammar::NodeCache> cache;
+        std::list<const std::string*>::iterator use;  // its place in `uses`
+        size_t bytes;
     };
-    static constexpr size_t kMaxEntries = 2048;
+    static constexpr size_t kMaxBytes = size_t{64} << 20;
     std::mutex mu;
     std::unordered_map<std::string, Entry> entries;
-    std::vector<std::string> age;  // keys, oldest first
+    std::list<const std::string*> uses;  // keys (held by entries), most recently used first
+    size_t bytes = 0;
+
+    std::shared_ptr<const CompiledGrammar::NodeCache> find(const std::string& key, const std::shared_ptr<const TokenOrder>& order) {
+        const auto it = entries.find(key);
+        if (it == entries.end() || it->second.order.lock() != order) return nullptr;
+        uses.splice(uses.begin(), uses, it->second.use);
+        return it->second.cache;
+    }
+    void insert(const std::string& key, const std::shared_ptr<const TokenOrder>& order,
+                std::shared_ptr<const CompiledGrammar::NodeCache> cache) {
+        const size_t size = cache->bytes() + 2 * key.size() + 128;
+        if (const auto old = entries.find(key); old != entries.end()) erase(old);
+        auto [it, fresh] = entries.emplace(key, Entry{order, std::move(cache), {}, size});
+        uses.push_front(&it->first);
+        it->second.use = uses.begin();
+        bytes += size;
+        while (bytes > kMaxBytes && uses.size() > 1) erase(entries.find(*uses.back()));
+    }
+    void erase(std::unordered_map<std::string, Entry>::iterator it) {
+        bytes -= it->second.bytes;
+        uses.erase(it->second.use);
+        entries.erase(it);
+    }
 };
 SharedCaches& shared_caches() {
     static SharedCaches s;
@@ -943,22 +993,12 @@ std::shared_ptr<const CompiledGrammar::NodeCache> CompiledGrammar::find_or_build
     SharedCaches& shared = shared_caches();
     if (!key.empty()) {
         std::lock_guard<std::mutex> lock(shared.mu);
-        if (const auto it = shared.entries.find(key); it != shared.entries.end()) {
-            if (it->second.order.lock() == order_) return it->second.cache;
-        }
+        if (auto hit = shared.find(key, order_)) return hit;
     }
     auto built = std::make_shared<const NodeCache>(build_cache(node, caller));
     if (!key.empty()) {
         std::lock_guard<std::mutex> lock(shared.mu);
-        auto [it, fresh] = shared.entries.insert_or_assign(key, SharedCaches::Entry{order_, built});
-        if (fresh) {
-            shared.age.push_back(key);
-            if (shared.age.size() > SharedCaches::kMaxEntries) {
-                const size_t drop = shared.age.size() / 2;
-                for (size_t i = 0; i < drop; ++i) shared.entries.erase(shared.age[i]);
-                shared.age.erase(shared.age.begin(), shared.age.begin() + static_cast<std::ptrdiff_t>(drop));
-            }
-        }
+        shared.insert(key, order_, built);
     }
     return built;
 }
@@ -1114,8 +1154,7 @@ void GrammarMatcher::fill_mask(uint64_t* mask) {
     for (const Use& u : uses) {
         if (std::find(merged.begin(), merged.end(), u.cache) != merged.end()) continue;
         merged.push_back(u.cache);
-        const uint64_t* accepted = u.cache->accepted.data();
-        for (size_t k = 0; k < words; ++k) mask[k] |= accepted[k];
+        u.cache->add_accepted(mask, words);
     }
     for (const Use& u : uses)
         if (!u.cache->uncertain.empty() && u.below >= 0) check_uncertain(u.below, *u.cache, mask);
