@@ -720,30 +720,31 @@ CompiledGrammar::NodeCache CompiledGrammar::build_cache(int32_t node, int32_t ca
         return d > 0 && d < bytes.size() && w.end(at[d]) && follow[static_cast<uint8_t>(bytes[d])];
     };
 
-    // The subtree being recorded for the memo (at most one: they are one byte deep), and the positions it
-    // accepted, as runs.
+    // The subtree being recorded for the memo (at most one: they are one byte deep), and the tokens it accepted,
+    // by word of the id bitset: a reuse then ORs words (a free key's subtrees accept ~10^5 tokens, one bit at a
+    // time would cost more than the walk it saves).
     struct Recording {
         SubtreeKey key;
         size_t end, uncertain_from, escapes_from;
     };
     std::optional<Recording> recording;
-    std::vector<int32_t> runs;  // [begin, end) pairs
+    std::vector<uint64_t>& rec_bits = memo_bits_;  // all zero between recordings
+    rec_bits.resize(c.accepted.size());
+    std::vector<uint32_t>& rec_words = memo_words_;  // the words of rec_bits set
+    rec_words.clear();
     const auto accept = [&](size_t pos) {
         const int32_t id = sorted[pos];
-        c.accepted[static_cast<size_t>(id >> 6)] |= uint64_t{1} << (id & 63);
+        const size_t word = static_cast<size_t>(id >> 6);
+        const uint64_t bit = uint64_t{1} << (id & 63);
+        c.accepted[word] |= bit;
         if (recording) {
-            if (!runs.empty() && runs.back() == static_cast<int32_t>(pos))
-                ++runs.back();
-            else
-                runs.insert(runs.end(), {static_cast<int32_t>(pos), static_cast<int32_t>(pos) + 1});
+            if (!rec_bits[word]) rec_words.push_back(static_cast<uint32_t>(word));
+            rec_bits[word] |= bit;
         }
     };
     const auto reuse = [&](const SubtreeResult& r) {
         uint64_t* accepted = c.accepted.data();
-        const int32_t* ids = sorted.data();
-        for (size_t k = 0; k < r.accepted_runs.size(); k += 2)
-            for (int32_t p = r.accepted_runs[k], e = r.accepted_runs[k + 1]; p < e; ++p)
-                accepted[ids[p] >> 6] |= uint64_t{1} << (ids[p] & 63);
+        for (size_t k = 0; k < r.accepted_words.size(); ++k) accepted[r.accepted_words[k]] |= r.accepted_bits[k];
         const int32_t base = static_cast<int32_t>(c.escape_at.size());
         c.escape_at.insert(c.escape_at.end(), r.escape_at.begin(), r.escape_at.end());
         c.uncertain.insert(c.uncertain.end(), r.uncertain.begin(), r.uncertain.end());
@@ -751,13 +752,19 @@ CompiledGrammar::NodeCache CompiledGrammar::build_cache(int32_t node, int32_t ca
     };
     const auto remember = [&](const Recording& rec) {
         SubtreeResult r;
-        r.accepted_runs = std::move(runs);
-        runs.clear();
+        std::sort(rec_words.begin(), rec_words.end());
+        r.accepted_words = rec_words;
+        r.accepted_bits.reserve(rec_words.size());
+        for (const uint32_t word : rec_words) {
+            r.accepted_bits.push_back(rec_bits[word]);
+            rec_bits[word] = 0;
+        }
+        rec_words.clear();
         r.uncertain.assign(c.uncertain.begin() + static_cast<std::ptrdiff_t>(rec.uncertain_from), c.uncertain.end());
         r.escape_at.assign(c.escape_at.begin() + static_cast<std::ptrdiff_t>(rec.escapes_from), c.escape_at.end());
         for (size_t k = rec.uncertain_from; k < c.escape_end.size(); ++k)
             r.escape_end.push_back(c.escape_end[k] - static_cast<int32_t>(rec.escapes_from));
-        const size_t ints = r.accepted_runs.size() + 2 * r.uncertain.size() + r.escape_at.size() + 16;
+        const size_t ints = 3 * r.accepted_words.size() + 2 * r.uncertain.size() + r.escape_at.size() + 16;
         if (subtree_memo_size_ + ints > kMaxMemoInts) return;
         subtree_memo_size_ += ints;
         subtree_memo_.emplace(rec.key, std::move(r));

@@ -183,7 +183,8 @@ private:
         size_t operator()(const SubtreeKey& k) const;
     };
     struct SubtreeResult {
-        std::vector<int32_t> accepted_runs;  // [begin, end) pairs of positions, all accepted
+        std::vector<uint32_t> accepted_words;  // the words of the id bitset with accepted tokens, ascending
+        std::vector<uint64_t> accepted_bits;   // their bits
         std::vector<int32_t> uncertain;      // positions, as NodeCache::uncertain
         std::vector<int32_t> escape_end;     // as NodeCache's, counted from this result's first escape
         std::vector<uint32_t> escape_at;
@@ -194,6 +195,8 @@ private:
     mutable std::vector<int32_t> follow_id_;   // by rule: its FOLLOW set's number (-1: not numbered yet)
     mutable std::vector<ByteSet> follow_sets_; // distinct FOLLOW sets met by builds
     mutable std::vector<int32_t> key_mark_, key_reached_;  // structure_key's scratch (under mu_)
+    mutable std::vector<uint64_t> memo_bits_;  // build_cache's scratch for the subtree it records (under mu_)
+    mutable std::vector<uint32_t> memo_words_;
     std::unique_ptr<Walker> cache_walker_;                    // the cache builds' walker (under mu_)
 };
 
