@@ -250,26 +250,30 @@ hex  ::= [0-9a-fA-F]
     check_mask_after(cg, "\"" + std::string(299, 'b'));  // one character left: long tokens no longer fit
 }
 
-// A cache that accepts few tokens keeps their ids instead of a bit per token of the vocabulary (most nodes outside
-// free text accept a handful); both forms put the same bits into a mask.
-TEST(GrammarMatcher, NodeCacheKeepsFewAcceptedTokensAsIds) {
-    const size_t words = (151643 + 63) / 64;
-    for (const size_t n_accepted : {size_t{0}, size_t{3}, size_t{500}, size_t{40000}}) {
-        CompiledGrammar::NodeCache c;
-        c.accepted.assign(words, 0);
-        std::vector<uint64_t> expected(words, 0);
-        std::mt19937 rng(static_cast<unsigned>(n_accepted));
+// A cache's accepted tokens, found by position in the vocabulary's byte order, become ids where few are accepted
+// (most nodes outside free text accept a handful), else a bit per token of the vocabulary; either way a mask
+// gets exactly the accepted tokens (excluded tokens never).
+TEST(GrammarMatcher, NodeCacheAcceptedSetsFromPositions) {
+    const auto tokens = qwen3_tokens();
+    const TokenOrder& order = *tokens->order;
+    const size_t words = (static_cast<size_t>(tokens->size()) + 63) / 64, n_sorted = order.sorted.size();
+    for (const size_t n_accepted : {size_t{0}, size_t{3}, size_t{500}, size_t{40000}, n_sorted - 100, n_sorted}) {
+        std::vector<uint64_t> positions((n_sorted + 63) / 64, 0), expected(words, 0);
+        std::vector<size_t> all(n_sorted);
+        for (size_t p = 0; p < n_sorted; ++p) all[p] = p;
+        std::shuffle(all.begin(), all.end(), std::mt19937(static_cast<unsigned>(n_accepted)));
         for (size_t k = 0; k < n_accepted; ++k) {
-            const int32_t id = static_cast<int32_t>(rng() % 151643);
-            c.accepted[id >> 6] |= uint64_t{1} << (id & 63);
-            expected[id >> 6] |= uint64_t{1} << (id & 63);
+            const size_t p = all[k];
+            positions[p >> 6] |= uint64_t{1} << (p & 63);
+            const int32_t id = order.sorted[p];
+            expected[static_cast<size_t>(id >> 6)] |= uint64_t{1} << (id & 63);
         }
-        const size_t dense_bytes = c.bytes();
-        c.compact();
+        CompiledGrammar::NodeCache c;
+        c.set_accepted(positions, n_accepted, order, tokens->size());
         EXPECT_EQ(c.accepted.empty(), n_accepted <= 500) << n_accepted;
-        EXPECT_LE(c.bytes(), dense_bytes);
+        EXPECT_EQ(c.accepted_ids.size(), n_accepted <= 500 ? n_accepted : 0) << n_accepted;
         std::vector<uint64_t> mask(words, 0);
-        mask[0] = 1;  // bits already set stay set
+        mask[0] |= 1;  // bits already set stay set
         expected[0] |= 1;
         c.add_accepted(mask.data(), words);
         EXPECT_EQ(mask, expected) << n_accepted;

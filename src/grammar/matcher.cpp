@@ -56,6 +56,8 @@ std::shared_ptr<const TokenOrder> byte_order(const TokenTable& t) {
     o->past.resize(o->past_begin[n]);
     for (size_t i = 0; i < n; ++i)
         o->max_token_bytes = std::max(o->max_token_bytes, static_cast<int32_t>(o->past_begin[i + 1] - o->past_begin[i]));
+    o->all_ids.assign((static_cast<size_t>(o->n_tokens) + 63) / 64, 0);
+    for (const int32_t id : o->sorted) o->all_ids[static_cast<size_t>(id >> 6)] |= uint64_t{1} << (id & 63);
     o->text.reserve(o->past_begin[n]);
     for (const int32_t id : o->sorted) o->text += t.bytes[id];
     // From the end: the subtree of (i, d) goes on into i + 1's exactly when i + 1 shares more than d bytes.
@@ -704,7 +706,11 @@ CompiledGrammar::NodeCache CompiledGrammar::build_cache(int32_t node, int32_t ca
     const TokenTable& t = *tokens_;
     const std::vector<int32_t>& sorted = order_->sorted;
     const std::vector<int32_t>& lcp = order_->lcp;
-    c.accepted.assign((static_cast<size_t>(t.size()) + 63) / 64, 0);
+    // Accepted tokens are marked by position in the byte order while walking (a first-byte subtree is a range of
+    // positions, so reusing one ORs a few words) and turned into token ids once at the end.
+    std::vector<uint64_t>& accepted = build_positions_;
+    accepted.assign((sorted.size() + 63) / 64, 0);
+    size_t n_accepted = 0;
     Walker& w = *cache_walker_;
     std::vector<int32_t> at;     // at[d]: state after d bytes of the current token
     std::vector<char> escaped;   // escaped[d]: the frame finished somewhere within the first d bytes
@@ -720,31 +726,19 @@ CompiledGrammar::NodeCache CompiledGrammar::build_cache(int32_t node, int32_t ca
         return d > 0 && d < bytes.size() && w.end(at[d]) && follow[static_cast<uint8_t>(bytes[d])];
     };
 
-    // The subtree being recorded for the memo (at most one: they are one byte deep), and the tokens it accepted,
-    // by word of the id bitset: a reuse then ORs words (a free key's subtrees accept ~10^5 tokens, one bit at a
-    // time would cost more than the walk it saves).
+    // The subtree being recorded for the memo (at most one: they are one byte deep).
     struct Recording {
         SubtreeKey key;
-        size_t end, uncertain_from, escapes_from;
+        size_t begin, end, accepted_from, uncertain_from, escapes_from;
     };
     std::optional<Recording> recording;
-    std::vector<uint64_t>& rec_bits = memo_bits_;  // all zero between recordings
-    rec_bits.resize(c.accepted.size());
-    std::vector<uint32_t>& rec_words = memo_words_;  // the words of rec_bits set
-    rec_words.clear();
     const auto accept = [&](size_t pos) {
-        const int32_t id = sorted[pos];
-        const size_t word = static_cast<size_t>(id >> 6);
-        const uint64_t bit = uint64_t{1} << (id & 63);
-        c.accepted[word] |= bit;
-        if (recording) {
-            if (!rec_bits[word]) rec_words.push_back(static_cast<uint32_t>(word));
-            rec_bits[word] |= bit;
-        }
+        accepted[pos >> 6] |= uint64_t{1} << (pos & 63);
+        ++n_accepted;
     };
     const auto reuse = [&](const SubtreeResult& r) {
-        uint64_t* accepted = c.accepted.data();
-        for (size_t k = 0; k < r.accepted_words.size(); ++k) accepted[r.accepted_words[k]] |= r.accepted_bits[k];
+        for (size_t k = 0; k < r.accepted_bits.size(); ++k) accepted[r.first_word + k] |= r.accepted_bits[k];
+        n_accepted += r.n_accepted;
         const int32_t base = static_cast<int32_t>(c.escape_at.size());
         c.escape_at.insert(c.escape_at.end(), r.escape_at.begin(), r.escape_at.end());
         c.uncertain.insert(c.uncertain.end(), r.uncertain.begin(), r.uncertain.end());
@@ -752,19 +746,18 @@ CompiledGrammar::NodeCache CompiledGrammar::build_cache(int32_t node, int32_t ca
     };
     const auto remember = [&](const Recording& rec) {
         SubtreeResult r;
-        std::sort(rec_words.begin(), rec_words.end());
-        r.accepted_words = rec_words;
-        r.accepted_bits.reserve(rec_words.size());
-        for (const uint32_t word : rec_words) {
-            r.accepted_bits.push_back(rec_bits[word]);
-            rec_bits[word] = 0;
-        }
-        rec_words.clear();
+        // The words of positions [begin, end), bits of the neighbouring subtrees cleared.
+        r.first_word = rec.begin >> 6;
+        r.accepted_bits.assign(accepted.begin() + static_cast<std::ptrdiff_t>(r.first_word),
+                               accepted.begin() + static_cast<std::ptrdiff_t>(((rec.end - 1) >> 6) + 1));
+        r.accepted_bits.front() &= ~uint64_t{0} << (rec.begin & 63);
+        if ((rec.end & 63) != 0) r.accepted_bits.back() &= ~(~uint64_t{0} << (rec.end & 63));
+        r.n_accepted = n_accepted - rec.accepted_from;
         r.uncertain.assign(c.uncertain.begin() + static_cast<std::ptrdiff_t>(rec.uncertain_from), c.uncertain.end());
         r.escape_at.assign(c.escape_at.begin() + static_cast<std::ptrdiff_t>(rec.escapes_from), c.escape_at.end());
         for (size_t k = rec.uncertain_from; k < c.escape_end.size(); ++k)
             r.escape_end.push_back(c.escape_end[k] - static_cast<int32_t>(rec.escapes_from));
-        const size_t ints = 3 * r.accepted_words.size() + 2 * r.uncertain.size() + r.escape_at.size() + 16;
+        const size_t ints = 2 * r.accepted_bits.size() + 2 * r.uncertain.size() + r.escape_at.size() + 16;
         if (subtree_memo_size_ + ints > kMaxMemoInts) return;
         subtree_memo_size_ += ints;
         subtree_memo_.emplace(rec.key, std::move(r));
@@ -801,7 +794,7 @@ CompiledGrammar::NodeCache CompiledGrammar::build_cache(int32_t node, int32_t ca
                     break;
                 }
                 ++stats_.subtrees_walked;
-                recording = Recording{key, end, c.uncertain.size(), c.escape_at.size()};
+                recording = Recording{key, i, end, n_accepted, c.uncertain.size(), c.escape_at.size()};
             }
         }
         depth = d;
@@ -821,19 +814,40 @@ CompiledGrammar::NodeCache CompiledGrammar::build_cache(int32_t node, int32_t ca
         if (d > 0 && !w.alive(at[d]) && !w.end(at[d]) && !escaped[d]) i = static_cast<size_t>(order_->past_subtree(i, d - 1)) - 1;
     }
     if (recording) remember(*recording);
-    c.compact();
+    c.set_accepted(accepted, n_accepted, *order_, t.size());
     return c;
 }
 
-void CompiledGrammar::NodeCache::compact() {
-    size_t n = 0;
-    for (const uint64_t w : accepted) n += static_cast<size_t>(__builtin_popcountll(w));
-    if (n * sizeof(int32_t) * 4 > accepted.size() * sizeof(uint64_t)) return;
-    accepted_ids.reserve(n);
-    for (size_t k = 0; k < accepted.size(); ++k)
-        for (uint64_t w = accepted[k]; w; w &= w - 1)
-            accepted_ids.push_back(static_cast<int32_t>(k * 64 + static_cast<size_t>(__builtin_ctzll(w))));
-    accepted = {};
+void CompiledGrammar::NodeCache::set_accepted(const std::vector<uint64_t>& positions, size_t n_accepted,
+                                              const TokenOrder& order, int32_t n_tokens) {
+    const std::vector<int32_t>& sorted = order.sorted;
+    const size_t words = (static_cast<size_t>(n_tokens) + 63) / 64;
+    accepted.clear();
+    accepted_ids.clear();
+    if (n_accepted * sizeof(int32_t) * 4 <= words * sizeof(uint64_t)) {  // few: their ids
+        accepted_ids.reserve(n_accepted);
+        for (size_t k = 0; k < positions.size(); ++k)
+            for (uint64_t w = positions[k]; w; w &= w - 1)
+                accepted_ids.push_back(sorted[k * 64 + static_cast<size_t>(__builtin_ctzll(w))]);
+        return;
+    }
+    accepted.assign(words, 0);
+    const auto set = [&](size_t pos) { accepted[static_cast<size_t>(sorted[pos] >> 6)] |= uint64_t{1} << (sorted[pos] & 63); };
+    if (n_accepted * 2 <= sorted.size()) {
+        for (size_t k = 0; k < positions.size(); ++k)
+            for (uint64_t w = positions[k]; w; w &= w - 1) set(k * 64 + static_cast<size_t>(__builtin_ctzll(w)));
+        return;
+    }
+    // Most tokens: all of them, less the positions left out (fewer bits to move).
+    std::copy(order.all_ids.begin(), order.all_ids.end(), accepted.begin());
+    for (size_t k = 0; k < positions.size(); ++k) {
+        uint64_t w = ~positions[k];
+        if (k + 1 == positions.size() && (sorted.size() & 63) != 0) w &= ~(~uint64_t{0} << (sorted.size() & 63));
+        for (; w; w &= w - 1) {
+            const int32_t id = sorted[k * 64 + static_cast<size_t>(__builtin_ctzll(w))];
+            accepted[static_cast<size_t>(id >> 6)] &= ~(uint64_t{1} << (id & 63));
+        }
+    }
 }
 
 void CompiledGrammar::NodeCache::add_accepted(uint64_t* mask, size_t words) const {

@@ -46,6 +46,7 @@ struct TokenOrder {
     // they would miss the cache on every token).
     std::string text;
     int32_t n_tokens = 0;  // the table's size when the order was computed: every id in sorted is below it
+    std::vector<uint64_t> all_ids;  // bitset over token ids (n_tokens bits): the ids in sorted
     int32_t max_token_bytes = 0;  // the longest token: no walk of a token reaches further into an automaton
     int32_t past_subtree(size_t i, size_t d) const { return past[past_begin[i] + d]; }
     std::string_view bytes(size_t i) const { return {text.data() + past_begin[i], past_begin[i + 1] - past_begin[i]}; }
@@ -128,8 +129,10 @@ public:
         std::vector<uint32_t> escape_at;
         // Sets the accepted tokens' bits in mask (`words` words).
         void add_accepted(uint64_t* mask, size_t words) const;
-        // Keeps the ids instead of the bitset where that is smaller.
-        void compact();
+        // Sets the accepted tokens from a bitset over positions in the byte order with n_accepted bits set, as ids
+        // where that is smaller.
+        void set_accepted(const std::vector<uint64_t>& positions, size_t n_accepted, const TokenOrder& order,
+                          int32_t n_tokens);
         size_t bytes() const;
     };
 
@@ -183,8 +186,10 @@ private:
         size_t operator()(const SubtreeKey& k) const;
     };
     struct SubtreeResult {
-        std::vector<uint32_t> accepted_words;  // the words of the id bitset with accepted tokens, ascending
-        std::vector<uint64_t> accepted_bits;   // their bits
+        // The accepted positions: words first_word.. of a bitset over positions in the byte order (a subtree is a
+        // range of positions), bits outside the subtree clear.
+        size_t first_word = 0, n_accepted = 0;
+        std::vector<uint64_t> accepted_bits;
         std::vector<int32_t> uncertain;      // positions, as NodeCache::uncertain
         std::vector<int32_t> escape_end;     // as NodeCache's, counted from this result's first escape
         std::vector<uint32_t> escape_at;
@@ -195,8 +200,7 @@ private:
     mutable std::vector<int32_t> follow_id_;   // by rule: its FOLLOW set's number (-1: not numbered yet)
     mutable std::vector<ByteSet> follow_sets_; // distinct FOLLOW sets met by builds
     mutable std::vector<int32_t> key_mark_, key_reached_;  // structure_key's scratch (under mu_)
-    mutable std::vector<uint64_t> memo_bits_;  // build_cache's scratch for the subtree it records (under mu_)
-    mutable std::vector<uint32_t> memo_words_;
+    mutable std::vector<uint64_t> build_positions_;  // build_cache's accepted positions (scratch, under mu_)
     std::unique_ptr<Walker> cache_walker_;                    // the cache builds' walker (under mu_)
 };
 
