@@ -7,7 +7,8 @@
 //   invalidation invalid instances accepted (MUST stay 0: the grammar let through what the schema forbids);
 //   compile      schema to CompiledGrammar for the vocabulary (compile_json_schema + lowering), p50 / p99;
 //   masks        time of every mask while the instances are teacher-forced token by token, p50 / p99 (token
-//                caches built lazily, as a server's first request with a schema builds them).
+//                caches built lazily, as a server's first request with a schema builds them; the caches of rules
+//                earlier schemas had are found by later ones, as in a long-running server, unless --cold).
 // Instances are written compactly in the schema's property order and tokenized with a real vocabulary (Qwen3's
 // 151,643 tokens from ../shared/tokenizers by default). Not a Google Benchmark: the figures are distributions
 // over a corpus.
@@ -87,13 +88,16 @@ int main(int argc, char** argv) {
     std::string dir = std::string(HEARTH_SOURCE_DIR) + "/../shared/jsonschemabench";
     std::string vocab_file = std::string(HEARTH_SOURCE_DIR) + "/../shared/tokenizers/qwen3-npm/tokenizer.json";
     std::string model;
-    bool bytes = false, json = false, list_failures = false;
+    bool bytes = false, json = false, list_failures = false, cold = false;
     size_t max_files = 0;
     app.add_option("dir", dir, "Directory of JSONSchemaBench files (default: ../shared/jsonschemabench)");
     app.add_option("--vocab", vocab_file, "tokenizer.json whose vocabulary tokenizes the instances (default: Qwen3's)");
     app.add_option("-m,--model", model, "Take the vocabulary from this GGUF instead");
     app.add_flag("--bytes", bytes, "Walk instances byte by byte (no vocabulary, no mask timings)");
     app.add_option("--max-files", max_files, "Only the first N files (in name order)");
+    app.add_flag("--cold", cold,
+                 "Drop the token caches shared across grammars before each schema (each schema as the first one of a "
+                 "fresh process; by default later schemas find the caches of rules earlier ones had)");
     app.add_flag("--failures", list_failures, "List every schema refused or judged wrongly, with the reason");
     app.add_flag("--json", json, "Print the figures as one JSON object");
     CLI11_PARSE(app, argc, argv);
@@ -139,6 +143,7 @@ int main(int argc, char** argv) {
                 throw Error(fmt::format("{}: not JSON ({})", files[i], e.what()));
             }
             grammar::SuiteResult r;
+            if (cold) grammar::CompiledGrammar::drop_shared_caches();
             try {
                 r = grammar::run_schema_suite(file, table, vocab ? &*vocab : nullptr);
             } catch (const Error& e) {
@@ -155,7 +160,7 @@ int main(int argc, char** argv) {
         }
         bar.finish();
 
-        nlohmann::json report = {{"dir", dir}, {"vocab", vocab_name}, {"n_tokens", table->size()}};
+        nlohmann::json report = {{"dir", dir}, {"vocab", vocab_name}, {"n_tokens", table->size()}, {"cold", cold}};
         for (const auto& [name, t] : by_category) report["categories"][name] = t.to_json();
         report["total"] = total.to_json();
         if (list_failures) report["failures"] = failures;

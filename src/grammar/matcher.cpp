@@ -1035,6 +1035,14 @@ size_t CompiledGrammar::shared_cache_entries() {
     return shared.entries.size();
 }
 
+void CompiledGrammar::drop_shared_caches() {
+    SharedCaches& shared = shared_caches();
+    std::lock_guard<std::mutex> lock(shared.mu);
+    shared.entries.clear();
+    shared.uses.clear();
+    shared.bytes = 0;
+}
+
 const CompiledGrammar::NodeCache& CompiledGrammar::cache(int32_t node) const {
     std::lock_guard<std::mutex> lock(mu_);
     auto& slot = caches_[node];

@@ -90,6 +90,8 @@ public:
     // How many node caches the grammars compiled in this process share (for tests: a grammar whose rules another
     // one already has adds none).
     static size_t shared_cache_entries();
+    // Drops them (benchmarks: each grammar as the first of a fresh process).
+    static void drop_shared_caches();
 
     // What this grammar's cache builds did so far: builds, first-byte subtrees walked, and subtrees taken from
     // an earlier build's walk (the memo). For tests and benchmarks.
