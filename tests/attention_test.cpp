@@ -8,19 +8,22 @@
 
 #include "base/error.h"
 #include "model/attention.h"
+#include "tensor/dtype.h"
 #include "tensor/kernels.h"
 
 namespace hearth {
 namespace {
 
 struct Cache {
-    std::vector<std::vector<float>> kb, vb;
-    std::vector<const float*> kp, vp;
-    KvSeqView view{};
+    std::vector<std::vector<float>> kb, vb;     // the values (f16-representable when the cache is f16)
+    std::vector<std::vector<f16_t>> kh, vh;     // the same as f16
+    std::vector<const void*> kp, vp, kp32, vp32;
+    KvSeqView view{};    // of the cache's type
+    KvSeqView view32{};  // the same values as f32
 };
 
 // Blocks filled with random K / V, handed out in scrambled order as a paged cache does.
-Cache make_cache(std::mt19937& rng, int n_kv, int kv_dim, int bs) {
+Cache make_cache(std::mt19937& rng, int n_kv, int kv_dim, int bs, KvType type = KvType::F32) {
     std::normal_distribution<float> nd(0.0f, 1.0f);
     Cache c;
     const int n_blocks = (n_kv + bs - 1) / bs;
@@ -30,16 +33,31 @@ Cache make_cache(std::mt19937& rng, int n_kv, int kv_dim, int bs) {
         for (auto& x : c.kb[b]) x = nd(rng) * 2;
         for (auto& x : c.vb[b]) x = nd(rng);
     }
-    for (int b = 0; b < n_blocks; ++b) c.kp.push_back(c.kb[b].data()), c.vp.push_back(c.vb[b].data());
-    c.view = KvSeqView{c.kp.data(), c.vp.data(), bs, kv_dim};
+    c.kh.assign(n_blocks, std::vector<f16_t>(static_cast<size_t>(kv_dim) * bs));
+    c.vh = c.kh;
+    for (int b = 0; b < n_blocks; ++b)
+        for (size_t i = 0; i < c.kb[b].size(); ++i) {
+            c.kh[b][i] = f32_to_f16(c.kb[b][i]);
+            c.vh[b][i] = f32_to_f16(c.vb[b][i]);
+            if (type == KvType::F16) c.kb[b][i] = f16_to_f32(c.kh[b][i]), c.vb[b][i] = f16_to_f32(c.vh[b][i]);
+        }
+    for (int b = 0; b < n_blocks; ++b) {
+        c.kp32.push_back(c.kb[b].data()), c.vp32.push_back(c.vb[b].data());
+        if (type == KvType::F16)
+            c.kp.push_back(c.kh[b].data()), c.vp.push_back(c.vh[b].data());
+        else
+            c.kp.push_back(c.kb[b].data()), c.vp.push_back(c.vb[b].data());
+    }
+    c.view = KvSeqView{c.kp.data(), c.vp.data(), bs, kv_dim, type};
+    c.view32 = KvSeqView{c.kp32.data(), c.vp32.data(), bs, kv_dim, KvType::F32};
     return c;
 }
 
-void compare(int head_dim, int n_rows, const std::vector<int>& n_kv, std::mt19937& rng) {
+void compare(int head_dim, int n_rows, const std::vector<int>& n_kv, std::mt19937& rng, KvType type = KvType::F32) {
     std::normal_distribution<float> nd(0.0f, 1.0f);
     const int bs = 16, n_kv_heads = 2, kv_dim = n_kv_heads * head_dim;
     const int max_kv = *std::max_element(n_kv.begin(), n_kv.end());
-    Cache c = make_cache(rng, max_kv, kv_dim, bs);
+    Cache c = make_cache(rng, max_kv, kv_dim, bs, type);
     std::vector<float> q(static_cast<size_t>(n_rows) * head_dim), out(q.size()), ref(q.size());
     std::vector<float> work(static_cast<size_t>(attend_work_floats(head_dim)));
     for (auto& x : q) x = nd(rng);
@@ -50,7 +68,8 @@ void compare(int head_dim, int n_rows, const std::vector<int>& n_kv, std::mt1993
     }
     const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
     attend(rows.data(), n_rows, c.view, 1, head_dim, scale, work.data() + 1);  // misaligned on purpose
-    attend_ref(rows_ref.data(), n_rows, c.view, 1, head_dim, scale, work.data());
+    // The reference reads the same values as f32: f16 blocks must be widened exactly.
+    attend_ref(rows_ref.data(), n_rows, c.view32, 1, head_dim, scale, work.data());
     for (int r = 0; r < n_rows; ++r) {
         for (int j = 0; j < head_dim; ++j) {
             const float o = out[r * head_dim + j], e = ref[r * head_dim + j];
@@ -73,6 +92,24 @@ TEST(Attention, DispatchedMatchesReferenceOneToken) {
             for (int n_kv : {1, 5, 16, 17, 100, 255, 256, 257, 700})
                 compare(head_dim, group, std::vector<int>(group, n_kv), rng);
     if (kernels::active().isa != kernels::Isa::Avx512) GTEST_LOG_(INFO) << "no AVX-512 here: compared ref with ref";
+}
+
+// The f16 cache (the default): the kernel widens K and V in registers; the result equals the f32 reference over
+// the same values, in every path (masked last column group, V remainder columns, tiles of several rows).
+TEST(Attention, DispatchedF16MatchesReference) {
+    std::mt19937 rng(7);
+    for (int head_dim : {8, 24, 64, 80, 128})
+        for (int group : {1, 3, 8, 16})
+            for (int n_kv : {1, 17, 256, 700}) compare(head_dim, group, std::vector<int>(group, n_kv), rng, KvType::F16);
+    // The reference reading f16 itself agrees too.
+    Cache c = make_cache(rng, 300, 128, 16, KvType::F16);
+    std::vector<float> q(64), a(64), b(64), work(static_cast<size_t>(attend_work_floats(64)));
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (auto& x : q) x = nd(rng);
+    AttnRow ra{q.data(), a.data(), 300}, rb{q.data(), b.data(), 300};
+    attend_ref(&ra, 1, c.view, 1, 64, 0.125f, work.data());
+    attend_ref(&rb, 1, c.view32, 1, 64, 0.125f, work.data());
+    for (int j = 0; j < 64; ++j) EXPECT_FLOAT_EQ(a[j], b[j]) << j;
 }
 
 // Prefill tiles: consecutive tokens (causal limits p+1, p+2, ...) times the heads of a group.

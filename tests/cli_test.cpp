@@ -255,6 +255,23 @@ TEST(Cli, PerplexityMatchesTheGolden) {
     EXPECT_NEAR(j["ppl"].get<double>(), 11.984608, 11.984608 * 5e-3);
 }
 
+// Both KV cache types reach llama.cpp's perplexity (whose cache is f16 too); f16, the default, moves it a little.
+TEST(Cli, PerplexityWithEachKvType) {
+    double ppl[2];
+    for (const int i : {0, 1}) {
+        const std::string type = i == 0 ? "f16" : "f32";
+        const Result r = hearth("perplexity -m " + stories_arg() + " -f " +
+                                q(test::shared("conformance/texts/ppl-text.txt")) + " -c 128 --json --kv-type " + type);
+        ASSERT_EQ(r.code, 0) << r.err;
+        const auto j = nlohmann::json::parse(r.out);
+        EXPECT_EQ(j["kv_type"], type);
+        ppl[i] = j["ppl"].get<double>();
+        EXPECT_NEAR(ppl[i], 11.984608, 11.984608 * 5e-3) << type;
+    }
+    EXPECT_NE(ppl[0], ppl[1]);
+    EXPECT_NEAR(ppl[0], ppl[1], ppl[1] * 1e-3);
+}
+
 TEST(Cli, BenchReportsSpeeds) {
     const Result r = hearth("bench -m " + stories_arg() + " -p 32 -n 8 -r 2 -t 2 --json");
     ASSERT_EQ(r.code, 0) << r.err;
@@ -351,6 +368,7 @@ TEST(Cli, BadInputGivesOneLineErrors) {
     expect_one_line_error(hearth("bench -m " + stories_arg() + " -t 0"), "threads");
     expect_one_line_error(hearth("run -m " + stories_arg() + " -p hi --top-p 0"), "top_p");
     expect_one_line_error(hearth("quantize " + stories_arg() + " " + tmp_dir() + "/q.gguf Q9_9"), "Q9_9");
+    expect_one_line_error(hearth("run -m " + stories_arg() + " -p hi --kv-type q9"), "q9");
     expect_one_line_error(hearth("synth --shape nonsense -o " + tmp_dir() + "/s.gguf"), "nonsense");
 }
 

@@ -23,11 +23,15 @@ double max_diff(const float* a, const float* b, int64_t n) {
 const std::vector<int32_t> kA = {1, 403, 407, 261, 378, 29, 306, 259, 1430 % 512, 400};
 const std::vector<int32_t> kB = {1, 24, 88, 301, 42, 17};
 
-std::vector<float> run_alone(const Model& m, const std::vector<int32_t>& toks, int threads) {
+// The tests comparing two ways of computing the same logits (batching, thread splits) use an f32 cache: they
+// test the paths, and a last-bit difference in a K value between two paths can flip its rounding to f16.
+std::vector<float> run_alone(const Model& m, const std::vector<int32_t>& toks, int threads,
+                             KvType kv_type = KvType::F32) {
     ContextParams cp;
     cp.n_ctx = 256;
     cp.n_threads = threads;
     cp.kv_block_size = 4;  // several blocks per sequence
+    cp.kv_type = kv_type;
     Context ctx(m, cp);
     Batch b;
     for (size_t i = 0; i < toks.size(); ++i) b.add(toks[i], static_cast<int32_t>(i), 0, true);
@@ -42,6 +46,7 @@ TEST(Forward, TwoSequencesInOneBatchEqualEachAlone) {
     cp.n_ctx = 256;
     cp.n_threads = 2;
     cp.kv_block_size = 4;
+    cp.kv_type = KvType::F32;
     Context ctx(*m, cp);
     // Interleave the two sequences' entries in one batch (seq ids 5 and 9).
     Batch batch;
@@ -88,6 +93,7 @@ TEST(Forward, DecodeSplitAcrossThreadsMatchesOneThread) {
         cp.n_ctx = 256;
         cp.n_threads = threads;
         cp.kv_block_size = 4;
+        cp.kv_type = KvType::F32;
         ctx.push_back(std::make_unique<Context>(*m, cp));
     }
     int32_t tok = 1;
@@ -110,6 +116,7 @@ TEST(Forward, OneBatchEqualsTokenByToken) {
     ContextParams cp;
     cp.n_ctx = 64;
     cp.n_threads = 2;
+    cp.kv_type = KvType::F32;
     Context ctx(*m, cp);
     for (size_t i = 0; i < kA.size(); ++i) {
         Batch b;
@@ -117,6 +124,27 @@ TEST(Forward, OneBatchEqualsTokenByToken) {
         const std::vector<float> l = ctx.decode(b);
         EXPECT_LT(max_diff(l.data(), batch.data() + i * V, V), 1e-4) << "position " << i;
     }
+}
+
+// The f16 cache (the default) against the f32 one on the trained model: K and V rounded to 11 significant bits
+// move the logits by a small fraction of their range, the cache takes half the bytes, and it is what the
+// context makes unless told otherwise.
+TEST(Forward, F16CacheStaysCloseToF32) {
+    auto m = load_stories();
+    const int64_t V = m->hp.n_vocab;
+    const std::vector<float> f32 = run_alone(*m, kA, 2), f16 = run_alone(*m, kA, 2, KvType::F16);
+    float max_abs = 0;
+    for (const float x : f32) max_abs = std::max(max_abs, std::fabs(x));
+    for (size_t i = 0; i < kA.size(); ++i) {
+        const float d = max_diff(f16.data() + i * V, f32.data() + i * V, V);
+        EXPECT_LT(d, 5e-3f * max_abs) << "position " << i;
+        EXPECT_GT(d, 0.0f) << "position " << i << ": identical logits, the cache cannot have been f16";
+    }
+    ContextParams cp;
+    cp.n_ctx = 64;
+    Context f16_ctx(*m, cp), f32_ctx(*m, ContextParams{.n_ctx = 64, .kv_type = KvType::F32});
+    EXPECT_EQ(f16_ctx.kv().config().type, KvType::F16);
+    EXPECT_EQ(f16_ctx.kv().bytes() * 2, f32_ctx.kv().bytes());
 }
 
 TEST(Forward, TruncateAndRedecodeReusesTheCache) {

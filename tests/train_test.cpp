@@ -83,6 +83,7 @@ TEST(TrainForward, LogitsEqualTheInferenceEngine) {
         ContextParams cp;
         cp.n_ctx = 64;
         cp.n_threads = 2;
+        cp.kv_type = KvType::F32;  // the training forward keeps K and V in f32
         Context ctx(*model, cp);
         const int64_t V = layout.shape().n_vocab;
         for (int r = 0; r < rows; ++r) {

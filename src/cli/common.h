@@ -1,5 +1,7 @@
 // Options and helpers shared by several subcommands.
 #pragma once
+#include <CLI/CLI.hpp>
+
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -17,6 +19,11 @@ namespace hearth::cli {
 struct ExitStatus {
     int code;
 };
+
+// --kv-type: how the KV cache stores K and V (f16 by default; f32 for comparisons).
+inline void add_kv_type_option(CLI::App* cmd, std::string& kv_type) {
+    cmd->add_option("--kv-type", kv_type, "KV cache type: f16 (default) or f32");
+}
 
 // Threads: 0 or negative from the user is an error, absent means every core.
 inline int check_threads(int threads) {

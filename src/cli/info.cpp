@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "model/embed.h"
 #include "model/model.h"
+#include "runtime/kv_cache.h"
 #include "store/model_store.h"
 
 namespace hearth::cli {
@@ -78,8 +79,9 @@ void add_info(CLI::App& app) {
             e.first++;
             e.second += static_cast<int64_t>(t.nbytes);
         }
-        // KV cache for the training context at f32, the engine's current cache type.
-        const int64_t kv_bytes = 2 * hp.n_layer * hp.kv_dim() * hp.n_ctx_train * 4;
+        // KV cache for the training context in the engine's default cache type (f16).
+        const int64_t kv_bytes =
+            2 * hp.n_layer * hp.kv_dim() * hp.n_ctx_train * static_cast<int64_t>(kv_type_bytes(KvType::F16));
         if (o->json) {
             nlohmann::json j;
             j["file"] = o->model;
@@ -106,6 +108,7 @@ void add_info(CLI::App& app) {
             j["weight_bytes"] = m->weight_bytes();
             j["bytes_per_token"] = m->bytes_per_token();
             j["kv_cache_bytes_full_context"] = kv_bytes;
+            j["kv_cache_type"] = "f16";
             for (const auto& [name, e] : types) j["tensor_types"][name] = {{"tensors", e.first}, {"bytes", e.second}};
             fmt::print("{}\n", j.dump(2));
             return;
@@ -127,7 +130,7 @@ void add_info(CLI::App& app) {
         fmt::print("parameters      {} ({:.1f} M)\n", m->n_params(), m->n_params() / 1e6);
         fmt::print("weights         {:.1f} MiB\n", m->weight_bytes() / 1048576.0);
         fmt::print("read per token  {:.1f} MiB\n", m->bytes_per_token() / 1048576.0);
-        fmt::print("kv cache        {:.1f} MiB at {} tokens\n", kv_bytes / 1048576.0, hp.n_ctx_train);
+        fmt::print("kv cache        {:.1f} MiB at {} tokens (f16)\n", kv_bytes / 1048576.0, hp.n_ctx_train);
         fmt::print("tensor types   ");
         for (const auto& [name, e] : types) fmt::print(" {} x{} ({:.1f} MiB)", name, e.first, e.second / 1048576.0);
         fmt::print("\n");

@@ -23,6 +23,7 @@ void add_perplexity(CLI::App& app) {
         int threads = 0;
         bool json = false;
         bool mmap = false;
+        std::string kv_type = "f16";
     };
     auto o = std::make_shared<Opts>();
     cmd->add_option("-m,--model", o->model, "GGUF model file, or a store name (hearth list)")->required();
@@ -37,6 +38,7 @@ void add_perplexity(CLI::App& app) {
     cmd->add_option("-t,--threads", o->threads, "Threads (default: all cores)");
     cmd->add_flag("--mmap", o->mmap, "Map the model file instead of reading it into memory");
     cmd->add_flag("--json", o->json, "Print JSON");
+    add_kv_type_option(cmd, o->kv_type);
     cmd->callback([o, cmd] {
         if (cmd->count("--threads")) check_threads(o->threads);
         if (o->file.empty() && o->data.empty()) fail("perplexity: give a text file (-f) or a corpus folder (--data)");
@@ -52,6 +54,7 @@ void add_perplexity(CLI::App& app) {
         }
         ContextParams cp;
         cp.n_threads = o->threads;
+        cp.kv_type = parse_kv_type(o->kv_type);
         cp.n_ctx = o->ctx;
         if (o->ctx < 8) fail("context size must be at least 8 (got {})", o->ctx);
         Context ctx(*model, cp);
@@ -70,6 +73,7 @@ void add_perplexity(CLI::App& app) {
             if (!o->file.empty()) j["file"] = o->file;
             if (!o->data.empty()) j["data"] = o->data, j["split"] = o->split;
             j["n_ctx"] = o->ctx;
+            j["kv_type"] = o->kv_type;
             j["tokens"] = tokens.size();
             j["chunks"] = r.chunks;
             j["scored_tokens"] = r.scored_tokens;

@@ -29,6 +29,7 @@ void add_run(CLI::App& app) {
         bool mmap = false;
         bool seed_given = false;
         ConstraintOptions constraint;
+        std::string kv_type = "f16";
     };
     auto o = std::make_shared<Opts>();
     cmd->add_option("-m,--model", o->model, "GGUF model file, or a store name (hearth list)")->required();
@@ -49,6 +50,7 @@ void add_run(CLI::App& app) {
     cmd->add_flag("--json", o->json,
                   "Print {prompt_tokens, tokens, text, grammar_complete} as JSON instead of streaming");
     add_constraint_options(cmd, o->constraint);
+    add_kv_type_option(cmd, o->kv_type);
     cmd->callback([o, cmd] {
         if (cmd->count("--threads")) check_threads(o->threads);
         auto model = Model::load(store::resolve_model(o->model), o->mmap);
@@ -61,6 +63,7 @@ void add_run(CLI::App& app) {
         Sampler sampler(o->sp);
         ContextParams cp;
         cp.n_threads = o->threads;
+        cp.kv_type = parse_kv_type(o->kv_type);
         const int64_t train = model->hp.n_ctx_train > 0 ? model->hp.n_ctx_train : 4096;
         if (cmd->count("--ctx-size") && o->ctx <= 0) fail("context size must be positive (got {})", o->ctx);
         cp.n_ctx = o->ctx > 0 ? o->ctx : static_cast<int>(std::min<int64_t>(train, 4096));

@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "tensor/dtype.h"
 #include "tensor/kernels.h"
 #include "tensor/kernels/exp_avx512.h"
 
@@ -27,6 +28,13 @@ constexpr int kPrefetchBlocks = 1;  // how many blocks ahead the AVX-512 kernel 
 
 int64_t attend_work_floats(int) { return static_cast<int64_t>(kAttnMaxRows) * kChunk + 64; }
 
+namespace {
+// Value i of a block of the view's type.
+inline float kv_value(const void* block, int64_t i, KvType type) {
+    return type == KvType::F32 ? static_cast<const float*>(block)[i] : f16_to_f32(static_cast<const f16_t*>(block)[i]);
+}
+}  // namespace
+
 void attend_ref(const AttnRow* rows, int n_rows, const KvSeqView& kv, int64_t kv_head, int head_dim, float scale,
                 float*) {
     const int bs = kv.block_size;
@@ -37,15 +45,17 @@ void attend_ref(const AttnRow* rows, int n_rows, const KvSeqView& kv, int64_t kv
         float m = -INFINITY, l = 0;
         // Online softmax one cell at a time.
         for (int c = std::max(rows[r].cell_begin, rows[r].cell_first); c < rows[r].n_kv; ++c) {
-            const float* kt = kv.k_blocks[c / bs] + kv_head * head_dim * bs + c % bs;
-            const float* v = kv.v_blocks[c / bs] + kv_head * head_dim + static_cast<int64_t>(c % bs) * kv.kv_dim;
+            const void* kb = kv.k_blocks[c / bs];
+            const void* vb = kv.v_blocks[c / bs];
+            const int64_t k0 = kv_head * head_dim * bs + c % bs;
+            const int64_t v0 = kv_head * head_dim + static_cast<int64_t>(c % bs) * kv.kv_dim;
             float d = 0;
-            for (int j = 0; j < head_dim; ++j) d += q[j] * kt[static_cast<int64_t>(j) * bs];
+            for (int j = 0; j < head_dim; ++j) d += q[j] * kv_value(kb, k0 + static_cast<int64_t>(j) * bs, kv.type);
             const float sc = d * scale;
             const float m_new = std::max(m, sc);
             const float corr = std::exp(m - m_new), p = std::exp(sc - m_new);
             l = l * corr + p;
-            for (int j = 0; j < head_dim; ++j) acc[j] = acc[j] * corr + p * v[j];
+            for (int j = 0; j < head_dim; ++j) acc[j] = acc[j] * corr + p * kv_value(vb, v0 + j, kv.type);
             m = m_new;
         }
         if (rows[r].partial) {
@@ -77,7 +87,15 @@ void merge_partials(const float* parts, int64_t part_stride, const float* stats,
 
 namespace {
 
-#define HEARTH_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,fma")))
+#define HEARTH_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
+
+// 16 values as floats: f32 read as is, f16 widened (vcvtph2ps); masked forms read only the lanes in m.
+HEARTH_AVX512 inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+HEARTH_AVX512 inline __m512 load16(const f16_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+HEARTH_AVX512 inline __m512 load16(__mmask16 m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+HEARTH_AVX512 inline __m512 load16(__mmask16 m, const f16_t* p) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
 
 // row[0, head_dim) *= c: whole columns of 16 plainly, a last group of 8 masked.
 HEARTH_AVX512 inline void scale_row(float* row, int head_dim, __m512 c) {
@@ -89,8 +107,9 @@ HEARTH_AVX512 inline void scale_row(float* row, int head_dim, __m512 c) {
     }
 }
 
-// Block size 16 (one zmm of cells), head_dim a multiple of 8 (a last column group of 8 is masked), R rows.
-template <int R>
+// Block size 16 (one zmm of cells), head_dim a multiple of 8 (a last column group of 8 is masked), R rows, K and V
+// values of type T (float or f16_t).
+template <int R, typename T>
 HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64_t kv_head, int head_dim,
                                  float scale, float* work) {
     constexpr int bs = 16;
@@ -120,7 +139,7 @@ HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64
         // Scores of the chunk, masked past each row's causal limit.
         for (int b = 0; b < nb; ++b) {
             const int cell0 = c0 + b * bs;
-            const float* kt = kv.k_blocks[cell0 / bs] + kv_head * head_dim * bs;
+            const T* kt = static_cast<const T*>(kv.k_blocks[cell0 / bs]) + kv_head * head_dim * bs;
             // The accumulators must live in registers: every loop over r / x is unrolled (GCC otherwise keeps
             // the arrays on the stack and each FMA waits for a store and a reload).
             __m512 s[kSplit][R];
@@ -131,10 +150,12 @@ HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64
             // Blocks lie anywhere in the pool, out of the hardware prefetcher's sight: fetch the next block's K
             // (of this head) while this one is multiplied.
             const int last_block = (n_max - 1) / bs;
-            const float* kt_next = kv.k_blocks[std::min(cell0 / bs + kPrefetchBlocks, last_block)] + kv_head * head_dim * bs;
+            const T* kt_next =
+                static_cast<const T*>(kv.k_blocks[std::min(cell0 / bs + kPrefetchBlocks, last_block)]) + kv_head * head_dim * bs;
             // This block's V rows (head_dim cache lines, as many as the K lines) are fetched now too, for the
             // weighted sum after the chunk's scores.
-            const float* vb_pf = kv.v_blocks[std::min(cell0 / bs + kPrefetchBlocks - 1, last_block)] + kv_head * head_dim;
+            const T* vb_pf =
+                static_cast<const T*>(kv.v_blocks[std::min(cell0 / bs + kPrefetchBlocks - 1, last_block)]) + kv_head * head_dim;
             const int v_lines_per_row = (head_dim + 15) / 16;
             for (int j = 0; j < head_dim; j += kSplit) {
 #pragma GCC unroll 2
@@ -143,7 +164,7 @@ HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64
                     _mm_prefetch(reinterpret_cast<const char*>(vb_pf + ((j + x) / v_lines_per_row) * kv.kv_dim +
                                                                ((j + x) % v_lines_per_row) * 16),
                                  _MM_HINT_T0);
-                    const __m512 k = _mm512_loadu_ps(kt + (j + x) * bs);
+                    const __m512 k = load16(kt + (j + x) * bs);
 #pragma GCC unroll 16
                     for (int r = 0; r < R; ++r) s[x][r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r][j + x]), k, s[x][r]);
                 }
@@ -199,16 +220,17 @@ HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64
 #pragma GCC unroll 8
                     for (int x = 0; x < JC; ++x) acc[r][x] = _mm512_loadu_ps(out[r] + j0 + 16 * x);
                 for (int b = 0; b < nb; ++b) {
-                    const float* vb = kv.v_blocks[(c0 + b * bs) / bs] + kv_head * head_dim + j0;
-                    const float* vb_next = kv.v_blocks[(c0 + (b + 1 < nb ? b + 1 : b) * bs) / bs] + kv_head * head_dim + j0;
+                    const T* vb = static_cast<const T*>(kv.v_blocks[(c0 + b * bs) / bs]) + kv_head * head_dim + j0;
+                    const T* vb_next =
+                        static_cast<const T*>(kv.v_blocks[(c0 + (b + 1 < nb ? b + 1 : b) * bs) / bs]) + kv_head * head_dim + j0;
                     const int n = std::min(bs, nc - b * bs);
                     for (int i = 0; i < n; ++i) {
-                        const float* vr = vb + i * kv.kv_dim;
+                        const T* vr = vb + i * kv.kv_dim;
                         const int cell = b * bs + i;
 #pragma GCC unroll 8
                         for (int x = 0; x < JC; ++x) {
                             _mm_prefetch(reinterpret_cast<const char*>(vb_next + i * kv.kv_dim + 16 * x), _MM_HINT_T0);
-                            const __m512 v = _mm512_loadu_ps(vr + 16 * x);
+                            const __m512 v = load16(vr + 16 * x);
 #pragma GCC unroll 16
                             for (int r = 0; r < R; ++r)
                                 acc[r][x] = _mm512_fmadd_ps(_mm512_set1_ps(S[r * kChunk + cell]), v, acc[r][x]);
@@ -228,10 +250,10 @@ HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64
 #pragma GCC unroll 16
                 for (int r = 0; r < R; ++r) acc[r] = _mm512_maskz_loadu_ps(cm, out[r] + j);
                 for (int b = 0; b < nb; ++b) {
-                    const float* vb = kv.v_blocks[(c0 + b * bs) / bs] + kv_head * head_dim + j;
+                    const T* vb = static_cast<const T*>(kv.v_blocks[(c0 + b * bs) / bs]) + kv_head * head_dim + j;
                     const int n = std::min(bs, nc - b * bs);
                     for (int i = 0; i < n; ++i) {
-                        const __m512 v = _mm512_maskz_loadu_ps(cm, vb + i * kv.kv_dim);
+                        const __m512 v = load16(cm, vb + i * kv.kv_dim);
                         const int cell = b * bs + i;
 #pragma GCC unroll 16
                         for (int r = 0; r < R; ++r)
@@ -254,12 +276,13 @@ HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64
     }
 }
 
-template <int... Rs>
+template <typename T, int... Rs>
 constexpr auto make_kernels(std::integer_sequence<int, Rs...>) {
     using Fn = void (*)(const AttnRow*, const KvSeqView&, int64_t, int, float, float*);
-    return std::array<Fn, sizeof...(Rs)>{&attend_avx512<Rs + 1>...};
+    return std::array<Fn, sizeof...(Rs)>{&attend_avx512<Rs + 1, T>...};
 }
-constexpr auto kKernels = make_kernels(std::make_integer_sequence<int, kAttnMaxRows>{});
+constexpr auto kKernelsF32 = make_kernels<float>(std::make_integer_sequence<int, kAttnMaxRows>{});
+constexpr auto kKernelsF16 = make_kernels<f16_t>(std::make_integer_sequence<int, kAttnMaxRows>{});
 
 // Follows the kernel dispatch, so HEARTH_ISA=ref forces the reference here too.
 bool has_avx512() { return kernels::active().isa == kernels::Isa::Avx512; }
@@ -280,7 +303,7 @@ void attend(const AttnRow* rows, int n_rows, const KvSeqView& kv, int64_t kv_hea
                  first, row.n_kv);
     }
     if (kv.block_size == 16 && head_dim % 8 == 0 && has_avx512()) {
-        kKernels[n_rows - 1](rows, kv, kv_head, head_dim, scale, work);
+        (kv.type == KvType::F16 ? kKernelsF16 : kKernelsF32)[n_rows - 1](rows, kv, kv_head, head_dim, scale, work);
         return;
     }
     attend_ref(rows, n_rows, kv, kv_head, head_dim, scale, work);

@@ -7,13 +7,16 @@
 #pragma once
 #include <cstdint>
 
+#include "runtime/kv_cache.h"
+
 namespace hearth {
 
 struct KvSeqView {
-    const float* const* k_blocks;  // per block of the sequence: this layer's K block ([kv_dim][block_size])
-    const float* const* v_blocks;  // per block: this layer's V block ([block_size][kv_dim])
+    const void* const* k_blocks;  // per block of the sequence: this layer's K block ([kv_dim][block_size])
+    const void* const* v_blocks;  // per block: this layer's V block ([block_size][kv_dim])
     int block_size;
     int64_t kv_dim;
+    KvType type = KvType::F32;  // of the values in the blocks (f16 is widened in registers)
 };
 
 // One query row: head_dim floats in, head_dim floats out, attending cells [max(cell_begin, cell_first), n_kv).

@@ -223,7 +223,7 @@ void Encoder::run_ubatch(const std::vector<std::vector<int32_t>>& seqs,
     for (auto& r : s.per_thread_row) r.resize(static_cast<size_t>(E));
 
     // Block pointers: K blocks in kt; V blocks are the sequence's own rows of v, 16 tokens at a time.
-    std::vector<const float*> kblocks(NB), vblocks(NB);
+    std::vector<const void*> kblocks(NB), vblocks(NB);
     for (int i = 0; i < n_seq; ++i)
         for (int64_t b = blk_start[i]; b < blk_start[i + 1]; ++b) {
             kblocks[b] = s.kt.data() + b * kBlock * E;

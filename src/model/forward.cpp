@@ -65,6 +65,7 @@ Context::Context(const Model& model, const ContextParams& params)
     kc.kv_dim = static_cast<int>(hp.kv_dim());
     kc.block_size = params.kv_block_size;
     kc.n_blocks = (params.n_ctx + params.kv_block_size - 1) / params.kv_block_size;
+    kc.type = params.kv_type;
     kv_ = std::make_unique<KvCache>(kc);
 }
 
@@ -224,7 +225,7 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
         int64_t generation = 0, cached_generation = -1;
         const void* cached_src = nullptr;
         kernels::ActKind cached_kind = kernels::ActKind::F32;
-        std::vector<const float*> kblocks, vblocks;
+        std::vector<const void*> kblocks, vblocks;
 
         // Prepares the activations X[T][cols] in the format weight w wants. A few rows (decode) every thread
         // converts by itself into its own buffer, which costs less than meeting at a barrier; more rows are
@@ -467,7 +468,7 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                 const int window = static_cast<int>(hp.sliding_window);
                 const int64_t n_items = n_attn_items * kv_parts;
                 int last_t = -1;
-                KvSeqView view{nullptr, nullptr, bs, KVD};
+                KvSeqView view{nullptr, nullptr, bs, KVD, kv_->config().type};
                 AttnRow rows[kAttnMaxRows];
                 for (int64_t item = ith; item < n_items; item += nth) {
                     const int64_t base = item / kv_parts;

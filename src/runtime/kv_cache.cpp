@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/error.h"
+#include "tensor/dtype.h"
 
 namespace hearth {
 
@@ -25,11 +26,23 @@ KvCache::KvCache(const KvCacheConfig& cfg) : cfg_(cfg) {
     if (cfg.n_layer <= 0 || cfg.kv_dim <= 0 || cfg.block_size <= 0 || cfg.n_blocks <= 0)
         fail("kv cache: invalid configuration (layers {}, kv_dim {}, block {}, blocks {})", cfg.n_layer, cfg.kv_dim,
              cfg.block_size, cfg.n_blocks);
+    elem_ = kv_type_bytes(cfg.type);
     const size_t n = static_cast<size_t>(cfg.n_layer) * cfg.n_blocks * cfg.block_size * cfg.kv_dim;
-    k_ = HugeBuffer(n);
-    v_ = HugeBuffer(n);
+    const size_t floats = (n * elem_ + sizeof(float) - 1) / sizeof(float);
+    k_ = HugeBuffer(floats);
+    v_ = HugeBuffer(floats);
     clear();
 }
+
+const char* kv_type_name(KvType t) { return t == KvType::F32 ? "f32" : "f16"; }
+
+KvType parse_kv_type(std::string_view name) {
+    if (name == "f32") return KvType::F32;
+    if (name == "f16") return KvType::F16;
+    fail("unknown KV cache type '{}' (known: f16, f32)", name);
+}
+
+size_t kv_type_bytes(KvType t) { return t == KvType::F32 ? sizeof(float) : sizeof(f16_t); }
 
 void KvCache::clear() {
     seqs_.clear();
@@ -138,11 +151,21 @@ void KvCache::write(int il, int32_t seq, int32_t pos, const float* k, const floa
     const auto& table = seqs_.at(seq).table;
     const int32_t block = table.at(static_cast<size_t>(pos / cfg_.block_size));
     const int cell = pos % cfg_.block_size;
-    float* kb = k_.data() + block_offset(il, block);
-    float* vb = v_.data() + block_offset(il, block) + static_cast<size_t>(cell) * cfg_.kv_dim;
+    const size_t k_at = block_offset(il, block) + cell, v_at = block_offset(il, block) + static_cast<size_t>(cell) * cfg_.kv_dim;
+    if (cfg_.type == KvType::F32) {
+        float* kb = k_.data() + k_at;
+        float* vb = v_.data() + v_at;
+        for (int d = d0; d < d1; ++d) {
+            kb[static_cast<size_t>(d) * cfg_.block_size] = k[d];
+            vb[d] = v[d];
+        }
+        return;
+    }
+    f16_t* kb = reinterpret_cast<f16_t*>(k_.data()) + k_at;
+    f16_t* vb = reinterpret_cast<f16_t*>(v_.data()) + v_at;
     for (int d = d0; d < d1; ++d) {
-        kb[static_cast<size_t>(d) * cfg_.block_size + cell] = k[d];
-        vb[d] = v[d];
+        kb[static_cast<size_t>(d) * cfg_.block_size] = f32_to_f16(k[d]);
+        vb[d] = f32_to_f16(v[d]);
     }
 }
 

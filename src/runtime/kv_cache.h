@@ -1,5 +1,6 @@
 // Paged KV cache: fixed-size blocks of cells from one pool, and one block table per sequence, so sequences
-// grow without copying and share prefix blocks. Cell i of a sequence holds position i. Cells hold f32 K and V.
+// grow without copying and share prefix blocks. Cell i of a sequence holds position i. Cells hold K and V as
+// f16 (the default, as llama.cpp's) or f32 (KvType): attention reads the stored type directly.
 //
 // Prefix cache (why it lives here): the KV of position p depends only on tokens [0, p], so a FULL block is
 // reusable by any sequence whose tokens up to the end of that block are the same. Blocks are reference
@@ -15,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <set>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -23,11 +25,19 @@
 
 namespace hearth {
 
+// How K and V values are stored (`--kv-type`).
+enum class KvType : uint8_t { F32, F16 };
+const char* kv_type_name(KvType t);
+// "f32" or "f16"; throws hearth::Error naming the accepted names otherwise.
+KvType parse_kv_type(std::string_view name);
+size_t kv_type_bytes(KvType t);  // bytes per value
+
 struct KvCacheConfig {
     int n_layer = 0;
     int kv_dim = 0;          // n_head_kv * head_dim (K and V have the same width here)
     int block_size = 16;     // cells per block
     int64_t n_blocks = 0;    // blocks in the pool
+    KvType type = KvType::F16;
 };
 
 class KvCache {
@@ -46,7 +56,10 @@ public:
     void clear();
     // Blocks that reserve() can hand out: never used, or held only by the prefix index (evictable).
     int64_t free_blocks() const { return static_cast<int64_t>(free_.size() + evictable_.size()); }
-    size_t bytes() const { return k_.size() * sizeof(float) * 2; }
+    // The pool's K and V storage.
+    size_t bytes() const {
+        return 2 * static_cast<size_t>(cfg_.n_layer) * cfg_.n_blocks * cfg_.block_size * cfg_.kv_dim * kv_type_bytes(cfg_.type);
+    }
 
     // Stores dimensions [d0, d1) (default: all) of the K and V vectors (kv_dim floats each) of (seq, pos) in
     // layer il; the sequence must have reserved pos, and the cell must not be shared.
@@ -56,9 +69,10 @@ public:
     // The block table of a sequence, for kernels that walk a sequence block by block.
     const std::vector<int32_t>& blocks(int32_t seq) const;
     // K blocks are stored transposed, [kv_dim][block_size]: one dimension of all cells is contiguous, so a
-    // query's scores against a whole block are block_size-wide FMAs. V blocks are [block_size][kv_dim].
-    const float* k_block(int il, int32_t block) const { return k_.data() + block_offset(il, block); }
-    const float* v_block(int il, int32_t block) const { return v_.data() + block_offset(il, block); }
+    // query's scores against a whole block are block_size-wide FMAs. V blocks are [block_size][kv_dim]. Values
+    // are of config().type.
+    const void* k_block(int il, int32_t block) const { return base(k_) + block_offset(il, block) * elem_; }
+    const void* v_block(int il, int32_t block) const { return base(v_) + block_offset(il, block) * elem_; }
 
     // --- Prefix cache ---
     // Attaches to the EMPTY sequence `seq` the longest chain of indexed blocks whose tokens equal
@@ -74,7 +88,8 @@ public:
     int64_t evictions() const { return n_evictions_; }
 
 private:
-    size_t block_offset(int il, int32_t block) const {
+    static const char* base(const HugeBuffer& b) { return reinterpret_cast<const char*>(b.data()); }
+    size_t block_offset(int il, int32_t block) const {  // in values
         return (static_cast<size_t>(il) * cfg_.n_blocks + block) * cfg_.block_size * cfg_.kv_dim;
     }
     struct Seq {
@@ -99,6 +114,7 @@ private:
     void evict_one();
 
     KvCacheConfig cfg_;
+    size_t elem_ = 0;   // bytes per value
     HugeBuffer k_, v_;  // huge pages: attention reads blocks scattered over the whole pool
     std::vector<int32_t> free_;  // unreferenced blocks
     std::vector<int32_t> ref_;   // per block: references from sequence tables and the index

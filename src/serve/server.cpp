@@ -140,6 +140,7 @@ struct Server::Impl {
         ContextParams cp;
         cp.n_ctx = o.n_ctx;
         cp.n_threads = o.n_threads;
+        cp.kv_type = o.kv_type;
         return cp;
     }
 

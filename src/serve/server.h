@@ -9,6 +9,7 @@
 #include <string>
 
 #include "model/model.h"
+#include "runtime/kv_cache.h"
 #include "tokenizer/vocab.h"
 
 namespace hearth::serve {
@@ -17,6 +18,7 @@ struct ServerOptions {
     std::string host = "127.0.0.1";
     int port = 8080;               // 0: any free port (see Server::port())
     int n_ctx = 4096;              // KV cells shared by all requests
+    KvType kv_type = KvType::F16;  // how they store K and V
     int parallel = 16;             // requests decoding at once
     int max_waiting = 64;          // queued requests beyond the running ones; more get 429
     int n_threads = 0;             // forward-pass threads (0: every core)

@@ -63,7 +63,7 @@ struct Transformer::Impl {
     std::vector<int32_t> inputs, targets;
     std::vector<float> rope_cos, rope_sin;
     std::vector<float> kblk, vblk;
-    std::vector<const float*> kptr, vptr;
+    std::vector<const void*> kptr, vptr;
     std::vector<std::vector<float>> attend_work;
     std::vector<float> dx, dxn, dh, dgu, datt, dqkv;  // dgu: [N][2F] as g, u; dqkv: [N][QKV] as q, k, v
     std::vector<std::vector<float>> thread_s, thread_dp;
