@@ -169,6 +169,37 @@ TEST(Cli, RunConstrainedOutputIsInTheLanguage) {
     EXPECT_LT(both.code, 128);
 }
 
+// Speculative decoding by prompt lookup gives the same tokens as plain decoding, greedy, sampled (same seed) and
+// under a grammar, while verifying several drafted tokens per forward pass.
+TEST(Cli, RunLookupGivesTheSameTokens) {
+    const std::string schema = tmp_dir() + "/lookup_schema.json";
+    std::ofstream(schema) << R"({"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+                                 "required": ["name", "age"]})";
+    for (const std::string& args :
+         std::vector<std::string>{"-p 'Once upon a time, there was a little girl named Lily. She loved to play' -n 120 --temp 0",
+                                  "-p 'Once upon a time' -n 150 --temp 0.8 --top-k 40 --seed 7",
+                                  "-p 'Once upon a time' -n 60 --temp 0 --json-schema " + schema}) {
+        const Result plain = hearth("run -m " + stories_arg() + " " + args + " --json");
+        const Result spec = hearth("run -m " + stories_arg() + " " + args + " --json --lookup 8");
+        ASSERT_EQ(plain.code, 0) << plain.err;
+        ASSERT_EQ(spec.code, 0) << spec.err;
+        const auto a = nlohmann::json::parse(plain.out), b = nlohmann::json::parse(spec.out);
+        EXPECT_EQ(a["tokens"], b["tokens"]) << args;
+        EXPECT_FALSE(a.contains("speculative"));
+        const auto& st = b["speculative"];
+        EXPECT_GT(st["drafted"].get<int>(), 0) << args;
+        EXPECT_GT(st["accepted"].get<int>(), 0) << args;
+        EXPECT_LE(st["accepted"].get<int>(), st["drafted"].get<int>());
+        // Fewer forward passes than tokens: accepted drafts came in the same pass as the token before them.
+        EXPECT_GT(st["tokens_per_step"].get<double>(), 1.0) << args;
+        EXPECT_EQ(st["steps"].get<int>() + 1 + st["accepted"].get<int>(), static_cast<int>(b["tokens"].size()))
+            << "each pass yields one sampled token plus the drafts it kept: " << args;
+    }
+    const Result bad = hearth("run -m " + stories_arg() + " -p hi --lookup 100");
+    EXPECT_NE(bad.code, 0);
+    EXPECT_NE(bad.err.find("--lookup"), std::string::npos) << bad.err;
+}
+
 TEST(Cli, InfoReportsTheModel) {
     const Result r = hearth("info -m " + stories_arg() + " --json");
     ASSERT_EQ(r.code, 0) << r.err;

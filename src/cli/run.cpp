@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -12,6 +13,7 @@
 #include "grammar/matcher.h"
 #include "model/forward.h"
 #include "runtime/sampler.h"
+#include "runtime/speculative.h"
 #include "store/model_store.h"
 #include "tokenizer/vocab.h"
 
@@ -30,6 +32,7 @@ void add_run(CLI::App& app) {
         bool seed_given = false;
         ConstraintOptions constraint;
         std::string kv_type = "f16";
+        int lookup = 0;
     };
     auto o = std::make_shared<Opts>();
     cmd->add_option("-m,--model", o->model, "GGUF model file, or a store name (hearth list)")->required();
@@ -51,6 +54,10 @@ void add_run(CLI::App& app) {
                   "Print {prompt_tokens, tokens, text, grammar_complete} as JSON instead of streaming");
     add_constraint_options(cmd, o->constraint);
     add_kv_type_option(cmd, o->kv_type);
+    cmd->add_option("--lookup", o->lookup,
+                    "Speculative decoding by prompt lookup: verify up to N tokens copied from where the text's last "
+                    "words occurred before, in one forward pass (the output is the same; 0 = off)")
+        ->check(CLI::Range(0, 64));
     cmd->callback([o, cmd] {
         if (cmd->count("--threads")) check_threads(o->threads);
         auto model = Model::load(store::resolve_model(o->model), o->mmap);
@@ -101,34 +108,69 @@ void add_run(CLI::App& app) {
                 std::fflush(stdout);
             }
         };
-        int32_t pos = static_cast<int32_t>(prompt.size());
-        const std::vector<float>* logits = &ctx.decode(batch);
+        // Each forward pass feeds the last sampled token and, with --lookup, a draft of the tokens that may
+        // follow it; its rows of logits are sampled in order until the sampled token differs from the draft's
+        // (runtime/speculative.h says why the output is then the same as without the draft).
         const int32_t n_vocab = static_cast<int32_t>(model->hp.n_vocab);
+        std::vector<int32_t> history = prompt, draft;
+        SpeculativeStats spec;
+        int32_t fed_at = static_cast<int32_t>(prompt.size()) - 1;  // position of the pass's first token
+        const std::vector<float>* logits = &ctx.decode(batch);
         std::vector<float> masked;
-        for (int i = 0; i < o->n_predict; ++i) {
-            const float* lg = logits->data();
-            if (matcher) {
-                if (matcher->must_end()) break;  // the text is complete and nothing may follow
-                masked.assign(logits->begin(), logits->begin() + n_vocab);
-                if (!matcher->apply(masked.data(), n_vocab, vocab.eog_ids()))
-                    fail("the grammar allows no token after {} generated tokens", out.size());
-                lg = masked.data();
+        bool done = o->n_predict == 0;
+        while (!done) {
+            int32_t tok = -1;
+            size_t row = 0;
+            for (;; ++row) {
+                const float* lg = logits->data() + row * static_cast<size_t>(n_vocab);
+                if (matcher) {
+                    if (matcher->must_end()) {  // the text is complete and nothing may follow
+                        done = true;
+                        break;
+                    }
+                    masked.assign(lg, lg + n_vocab);
+                    if (!matcher->apply(masked.data(), n_vocab, vocab.eog_ids()))
+                        fail("the grammar allows no token after {} generated tokens", out.size());
+                    lg = masked.data();
+                }
+                tok = sampler.sample(lg, n_vocab);
+                sampler.accept(tok);
+                if (vocab.is_eog(tok)) {
+                    done = true;
+                    break;
+                }
+                if (matcher && !matcher->accept_token(tok))
+                    fail("internal error: the sampler picked token {} the grammar forbids", tok);
+                out.push_back(tok);
+                history.push_back(tok);
+                emit(dec.push(tok));
+                if (static_cast<int>(out.size()) >= o->n_predict) {
+                    done = true;
+                    break;
+                }
+                if (row >= draft.size() || draft[row] != tok) break;  // the draft ends or goes another way
             }
-            const int32_t tok = sampler.sample(lg, n_vocab);
-            sampler.accept(tok);
-            if (vocab.is_eog(tok)) break;
-            if (matcher && !matcher->accept_token(tok))
-                fail("internal error: the sampler picked token {} the grammar forbids", tok);
-            out.push_back(tok);
-            emit(dec.push(tok));
-            if (i + 1 == o->n_predict) break;
+            spec.accepted += static_cast<int64_t>(std::min(row, draft.size()));
+            if (done) break;
+            // Cells of the draft tokens after the first wrong one hold KV of text that was not generated.
+            const int32_t pos = fed_at + static_cast<int32_t>(row) + 1;
+            if (!draft.empty()) ctx.kv().truncate(0, pos);
             if (pos >= cp.n_ctx) {
                 std::fprintf(stderr, "\n[context of %d tokens is full: stopping]\n", cp.n_ctx);
                 break;
             }
+            draft.clear();
+            if (o->lookup > 0) {
+                const int room = std::min({o->lookup, cp.n_ctx - pos - 1, o->n_predict - static_cast<int>(out.size()) - 1});
+                if (room > 0) draft = lookup_draft(history, static_cast<size_t>(room));
+            }
             batch.clear();
-            batch.add(tok, pos++, 0, true);
+            batch.add(tok, pos, 0, true);
+            for (size_t k = 0; k < draft.size(); ++k) batch.add(draft[k], pos + 1 + static_cast<int32_t>(k), 0, true);
+            fed_at = pos;
             logits = &ctx.decode(batch);
+            ++spec.steps;
+            spec.drafted += static_cast<int64_t>(draft.size());
         }
         emit(dec.flush());
         if (o->json) {
@@ -137,6 +179,14 @@ void add_run(CLI::App& app) {
             j["tokens"] = out;
             j["text"] = text;
             if (matcher) j["grammar_complete"] = matcher->can_end();
+            if (o->lookup > 0)
+                j["speculative"] = {{"mode", "lookup"},
+                                    {"max_draft", o->lookup},
+                                    {"steps", spec.steps},
+                                    {"drafted", spec.drafted},
+                                    {"accepted", spec.accepted},
+                                    {"acceptance_rate", spec.acceptance_rate()},
+                                    {"tokens_per_step", spec.steps > 0 ? static_cast<double>(out.size()) / (spec.steps + 1) : 0.0}};
             fmt::print("{}\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
         } else {
             std::fputs("\n", stdout);

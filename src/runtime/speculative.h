@@ -1,0 +1,27 @@
+// Speculative decoding's drafters and bookkeeping. A drafter proposes tokens that likely come next; the model
+// verifies them in one batched forward pass (a pass over k + 1 tokens reads the weights once, as one token does).
+//
+// Exactness, for any sampler: the token of each verified position is sampled exactly as without speculation
+// (same logits, same sampler state, same grammar mask), and a draft token is kept only while it equals the token
+// sampled before it. For a deterministic draft this is the speculative-sampling rule itself (accepting draft d
+// with probability p(d) and otherwise sampling from p without d is the same as sampling from p and comparing),
+// and it consumes the sampler's random stream in the same order, so the output is the same tokens.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace hearth {
+
+// Prompt lookup: the tokens that followed the latest earlier occurrence of the longest suffix of `history`
+// (max_ngram tokens down to 1) that occurred before, at most max_draft of them. Empty when no suffix recurs.
+std::vector<int32_t> lookup_draft(const std::vector<int32_t>& history, size_t max_draft, size_t max_ngram = 4);
+
+struct SpeculativeStats {
+    int64_t steps = 0;    // verification forward passes (one per generated run of tokens)
+    int64_t drafted = 0;  // draft tokens verified
+    int64_t accepted = 0;  // of those, kept
+    double acceptance_rate() const { return drafted > 0 ? static_cast<double>(accepted) / drafted : 0.0; }
+};
+
+}  // namespace hearth
