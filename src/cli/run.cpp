@@ -56,7 +56,7 @@ void add_run(CLI::App& app) {
     add_kv_type_option(cmd, o->kv_type);
     cmd->add_option("--lookup", o->lookup,
                     "Speculative decoding by prompt lookup: verify up to N tokens copied from where the text's last "
-                    "words occurred before, in one forward pass (the output is the same; 0 = off)")
+                    "words occurred before, in one forward pass (the same output, up to floating-point rounding; 0 = off)")
         ->check(CLI::Range(0, 64));
     cmd->callback([o, cmd] {
         if (cmd->count("--threads")) check_threads(o->threads);

@@ -5,7 +5,9 @@
 // (same logits, same sampler state, same grammar mask), and a draft token is kept only while it equals the token
 // sampled before it. For a deterministic draft this is the speculative-sampling rule itself (accepting draft d
 // with probability p(d) and otherwise sampling from p without d is the same as sampling from p and comparing),
-// and it consumes the sampler's random stream in the same order, so the output is the same tokens.
+// and it consumes the sampler's random stream in the same order, so the output is the same tokens, up to
+// floating-point rounding: a pass over k + 1 tokens rounds differently from k + 1 one-token passes (as switching
+// the cache from f16 to f32 does), so where two logits tie to within ~1e-5 the two runs can pick differently.
 #pragma once
 #include <cstddef>
 #include <cstdint>
