@@ -303,6 +303,45 @@ TEST(Cli, PerplexityWithEachKvType) {
     EXPECT_NEAR(ppl[0], ppl[1], ppl[1] * 1e-3);
 }
 
+// Each compressed KV type against f16 (the window fed 16 tokens per pass, so blocks age as in decoding): the
+// perplexity change, the KL divergence, the bytes per token per layer with the scales.
+TEST(Cli, PerplexityOfCompressedKvAgainstF16) {
+    const std::pair<const char*, double> types[] = {{"q8", 70}, {"q4", 44}, {"rot4", 40}, {"rot3", 32}};
+    for (const auto& [type, bytes] : types) {
+        const Result r = hearth("perplexity -m " + stories_arg() + " -f " +
+                                q(test::shared("conformance/texts/ppl-text.txt")) + " -c 256 --json --kl-base f16 --kv-type " + type);
+        ASSERT_EQ(r.code, 0) << r.err;
+        const auto j = nlohmann::json::parse(r.out);
+        EXPECT_EQ(j["step"], 16) << type;
+        EXPECT_EQ(j["kv_bytes_per_token_per_layer"].get<double>(), bytes) << type;
+        EXPECT_EQ(j["base"]["kv_bytes_per_token_per_layer"].get<double>(), 128) << type;
+        EXPECT_EQ(j["kv_residual"], 32);
+        const double kl = j["kl_mean"].get<double>(), dppl = j["delta_ppl_pct"].get<double>();
+        EXPECT_GT(kl, 0) << type;
+        if (std::string(type) == "q8") {
+            EXPECT_LT(std::abs(dppl), 0.1) << type;  // the goal for q8
+            EXPECT_LT(kl, 1e-4) << type;
+        }
+        EXPECT_LT(std::abs(dppl), 1.0) << type;
+        EXPECT_LT(kl, 0.1) << type;
+        EXPECT_GT(j["top1_agree"].get<double>(), 0.8) << type;
+    }
+}
+
+// A compressed type the model's head size cannot use is refused, naming both.
+TEST(Cli, KvTypeTheHeadSizeCannotUse) {
+    const std::string m = tmp_dir() + "/hd24.gguf";
+    ASSERT_EQ(hearth("synth --shape embd=48,layers=1,heads=2,kv_heads=2,ff=64,head_dim=24 --vocab " + stories_arg() +
+                     " -o " + m).code, 0);
+    const Result r = hearth("run -m " + m + " -p hi -n 2 --kv-type rot3");
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.err.find("rot3"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("head size is 24"), std::string::npos) << r.err;
+    const Result q8 = hearth("run -m " + m + " -p hi -n 2 --kv-type q8");  // 48 channels, not a multiple of 32
+    EXPECT_NE(q8.err.find("multiple of 32: this model's is 48"), std::string::npos) << q8.err;
+    EXPECT_EQ(hearth("run -m " + m + " -p hi -n 2").code, 0);
+}
+
 TEST(Cli, BenchReportsSpeeds) {
     const Result r = hearth("bench -m " + stories_arg() + " -p 32 -n 8 -r 2 -t 2 --json");
     ASSERT_EQ(r.code, 0) << r.err;
@@ -400,6 +439,10 @@ TEST(Cli, BadInputGivesOneLineErrors) {
     expect_one_line_error(hearth("run -m " + stories_arg() + " -p hi --top-p 0"), "top_p");
     expect_one_line_error(hearth("quantize " + stories_arg() + " " + tmp_dir() + "/q.gguf Q9_9"), "Q9_9");
     expect_one_line_error(hearth("run -m " + stories_arg() + " -p hi --kv-type q9"), "q9");
+    expect_one_line_error(hearth("run -m " + stories_arg() + " -p hi --kv-type q4 --kv-residual -1"), "--kv-residual");
+    expect_one_line_error(hearth("perplexity -m " + stories_arg() + " -f " +
+                                 q(test::shared("conformance/texts/ppl-text.txt")) + " --kl-base q7"),
+                          "q7");
     expect_one_line_error(hearth("synth --shape nonsense -o " + tmp_dir() + "/s.gguf"), "nonsense");
 }
 

@@ -124,15 +124,7 @@ TEST(KvCachePrefix, DuplicateContentIsNotIndexedTwice) {
 
 using test::stories_model;
 
-std::vector<int32_t> story_prompt(int n) {
-    std::vector<int32_t> p = {1};
-    uint32_t x = 12345;
-    while (static_cast<int>(p.size()) < n) {
-        x = x * 1103515245u + 12345u;
-        p.push_back(static_cast<int32_t>(3 + (x >> 8) % 500));
-    }
-    return p;
-}
+using test::story_prompt;
 
 TEST(KvCachePrefix, AttachedKvGivesTheLogitsOfRecomputation) {
     ContextParams cp;

@@ -51,7 +51,7 @@ void add_bench(CLI::App& app) {
         int depth = 0;  // cells already in each sequence's context when the tg test starts
         bool json = false;
         bool mmap = false;
-        std::string kv_type = "f16";
+        KvOptions kv;
     };
     auto o = std::make_shared<Opts>();
     cmd->add_option("-m,--model", o->model, "GGUF model file, or a store name (hearth list)")->required();
@@ -69,14 +69,14 @@ void add_bench(CLI::App& app) {
         ->check(CLI::NonNegativeNumber);
     cmd->add_flag("--mmap", o->mmap, "Map the model file instead of reading it into memory");
     cmd->add_flag("--json", o->json, "Print JSON");
-    add_kv_type_option(cmd, o->kv_type);
+    add_kv_options(cmd, o->kv);
     cmd->callback([o, cmd] {
         if (cmd->count("--threads")) check_threads(o->threads);
         auto model = Model::load(store::resolve_model(o->model), o->mmap);
         const HParams& hp = model->hp;
         ContextParams cp;
         cp.n_threads = o->threads;
-        cp.kv_type = parse_kv_type(o->kv_type);
+        o->kv.apply(cp);
         cp.n_ctx = std::max({1024, o->n_prompt, o->batch * (o->depth + o->n_gen + 16)});
         Context ctx(*model, cp);
         const bool add_bos = model->file.get_bool_or("tokenizer.ggml.add_bos_token", false);
@@ -126,7 +126,7 @@ void add_bench(CLI::App& app) {
             j["model"] = o->model;
             j["threads"] = ctx.n_threads();
             j["isa"] = kernels::active().name;
-            j["kv_type"] = o->kv_type;
+            j["kv_type"] = o->kv.type;
             j["kv_bytes"] = ctx.kv().bytes();
             j["bytes_per_token"] = model->bytes_per_token();
             if (!pp.empty())
@@ -138,7 +138,7 @@ void add_bench(CLI::App& app) {
             return;
         }
         fmt::print("model {} | {} threads | kernels {} | {:.1f} MiB read per token | KV {} ({:.1f} MiB)\n", o->model,
-                   ctx.n_threads(), kernels::active().name, bpt / 1048576.0, o->kv_type, ctx.kv().bytes() / 1048576.0);
+                   ctx.n_threads(), kernels::active().name, bpt / 1048576.0, o->kv.type, ctx.kv().bytes() / 1048576.0);
         fmt::print("| test   | t/s (median) | mean ± sd        |\n|--------|-------------:|------------------|\n");
         if (!pp.empty()) fmt::print("| pp{:<4} | {:12.2f} | {:7.2f} ± {:6.2f} |\n", o->n_prompt, sp.median, sp.mean, sp.sd);
         if (!tg.empty()) {

@@ -20,9 +20,23 @@ struct ExitStatus {
     int code;
 };
 
-// --kv-type: how the KV cache stores K and V (f16 by default; f32 for comparisons).
-inline void add_kv_type_option(CLI::App* cmd, std::string& kv_type) {
-    cmd->add_option("--kv-type", kv_type, "KV cache type: f16 (default) or f32");
+// --kv-type and --kv-residual: how the KV cache stores K and V (runtime/kv_quant.h).
+struct KvOptions {
+    std::string type = "f16";
+    int residual = 32;
+    // Parsed into the context's parameters; throws hearth::Error naming a bad value.
+    void apply(ContextParams& cp) const {
+        cp.kv_type = parse_kv_type(type);
+        if (residual < 0) fail("--kv-residual must not be negative (got {})", residual);
+        cp.kv_residual = residual;
+    }
+};
+inline void add_kv_options(CLI::App* cmd, KvOptions& kv) {
+    cmd->add_option("--kv-type", kv.type,
+                    "KV cache type: f16 (default), f32, q8 / q4 (KIVI: keys per channel, values per token), "
+                    "rot4 / rot3 (Hadamard-rotated heads, Gaussian levels)");
+    cmd->add_option("--kv-residual", kv.residual,
+                    "Compressed KV types: positions kept in f16 after a block before it is quantized (default 32)");
 }
 
 // Threads: 0 or negative from the user is an error, absent means every core.

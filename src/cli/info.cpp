@@ -81,7 +81,7 @@ void add_info(CLI::App& app) {
         }
         // KV cache for the training context in the engine's default cache type (f16).
         const int64_t kv_bytes =
-            2 * hp.n_layer * hp.kv_dim() * hp.n_ctx_train * static_cast<int64_t>(kv_type_bytes(KvType::F16));
+            2 * hp.n_layer * hp.kv_dim() * hp.n_ctx_train * static_cast<int64_t>(sizeof(f16_t));
         if (o->json) {
             nlohmann::json j;
             j["file"] = o->model;

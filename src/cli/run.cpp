@@ -31,7 +31,7 @@ void add_run(CLI::App& app) {
         bool mmap = false;
         bool seed_given = false;
         ConstraintOptions constraint;
-        std::string kv_type = "f16";
+        KvOptions kv;
         int lookup = 0;
     };
     auto o = std::make_shared<Opts>();
@@ -53,7 +53,7 @@ void add_run(CLI::App& app) {
     cmd->add_flag("--json", o->json,
                   "Print {prompt_tokens, tokens, text, grammar_complete} as JSON instead of streaming");
     add_constraint_options(cmd, o->constraint);
-    add_kv_type_option(cmd, o->kv_type);
+    add_kv_options(cmd, o->kv);
     cmd->add_option("--lookup", o->lookup,
                     "Speculative decoding by prompt lookup: verify up to N tokens copied from where the text's last "
                     "words occurred before, in one forward pass (the same output, up to floating-point rounding; 0 = off)")
@@ -70,7 +70,7 @@ void add_run(CLI::App& app) {
         Sampler sampler(o->sp);
         ContextParams cp;
         cp.n_threads = o->threads;
-        cp.kv_type = parse_kv_type(o->kv_type);
+        o->kv.apply(cp);
         const int64_t train = model->hp.n_ctx_train > 0 ? model->hp.n_ctx_train : 4096;
         if (cmd->count("--ctx-size") && o->ctx <= 0) fail("context size must be positive (got {})", o->ctx);
         cp.n_ctx = o->ctx > 0 ? o->ctx : static_cast<int>(std::min<int64_t>(train, 4096));

@@ -34,7 +34,7 @@ void add_serve(CLI::App& app) {
         int port = 8080, ctx = 4096, parallel = 16, threads = 0, max_waiting = 64;
         double drain = 10.0;
         bool mmap = false, no_prefix_cache = false, strict_schema = false;
-        std::string kv_type = "f16";
+        KvOptions kv;
     };
     auto o = std::make_shared<Opts>();
     cmd->add_option("-m,--model", o->model, "GGUF model file, or a store name (hearth list)")->required();
@@ -54,7 +54,7 @@ void add_serve(CLI::App& app) {
     cmd->add_flag("--strict-schema", o->strict_schema,
                   "Refuse JSON Schema keywords and formats that hearth does not enforce (400), instead of ignoring "
                   "them as validators do");
-    add_kv_type_option(cmd, o->kv_type);
+    add_kv_options(cmd, o->kv);
     cmd->callback([o] {
         if (!o->api_key.empty() && !o->api_key_file.empty()) fail("give --api-key or --api-key-file, not both");
         if (!o->api_key_file.empty()) {
@@ -75,7 +75,12 @@ void add_serve(CLI::App& app) {
         so.host = o->host;
         so.port = o->port;
         so.n_ctx = o->ctx;
-        so.kv_type = parse_kv_type(o->kv_type);
+        {
+            ContextParams cp;
+            o->kv.apply(cp);
+            so.kv_type = cp.kv_type;
+            so.kv_residual = cp.kv_residual;
+        }
         so.parallel = o->parallel;
         so.max_waiting = o->max_waiting;
         so.n_threads = o->threads;

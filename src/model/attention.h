@@ -16,7 +16,12 @@ struct KvSeqView {
     const void* const* v_blocks;  // per block: this layer's V block ([block_size][kv_dim])
     int block_size;
     int64_t kv_dim;
-    KvType type = KvType::F32;  // of the values in the blocks (f16 is widened in registers)
+    KvType type = KvType::F32;  // of the values in the blocks (dequantized in registers)
+    // Compressed types (kv_type_quantized): blocks [0, n_quant_blocks) are in `type`'s layout (which `layout`
+    // describes), the later ones in f16; for rot types all of them hold rotated vectors, and attend() rotates
+    // the queries and rotates the outputs back.
+    const KvLayout* layout = nullptr;
+    int n_quant_blocks = 0;
 };
 
 // One query row: head_dim floats in, head_dim floats out, attending cells [max(cell_begin, cell_first), n_kv).

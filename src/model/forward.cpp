@@ -66,6 +66,8 @@ Context::Context(const Model& model, const ContextParams& params)
     kc.block_size = params.kv_block_size;
     kc.n_blocks = (params.n_ctx + params.kv_block_size - 1) / params.kv_block_size;
     kc.type = params.kv_type;
+    kc.head_dim = static_cast<int>(hp.head_dim);
+    kc.residual = params.kv_residual;
     kv_ = std::make_unique<KvCache>(kc);
 }
 
@@ -93,6 +95,14 @@ const std::vector<float>& Context::decode(const Batch& batch) {
         next_pos[e.seq] = std::max(limit, e.pos + 1);
     }
     for (const auto& [seq, n] : next_pos) kv_->reserve(seq, n);
+    // Compressed caches: the cells this batch writes must be in f16 blocks (a truncated sequence may rewrite
+    // cells of a quantized one).
+    std::unordered_map<int32_t, int32_t> first_pos;
+    for (const auto& e : batch.entries) {
+        auto [it, fresh] = first_pos.emplace(e.seq, e.pos);
+        if (!fresh) it->second = std::min(it->second, e.pos);
+    }
+    for (const auto& [seq, pos] : first_pos) kv_->prepare_write(seq, pos);
 
     float* out = logits_.data();
     const auto& E = batch.entries;
@@ -178,6 +188,18 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
         if (entries[t].logits) out_rows.push_back(t);
     const int n_out = static_cast<int>(out_rows.size());
 
+    // Compressed caches: blocks old enough are quantized now; per entry, how many blocks of its sequence are.
+    std::vector<int32_t> quant_blocks(T, 0);
+    if (kv_type_quantized(kv_->config().type)) {
+        std::unordered_map<int32_t, int32_t> first_pos, n_quant;
+        for (int t = 0; t < T; ++t) {
+            auto [it, fresh] = first_pos.emplace(entries[t].seq, entries[t].pos);
+            if (!fresh) it->second = std::min(it->second, entries[t].pos);
+        }
+        for (const auto& [seq, pos] : first_pos) kv_->age(seq, pos);
+        for (const auto& [seq, pos] : first_pos) n_quant[seq] = kv_->age(seq, pos);  // after every sequence aged
+        for (int t = 0; t < T; ++t) quant_blocks[t] = n_quant[entries[t].seq];
+    }
     // Resolve the KV cell of every entry once.
     std::vector<const std::vector<int32_t>*> tables(T);
     for (int t = 0; t < T; ++t) tables[t] = &kv_->blocks(entries[t].seq);
@@ -469,6 +491,8 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                 const int64_t n_items = n_attn_items * kv_parts;
                 int last_t = -1;
                 KvSeqView view{nullptr, nullptr, bs, KVD, kv_->config().type};
+                const KvLayout& layout = kv_->layout();
+                view.layout = &layout;
                 AttnRow rows[kAttnMaxRows];
                 for (int64_t item = ith; item < n_items; item += nth) {
                     const int64_t base = item / kv_parts;
@@ -487,6 +511,7 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                         }
                         view.k_blocks = kblocks.data();
                         view.v_blocks = vblocks.data();
+                        view.n_quant_blocks = quant_blocks[t0];
                         last_t = t0;
                     }
                     // The tile's cells: from the block holding the earliest visible cell (0, or the start of

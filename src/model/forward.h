@@ -18,6 +18,7 @@ struct ContextParams {
     int n_ubatch = 512;    // micro-batch: larger batches are split into chunks of this many entries
     int kv_block_size = 16;
     KvType kv_type = KvType::F16;  // how the cache stores K and V
+    int kv_residual = 32;          // compressed KV types: recent positions kept in f16 (KvCacheConfig::residual)
     // Embedding mode: decode() returns, for each entry that asks for output, the final normed hidden state
     // (n_embd floats) instead of the logits: what decoder embedding models (Qwen3-Embedding) pool.
     bool embeddings = false;

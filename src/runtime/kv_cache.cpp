@@ -26,23 +26,94 @@ KvCache::KvCache(const KvCacheConfig& cfg) : cfg_(cfg) {
     if (cfg.n_layer <= 0 || cfg.kv_dim <= 0 || cfg.block_size <= 0 || cfg.n_blocks <= 0)
         fail("kv cache: invalid configuration (layers {}, kv_dim {}, block {}, blocks {})", cfg.n_layer, cfg.kv_dim,
              cfg.block_size, cfg.n_blocks);
-    elem_ = kv_type_bytes(cfg.type);
-    const size_t n = static_cast<size_t>(cfg.n_layer) * cfg.n_blocks * cfg.block_size * cfg.kv_dim;
-    const size_t floats = (n * elem_ + sizeof(float) - 1) / sizeof(float);
-    k_ = HugeBuffer(floats);
-    v_ = HugeBuffer(floats);
+    if (cfg.residual < 0) fail("kv cache: the residual must not be negative (got {})", cfg.residual);
+    if (cfg_.head_dim <= 0) cfg_.head_dim = cfg.kv_dim;
+    layout_ = kv_layout(cfg.type, cfg.kv_dim, cfg_.head_dim, cfg.block_size);
+    const size_t blocks = static_cast<size_t>(cfg.n_layer) * cfg.n_blocks;
+    k_ = HugeBuffer((blocks * layout_.k_bytes + sizeof(float) - 1) / sizeof(float));
+    v_ = HugeBuffer((blocks * layout_.v_bytes + sizeof(float) - 1) / sizeof(float));
+    slot_block_values_ = static_cast<size_t>(cfg.block_size) * cfg.kv_dim;
     clear();
 }
 
-const char* kv_type_name(KvType t) { return t == KvType::F32 ? "f32" : "f16"; }
-
-KvType parse_kv_type(std::string_view name) {
-    if (name == "f32") return KvType::F32;
-    if (name == "f16") return KvType::F16;
-    fail("unknown KV cache type '{}' (known: f16, f32)", name);
+size_t KvCache::bytes() const {
+    const size_t blocks = static_cast<size_t>(cfg_.n_layer) * cfg_.n_blocks;
+    return blocks * (layout_.k_bytes + layout_.v_bytes) +
+           slot_chunks_.size() * kSlotsPerChunk * cfg_.n_layer * 2 * slot_block_values_ * sizeof(f16_t);
 }
 
-size_t kv_type_bytes(KvType t) { return t == KvType::F32 ? sizeof(float) : sizeof(f16_t); }
+const void* KvCache::k_block(int il, int32_t block) const {
+    if (kv_type_quantized(cfg_.type) && slot_[block] >= 0) return slot_k(slot_[block], il);
+    return k_main(il, block);
+}
+
+const void* KvCache::v_block(int il, int32_t block) const {
+    if (kv_type_quantized(cfg_.type) && slot_[block] >= 0) return slot_k(slot_[block], il) + slot_block_values_;
+    return v_main(il, block);
+}
+
+int32_t KvCache::alloc_slot() {
+    if (slot_free_.empty()) {
+        const int32_t first = static_cast<int32_t>(slot_chunks_.size()) * kSlotsPerChunk;
+        slot_chunks_.push_back(std::make_unique<f16_t[]>(kSlotsPerChunk * static_cast<size_t>(cfg_.n_layer) * 2 *
+                                                          slot_block_values_));
+        for (int32_t i = kSlotsPerChunk - 1; i >= 0; --i) slot_free_.push_back(first + i);
+    }
+    const int32_t slot = slot_free_.back();
+    slot_free_.pop_back();
+    return slot;
+}
+
+void KvCache::quantize(int32_t block) {
+    const int32_t slot = slot_[block];
+    for (int il = 0; il < cfg_.n_layer; ++il) {
+        const f16_t* k = slot_k(slot, il);
+        kv_quantize_block(layout_, k, k + slot_block_values_, k_main(il, block), v_main(il, block));
+    }
+    slot_free_.push_back(slot);
+    slot_[block] = -1;
+}
+
+void KvCache::unquantize(int32_t block) {
+    const int32_t slot = alloc_slot();
+    for (int il = 0; il < cfg_.n_layer; ++il) {
+        f16_t* k = slot_k(slot, il);
+        kv_dequantize_block(layout_, k_main(il, block), v_main(il, block), k, k + slot_block_values_);
+    }
+    slot_[block] = slot;
+}
+
+int32_t KvCache::age(int32_t seq, int32_t first_pos) {
+    if (!kv_type_quantized(cfg_.type)) return 0;
+    auto it = seqs_.find(seq);
+    if (it == seqs_.end()) return 0;
+    const auto& table = it->second.table;
+    const int bs = cfg_.block_size;
+    int32_t n_quant = 0;
+    bool f16_seen = false;
+    for (size_t b = 0; b < table.size(); ++b) {
+        const int32_t block = table[b];
+        const bool old = static_cast<int64_t>(b + 1) * bs + cfg_.residual <= first_pos;
+        if (!f16_seen && old && slot_[block] >= 0) quantize(block);
+        if (slot_[block] >= 0) {
+            f16_seen = true;
+        } else if (f16_seen) {
+            unquantize(block);
+        } else {
+            ++n_quant;
+        }
+    }
+    return n_quant;
+}
+
+void KvCache::prepare_write(int32_t seq, int32_t pos) {
+    if (!kv_type_quantized(cfg_.type)) return;
+    auto it = seqs_.find(seq);
+    if (it == seqs_.end()) return;
+    const auto& table = it->second.table;
+    for (size_t b = static_cast<size_t>(std::max(pos, 0) / cfg_.block_size); b < table.size(); ++b)
+        if (slot_[table[b]] < 0) unquantize(table[b]);
+}
 
 void KvCache::clear() {
     seqs_.clear();
@@ -53,6 +124,10 @@ void KvCache::clear() {
     block_node_.assign(static_cast<size_t>(cfg_.n_blocks), 0);
     free_.clear();
     for (int64_t b = cfg_.n_blocks - 1; b >= 0; --b) free_.push_back(static_cast<int32_t>(b));
+    // Slots are kept allocated (a cleared cache is usually refilled), all free.
+    slot_.assign(static_cast<size_t>(cfg_.n_blocks), -1);
+    slot_free_.clear();
+    for (int32_t i = static_cast<int32_t>(slot_chunks_.size()) * kSlotsPerChunk - 1; i >= 0; --i) slot_free_.push_back(i);
 }
 
 void KvCache::evict_one() {
@@ -69,8 +144,14 @@ void KvCache::evict_one() {
     nodes_.erase(id);
     block_node_[block] = 0;
     ref_[block] = 0;
-    free_.push_back(block);
+    free_block(block);
     ++n_evictions_;
+}
+
+void KvCache::free_block(int32_t block) {
+    if (slot_[block] >= 0) slot_free_.push_back(slot_[block]);
+    slot_[block] = -1;
+    free_.push_back(block);
 }
 
 int32_t KvCache::alloc_block() {
@@ -78,6 +159,7 @@ int32_t KvCache::alloc_block() {
     const int32_t b = free_.back();
     free_.pop_back();
     ref_[b] = 1;
+    if (kv_type_quantized(cfg_.type)) slot_[b] = alloc_slot();  // new cells are written in f16
     return b;
 }
 
@@ -88,7 +170,7 @@ void KvCache::retain(int32_t block) {
 
 void KvCache::release(int32_t block) {
     if (--ref_[block] == 0) {
-        free_.push_back(block);
+        free_block(block);
     } else if (ref_[block] == 1 && block_node_[block] != 0) {
         // Only the index holds it now: evictable, aged from this moment (a sequence releases its blocks last
         // to first, so a chain's deeper blocks are evicted before the blocks they extend).
@@ -150,21 +232,49 @@ void KvCache::write(int il, int32_t seq, int32_t pos, const float* k, const floa
     if (d1 < 0) d1 = cfg_.kv_dim;
     const auto& table = seqs_.at(seq).table;
     const int32_t block = table.at(static_cast<size_t>(pos / cfg_.block_size));
-    const int cell = pos % cfg_.block_size;
-    const size_t k_at = block_offset(il, block) + cell, v_at = block_offset(il, block) + static_cast<size_t>(cell) * cfg_.kv_dim;
+    const int bs = cfg_.block_size, cell = pos % bs;
     if (cfg_.type == KvType::F32) {
-        float* kb = k_.data() + k_at;
-        float* vb = v_.data() + v_at;
+        float* kb = reinterpret_cast<float*>(k_main(il, block)) + cell;
+        float* vb = reinterpret_cast<float*>(v_main(il, block)) + static_cast<size_t>(cell) * cfg_.kv_dim;
         for (int d = d0; d < d1; ++d) {
-            kb[static_cast<size_t>(d) * cfg_.block_size] = k[d];
+            kb[static_cast<size_t>(d) * bs] = k[d];
             vb[d] = v[d];
         }
         return;
     }
-    f16_t* kb = reinterpret_cast<f16_t*>(k_.data()) + k_at;
-    f16_t* vb = reinterpret_cast<f16_t*>(v_.data()) + v_at;
+    f16_t *kb, *vb;
+    if (cfg_.type == KvType::F16) {
+        kb = reinterpret_cast<f16_t*>(k_main(il, block));
+        vb = reinterpret_cast<f16_t*>(v_main(il, block));
+    } else {
+        if (slot_[block] < 0)
+            fail("kv cache: position {} of sequence {} is in a quantized block (prepare_write() was not called)", pos, seq);
+        kb = slot_k(slot_[block], il);
+        vb = kb + slot_block_values_;
+    }
+    kb += cell;
+    vb += static_cast<size_t>(cell) * cfg_.kv_dim;
+    if (kv_type_rotated(cfg_.type)) {
+        // Whole heads, stored in the rotated basis.
+        const int hd = cfg_.head_dim;
+        if (d0 % hd != 0 || d1 % hd != 0)
+            fail("kv cache: a {} write must cover whole heads of {} (got dimensions {}..{})", kv_type_name(cfg_.type), hd, d0, d1);
+        float head[2][512];
+        if (hd > 512) fail("kv cache: head size {} is above the {} the rotation supports", hd, 512);
+        for (int h0 = d0; h0 < d1; h0 += hd) {
+            std::copy(k + h0, k + h0 + hd, head[0]);
+            std::copy(v + h0, v + h0 + hd, head[1]);
+            kv_rotate(head[0], hd);
+            kv_rotate(head[1], hd);
+            for (int j = 0; j < hd; ++j) {
+                kb[static_cast<size_t>(h0 + j) * bs] = f32_to_f16(head[0][j]);
+                vb[h0 + j] = f32_to_f16(head[1][j]);
+            }
+        }
+        return;
+    }
     for (int d = d0; d < d1; ++d) {
-        kb[static_cast<size_t>(d) * cfg_.block_size] = f32_to_f16(k[d]);
+        kb[static_cast<size_t>(d) * bs] = f32_to_f16(k[d]);
         vb[d] = f32_to_f16(v[d]);
     }
 }

@@ -1,6 +1,13 @@
 // Paged KV cache: fixed-size blocks of cells from one pool, and one block table per sequence, so sequences
-// grow without copying and share prefix blocks. Cell i of a sequence holds position i. Cells hold K and V as
-// f16 (the default, as llama.cpp's) or f32 (KvType): attention reads the stored type directly.
+// grow without copying and share prefix blocks. Cell i of a sequence holds position i. Cells hold K and V in
+// one of the formats of runtime/kv_quant.h (KvType): attention reads the stored format directly.
+//
+// Compressed types (q8, q4, rot4, rot3) keep KIVI's full-precision residual: a new block gets an f16 slot (from
+// a second pool that grows on demand) and is written there; once `residual` positions of its sequence follow
+// it, age() quantizes it into the main pool and frees the slot. So a sequence's blocks are quantized from its
+// start up to some block and f16 after it, and attention reads the two runs with two kernels. Aging happens
+// when a batch starts (quantized blocks are never written: a batch that rewrites a cell of one, after a
+// truncation, first turns it back into f16).
 //
 // Prefix cache (why it lives here): the KV of position p depends only on tokens [0, p], so a FULL block is
 // reusable by any sequence whose tokens up to the end of that block are the same. Blocks are reference
@@ -15,6 +22,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <set>
 #include <string_view>
 #include <unordered_map>
@@ -22,15 +30,9 @@
 #include <vector>
 
 #include "base/huge_buffer.h"
+#include "runtime/kv_quant.h"
 
 namespace hearth {
-
-// How K and V values are stored (`--kv-type`).
-enum class KvType : uint8_t { F32, F16 };
-const char* kv_type_name(KvType t);
-// "f32" or "f16"; throws hearth::Error naming the accepted names otherwise.
-KvType parse_kv_type(std::string_view name);
-size_t kv_type_bytes(KvType t);  // bytes per value
 
 struct KvCacheConfig {
     int n_layer = 0;
@@ -38,6 +40,8 @@ struct KvCacheConfig {
     int block_size = 16;     // cells per block
     int64_t n_blocks = 0;    // blocks in the pool
     KvType type = KvType::F16;
+    int head_dim = 0;        // the rotation's unit (rot types); 0: kv_dim
+    int residual = 32;       // compressed types: positions that follow a block before it is quantized
 };
 
 class KvCache {
@@ -56,10 +60,10 @@ public:
     void clear();
     // Blocks that reserve() can hand out: never used, or held only by the prefix index (evictable).
     int64_t free_blocks() const { return static_cast<int64_t>(free_.size() + evictable_.size()); }
-    // The pool's K and V storage.
-    size_t bytes() const {
-        return 2 * static_cast<size_t>(cfg_.n_layer) * cfg_.n_blocks * cfg_.block_size * cfg_.kv_dim * kv_type_bytes(cfg_.type);
-    }
+    // The pool's K and V storage, with the f16 residual slots allocated so far.
+    size_t bytes() const;
+    // The byte geometry of a block of config().type (kv_quant.h).
+    const KvLayout& layout() const { return layout_; }
 
     // Stores dimensions [d0, d1) (default: all) of the K and V vectors (kv_dim floats each) of (seq, pos) in
     // layer il; the sequence must have reserved pos, and the cell must not be shared.
@@ -69,10 +73,20 @@ public:
     // The block table of a sequence, for kernels that walk a sequence block by block.
     const std::vector<int32_t>& blocks(int32_t seq) const;
     // K blocks are stored transposed, [kv_dim][block_size]: one dimension of all cells is contiguous, so a
-    // query's scores against a whole block are block_size-wide FMAs. V blocks are [block_size][kv_dim]. Values
-    // are of config().type.
-    const void* k_block(int il, int32_t block) const { return base(k_) + block_offset(il, block) * elem_; }
-    const void* v_block(int il, int32_t block) const { return base(v_) + block_offset(il, block) * elem_; }
+    // query's scores against a whole block are block_size-wide FMAs. V blocks are [block_size][kv_dim]. A
+    // block is in config().type's format when is_quantized() or the type is f16 / f32, else in f16.
+    const void* k_block(int il, int32_t block) const;
+    const void* v_block(int il, int32_t block) const;
+    bool is_quantized(int32_t block) const { return kv_type_quantized(cfg_.type) && slot_[block] < 0; }
+
+    // --- Compressed types (no-ops for f16 / f32) ---
+    // Before a batch whose first position of `seq` is first_pos: quantizes the blocks of `seq` that end at least
+    // `residual` positions before it, and returns how many blocks, from the sequence's start, are quantized
+    // (the rest are f16; a quantized block found after an f16 one is turned back into f16 to keep that shape).
+    int32_t age(int32_t seq, int32_t first_pos);
+    // Before a batch writes positions >= pos of `seq`: turns the quantized blocks holding them back into f16.
+    void prepare_write(int32_t seq, int32_t pos);
+    int64_t residual_slots() const { return static_cast<int64_t>(slot_chunks_.size()) * kSlotsPerChunk - static_cast<int64_t>(slot_free_.size()); }
 
     // --- Prefix cache ---
     // Attaches to the EMPTY sequence `seq` the longest chain of indexed blocks whose tokens equal
@@ -88,10 +102,22 @@ public:
     int64_t evictions() const { return n_evictions_; }
 
 private:
-    static const char* base(const HugeBuffer& b) { return reinterpret_cast<const char*>(b.data()); }
-    size_t block_offset(int il, int32_t block) const {  // in values
-        return (static_cast<size_t>(il) * cfg_.n_blocks + block) * cfg_.block_size * cfg_.kv_dim;
+    static constexpr int kSlotsPerChunk = 64;
+    size_t block_index(int il, int32_t block) const { return static_cast<size_t>(il) * cfg_.n_blocks + block; }
+    uint8_t* k_main(int il, int32_t block) const {
+        return reinterpret_cast<uint8_t*>(const_cast<float*>(k_.data())) + block_index(il, block) * layout_.k_bytes;
     }
+    uint8_t* v_main(int il, int32_t block) const {
+        return reinterpret_cast<uint8_t*>(const_cast<float*>(v_.data())) + block_index(il, block) * layout_.v_bytes;
+    }
+    // Layer il's K (V: + one block) of an f16 slot.
+    f16_t* slot_k(int32_t slot, int il) const {
+        return slot_chunks_[static_cast<size_t>(slot / kSlotsPerChunk)].get() +
+               (static_cast<size_t>(slot % kSlotsPerChunk) * cfg_.n_layer + il) * 2 * slot_block_values_;
+    }
+    int32_t alloc_slot();
+    void quantize(int32_t block);
+    void unquantize(int32_t block);
     struct Seq {
         std::vector<int32_t> table;
         int32_t len = 0;
@@ -108,14 +134,21 @@ private:
     };
 
     int32_t alloc_block();
+    void free_block(int32_t block);
     void retain(int32_t block);
     void release(int32_t block);
     uint64_t find(uint64_t parent, const int32_t* tokens) const;  // node id, 0 when absent
     void evict_one();
 
     KvCacheConfig cfg_;
-    size_t elem_ = 0;   // bytes per value
+    KvLayout layout_;
     HugeBuffer k_, v_;  // huge pages: attention reads blocks scattered over the whole pool
+    // Compressed types: per block its f16 slot (-1: quantized, or not in use); slots live in chunks that never
+    // move (attention holds pointers while a batch runs).
+    std::vector<int32_t> slot_;
+    std::vector<std::unique_ptr<f16_t[]>> slot_chunks_;
+    std::vector<int32_t> slot_free_;
+    size_t slot_block_values_ = 0;  // values of one layer's K (or V) block in a slot
     std::vector<int32_t> free_;  // unreferenced blocks
     std::vector<int32_t> ref_;   // per block: references from sequence tables and the index
     std::vector<uint64_t> block_node_;  // per block: the index node holding it, 0 when not indexed

@@ -141,6 +141,7 @@ struct Server::Impl {
         cp.n_ctx = o.n_ctx;
         cp.n_threads = o.n_threads;
         cp.kv_type = o.kv_type;
+        cp.kv_residual = o.kv_residual;
         return cp;
     }
 

@@ -19,6 +19,7 @@ struct ServerOptions {
     int port = 8080;               // 0: any free port (see Server::port())
     int n_ctx = 4096;              // KV cells shared by all requests
     KvType kv_type = KvType::F16;  // how they store K and V
+    int kv_residual = 32;          // compressed types: recent positions kept in f16
     int parallel = 16;             // requests decoding at once
     int max_waiting = 64;          // queued requests beyond the running ones; more get 429
     int n_threads = 0;             // forward-pass threads (0: every core)
