@@ -90,16 +90,30 @@ void quant_q4(const float* x, int n, int* codes, uint8_t* step_at, uint8_t* min_
         codes[i] = d == 0 ? 0 : static_cast<int>(std::clamp(std::nearbyint((x[i] - m) / d), 0.0f, 15.0f));
 }
 
-// The nearest of n ascending levels to v.
-int nearest_level(const float* levels, int n, float v) {
-    int k = 0;
-    while (k + 1 < n && v > 0.5f * (levels[k] + levels[k + 1])) ++k;
-    return k;
-}
+// The nearest of n ascending levels to v, from a table over [-4, 4) in steps of 1/256 (a value within 1/256 of a
+// midpoint may take the other neighbour, which costs nothing measurable; a search per value would cost the
+// quantization of a long prompt most of its time).
+struct NearestTable {
+    uint8_t code[2048];
+    NearestTable(const float* levels, int n_levels) {
+        for (int i = 0; i < 2048; ++i) {
+            const float v = (static_cast<float>(i) + 0.5f) / 256.0f - 4.0f;
+            int c = 0;
+            for (int k = 0; k + 1 < n_levels; ++k) c += v > 0.5f * (levels[k] + levels[k + 1]);
+            code[i] = static_cast<uint8_t>(c);
+        }
+    }
+    int nearest(float v) const {
+        const float i = std::clamp((v + 4.0f) * 256.0f, 0.0f, 2047.0f);
+        return code[static_cast<int>(i)];
+    }
+};
 
 // Codes of one rotated head vector against the Gaussian levels, with the 8-bit scale of least squared error
 // (searched around the vector's RMS: the levels fit a Gaussian of that deviation, a short vector is not one).
 uint8_t quant_rot(const float* x, int n, const float* levels, int n_levels, int* codes) {
+    static const NearestTable t3(kKvRot3Levels, 8), t4(kKvRot4Levels, 16);
+    const NearestTable& table = n_levels == 8 ? t3 : t4;
     double ss = 0;
     for (int i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
     const double rms = std::sqrt(ss / n);
@@ -110,13 +124,13 @@ uint8_t quant_rot(const float* x, int n, const float* levels, int n_levels, int*
         const float s = kv_rot_scale(static_cast<uint8_t>(e)), inv = 1.0f / s;
         double err = 0;
         for (int i = 0; i < n; ++i) {
-            const float r = x[i] - s * levels[nearest_level(levels, n_levels, x[i] * inv)];
+            const float r = x[i] - s * levels[table.nearest(x[i] * inv)];
             err += static_cast<double>(r) * r;
         }
         if (err < best) best = err, best_e = e;
     }
     const float inv = 1.0f / kv_rot_scale(static_cast<uint8_t>(best_e));
-    for (int i = 0; i < n; ++i) codes[i] = nearest_level(levels, n_levels, x[i] * inv);
+    for (int i = 0; i < n; ++i) codes[i] = table.nearest(x[i] * inv);
     return static_cast<uint8_t>(best_e);
 }
 
@@ -170,6 +184,8 @@ KvLayout kv_layout(KvType type, int kv_dim, int head_dim, int block_size) {
     if ((type == KvType::Q8 || type == KvType::Q4) && kv_dim % kKvValueGroup != 0)
         fail("KV cache type {} needs a KV width that is a multiple of {}: this model's is {} ({} heads of {})", name,
              kKvValueGroup, kv_dim, L.n_head, head_dim);
+    if (kv_type_rotated(type) && head_dim > 512)
+        fail("KV cache type {} supports head sizes up to 512: this model's head size is {}", name, head_dim);
     if (kv_type_rotated(type) && (head_dim & (head_dim - 1)) != 0)
         fail("KV cache type {} needs a power-of-two head size for its Hadamard rotation: this model's head size is {}",
              name, head_dim);
