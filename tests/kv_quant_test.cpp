@@ -89,19 +89,25 @@ TEST(KvQuant, ErrorOfEachFormat) {
         double ke = 0, kn = 0, ve = 0, vn = 0;
         for (int rep = 0; rep < 20; ++rep) {
             const TestBlock b = make_block(rng, kv_dim, head_dim, kv_type_rotated(type));
+            // Rot types store keys without a key mean (here the block's own channel means).
+            std::vector<float> mean(kv_dim, 0.0f);
+            if (kv_type_rotated(type))
+                for (int ch = 0; ch < kv_dim; ++ch) {
+                    for (int c = 0; c < 16; ++c) mean[ch] += f16_to_f32(b.kh[ch * 16 + c]) / 16;
+                }
             std::vector<uint8_t> kq(L.k_bytes), vq(L.v_bytes);
-            kv_quantize_block(L, b.kh.data(), b.vh.data(), kq.data(), vq.data());
+            kv_quantize_block(L, b.kh.data(), b.vh.data(), kq.data(), vq.data(), mean.data());
             std::vector<f16_t> kd(b.kh.size()), vd(b.vh.size());
-            kv_dequantize_block(L, kq.data(), vq.data(), kd.data(), vd.data());
+            kv_dequantize_block(L, kq.data(), vq.data(), kd.data(), vd.data(), mean.data());
             for (int ch = 0; ch < kv_dim; ++ch)
                 for (int c = 0; c < 16; ++c) {
                     const float k0 = f16_to_f32(b.kh[ch * 16 + c]), v0 = f16_to_f32(b.vh[c * kv_dim + ch]);
+                    const float kval = kv_k_value(L, kq.data(), ch, c) + mean[ch];
                     // The reader and the dequantized block agree.
-                    ASSERT_NEAR(kv_k_value(L, kq.data(), ch, c), f16_to_f32(kd[ch * 16 + c]),
-                                1e-3 * (1 + std::abs(k0)));
+                    ASSERT_NEAR(kval, f16_to_f32(kd[ch * 16 + c]), 1e-3 * (1 + std::abs(k0)));
                     ASSERT_NEAR(kv_v_value(L, vq.data(), c, ch), f16_to_f32(vd[c * kv_dim + ch]),
                                 1e-3 * (1 + std::abs(v0)));
-                    const double dk = kv_k_value(L, kq.data(), ch, c) - k0, dv = kv_v_value(L, vq.data(), c, ch) - v0;
+                    const double dk = kval - k0, dv = kv_v_value(L, vq.data(), c, ch) - v0;
                     ke += dk * dk, kn += static_cast<double>(k0) * k0, ve += dv * dv, vn += static_cast<double>(v0) * v0;
                 }
         }
@@ -175,7 +181,12 @@ TEST(Attention, DispatchedCompressedMatchesReference) {
                         kp[b] = b < n_quant ? static_cast<const void*>(kq[b].data()) : f16[b].kh.data();
                         vp[b] = b < n_quant ? static_cast<const void*>(vq[b].data()) : f16[b].vh.data();
                     }
-                    KvSeqView view{kp.data(), vp.data(), bs, kv_dim, type, &L, n_quant};
+                    // Rot types: keys stored without a key mean, which the kernel adds as a score shift and the
+                    // reference adds to every key.
+                    std::vector<float> mean(kv_dim);
+                    for (auto& x : mean) x = nd(rng) * 3;
+                    KvSeqView view{kp.data(), vp.data(), bs, kv_dim, type, &L, n_quant,
+                                   kv_type_rotated(type) ? mean.data() : nullptr};
                     for (int n_rows : {1, 3, 16})
                         for (int mode = 0; mode < 3; ++mode) {  // whole rows, a sliding window, a split (partial) row
                             std::vector<float> q(n_rows * head_dim), out(q.size()), ref(q.size()), st(4 * n_rows);

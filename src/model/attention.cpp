@@ -50,10 +50,13 @@ void attend_ref(const AttnRow* rows, int n_rows, const KvSeqView& kv, int64_t kv
         // Online softmax one cell at a time.
         for (int c = std::max(rows[r].cell_begin, rows[r].cell_first); c < rows[r].n_kv; ++c) {
             const int b = c / bs;
-            const KvLayout& L = kv_type_quantized(kv.type) && b < kv.n_quant_blocks ? quant : plain;
+            const bool quantized = kv_type_quantized(kv.type) && b < kv.n_quant_blocks;
+            const KvLayout& L = quantized ? quant : plain;
+            const float* mean = quantized && kv.key_mean ? kv.key_mean + static_cast<size_t>(kv_head) * head_dim : nullptr;
             const int ch0 = static_cast<int>(kv_head) * head_dim;
             float d = 0;
-            for (int j = 0; j < head_dim; ++j) d += q[j] * kv_k_value(L, kv.k_blocks[b], ch0 + j, c % bs);
+            for (int j = 0; j < head_dim; ++j)
+                d += q[j] * (kv_k_value(L, kv.k_blocks[b], ch0 + j, c % bs) + (mean ? mean[j] : 0.0f));
             const float sc = d * scale;
             const float m_new = std::max(m, sc);
             const float corr = std::exp(m - m_new), p = std::exp(sc - m_new);
@@ -524,13 +527,25 @@ void attend(const AttnRow* rows, int n_rows, const KvSeqView& kv, int64_t kv_hea
         any_a |= first < std::min(rows[r].n_kv, split);
         any_b |= std::max(first, split) < rows[r].n_kv;
     }
+    // Quantized keys are stored without the key mean: their scores lack scale * q.mean, the same for every cell
+    // of a row, which a whole row's softmax ignores and a partial one's maximum takes back.
+    float shift[kAttnMaxRows] = {};
+    if (kv.key_mean)
+        for (int r = 0; r < n_rows; ++r) {
+            const float* mean = kv.key_mean + kv_head * head_dim;
+            float d = 0;
+            for (int j = 0; j < head_dim; ++j) d += a[r].q[j] * mean[j];
+            shift[r] = d * scale;
+        }
     if (!any_b || !any_a) {  // one kind of block: one kernel, writing the rows directly
         KernelFn fn = any_b ? kKernels[static_cast<size_t>(KvType::F16)][n_rows - 1] : by_rows[n_rows - 1];
         for (int r = 0; r < n_rows; ++r)
             if (any_b) a[r].cell_begin = std::max(a[r].cell_begin, split);
         fn(a, kv, kv_head, head_dim, scale, work);
-        if (rotated)
-            for (int r = 0; r < n_rows; ++r) kv_unrotate(rows[r].out, head_dim);
+        for (int r = 0; r < n_rows; ++r) {
+            if (!any_b && rows[r].partial && rows[r].partial[0] != -INFINITY) rows[r].partial[0] += shift[r];
+            if (rotated) kv_unrotate(rows[r].out, head_dim);
+        }
         return;
     }
     for (int r = 0; r < n_rows; ++r) {
@@ -545,6 +560,7 @@ void attend(const AttnRow* rows, int n_rows, const KvSeqView& kv, int64_t kv_hea
     by_rows[n_rows - 1](a, kv, kv_head, head_dim, scale, work);
     kKernels[static_cast<size_t>(KvType::F16)][n_rows - 1](b, kv, kv_head, head_dim, scale, work);
     for (int r = 0; r < n_rows; ++r) {
+        if (stats[4 * r] != -INFINITY) stats[4 * r] += shift[r];
         combine_parts(out_a + r * head_dim, stats + 4 * r, out_b + r * head_dim, stats + 4 * r + 2, head_dim, rows[r]);
         if (rotated) kv_unrotate(rows[r].out, head_dim);
     }

@@ -22,6 +22,7 @@ struct KvSeqView {
     // the queries and rotates the outputs back.
     const KvLayout* layout = nullptr;
     int n_quant_blocks = 0;
+    const float* key_mean = nullptr;  // rot types: added to the quantized blocks' keys (KvCache::key_mean)
 };
 
 // One query row: head_dim floats in, head_dim floats out, attending cells [max(cell_begin, cell_first), n_kv).

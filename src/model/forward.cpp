@@ -512,6 +512,7 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                         view.k_blocks = kblocks.data();
                         view.v_blocks = vblocks.data();
                         view.n_quant_blocks = quant_blocks[t0];
+                        view.key_mean = kv_->key_mean(static_cast<int>(il));
                         last_t = t0;
                     }
                     // The tile's cells: from the block holding the earliest visible cell (0, or the start of

@@ -66,9 +66,21 @@ int32_t KvCache::alloc_slot() {
 
 void KvCache::quantize(int32_t block) {
     const int32_t slot = slot_[block];
+    const int bs = cfg_.block_size, D = cfg_.kv_dim;
     for (int il = 0; il < cfg_.n_layer; ++il) {
         const f16_t* k = slot_k(slot, il);
-        kv_quantize_block(layout_, k, k + slot_block_values_, k_main(il, block), v_main(il, block));
+        if (kv_type_rotated(cfg_.type) && !key_mean_set_[il]) {
+            float* mean = key_mean_.data() + static_cast<size_t>(il) * D;
+            // The channel means of the block's cells (measured on stories260K, 11k tokens: a per-channel median,
+            // robust to the first token's outlying key, did no better).
+            for (int ch = 0; ch < D; ++ch) {
+                float sum = 0;
+                for (int c = 0; c < bs; ++c) sum += f16_to_f32(k[ch * bs + c]);
+                mean[ch] = sum / static_cast<float>(bs);
+            }
+            key_mean_set_[il] = 1;
+        }
+        kv_quantize_block(layout_, k, k + slot_block_values_, k_main(il, block), v_main(il, block), key_mean(il));
     }
     slot_free_.push_back(slot);
     slot_[block] = -1;
@@ -78,7 +90,7 @@ void KvCache::unquantize(int32_t block) {
     const int32_t slot = alloc_slot();
     for (int il = 0; il < cfg_.n_layer; ++il) {
         f16_t* k = slot_k(slot, il);
-        kv_dequantize_block(layout_, k_main(il, block), v_main(il, block), k, k + slot_block_values_);
+        kv_dequantize_block(layout_, k_main(il, block), v_main(il, block), k, k + slot_block_values_, key_mean(il));
     }
     slot_[block] = slot;
 }
@@ -126,6 +138,9 @@ void KvCache::clear() {
     for (int64_t b = cfg_.n_blocks - 1; b >= 0; --b) free_.push_back(static_cast<int32_t>(b));
     // Slots are kept allocated (a cleared cache is usually refilled), all free.
     slot_.assign(static_cast<size_t>(cfg_.n_blocks), -1);
+    // No quantized block is left, so the key means can start again.
+    key_mean_.assign(static_cast<size_t>(cfg_.n_layer) * cfg_.kv_dim, 0.0f);
+    key_mean_set_.assign(static_cast<size_t>(cfg_.n_layer), 0);
     slot_free_.clear();
     for (int32_t i = static_cast<int32_t>(slot_chunks_.size()) * kSlotsPerChunk - 1; i >= 0; --i) slot_free_.push_back(i);
 }

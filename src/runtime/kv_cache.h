@@ -78,6 +78,13 @@ public:
     const void* k_block(int il, int32_t block) const;
     const void* v_block(int il, int32_t block) const;
     bool is_quantized(int32_t block) const { return kv_type_quantized(cfg_.type) && slot_[block] < 0; }
+    // Rot types: the key mean of layer il that quantized keys are stored without (kv_quant.h), kv_dim floats in
+    // the rotated basis: the channel means of the first block quantized in that layer since clear(), kept
+    // for every later one (all blocks of a layer share it, so scores shift alike). Null before that, and for
+    // the other types.
+    const float* key_mean(int il) const {
+        return kv_type_rotated(cfg_.type) && key_mean_set_[il] ? key_mean_.data() + static_cast<size_t>(il) * cfg_.kv_dim : nullptr;
+    }
 
     // --- Compressed types (no-ops for f16 / f32) ---
     // Before a batch whose first position of `seq` is first_pos: quantizes the blocks of `seq` that end at least
@@ -149,6 +156,8 @@ private:
     std::vector<std::unique_ptr<f16_t[]>> slot_chunks_;
     std::vector<int32_t> slot_free_;
     size_t slot_block_values_ = 0;  // values of one layer's K (or V) block in a slot
+    std::vector<float> key_mean_;      // [n_layer][kv_dim]
+    std::vector<uint8_t> key_mean_set_;  // per layer
     std::vector<int32_t> free_;  // unreferenced blocks
     std::vector<int32_t> ref_;   // per block: references from sequence tables and the index
     std::vector<uint64_t> block_node_;  // per block: the index node holding it, 0 when not indexed

@@ -210,7 +210,8 @@ KvLayout kv_layout(KvType type, int kv_dim, int head_dim, int block_size) {
     return L;
 }
 
-void kv_quantize_block(const KvLayout& L, const f16_t* k_in, const f16_t* v_in, uint8_t* k_out, uint8_t* v_out) {
+void kv_quantize_block(const KvLayout& L, const f16_t* k_in, const f16_t* v_in, uint8_t* k_out, uint8_t* v_out,
+                       const float* key_mean) {
     const int D = L.kv_dim, hd = L.head_dim;
     const size_t kc = k_code_bytes(L.type, D), vc = v_code_bytes(L.type, D);
     std::memset(k_out, 0, L.k_bytes);
@@ -252,7 +253,8 @@ void kv_quantize_block(const KvLayout& L, const f16_t* k_in, const f16_t* v_in, 
     for (int h = 0; h < L.n_head; ++h)
         for (int c = 0; c < 16; ++c) {
             // Key vector of (cell, head) from the transposed block.
-            for (int j = 0; j < hd; ++j) head[j] = h2f(k_in[(h * hd + j) * 16 + c]);
+            for (int j = 0; j < hd; ++j)
+                head[j] = h2f(k_in[(h * hd + j) * 16 + c]) - (key_mean ? key_mean[h * hd + j] : 0.0f);
             k_out[kc + h * 16 + c] = quant_rot(head.data(), hd, levels, n_levels, hc.data());
             for (int j = 0; j < hd; ++j) {
                 const int ch = h * hd + j;
@@ -310,11 +312,12 @@ float kv_v_value(const KvLayout& L, const void* v_block, int cell, int ch) {
     return 0;
 }
 
-void kv_dequantize_block(const KvLayout& L, const uint8_t* k_in, const uint8_t* v_in, f16_t* k_out, f16_t* v_out) {
+void kv_dequantize_block(const KvLayout& L, const uint8_t* k_in, const uint8_t* v_in, f16_t* k_out, f16_t* v_out,
+                         const float* key_mean) {
     const int D = L.kv_dim;
     for (int ch = 0; ch < D; ++ch)
         for (int c = 0; c < 16; ++c) {
-            k_out[ch * 16 + c] = f2h(kv_k_value(L, k_in, ch, c));
+            k_out[ch * 16 + c] = f2h(kv_k_value(L, k_in, ch, c) + (key_mean ? key_mean[ch] : 0.0f));
             v_out[c * D + ch] = f2h(kv_v_value(L, v_in, c, ch));
         }
 }

@@ -50,11 +50,17 @@ struct KvLayout {
 KvLayout kv_layout(KvType type, int kv_dim, int head_dim, int block_size);
 
 // A compressed block from its f16 form (K [kv_dim][16] transposed, V [16][kv_dim]; for rot types already
-// rotated) and back.
-void kv_quantize_block(const KvLayout& L, const f16_t* k_in, const f16_t* v_in, uint8_t* k_out, uint8_t* v_out);
-void kv_dequantize_block(const KvLayout& L, const uint8_t* k_in, const uint8_t* v_in, f16_t* k_out, f16_t* v_out);
+// rotated) and back. key_mean (rot types; kv_dim floats, or null for zeros) is subtracted from every key before
+// quantizing and added back when dequantizing: keys carry large per-channel offsets, which a per-vector code
+// would spend its few levels on, while attention does not see them (q.mean is the same for every cell a query
+// reads, and softmax ignores a constant), so the kernel reads centred keys and shifts the scores once.
+void kv_quantize_block(const KvLayout& L, const f16_t* k_in, const f16_t* v_in, uint8_t* k_out, uint8_t* v_out,
+                       const float* key_mean = nullptr);
+void kv_dequantize_block(const KvLayout& L, const uint8_t* k_in, const uint8_t* v_in, f16_t* k_out, f16_t* v_out,
+                         const float* key_mean = nullptr);
 
-// One value of a block of L.type (the reference attention reads these): K of (channel, cell), V of (cell, channel).
+// One value of a block of L.type (the reference attention reads these): K of (channel, cell), centred (without
+// the key mean) for rot types, V of (cell, channel).
 float kv_k_value(const KvLayout& L, const void* k_block, int channel, int cell);
 float kv_v_value(const KvLayout& L, const void* v_block, int cell, int channel);
 
