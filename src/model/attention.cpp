@@ -26,11 +26,14 @@ namespace hearth {
 namespace {
 constexpr int kChunk = 256;  // cells whose scores the AVX-512 kernel holds at once, per row
 constexpr int kPrefetchBlocks = 1;  // how many blocks ahead the AVX-512 kernel fetches K (V: one less)
+constexpr int kMaxPadRows = 3;      // rows a tile is padded with to reach a kernel's row count (kKernelRows)
 }  // namespace
 
-// The kernels' scores, then (compressed types) rotated queries and the two halves of a split row.
+// The kernels' scores, padding rows, then (compressed types) rotated queries and the two halves of a split row.
 constexpr int64_t kScoreFloats = static_cast<int64_t>(kAttnMaxRows) * kChunk + 64;
-int64_t attend_work_floats(int head_dim) { return kScoreFloats + static_cast<int64_t>(kAttnMaxRows) * (3 * head_dim + 4); }
+int64_t attend_work_floats(int head_dim) {
+    return kScoreFloats + kMaxPadRows * (head_dim + 2) + static_cast<int64_t>(kAttnMaxRows) * (3 * head_dim + 4);
+}
 
 void attend_ref(const AttnRow* rows, int n_rows, const KvSeqView& kv, int64_t kv_head, int head_dim, float scale,
                 float*) {
@@ -450,16 +453,42 @@ HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64
 }
 
 using KernelFn = void (*)(const AttnRow*, const KvSeqView&, int64_t, int, float, float*);
-template <typename F, int... Rs>
-constexpr auto make_kernels(std::integer_sequence<int, Rs...>) {
-    return std::array<KernelFn, sizeof...(Rs)>{&attend_avx512<Rs + 1, F>...};
+// Row counts with a kernel of their own; a tile of another count runs the next larger one with copies of its
+// last row writing to scratch (at most 3 of them). Each kernel is a large unrolled body: instantiating all 16
+// counts for 6 formats took the sanitizer build 2.7 minutes for this file alone.
+constexpr std::array<int, 8> kKernelRows = {1, 2, 3, 4, 6, 8, 12, 16};
+static_assert(kKernelRows.back() == kAttnMaxRows);
+template <typename F, size_t... I>
+constexpr auto make_kernels(std::index_sequence<I...>) {
+    return std::array<KernelFn, sizeof...(I)>{&attend_avx512<kKernelRows[I], F>...};
 }
-// Per KvType (in its order), per row count.
 template <typename F>
-constexpr auto kernels_of() { return make_kernels<F>(std::make_integer_sequence<int, kAttnMaxRows>{}); }
-const std::array<std::array<KernelFn, kAttnMaxRows>, 6> kKernels = {kernels_of<FmtF32>(), kernels_of<FmtF16>(),
-                                                                    kernels_of<FmtQ8>(),  kernels_of<FmtQ4>(),
-                                                                    kernels_of<FmtRot<4>>(), kernels_of<FmtRot<3>>()};
+constexpr auto kernels_of() { return make_kernels<F>(std::make_index_sequence<kKernelRows.size()>{}); }
+// Per KvType (in its order), per entry of kKernelRows.
+const std::array<std::array<KernelFn, kKernelRows.size()>, 6> kKernels = {
+    kernels_of<FmtF32>(), kernels_of<FmtF16>(), kernels_of<FmtQ8>(),
+    kernels_of<FmtQ4>(),  kernels_of<FmtRot<4>>(), kernels_of<FmtRot<3>>()};
+
+// Runs the kernel of format `type` on n rows; pad: (kMaxPadRows) * (head_dim + 2) floats of scratch.
+void run_kernel(KvType type, const AttnRow* rows, int n, const KvSeqView& kv, int64_t kv_head, int head_dim,
+                float scale, float* work, float* pad) {
+    size_t k = 0;
+    while (kKernelRows[k] < n) ++k;
+    const KernelFn fn = kKernels[static_cast<size_t>(type)][k];
+    if (kKernelRows[k] == n) {
+        fn(rows, kv, kv_head, head_dim, scale, work);
+        return;
+    }
+    AttnRow padded[kAttnMaxRows];
+    std::copy(rows, rows + n, padded);
+    for (int r = n; r < kKernelRows[k]; ++r) {
+        float* slot = pad + static_cast<size_t>(r - n) * (head_dim + 2);
+        padded[r] = rows[n - 1];
+        padded[r].out = slot;
+        if (padded[r].partial) padded[r].partial = slot + head_dim;
+    }
+    fn(padded, kv, kv_head, head_dim, scale, work);
+}
 
 // Follows the kernel dispatch, so HEARTH_ISA=ref forces the reference here too.
 bool has_avx512() { return kernels::active().isa == kernels::Isa::Avx512; }
@@ -499,14 +528,14 @@ void attend(const AttnRow* rows, int n_rows, const KvSeqView& kv, int64_t kv_hea
         attend_ref(rows, n_rows, kv, kv_head, head_dim, scale, work);
         return;
     }
-    const auto& by_rows = kKernels[static_cast<size_t>(kv.type)];
+    float* pad = work + kScoreFloats;
+    float* extra = pad + kMaxPadRows * (head_dim + 2);
     if (!quantized) {
-        by_rows[n_rows - 1](rows, kv, kv_head, head_dim, scale, work);
+        run_kernel(kv.type, rows, n_rows, kv, kv_head, head_dim, scale, work, pad);
         return;
     }
     // Compressed: rotate the queries (rot types), then the quantized blocks with their kernel and the f16 ones
     // with f16's, each as a partial row, then combine.
-    float* extra = work + kScoreFloats;
     float* q_rot = extra;
     float* out_a = q_rot + kAttnMaxRows * head_dim;
     float* out_b = out_a + kAttnMaxRows * head_dim;
@@ -538,10 +567,9 @@ void attend(const AttnRow* rows, int n_rows, const KvSeqView& kv, int64_t kv_hea
             shift[r] = d * scale;
         }
     if (!any_b || !any_a) {  // one kind of block: one kernel, writing the rows directly
-        KernelFn fn = any_b ? kKernels[static_cast<size_t>(KvType::F16)][n_rows - 1] : by_rows[n_rows - 1];
         for (int r = 0; r < n_rows; ++r)
             if (any_b) a[r].cell_begin = std::max(a[r].cell_begin, split);
-        fn(a, kv, kv_head, head_dim, scale, work);
+        run_kernel(any_b ? KvType::F16 : kv.type, a, n_rows, kv, kv_head, head_dim, scale, work, pad);
         for (int r = 0; r < n_rows; ++r) {
             if (!any_b && rows[r].partial && rows[r].partial[0] != -INFINITY) rows[r].partial[0] += shift[r];
             if (rotated) kv_unrotate(rows[r].out, head_dim);
@@ -557,8 +585,8 @@ void attend(const AttnRow* rows, int n_rows, const KvSeqView& kv, int64_t kv_hea
         b[r].out = out_b + r * head_dim;
         b[r].partial = stats + 4 * r + 2;
     }
-    by_rows[n_rows - 1](a, kv, kv_head, head_dim, scale, work);
-    kKernels[static_cast<size_t>(KvType::F16)][n_rows - 1](b, kv, kv_head, head_dim, scale, work);
+    run_kernel(kv.type, a, n_rows, kv, kv_head, head_dim, scale, work, pad);
+    run_kernel(KvType::F16, b, n_rows, kv, kv_head, head_dim, scale, work, pad);
     for (int r = 0; r < n_rows; ++r) {
         if (stats[4 * r] != -INFINITY) stats[4 * r] += shift[r];
         combine_parts(out_a + r * head_dim, stats + 4 * r, out_b + r * head_dim, stats + 4 * r + 2, head_dim, rows[r]);
