@@ -27,6 +27,7 @@ namespace {
 constexpr int kChunk = 256;  // cells whose scores the AVX-512 kernel holds at once, per row
 constexpr int kPrefetchBlocks = 1;  // how many blocks ahead the AVX-512 kernel fetches K (V: one less)
 constexpr int kMaxPadRows = 3;      // rows a tile is padded with to reach a kernel's row count (kKernelRows)
+constexpr int kMaxFoldHeadDim = 256;  // head sizes the kernel takes for formats with per-channel key scales
 }  // namespace
 
 // The kernels' scores, padding rows, then (compressed types) rotated queries and the two halves of a split row.
@@ -107,10 +108,14 @@ struct Geo {
 };
 
 // Block formats as the kernel reads them. Each gives: k_load, the 16 cells of one channel of a K block
-// (before the per-cell scale, when kCellScale); k_cell_scale, that scale for one head's 16 cells; v_load /
-// v_load8, 16 / 8 channels of one cell of a V block (lanes past 8 of v_load8 hold finite values the caller
-// masks off); v_at, the address of a cell's channel (for prefetching); kKRowBytes and kVBits, the bytes of one
-// channel of a K block and the bits of one V value.
+// (before the per-channel scale and offset, when kChannelScale, and before the per-cell scale, when
+// kCellScale); channel_scales, 16 channels' scales and offsets (the kernel folds them into the query once per
+// block and adds q.offset to the scores, instead of scaling every load); k_cell_scale, the per-cell scale of one
+// head's 16 cells; v_load / v_load8, 16 / 8 channels of one cell of a V block (before the per-cell scale, when
+// kCellVScale: the kernel folds v_cell_scale into the softmax weights; lanes past 8 of v_load8 hold finite
+// values the caller masks off); v_at, the address of a cell's channel (for prefetching); kKRowBytes and kVBits,
+// the bytes of one channel of a K block and the bits of one V value. Everything a format does once per block
+// instead of once per load saves the decode kernel, which is bound by instructions, not by bytes.
 HEARTH_AVX512 inline float f16f(const uint8_t* p) {
     f16_t h;
     std::memcpy(&h, p, 2);
@@ -118,7 +123,7 @@ HEARTH_AVX512 inline float f16f(const uint8_t* p) {
 }
 
 struct FmtF32 {
-    static constexpr bool kCellScale = false;
+    static constexpr bool kCellScale = false, kChannelScale = false, kCellVScale = false;
     static constexpr int kKRowBytes = 64, kVBits = 32;
     HEARTH_AVX512 static __m512 k_load(const uint8_t* kb, const Geo&, int ch) {
         return _mm512_loadu_ps(kb + static_cast<size_t>(ch) * 64);
@@ -133,10 +138,12 @@ struct FmtF32 {
     HEARTH_AVX512 static __m512 v_load8(const uint8_t* vb, const Geo& g, int cell, int64_t ch) {
         return _mm512_maskz_loadu_ps(0xFF, v_at(vb, g, cell, ch));
     }
+    HEARTH_AVX512 static void channel_scales(const uint8_t*, const Geo&, int64_t, __mmask16, __m512&, __m512&) {}
+    HEARTH_AVX512 static float v_cell_scale(const uint8_t*, const Geo&, int, int64_t) { return 1.0f; }
 };
 
 struct FmtF16 {
-    static constexpr bool kCellScale = false;
+    static constexpr bool kCellScale = false, kChannelScale = false, kCellVScale = false;
     static constexpr int kKRowBytes = 32, kVBits = 16;
     HEARTH_AVX512 static __m512 k_load(const uint8_t* kb, const Geo&, int ch) {
         return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(kb + static_cast<size_t>(ch) * 32)));
@@ -151,6 +158,8 @@ struct FmtF16 {
     HEARTH_AVX512 static __m512 v_load8(const uint8_t* vb, const Geo& g, int cell, int64_t ch) {
         return _mm512_cvtph_ps(_mm256_zextsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v_at(vb, g, cell, ch)))));
     }
+    HEARTH_AVX512 static void channel_scales(const uint8_t*, const Geo&, int64_t, __mmask16, __m512&, __m512&) {}
+    HEARTH_AVX512 static float v_cell_scale(const uint8_t*, const Geo&, int, int64_t) { return 1.0f; }
 };
 
 // 16 4-bit codes (value 2i in the low nibble of byte i) from 8 bytes; 8 codes from 4 bytes.
@@ -178,51 +187,67 @@ HEARTH_AVX512 inline __m512i threes(const uint8_t* unit, int first) {
     return _mm512_mask_or_epi32(low, static_cast<__mmask16>(hi >> first), low, _mm512_set1_epi32(4));
 }
 
+// The f16 value of the value group of channels ch.. of a cell, as 16 lanes (16 values: lanes 8.. take the next
+// group's when the 16 straddle a group boundary, as in a head of 24 starting at channel 24). base: the first
+// group's value; stride: bytes from one group's value to the next.
+HEARTH_AVX512 inline __m512 group_values(const uint8_t* base, int stride, const Geo& g, int cell, int64_t ch, bool sixteen) {
+    const int64_t group = cell * (g.D / kKvValueGroup) + ch / kKvValueGroup;
+    const __m512 lo = _mm512_set1_ps(f16f(base + stride * group));
+    if (!sixteen || ch % kKvValueGroup + 16 <= kKvValueGroup) return lo;
+    return _mm512_mask_blend_ps(0xFF00, lo, _mm512_set1_ps(f16f(base + stride * (group + 1))));
+}
+
 struct FmtQ8 {
-    static constexpr bool kCellScale = false;
+    static constexpr bool kCellScale = false, kChannelScale = true, kCellVScale = false;
     static constexpr int kKRowBytes = 16, kVBits = 8;
-    HEARTH_AVX512 static __m512 k_load(const uint8_t* kb, const Geo& g, int ch) {
+    HEARTH_AVX512 static __m512 k_load(const uint8_t* kb, const Geo&, int ch) {
         const __m512i c = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kb + static_cast<size_t>(ch) * 16)));
-        return _mm512_mul_ps(_mm512_cvtepi32_ps(c), _mm512_set1_ps(f16f(kb + 16 * g.D + 2 * ch)));
+        return _mm512_cvtepi32_ps(c);
+    }
+    HEARTH_AVX512 static void channel_scales(const uint8_t* kb, const Geo& g, int64_t ch, __mmask16 m, __m512& scale,
+                                             __m512& offset) {
+        scale = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, kb + 16 * g.D + 2 * ch));
+        offset = _mm512_setzero_ps();
     }
     HEARTH_AVX512 static __m512 k_cell_scale(const uint8_t*, const Geo&, int64_t) { return _mm512_set1_ps(1.0f); }
     HEARTH_AVX512 static const uint8_t* v_at(const uint8_t* vb, const Geo& g, int cell, int64_t ch) {
         return vb + cell * g.D + ch;
     }
-    HEARTH_AVX512 static float v_scale(const uint8_t* vb, const Geo& g, int cell, int64_t ch) {
-        return f16f(vb + 16 * g.D + 2 * (cell * (g.D / kKvValueGroup) + ch / kKvValueGroup));
-    }
     HEARTH_AVX512 static __m512 v_load(const uint8_t* vb, const Geo& g, int cell, int64_t ch) {
         const __m512i c = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v_at(vb, g, cell, ch))));
-        return _mm512_mul_ps(_mm512_cvtepi32_ps(c), _mm512_set1_ps(v_scale(vb, g, cell, ch)));
+        return _mm512_mul_ps(_mm512_cvtepi32_ps(c), group_values(vb + 16 * g.D, 2, g, cell, ch, true));
     }
     HEARTH_AVX512 static __m512 v_load8(const uint8_t* vb, const Geo& g, int cell, int64_t ch) {
         const __m512i c = _mm512_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(v_at(vb, g, cell, ch))));
-        return _mm512_mul_ps(_mm512_cvtepi32_ps(c), _mm512_set1_ps(v_scale(vb, g, cell, ch)));
-    }
+        return _mm512_mul_ps(_mm512_cvtepi32_ps(c), group_values(vb + 16 * g.D, 2, g, cell, ch, false));
+    }    HEARTH_AVX512 static float v_cell_scale(const uint8_t*, const Geo&, int, int64_t) { return 1.0f; }
 };
 
 struct FmtQ4 {
-    static constexpr bool kCellScale = false;
+    static constexpr bool kCellScale = false, kChannelScale = true, kCellVScale = false;
     static constexpr int kKRowBytes = 8, kVBits = 4;
-    HEARTH_AVX512 static __m512 k_load(const uint8_t* kb, const Geo& g, int ch) {
-        const __m512 c = _mm512_cvtepi32_ps(nibbles16(kb + static_cast<size_t>(ch) * 8));
-        return _mm512_fmadd_ps(c, _mm512_set1_ps(f16f(kb + 8 * g.D + 2 * ch)), _mm512_set1_ps(f16f(kb + 10 * g.D + 2 * ch)));
+    HEARTH_AVX512 static __m512 k_load(const uint8_t* kb, const Geo&, int ch) {
+        return _mm512_cvtepi32_ps(nibbles16(kb + static_cast<size_t>(ch) * 8));
+    }
+    HEARTH_AVX512 static void channel_scales(const uint8_t* kb, const Geo& g, int64_t ch, __mmask16 m, __m512& scale,
+                                             __m512& offset) {
+        scale = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, kb + 8 * g.D + 2 * ch));
+        offset = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, kb + 10 * g.D + 2 * ch));
     }
     HEARTH_AVX512 static __m512 k_cell_scale(const uint8_t*, const Geo&, int64_t) { return _mm512_set1_ps(1.0f); }
     HEARTH_AVX512 static const uint8_t* v_at(const uint8_t* vb, const Geo& g, int cell, int64_t ch) {
         return vb + cell * (g.D / 2) + ch / 2;
     }
-    HEARTH_AVX512 static __m512 dequant(__m512i codes, const uint8_t* vb, const Geo& g, int cell, int64_t ch) {
-        const uint8_t* sm = vb + 8 * g.D + 4 * (cell * (g.D / kKvValueGroup) + ch / kKvValueGroup);
-        return _mm512_fmadd_ps(_mm512_cvtepi32_ps(codes), _mm512_set1_ps(f16f(sm)), _mm512_set1_ps(f16f(sm + 2)));
-    }
     HEARTH_AVX512 static __m512 v_load(const uint8_t* vb, const Geo& g, int cell, int64_t ch) {
-        return dequant(nibbles16(v_at(vb, g, cell, ch)), vb, g, cell, ch);
+        const uint8_t* sm = vb + 8 * g.D;
+        return _mm512_fmadd_ps(_mm512_cvtepi32_ps(nibbles16(v_at(vb, g, cell, ch))), group_values(sm, 4, g, cell, ch, true),
+                               group_values(sm + 2, 4, g, cell, ch, true));
     }
     HEARTH_AVX512 static __m512 v_load8(const uint8_t* vb, const Geo& g, int cell, int64_t ch) {
-        return dequant(nibbles8(v_at(vb, g, cell, ch)), vb, g, cell, ch);
-    }
+        const uint8_t* sm = vb + 8 * g.D;
+        return _mm512_fmadd_ps(_mm512_cvtepi32_ps(nibbles8(v_at(vb, g, cell, ch))), group_values(sm, 4, g, cell, ch, false),
+                               group_values(sm + 2, 4, g, cell, ch, false));
+    }    HEARTH_AVX512 static float v_cell_scale(const uint8_t*, const Geo&, int, int64_t) { return 1.0f; }
 };
 
 // The rot types' 8-bit scales of 16 cells: 2^((e - 144) / 8) = 2^(e & 7 / 8) * 2^((e >> 3) - 18).
@@ -236,7 +261,7 @@ HEARTH_AVX512 inline __m512 rot_scales16(const uint8_t* e8) {
 
 template <int Bits>
 struct FmtRot {
-    static constexpr bool kCellScale = true;
+    static constexpr bool kCellScale = true, kChannelScale = false, kCellVScale = true;
     static constexpr int kKRowBytes = Bits == 4 ? 8 : 6, kVBits = Bits;
     HEARTH_AVX512 static __m512 levels() {
         return Bits == 4 ? _mm512_loadu_ps(kKvRot4Levels)
@@ -253,8 +278,8 @@ struct FmtRot {
     HEARTH_AVX512 static const uint8_t* v_at(const uint8_t* vb, const Geo& g, int cell, int64_t ch) {
         return Bits == 4 ? vb + cell * (g.D / 2) + ch / 2 : vb + (cell * (g.D / 16) + ch / 16) * 6;
     }
-    HEARTH_AVX512 static float v_scale(const uint8_t* vb, const Geo& g, int cell, int64_t ch) {
-        const uint8_t e = vb[code_bytes(g) + cell * g.H + ch / g.hd];
+    HEARTH_AVX512 static float v_cell_scale(const uint8_t* vb, const Geo& g, int cell, int64_t head) {
+        const uint8_t e = vb[code_bytes(g) + cell * g.H + head];
         const uint32_t pow2 = static_cast<uint32_t>((e >> 3) - kKvScaleBias / 8 + 127) << 23;
         float p;
         std::memcpy(&p, &pow2, 4);
@@ -262,12 +287,13 @@ struct FmtRot {
     }
     HEARTH_AVX512 static __m512 v_load(const uint8_t* vb, const Geo& g, int cell, int64_t ch) {
         const __m512i c = Bits == 4 ? nibbles16(v_at(vb, g, cell, ch)) : threes(v_at(vb, g, cell, ch), static_cast<int>(ch % 16));
-        return _mm512_mul_ps(_mm512_permutexvar_ps(c, levels()), _mm512_set1_ps(v_scale(vb, g, cell, ch)));
+        return _mm512_permutexvar_ps(c, levels());
     }
     HEARTH_AVX512 static __m512 v_load8(const uint8_t* vb, const Geo& g, int cell, int64_t ch) {
         const __m512i c = Bits == 4 ? nibbles8(v_at(vb, g, cell, ch)) : threes(v_at(vb, g, cell, ch), static_cast<int>(ch % 16));
-        return _mm512_mul_ps(_mm512_permutexvar_ps(c, levels()), _mm512_set1_ps(v_scale(vb, g, cell, ch)));
+        return _mm512_permutexvar_ps(c, levels());
     }
+    HEARTH_AVX512 static void channel_scales(const uint8_t*, const Geo&, int64_t, __mmask16, __m512&, __m512&) {}
 };
 
 // row[0, head_dim) *= c: whole columns of 16 plainly, a last group of 8 masked.
@@ -304,6 +330,8 @@ HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64
     }
     // [R][kChunk] scores, then weights; 64-byte aligned inside the caller's buffer (it has the slack).
     float* S = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(work) + 63) & ~uintptr_t(63));
+    // Queries with a block's channel scales folded in (formats with kChannelScale).
+    alignas(64) float qs[F::kChannelScale ? R * kMaxFoldHeadDim : 1];
     const __m512 lane = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512 vscale = _mm512_set1_ps(scale), ninf = _mm512_set1_ps(-INFINITY);
     // Cache lines of one head's K in a block, and of one cell's V segment of the head.
@@ -326,6 +354,30 @@ HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64
             // Blocks lie anywhere in the pool, out of the hardware prefetcher's sight: fetch the next block's K
             // (of this head) while this one is multiplied, and this block's V for the weighted sum after the
             // chunk's scores.
+            // Per-channel scales go into the query (qs = q * scale), per-channel offsets into the scores
+            // (q . offset, the same for the block's 16 cells).
+            const float* qk[R];
+            float offset[R];
+#pragma GCC unroll 16
+            for (int r = 0; r < R; ++r) qk[r] = q[r], offset[r] = 0;
+            if constexpr (F::kChannelScale) {
+                __m512 off[R];
+#pragma GCC unroll 16
+                for (int r = 0; r < R; ++r) off[r] = _mm512_setzero_ps();
+                for (int j = 0; j < head_dim; j += 16) {
+                    const __mmask16 m = head_dim - j >= 16 ? __mmask16(0xFFFF) : __mmask16(0xFF);
+                    __m512 sc, mn;
+                    F::channel_scales(kb, g, ch0 + j, m, sc, mn);
+#pragma GCC unroll 16
+                    for (int r = 0; r < R; ++r) {
+                        const __m512 qv = _mm512_maskz_loadu_ps(m, q[r] + j);
+                        _mm512_mask_storeu_ps(qs + r * kMaxFoldHeadDim + j, m, _mm512_mul_ps(qv, sc));
+                        off[r] = _mm512_fmadd_ps(qv, mn, off[r]);
+                    }
+                }
+#pragma GCC unroll 16
+                for (int r = 0; r < R; ++r) qk[r] = qs + r * kMaxFoldHeadDim, offset[r] = _mm512_reduce_add_ps(off[r]);
+            }
             const int last_block = (n_max - 1) / bs;
             const uint8_t* k_pf = kblock(std::min(cell0 / bs + kPrefetchBlocks, last_block)) + ch0 * F::kKRowBytes;
             const uint8_t* v_pf = vblock(std::min(cell0 / bs + kPrefetchBlocks - 1, last_block));
@@ -340,20 +392,27 @@ HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64
                                      _MM_HINT_T0);
                     const __m512 k = F::k_load(kb, g, static_cast<int>(ch0 + it));
 #pragma GCC unroll 16
-                    for (int r = 0; r < R; ++r) s[x][r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r][it]), k, s[x][r]);
+                    for (int r = 0; r < R; ++r) s[x][r] = _mm512_fmadd_ps(_mm512_set1_ps(qk[r][it]), k, s[x][r]);
                 }
             }
             const __m512 cells = _mm512_add_ps(lane, _mm512_set1_ps(static_cast<float>(cell0)));
             const __m512 cell_scale = F::kCellScale ? _mm512_mul_ps(F::k_cell_scale(kb, g, kv_head), vscale) : vscale;
 #pragma GCC unroll 16
             for (int r = 0; r < R; ++r) {
-                const __m512 sum = kSplit == 2 ? _mm512_add_ps(s[0][r], s[kSplit - 1][r]) : s[0][r];
+                __m512 sum = kSplit == 2 ? _mm512_add_ps(s[0][r], s[kSplit - 1][r]) : s[0][r];
+                if constexpr (F::kChannelScale) sum = _mm512_add_ps(sum, _mm512_set1_ps(offset[r]));
                 __mmask16 ok =
                     _mm512_cmp_ps_mask(cells, _mm512_set1_ps(static_cast<float>(rows[r].n_kv)), _CMP_LT_OQ);
                 if (rows[r].cell_first > cell0)
                     ok &= _mm512_cmp_ps_mask(cells, _mm512_set1_ps(static_cast<float>(rows[r].cell_first)), _CMP_GE_OQ);
                 _mm512_store_ps(S + r * kChunk + b * bs, _mm512_mask_mul_ps(ninf, ok, sum, cell_scale));
             }
+        }
+        // The chunk's per-cell V scales (formats with kCellVScale).
+        alignas(64) float vcs[F::kCellVScale ? kChunk : 1];
+        if constexpr (F::kCellVScale) {
+            for (int b = 0; b < nb; ++b)
+                for (int i = 0; i < bs; ++i) vcs[b * bs + i] = F::v_cell_scale(vblock((c0 + b * bs) / bs), g, i, kv_head);
         }
         // Weights against the running maximum; rescale what was accumulated before.
         for (int r = 0; r < R; ++r) {
@@ -377,6 +436,10 @@ HEARTH_AVX512 void attend_avx512(const AttnRow* rows, const KvSeqView& kv, int64
             }
             l[r] = l[r] * corr + _mm512_reduce_add_ps(sum);
             m[r] = m_new;
+            if constexpr (F::kCellVScale) {  // the V rows' per-cell scales, into the weights (after their sum)
+                for (int b = 0; b < nb; ++b)
+                    _mm512_store_ps(sr + b * bs, _mm512_mul_ps(_mm512_load_ps(sr + b * bs), _mm512_load_ps(vcs + b * bs)));
+            }
             if (corr != 1.0f) {
                 const __m512 c = _mm512_set1_ps(corr);
                 scale_row(out[r], head_dim, c);
@@ -524,7 +587,7 @@ void attend(const AttnRow* rows, int n_rows, const KvSeqView& kv, int64_t kv_hea
     const bool quantized = kv_type_quantized(kv.type);
     if (quantized && (!kv.layout || kv.layout->type != kv.type))
         fail("attention: a {} cache view needs its block layout", kv_type_name(kv.type));
-    if (kv.block_size != 16 || head_dim % 8 != 0 || !has_avx512()) {
+    if (kv.block_size != 16 || head_dim % 8 != 0 || (quantized && head_dim > kMaxFoldHeadDim) || !has_avx512()) {
         attend_ref(rows, n_rows, kv, kv_head, head_dim, scale, work);
         return;
     }
