@@ -200,6 +200,42 @@ TEST(Cli, RunLookupGivesTheSameTokens) {
     EXPECT_NE(bad.err.find("--lookup"), std::string::npos) << bad.err;
 }
 
+// A draft model of the same vocabulary: stories260K drafting for itself (every draft kept) and a random model
+// with its vocabulary (few kept); the tokens are those of plain decoding either way.
+TEST(Cli, RunDraftModelGivesTheSameTokens) {
+    const std::string random_draft = tmp_dir() + "/draft_random.gguf";
+    ASSERT_EQ(hearth("synth --shape embd=64,layers=1,heads=2,kv_heads=1,ff=128 --vocab " + stories_arg() + " -o " +
+                     random_draft).code, 0);
+    for (const std::string& args :
+         std::vector<std::string>{"-p 'Once upon a time, there was a little girl named Lily. She loved to play' -n 120 --temp 0",
+                                  "-p 'Once upon a time' -n 150 --temp 0.8 --top-k 40 --seed 7"}) {
+        const Result plain = hearth("run -m " + stories_arg() + " " + args + " --json");
+        ASSERT_EQ(plain.code, 0) << plain.err;
+        const auto a = nlohmann::json::parse(plain.out);
+        for (const std::string& draft : {stories_arg(), random_draft}) {
+            const Result spec = hearth("run -m " + stories_arg() + " " + args + " --json --draft " + draft + " --draft-max 6");
+            ASSERT_EQ(spec.code, 0) << spec.err;
+            const auto b = nlohmann::json::parse(spec.out);
+            EXPECT_EQ(a["tokens"], b["tokens"]) << args << " draft " << draft;
+            const auto& st = b["speculative"];
+            EXPECT_EQ(st["mode"], "draft");
+            EXPECT_EQ(st["steps"].get<int>() + 1 + st["accepted"].get<int>(), static_cast<int>(b["tokens"].size()));
+            if (draft == stories_arg() && args.find("--temp 0 ") != std::string::npos) {
+                EXPECT_EQ(st["accepted"], st["drafted"]);  // greedy drafts of the model itself are its own choices
+                EXPECT_GT(st["tokens_per_step"].get<double>(), 5.0);
+            }
+        }
+    }
+    // Another vocabulary is refused, naming the difference; --draft and --lookup exclude each other.
+    const std::string other = tmp_dir() + "/draft_other_vocab.gguf";
+    ASSERT_EQ(hearth("synth --shape embd=64,layers=1,heads=2,kv_heads=1,ff=128 --vocab " +
+                     q(test::shared("tokenizers/smollm2/tokenizer.json")) + " -o " + other).code, 0);
+    const Result bad = hearth("run -m " + stories_arg() + " -p hi --draft " + other);
+    EXPECT_NE(bad.code, 0);
+    EXPECT_NE(bad.err.find("49152 tokens, the model's 512"), std::string::npos) << bad.err;
+    EXPECT_NE(hearth("run -m " + stories_arg() + " -p hi --draft " + other + " --lookup 4").code, 0);
+}
+
 TEST(Cli, InfoReportsTheModel) {
     const Result r = hearth("info -m " + stories_arg() + " --json");
     ASSERT_EQ(r.code, 0) << r.err;

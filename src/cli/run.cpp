@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cstdio>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "cli/common.h"
 #include "cli/constraint.h"
 #include "grammar/matcher.h"
+#include "model/draft.h"
 #include "model/forward.h"
 #include "runtime/sampler.h"
 #include "runtime/speculative.h"
@@ -33,6 +35,8 @@ void add_run(CLI::App& app) {
         ConstraintOptions constraint;
         KvOptions kv;
         int lookup = 0;
+        std::string draft_model;
+        int draft_max = 8;
     };
     auto o = std::make_shared<Opts>();
     cmd->add_option("-m,--model", o->model, "GGUF model file, or a store name (hearth list)")->required();
@@ -58,6 +62,13 @@ void add_run(CLI::App& app) {
                     "Speculative decoding by prompt lookup: verify up to N tokens copied from where the text's last "
                     "words occurred before, in one forward pass (the same output, up to floating-point rounding; 0 = off)")
         ->check(CLI::Range(0, 64));
+    auto* draft_opt = cmd->add_option("--draft", o->draft_model,
+                                      "Speculative decoding with a draft model (GGUF file or store name) of the same "
+                                      "vocabulary: it proposes --draft-max tokens greedily, the model verifies them in "
+                                      "one forward pass (the same output, up to floating-point rounding)");
+    cmd->add_option("--draft-max", o->draft_max, "Tokens the draft model proposes per pass (default 8)")
+        ->check(CLI::Range(1, 64));
+    draft_opt->excludes(cmd->get_option("--lookup"));
     cmd->callback([o, cmd] {
         if (cmd->count("--threads")) check_threads(o->threads);
         auto model = Model::load(store::resolve_model(o->model), o->mmap);
@@ -75,6 +86,17 @@ void add_run(CLI::App& app) {
         if (cmd->count("--ctx-size") && o->ctx <= 0) fail("context size must be positive (got {})", o->ctx);
         cp.n_ctx = o->ctx > 0 ? o->ctx : static_cast<int>(std::min<int64_t>(train, 4096));
         Context ctx(*model, cp);
+        // The draft model: same vocabulary (checked), its own cache of the context's size.
+        std::unique_ptr<Model> draft_model;
+        std::unique_ptr<DraftModel> drafter;
+        if (!o->draft_model.empty()) {
+            draft_model = Model::load(store::resolve_model(o->draft_model), o->mmap);
+            check_draft_vocab(vocab, tok::Vocab::from_gguf(draft_model->file));
+            ContextParams dp;
+            dp.n_threads = o->threads;
+            dp.n_ctx = cp.n_ctx;
+            drafter = std::make_unique<DraftModel>(*draft_model, dp);
+        }
 
         std::vector<int32_t> prompt = vocab.encode(o->prompt, /*add_special=*/true, /*parse_special=*/true);
         if (prompt.empty()) fail("the prompt is empty and the vocabulary adds no BOS token: nothing to condition on");
@@ -160,9 +182,12 @@ void add_run(CLI::App& app) {
                 break;
             }
             draft.clear();
-            if (o->lookup > 0) {
-                const int room = std::min({o->lookup, cp.n_ctx - pos - 1, o->n_predict - static_cast<int>(out.size()) - 1});
-                if (room > 0) draft = lookup_draft(history, static_cast<size_t>(room));
+            if (o->lookup > 0 || drafter) {
+                const int room = std::min({drafter ? o->draft_max : o->lookup, cp.n_ctx - pos - 1,
+                                           o->n_predict - static_cast<int>(out.size()) - 1});
+                if (room > 0)
+                    draft = drafter ? drafter->draft(history, static_cast<size_t>(room))
+                                    : lookup_draft(history, static_cast<size_t>(room));
             }
             batch.clear();
             batch.add(tok, pos, 0, true);
@@ -179,9 +204,9 @@ void add_run(CLI::App& app) {
             j["tokens"] = out;
             j["text"] = text;
             if (matcher) j["grammar_complete"] = matcher->can_end();
-            if (o->lookup > 0)
-                j["speculative"] = {{"mode", "lookup"},
-                                    {"max_draft", o->lookup},
+            if (o->lookup > 0 || drafter)
+                j["speculative"] = {{"mode", drafter ? "draft" : "lookup"},
+                                    {"max_draft", drafter ? o->draft_max : o->lookup},
                                     {"steps", spec.steps},
                                     {"drafted", spec.drafted},
                                     {"accepted", spec.accepted},
