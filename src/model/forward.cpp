@@ -53,6 +53,18 @@ struct Context::Scratch {
     std::vector<uint8_t> moe_act;
 };
 
+namespace {
+// Per sequence of the entries, its lowest position.
+std::unordered_map<int32_t, int32_t> first_positions(const BatchEntry* entries, int n) {
+    std::unordered_map<int32_t, int32_t> first;
+    for (int t = 0; t < n; ++t) {
+        auto [it, fresh] = first.emplace(entries[t].seq, entries[t].pos);
+        if (!fresh) it->second = std::min(it->second, entries[t].pos);
+    }
+    return first;
+}
+}  // namespace
+
 Context::Context(const Model& model, const ContextParams& params)
     : model_(model), params_(params), s_(std::make_unique<Scratch>()) {
     if (params.n_threads < 0) fail("threads must be positive (got {})", params.n_threads);
@@ -97,12 +109,8 @@ const std::vector<float>& Context::decode(const Batch& batch) {
     for (const auto& [seq, n] : next_pos) kv_->reserve(seq, n);
     // Compressed caches: the cells this batch writes must be in f16 blocks (a truncated sequence may rewrite
     // cells of a quantized one).
-    std::unordered_map<int32_t, int32_t> first_pos;
-    for (const auto& e : batch.entries) {
-        auto [it, fresh] = first_pos.emplace(e.seq, e.pos);
-        if (!fresh) it->second = std::min(it->second, e.pos);
-    }
-    for (const auto& [seq, pos] : first_pos) kv_->prepare_write(seq, pos);
+    for (const auto& [seq, pos] : first_positions(batch.entries.data(), static_cast<int>(batch.entries.size())))
+        kv_->prepare_write(seq, pos);
 
     float* out = logits_.data();
     const auto& E = batch.entries;
@@ -191,11 +199,8 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
     // Compressed caches: blocks old enough are quantized now; per entry, how many blocks of its sequence are.
     std::vector<int32_t> quant_blocks(T, 0);
     if (kv_type_quantized(kv_->config().type)) {
-        std::unordered_map<int32_t, int32_t> first_pos, n_quant;
-        for (int t = 0; t < T; ++t) {
-            auto [it, fresh] = first_pos.emplace(entries[t].seq, entries[t].pos);
-            if (!fresh) it->second = std::min(it->second, entries[t].pos);
-        }
+        const std::unordered_map<int32_t, int32_t> first_pos = first_positions(entries, T);
+        std::unordered_map<int32_t, int32_t> n_quant;
         for (const auto& [seq, pos] : first_pos) kv_->age(seq, pos);
         for (const auto& [seq, pos] : first_pos) n_quant[seq] = kv_->age(seq, pos);  // after every sequence aged
         for (int t = 0; t < T; ++t) quant_blocks[t] = n_quant[entries[t].seq];

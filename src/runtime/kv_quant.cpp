@@ -20,8 +20,8 @@ namespace {
 
 constexpr std::array<const char*, 6> kNames = {"f32", "f16", "q8", "q4", "rot4", "rot3"};
 
-// Bytes of the codes of one block (the scales follow them).
-size_t k_code_bytes(KvType t, int D) {
+// Bytes of the codes of one block, K or V alike (the same bits per value; the scales follow them).
+size_t code_bytes(KvType t, int D) {
     switch (t) {
         case KvType::Q8: return static_cast<size_t>(D) * 16;
         case KvType::Q4:
@@ -30,7 +30,6 @@ size_t k_code_bytes(KvType t, int D) {
         default: return 0;
     }
 }
-size_t v_code_bytes(KvType t, int D) { return k_code_bytes(t, D); }  // the same bits per value
 
 // A 3-bit code: two low bits in a 32-bit plane (value i at bits 2i), the high bit in a 16-bit plane (bit i):
 // 16 codes in 6 bytes, which the SIMD kernel splits with two shifts and a mask register.
@@ -195,16 +194,16 @@ KvLayout kv_layout(KvType type, int kv_dim, int head_dim, int block_size) {
     const size_t D = static_cast<size_t>(kv_dim);
     switch (type) {
         case KvType::Q8:
-            L.k_bytes = k_code_bytes(type, kv_dim) + 2 * D;
-            L.v_bytes = v_code_bytes(type, kv_dim) + 2 * 16 * (D / kKvValueGroup);
+            L.k_bytes = code_bytes(type, kv_dim) + 2 * D;
+            L.v_bytes = code_bytes(type, kv_dim) + 2 * 16 * (D / kKvValueGroup);
             break;
         case KvType::Q4:
-            L.k_bytes = k_code_bytes(type, kv_dim) + 4 * D;
-            L.v_bytes = v_code_bytes(type, kv_dim) + 4 * 16 * (D / kKvValueGroup);
+            L.k_bytes = code_bytes(type, kv_dim) + 4 * D;
+            L.v_bytes = code_bytes(type, kv_dim) + 4 * 16 * (D / kKvValueGroup);
             break;
         default:  // rot: one u8 scale per (cell, head) on each side
-            L.k_bytes = k_code_bytes(type, kv_dim) + 16 * static_cast<size_t>(L.n_head);
-            L.v_bytes = v_code_bytes(type, kv_dim) + 16 * static_cast<size_t>(L.n_head);
+            L.k_bytes = code_bytes(type, kv_dim) + 16 * static_cast<size_t>(L.n_head);
+            L.v_bytes = code_bytes(type, kv_dim) + 16 * static_cast<size_t>(L.n_head);
             break;
     }
     return L;
@@ -213,7 +212,7 @@ KvLayout kv_layout(KvType type, int kv_dim, int head_dim, int block_size) {
 void kv_quantize_block(const KvLayout& L, const f16_t* k_in, const f16_t* v_in, uint8_t* k_out, uint8_t* v_out,
                        const float* key_mean) {
     const int D = L.kv_dim, hd = L.head_dim;
-    const size_t kc = k_code_bytes(L.type, D), vc = v_code_bytes(L.type, D);
+    const size_t kc = code_bytes(L.type, D), vc = kc;
     std::memset(k_out, 0, L.k_bytes);
     std::memset(v_out, 0, L.v_bytes);
     float x[16];
