@@ -21,5 +21,6 @@ void add_tokenizer(CLI::App& app);
 void add_tokenize(CLI::App& app);  // tokenize and detokenize
 void add_train(CLI::App& app);
 void add_grammar(CLI::App& app);  // grammar check
+void add_needle(CLI::App& app);
 
 }  // namespace hearth::cli

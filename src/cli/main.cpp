@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
     hearth::cli::add_tokenize(app);
     hearth::cli::add_train(app);
     hearth::cli::add_grammar(app);
+    hearth::cli::add_needle(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -85,6 +85,19 @@ Context::Context(const Model& model, const ContextParams& params)
 
 Context::~Context() = default;
 
+void Context::observe_queries(int32_t seq, int32_t first_pos, int32_t n) {
+    if (first_pos < 0 || n <= 0) fail("queries to observe: positions [{}, {}) are empty or negative", first_pos, first_pos + n);
+    ObservedQueries& o = observed_[seq];
+    o.first_pos = first_pos;
+    o.n = n;
+    o.q.assign(static_cast<size_t>(model_.hp.n_layer) * n * model_.hp.q_dim(), 0.0f);
+}
+
+const Context::ObservedQueries* Context::observed_queries(int32_t seq) const {
+    auto it = observed_.find(seq);
+    return it == observed_.end() ? nullptr : &it->second;
+}
+
 const std::vector<float>& Context::decode(const Batch& batch) {
     const HParams& hp = model_.hp;
     const int n_out = batch.n_logits();
@@ -205,9 +218,25 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
         for (const auto& [seq, pos] : first_pos) n_quant[seq] = kv_->age(seq, pos);  // after every sequence aged
         for (int t = 0; t < T; ++t) quant_blocks[t] = n_quant[entries[t].seq];
     }
-    // Resolve the KV cell of every entry once.
+    // Resolve the KV block table and cell of every entry once (cells differ from positions after an eviction),
+    // and where it saves its queries, if it is observed.
     std::vector<const std::vector<int32_t>*> tables(T);
-    for (int t = 0; t < T; ++t) tables[t] = &kv_->blocks(entries[t].seq);
+    std::vector<int32_t> cells(T);
+    std::vector<float*> observe(T, nullptr);
+    std::vector<int64_t> observe_layer_stride(T, 0);
+    for (int t = 0; t < T; ++t) {
+        tables[t] = &kv_->blocks(entries[t].seq);
+        cells[t] = kv_->cell(entries[t].seq, entries[t].pos);
+        if (observed_.empty()) continue;
+        auto it = observed_.find(entries[t].seq);
+        if (it == observed_.end()) continue;
+        ObservedQueries& o = it->second;
+        const int32_t i = entries[t].pos - o.first_pos;
+        if (i >= 0 && i < o.n) {
+            observe[t] = o.q.data() + static_cast<int64_t>(i) * QD;
+            observe_layer_stride[t] = static_cast<int64_t>(o.n) * QD;
+        }
+    }
     const int bs = kv_->config().block_size;
 
     // Attention tiles: runs of entries of one sequence, as many tokens as fill kAttnMaxRows query rows with
@@ -231,7 +260,7 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
     int kv_parts = 1;
     if (T <= kPrivateActRows) {
         int max_kv = 0;
-        for (int t = 0; t < T; ++t) max_kv = std::max(max_kv, entries[t].pos + 1);
+        for (int t = 0; t < T; ++t) max_kv = std::max(max_kv, cells[t] + 1);
         const int64_t even = nt / std::gcd(n_attn_items, static_cast<int64_t>(nt));
         kv_parts = static_cast<int>(std::min<int64_t>(even, (max_kv + bs - 1) / bs));
     }
@@ -483,6 +512,7 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                 const float* cs = (sliding ? s.rope_cos_sliding : s.rope_cos).data() + t * half;
                 const float* sn = (sliding ? s.rope_sin_sliding : s.rope_sin).data() + t * half;
                 ops::rope_rotate(x, cs, sn, sliding ? rope_sliding : rope);
+                if (!is_k && observe[t]) std::copy(x, x + HD, observe[t] + il * observe_layer_stride[t] + h * HD);
                 if (is_k)
                     kv_->write(static_cast<int>(il), entries[t].seq, entries[t].pos, s.k.data() + t * KVD,
                                s.v.data() + t * KVD, static_cast<int>(hk * HD), static_cast<int>((hk + 1) * HD));
@@ -525,12 +555,12 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                     int first0 = 0;
                     if (sliding) {
                         first0 = INT32_MAX;
-                        for (int t = t0; t < t0 + tn; ++t) first0 = std::min(first0, std::max(0, entries[t].pos + 1 - window));
+                        for (int t = t0; t < t0 + tn; ++t) first0 = std::min(first0, std::max(0, cells[t] + 1 - window));
                     }
                     int cell_begin = first0 / bs * bs, cell_end = INT32_MAX;
                     if (kv_parts > 1) {
                         int n_max = 0;
-                        for (int t = t0; t < t0 + tn; ++t) n_max = std::max(n_max, entries[t].pos + 1);
+                        for (int t = t0; t < t0 + tn; ++t) n_max = std::max(n_max, cells[t] + 1);
                         const int b0 = first0 / bs, nb = (n_max + bs - 1) / bs - b0;
                         cell_begin = (b0 + nb * part / kv_parts) * bs;
                         cell_end = (b0 + nb * (part + 1) / kv_parts) * bs;
@@ -540,9 +570,9 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                         for (int64_t h = h0; h < h1; ++h) {
                             AttnRow& row = rows[n_rows++];
                             row.q = s.q.data() + t * QD + h * HD;
-                            row.n_kv = std::max(cell_begin, std::min(entries[t].pos + 1, cell_end));
+                            row.n_kv = std::max(cell_begin, std::min(cells[t] + 1, cell_end));
                             row.cell_begin = cell_begin;
-                            row.cell_first = sliding ? std::max(0, entries[t].pos + 1 - window) : 0;
+                            row.cell_first = sliding ? std::max(0, cells[t] + 1 - window) : 0;
                             if (kv_parts > 1) {
                                 const int64_t slot = (t * hp.n_head + h) * kv_parts + part;
                                 row.out = s.att_parts.data() + slot * HD;

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "model/model.h"
@@ -34,6 +35,17 @@ public:
     // invalid token, position or sequence, or when the cache is full.
     const std::vector<float>& decode(const Batch& batch);
 
+    // KV eviction (model/snapkv.h) votes with the queries of a prompt's last positions: after this call, the
+    // batches that compute positions [first_pos, first_pos + n) of `seq` also save their queries (after rope
+    // and the per-head norms, as attention uses them) until forget_queries(seq).
+    struct ObservedQueries {
+        int32_t first_pos = 0, n = 0;
+        std::vector<float> q;  // [layer][n][n_head * head_dim]
+    };
+    void observe_queries(int32_t seq, int32_t first_pos, int32_t n);
+    const ObservedQueries* observed_queries(int32_t seq) const;
+    void forget_queries(int32_t seq) { observed_.erase(seq); }
+
     KvCache& kv() { return *kv_; }
     const Model& model() const { return model_; }
     int n_threads() const { return n_threads_; }
@@ -50,6 +62,7 @@ private:
     std::unique_ptr<KvCache> kv_;
     std::unique_ptr<Scratch> s_;
     std::vector<float> logits_;
+    std::unordered_map<int32_t, ObservedQueries> observed_;
 };
 
 }  // namespace hearth

@@ -1,6 +1,7 @@
 #include "runtime/kv_cache.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "base/error.h"
 #include "tensor/dtype.h"
@@ -101,6 +102,7 @@ int32_t KvCache::age(int32_t seq, int32_t first_pos) {
     if (it == seqs_.end()) return 0;
     const auto& table = it->second.table;
     const int bs = cfg_.block_size;
+    first_pos -= it->second.evicted;
     int32_t n_quant = 0;
     bool f16_seen = false;
     for (size_t b = 0; b < table.size(); ++b) {
@@ -123,6 +125,7 @@ void KvCache::prepare_write(int32_t seq, int32_t pos) {
     auto it = seqs_.find(seq);
     if (it == seqs_.end()) return;
     const auto& table = it->second.table;
+    pos -= it->second.evicted;
     for (size_t b = static_cast<size_t>(std::max(pos, 0) / cfg_.block_size); b < table.size(); ++b)
         if (slot_[table[b]] < 0) unquantize(table[b]);
 }
@@ -198,7 +201,7 @@ void KvCache::release(int32_t block) {
 void KvCache::reserve(int32_t seq, int32_t n_pos) {
     auto found = seqs_.find(seq);
     const int64_t have = found == seqs_.end() ? 0 : static_cast<int64_t>(found->second.table.size());
-    const int64_t need = (static_cast<int64_t>(n_pos) + cfg_.block_size - 1) / cfg_.block_size;
+    const int64_t need = (static_cast<int64_t>(cell(seq, n_pos)) + cfg_.block_size - 1) / cfg_.block_size;
     if (need - have > free_blocks())
         fail("kv cache full: sequence {} needs {} positions, {} free of {} cells", seq, n_pos,
              free_blocks() * cfg_.block_size, cfg_.n_blocks * cfg_.block_size);
@@ -212,10 +215,24 @@ int32_t KvCache::seq_len(int32_t seq) const {
     return it == seqs_.end() ? 0 : it->second.len;
 }
 
+int32_t KvCache::cell(int32_t seq, int32_t pos) const {
+    auto it = seqs_.find(seq);
+    return it == seqs_.end() ? pos : pos - it->second.evicted;
+}
+
+bool KvCache::is_compacted(int32_t seq) const {
+    auto it = seqs_.find(seq);
+    return it != seqs_.end() && it->second.compacted > 0;
+}
+
 void KvCache::truncate(int32_t seq, int32_t pos) {
     auto it = seqs_.find(seq);
     if (it == seqs_.end()) return;
     Seq& s = it->second;
+    if (pos > 0 && pos < s.compacted)
+        fail("kv cache: sequence {} was compacted at {} positions (KV eviction): it cannot be cut back to {}, only "
+             "emptied", seq, s.compacted, pos);
+    if (pos > 0) pos -= s.evicted;  // a cell from here on
     const size_t keep = (static_cast<size_t>(std::max(pos, 0)) + cfg_.block_size - 1) / cfg_.block_size;
     while (s.table.size() > keep) {
         release(s.table.back());
@@ -225,8 +242,8 @@ void KvCache::truncate(int32_t seq, int32_t pos) {
     if (s.chain.size() > full) s.chain.resize(full);
     if (pos <= 0) {
         seqs_.erase(it);
-    } else if (s.len > pos) {
-        s.len = pos;
+    } else if (s.len > pos + s.evicted) {
+        s.len = pos + s.evicted;
     }
 }
 
@@ -239,13 +256,17 @@ const std::vector<int32_t>& KvCache::blocks(int32_t seq) const {
 bool KvCache::is_shared(int32_t seq, int32_t pos) const {
     auto it = seqs_.find(seq);
     if (it == seqs_.end() || pos < 0) return false;
+    pos -= it->second.evicted;
+    if (pos < 0) return false;
     const size_t b = static_cast<size_t>(pos / cfg_.block_size);
     return b < it->second.table.size() && ref_[it->second.table[b]] > 1;
 }
 
 void KvCache::write(int il, int32_t seq, int32_t pos, const float* k, const float* v, int d0, int d1) {
     if (d1 < 0) d1 = cfg_.kv_dim;
-    const auto& table = seqs_.at(seq).table;
+    const Seq& sq = seqs_.at(seq);
+    const auto& table = sq.table;
+    pos -= sq.evicted;
     const int32_t block = table.at(static_cast<size_t>(pos / cfg_.block_size));
     const int bs = cfg_.block_size, cell = pos % bs;
     if (cfg_.type == KvType::F32) {
@@ -294,6 +315,129 @@ void KvCache::write(int il, int32_t seq, int32_t pos, const float* k, const floa
     }
 }
 
+int32_t KvCache::copy_block(int32_t block) {
+    const int32_t copy = alloc_block();
+    for (int il = 0; il < cfg_.n_layer; ++il) {
+        if (!kv_type_quantized(cfg_.type)) {
+            std::memcpy(k_main(il, copy), k_main(il, block), layout_.k_bytes);
+            std::memcpy(v_main(il, copy), v_main(il, block), layout_.v_bytes);
+            continue;
+        }
+        f16_t* k = slot_k(slot_[copy], il);
+        if (slot_[block] < 0)
+            kv_dequantize_block(layout_, k_main(il, block), v_main(il, block), k, k + slot_block_values_, key_mean(il));
+        else
+            std::memcpy(k, slot_k(slot_[block], il), 2 * slot_block_values_ * sizeof(f16_t));
+    }
+    return copy;
+}
+
+namespace {
+// A block's K value of (channel, cell) and V value of (cell, channel) as stored before any quantization: in the
+// rotated basis for rot types, with the key mean.
+float stored_k(const KvLayout& L, const void* block, bool quantized, const float* mean, int ch, int c) {
+    if (!quantized)
+        return L.type == KvType::F32 ? static_cast<const float*>(block)[static_cast<size_t>(ch) * L.block_size + c]
+                                     : f16_to_f32(static_cast<const f16_t*>(block)[static_cast<size_t>(ch) * L.block_size + c]);
+    return kv_k_value(L, block, ch, c) + (mean ? mean[ch] : 0.0f);
+}
+float stored_v(const KvLayout& L, const void* block, bool quantized, int c, int ch) {
+    if (!quantized)
+        return L.type == KvType::F32 ? static_cast<const float*>(block)[static_cast<size_t>(c) * L.kv_dim + ch]
+                                     : f16_to_f32(static_cast<const f16_t*>(block)[static_cast<size_t>(c) * L.kv_dim + ch]);
+    return kv_v_value(L, block, c, ch);
+}
+}  // namespace
+
+void KvCache::read(int il, int32_t seq, int32_t c, float* k, float* v) const {
+    const Seq& s = seqs_.at(seq);
+    const int bs = cfg_.block_size, D = cfg_.kv_dim;
+    if (c < 0 || c >= s.len - s.evicted) fail("kv cache: cell {} of sequence {} is not held", c, seq);
+    const int32_t block = s.table[static_cast<size_t>(c / bs)];
+    const bool quantized = is_quantized(block);
+    const void* kb = k_block(il, block);
+    const void* vb = v_block(il, block);
+    for (int ch = 0; ch < D; ++ch) {
+        k[ch] = stored_k(layout_, kb, quantized, key_mean(il), ch, c % bs);
+        v[ch] = stored_v(layout_, vb, quantized, c % bs, ch);
+    }
+    if (kv_type_rotated(cfg_.type))
+        for (int h = 0; h < D; h += cfg_.head_dim) {
+            kv_unrotate(k + h, cfg_.head_dim);
+            kv_unrotate(v + h, cfg_.head_dim);
+        }
+}
+
+void KvCache::compact(int32_t seq, int32_t n_keep, const int32_t* keep) {
+    auto it = seqs_.find(seq);
+    if (it == seqs_.end()) fail("kv cache: sequence {} holds nothing to compact", seq);
+    Seq& s = it->second;
+    const int bs = cfg_.block_size, D = cfg_.kv_dim, hd = cfg_.head_dim, n_head = D / hd;
+    const int32_t cells = s.len - s.evicted;
+    if (n_keep <= 0 || n_keep > cells)
+        fail("kv cache: sequence {} holds {} cells, it cannot keep {} of them", seq, cells, n_keep);
+    for (int64_t r = 0; r < static_cast<int64_t>(cfg_.n_layer) * n_head; ++r) {
+        const int32_t* row = keep + r * n_keep;
+        for (int32_t j = 0; j < n_keep; ++j)
+            if (row[j] < 0 || row[j] >= cells || (j > 0 && row[j] <= row[j - 1]))
+                fail("kv cache: the cells to keep of layer {} head {} are not ascending in [0, {}) (entry {} is {})",
+                     r / n_head, r % n_head, cells, j, row[j]);
+    }
+    // The blocks that receive kept cells become private and f16 (or f32); later blocks are only read.
+    const size_t n_dst = static_cast<size_t>((n_keep + bs - 1) / bs);
+    int64_t shared = 0;
+    for (size_t b = 0; b < n_dst; ++b) shared += ref_[s.table[b]] > 1;
+    if (shared > free_blocks())
+        fail("kv cache full: compacting sequence {} copies {} shared blocks, {} blocks are free", seq, shared, free_blocks());
+    for (size_t b = 0; b < n_dst; ++b) {
+        const int32_t block = s.table[b];
+        if (ref_[block] > 1) {
+            s.table[b] = copy_block(block);
+            release(block);
+        } else if (is_quantized(block)) {
+            unquantize(block);
+        }
+    }
+    // In place, per head: kept cell j comes from cell keep[j] >= j, and every later source lies beyond j, so
+    // no cell is overwritten before it is read.
+    for (int il = 0; il < cfg_.n_layer; ++il) {
+        const float* mean = key_mean(il);
+        for (int h = 0; h < n_head; ++h) {
+            const int32_t* row = keep + (static_cast<int64_t>(il) * n_head + h) * n_keep;
+            for (int32_t j = 0; j < n_keep; ++j) {
+                const int32_t src = row[j];
+                if (src == j) continue;
+                const int32_t sb = s.table[static_cast<size_t>(src / bs)], db = s.table[static_cast<size_t>(j / bs)];
+                const bool quantized = is_quantized(sb);
+                const void* sk = k_block(il, sb);
+                const void* sv = v_block(il, sb);
+                void* dk = const_cast<void*>(k_block(il, db));
+                void* dv = const_cast<void*>(v_block(il, db));
+                const int sc = src % bs, dc = j % bs;
+                for (int ch = h * hd; ch < (h + 1) * hd; ++ch) {
+                    const float kval = stored_k(layout_, sk, quantized, mean, ch, sc);
+                    const float vval = stored_v(layout_, sv, quantized, sc, ch);
+                    const size_t ki = static_cast<size_t>(ch) * bs + dc, vi = static_cast<size_t>(dc) * D + ch;
+                    if (cfg_.type == KvType::F32) {
+                        static_cast<float*>(dk)[ki] = kval;
+                        static_cast<float*>(dv)[vi] = vval;
+                    } else {
+                        static_cast<f16_t*>(dk)[ki] = f32_to_f16(kval);
+                        static_cast<f16_t*>(dv)[vi] = f32_to_f16(vval);
+                    }
+                }
+            }
+        }
+    }
+    while (s.table.size() > n_dst) {
+        release(s.table.back());
+        s.table.pop_back();
+    }
+    s.chain.clear();
+    s.evicted = s.len - n_keep;
+    s.compacted = s.len;
+}
+
 uint64_t KvCache::find(uint64_t parent, const int32_t* tokens) const {
     const int bs = cfg_.block_size;
     auto [lo, hi] = by_key_.equal_range(block_key(parent, tokens, bs));
@@ -331,6 +475,7 @@ void KvCache::publish(int32_t seq, const int32_t* tokens, int32_t n_tokens) {
     auto it = seqs_.find(seq);
     if (it == seqs_.end()) return;
     Seq& s = it->second;
+    if (s.compacted > 0) return;  // its cells are no longer a token prefix
     const int bs = cfg_.block_size;
     const size_t full = static_cast<size_t>(std::min(n_tokens, s.len) / bs);
     while (s.chain.size() < full && s.chain.size() < s.table.size()) {

@@ -1,5 +1,8 @@
 // Paged KV cache: fixed-size blocks of cells from one pool, and one block table per sequence, so sequences
-// grow without copying and share prefix blocks. Cell i of a sequence holds position i. Cells hold K and V in
+// grow without copying and share prefix blocks. Cell i of a sequence holds position i, until compact() (KV
+// eviction, model/snapkv.h) keeps a chosen subset of a sequence's cells per KV head: then cells [0, n_keep)
+// hold the kept positions, each head its own, and position p >= the compacted length lives in cell
+// p - (positions evicted). Every method here takes positions and maps them. Cells hold K and V in
 // one of the formats of runtime/kv_quant.h (KvType): attention reads the stored format directly.
 //
 // Compressed types (q8, q4, rot4, rot3) keep KIVI's full-precision residual: a new block gets an f16 slot (from
@@ -54,7 +57,12 @@ public:
     void reserve(int32_t seq, int32_t n_pos);
     // Positions of `seq` currently held (one past the highest reserved position).
     int32_t seq_len(int32_t seq) const;
+    // The cell holding position pos of `seq` (pos itself unless the sequence was compacted); seq_cells() is the
+    // cells a sequence holds, which attention reads.
+    int32_t cell(int32_t seq, int32_t pos) const;
+    int32_t seq_cells(int32_t seq) const { return cell(seq, seq_len(seq)); }
     // Drops positions >= pos of `seq` (pos 0 removes the sequence), releasing its references to whole blocks.
+    // A compacted sequence can lose positions after its compacted length only (or all of them).
     void truncate(int32_t seq, int32_t pos);
     // Empties every sequence and the prefix index.
     void clear();
@@ -85,6 +93,18 @@ public:
     const float* key_mean(int il) const {
         return kv_type_rotated(cfg_.type) && key_mean_set_[il] ? key_mean_.data() + static_cast<size_t>(il) * cfg_.kv_dim : nullptr;
     }
+
+    // --- Eviction ---
+    // Keeps n_keep cells of `seq` and drops the others: keep[(il * n_head + h) * n_keep + j] is the cell that KV
+    // head h of layer il keeps as its j-th, ascending for each head (n_head = kv_dim / head_dim). The sequence's
+    // length in positions stays; its next position goes to cell n_keep. Blocks shared with other sequences or
+    // the prefix index are copied first (so they need free blocks), and the sequence is never published again
+    // (its blocks no longer hold a token prefix). Throws hearth::Error for a bad keep list.
+    void compact(int32_t seq, int32_t n_keep, const int32_t* keep);
+    bool is_compacted(int32_t seq) const;
+    // K and V of one cell of `seq` in layer il, kv_dim floats each, as attention sees them (dequantized,
+    // rotated back, the key mean added).
+    void read(int il, int32_t seq, int32_t cell, float* k, float* v) const;
 
     // --- Compressed types (no-ops for f16 / f32) ---
     // Before a batch whose first position of `seq` is first_pos: quantizes the blocks of `seq` that end at least
@@ -125,9 +145,12 @@ private:
     int32_t alloc_slot();
     void quantize(int32_t block);
     void unquantize(int32_t block);
+    int32_t copy_block(int32_t block);  // a private copy of a block, in f16 for compressed types
     struct Seq {
         std::vector<int32_t> table;
         int32_t len = 0;
+        int32_t evicted = 0;        // positions dropped by compact(): position p >= compacted is in cell p - evicted
+        int32_t compacted = 0;      // the length at the last compact(); 0 when never compacted
         std::vector<uint64_t> chain;  // index node id of the content of each of its first chain.size() blocks
     };
     // One indexed block. Node ids are never reused, so a child whose parent was evicted can no longer be
