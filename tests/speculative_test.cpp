@@ -1,8 +1,12 @@
 // Prompt lookup's drafts: the continuation of the latest earlier occurrence of the longest recurring suffix.
+// Speculative sampling's rule: whatever the draft distribution, the emitted tokens follow the target's.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <random>
 #include <vector>
 
+#include "runtime/sampler.h"
 #include "runtime/speculative.h"
 
 namespace hearth {
@@ -34,6 +38,62 @@ TEST(Speculative, LookupContinuationMayRunIntoTheSuffix) {
     // A repeating pattern: the draft continues it, reading tokens that are part of the suffix itself.
     EXPECT_EQ(lookup_draft({4, 4, 4}, 5), (Tokens{4}));
     EXPECT_EQ(lookup_draft({1, 2, 1, 2, 1}, 5), (Tokens{2, 1}));
+}
+
+// Pearson's chi-square of observed counts against expected probabilities (bins expecting fewer than 5 merged).
+double chi_square(const std::vector<double>& expected_p, const std::vector<int64_t>& counts, int64_t n, int* df) {
+    double stat = 0, rest_e = 0, rest_o = 0;
+    int bins = 0;
+    for (size_t i = 0; i < counts.size(); ++i) {
+        const double e = expected_p[i] * static_cast<double>(n);
+        if (e < 5) {
+            rest_e += e;
+            rest_o += static_cast<double>(counts[i]);
+            continue;
+        }
+        stat += (counts[i] - e) * (counts[i] - e) / e;
+        ++bins;
+    }
+    if (rest_e >= 5) {
+        stat += (rest_o - rest_e) * (rest_o - rest_e) / rest_e;
+        ++bins;
+    }
+    *df = bins - 1;
+    return stat;
+}
+
+TEST(Speculative, VerifyRuleEmitsTheTargetDistribution) {
+    // q misses token 4 (which p has) and has token 5 (which p lacks), and overweights token 0.
+    const TokenDist p = {{0, 0.10}, {1, 0.30}, {2, 0.25}, {3, 0.15}, {4, 0.20}};
+    const TokenDist q = {{0, 0.50}, {1, 0.20}, {2, 0.05}, {3, 0.15}, {5, 0.10}};
+    SamplerParams sp;
+    sp.seed = 42;
+    Sampler target(sp);
+    std::mt19937_64 rng(7);
+    std::discrete_distribution<int> draw_q({0.50, 0.20, 0.05, 0.15, 0.0, 0.10});
+    constexpr int64_t kN = 200000;
+    std::vector<int64_t> counts(6, 0);
+    int64_t accepted_n = 0;
+    for (int64_t i = 0; i < kN; ++i) {
+        bool accepted = false;
+        const int32_t d = draw_q(rng);
+        const int32_t t = speculative_verify(p, q, d, target, accepted);
+        ASSERT_GE(t, 0);
+        ASSERT_LT(t, 6);
+        if (accepted) ASSERT_EQ(t, d);
+        ++counts[t];
+        accepted_n += accepted;
+    }
+    EXPECT_EQ(counts[5], 0);  // p gives it nothing
+    int df = 0;
+    const double stat = chi_square({0.10, 0.30, 0.25, 0.15, 0.20, 0.0}, counts, kN, &df);
+    EXPECT_EQ(df, 4);
+    EXPECT_LT(stat, df + 5 * std::sqrt(2.0 * df)) << "chi-square " << stat;
+    // Acceptance is sum(min(p, q)) = 0.1 + 0.2 + 0.05 + 0.15 = 0.5; its standard error here is 0.0011.
+    EXPECT_NEAR(static_cast<double>(accepted_n) / kN, 0.5, 0.006);
+    // Emitting the draft always (the distribution of q) is what the test would catch.
+    std::vector<int64_t> q_counts = {100000, 40000, 10000, 30000, 0, 20000};
+    EXPECT_GT(chi_square({0.10, 0.30, 0.25, 0.15, 0.20, 0.0}, q_counts, kN, &df), 1000.0);
 }
 
 }  // namespace

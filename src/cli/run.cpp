@@ -13,6 +13,8 @@
 #include "cli/constraint.h"
 #include "grammar/matcher.h"
 #include "model/draft.h"
+#include "model/generate.h"
+#include "model/kv_evict.h"
 #include "model/forward.h"
 #include "runtime/sampler.h"
 #include "runtime/speculative.h"
@@ -37,6 +39,7 @@ void add_run(CLI::App& app) {
         int lookup = 0;
         std::string draft_model;
         int draft_max = 8;
+        std::string kv_evict;
     };
     auto o = std::make_shared<Opts>();
     cmd->add_option("-m,--model", o->model, "GGUF model file, or a store name (hearth list)")->required();
@@ -69,6 +72,10 @@ void add_run(CLI::App& app) {
     cmd->add_option("--draft-max", o->draft_max, "Tokens the draft model proposes per pass (default 8)")
         ->check(CLI::Range(1, 64));
     draft_opt->excludes(cmd->get_option("--lookup"));
+    cmd->add_option("--kv-evict", o->kv_evict,
+                    "KV eviction after the prompt: snapkv:BUDGET keeps, per KV head, the BUDGET cells the prompt's last "
+                    "32 tokens attend to most (those 32 included); recent:BUDGET keeps the first 4 and the latest ones. "
+                    "Generated tokens are always kept. Off by default");
     cmd->callback([o, cmd] {
         if (cmd->count("--threads")) check_threads(o->threads);
         auto model = Model::load(store::resolve_model(o->model), o->mmap);
@@ -85,6 +92,11 @@ void add_run(CLI::App& app) {
         const int64_t train = model->hp.n_ctx_train > 0 ? model->hp.n_ctx_train : 4096;
         if (cmd->count("--ctx-size") && o->ctx <= 0) fail("context size must be positive (got {})", o->ctx);
         cp.n_ctx = o->ctx > 0 ? o->ctx : static_cast<int>(std::min<int64_t>(train, 4096));
+        std::optional<KvEvictParams> evict;
+        if (!o->kv_evict.empty()) {
+            evict = parse_kv_evict(o->kv_evict);
+            check_kv_evict(*evict, cp.n_ctx);
+        }
         Context ctx(*model, cp);
         // The draft model: same vocabulary (checked), its own cache of the context's size.
         std::unique_ptr<Model> draft_model;
@@ -103,17 +115,11 @@ void add_run(CLI::App& app) {
         if (static_cast<int64_t>(prompt.size()) > cp.n_ctx)
             fail("the prompt has {} tokens, more than the context size {}", prompt.size(), cp.n_ctx);
 
-        Batch batch;
-        for (size_t i = 0; i < prompt.size(); ++i)
-            batch.add(prompt[i], static_cast<int32_t>(i), 0, i + 1 == prompt.size());
-        for (int32_t t : prompt) sampler.accept(t);
-
         if (!o->json) {
             std::fputs(o->prompt.c_str(), stdout);
             std::fflush(stdout);
         }
         tok::StreamDecoder dec(vocab);
-        std::vector<int32_t> out;
         std::string text;
         // SentencePiece marks a word start with a space; the first piece after an empty prompt drops it,
         // as the reference decoders do.
@@ -130,73 +136,34 @@ void add_run(CLI::App& app) {
                 std::fflush(stdout);
             }
         };
-        // Each forward pass feeds the last sampled token and, with --lookup, a draft of the tokens that may
-        // follow it; its rows of logits are sampled in order until the sampled token differs from the draft's
-        // (runtime/speculative.h says why the output is then the same as without the draft).
-        const int32_t n_vocab = static_cast<int32_t>(model->hp.n_vocab);
-        std::vector<int32_t> history = prompt, draft;
-        SpeculativeStats spec;
-        int32_t fed_at = static_cast<int32_t>(prompt.size()) - 1;  // position of the pass's first token
-        const std::vector<float>* logits = &ctx.decode(batch);
-        std::vector<float> masked;
-        bool done = o->n_predict == 0;
-        while (!done) {
-            int32_t tok = -1;
-            size_t row = 0;
-            for (;; ++row) {
-                const float* lg = logits->data() + row * static_cast<size_t>(n_vocab);
-                if (matcher) {
-                    if (matcher->must_end()) {  // the text is complete and nothing may follow
-                        done = true;
-                        break;
-                    }
-                    masked.assign(lg, lg + n_vocab);
-                    if (!matcher->apply(masked.data(), n_vocab, vocab.eog_ids()))
-                        fail("the grammar allows no token after {} generated tokens", out.size());
-                    lg = masked.data();
-                }
-                tok = sampler.sample(lg, n_vocab);
-                sampler.accept(tok);
-                if (vocab.is_eog(tok)) {
-                    done = true;
-                    break;
-                }
-                if (matcher && !matcher->accept_token(tok))
-                    fail("internal error: the sampler picked token {} the grammar forbids", tok);
-                out.push_back(tok);
-                history.push_back(tok);
-                emit(dec.push(tok));
-                if (static_cast<int>(out.size()) >= o->n_predict) {
-                    done = true;
-                    break;
-                }
-                if (row >= draft.size() || draft[row] != tok) break;  // the draft ends or goes another way
-            }
-            spec.accepted += static_cast<int64_t>(std::min(row, draft.size()));
-            if (done) break;
-            // Cells of the draft tokens after the first wrong one hold KV of text that was not generated.
-            const int32_t pos = fed_at + static_cast<int32_t>(row) + 1;
-            if (!draft.empty()) ctx.kv().truncate(0, pos);
-            if (pos >= cp.n_ctx) {
-                std::fprintf(stderr, "\n[context of %d tokens is full: stopping]\n", cp.n_ctx);
-                break;
-            }
-            draft.clear();
-            if (o->lookup > 0 || drafter) {
-                const int room = std::min({drafter ? o->draft_max : o->lookup, cp.n_ctx - pos - 1,
-                                           o->n_predict - static_cast<int>(out.size()) - 1});
-                if (room > 0)
-                    draft = drafter ? drafter->draft(history, static_cast<size_t>(room))
-                                    : lookup_draft(history, static_cast<size_t>(room));
-            }
-            batch.clear();
-            batch.add(tok, pos, 0, true);
-            for (size_t k = 0; k < draft.size(); ++k) batch.add(draft[k], pos + 1 + static_cast<int32_t>(k), 0, true);
-            fed_at = pos;
-            logits = &ctx.decode(batch);
-            ++spec.steps;
-            spec.drafted += static_cast<int64_t>(draft.size());
+        GenerateOptions go;
+        go.n_predict = o->n_predict;
+        go.eog = vocab.eog_ids();
+        go.lookup = o->lookup;
+        go.drafter = drafter.get();
+        go.draft_max = o->draft_max;
+        // Sampled drafts draw from the draft model's distribution with the same truncation (no penalties: the
+        // rule needs only the distribution each draft was drawn from) on a random stream of their own.
+        std::optional<Sampler> draft_sampler;
+        if (drafter && o->sp.temperature > 0.0f) {
+            SamplerParams dsp = o->sp;
+            dsp.repeat_penalty = 1.0f;
+            dsp.frequency_penalty = dsp.presence_penalty = 0.0f;
+            dsp.seed = sampler.seed() ^ 0x9E3779B97F4A7C15ull;
+            draft_sampler.emplace(dsp);
+            go.draft_sampler = &*draft_sampler;
         }
+        go.matcher = matcher ? &*matcher : nullptr;
+        go.evict = evict ? &*evict : nullptr;
+        go.on_token = [&](int32_t t) { emit(dec.push(t)); };
+        const GenerateResult res = generate(ctx, prompt, sampler, go);
+        if (evict && !o->json && res.evicted.cells_after < res.evicted.cells_before)
+            std::fprintf(stderr, "[kv-evict: each KV head kept %d of the prompt's %d cells]\n", res.evicted.cells_after,
+                         res.evicted.cells_before);
+        if (res.context_full) std::fprintf(stderr, "\n[context of %d tokens is full: stopping]\n", cp.n_ctx);
+        const std::vector<int32_t>& out = res.tokens;
+        const SpeculativeStats& spec = res.spec;
+        const KvEvictResult& evicted = res.evicted;
         emit(dec.flush());
         if (o->json) {
             nlohmann::json j;
@@ -204,8 +171,15 @@ void add_run(CLI::App& app) {
             j["tokens"] = out;
             j["text"] = text;
             if (matcher) j["grammar_complete"] = matcher->can_end();
+            if (evict)
+                j["kv_evict"] = {{"method", evict->method == KvEvictMethod::SnapKv ? "snapkv" : "recent"},
+                                 {"budget", evict->budget},
+                                 {"window", evict->window},
+                                 {"prompt_cells", evicted.cells_before},
+                                 {"kept_cells", evicted.cells_after}};
             if (o->lookup > 0 || drafter)
                 j["speculative"] = {{"mode", drafter ? "draft" : "lookup"},
+                                    {"verification", draft_sampler ? "rejection-sampling" : "match"},
                                     {"max_draft", drafter ? o->draft_max : o->lookup},
                                     {"steps", spec.steps},
                                     {"drafted", spec.drafted},

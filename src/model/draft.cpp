@@ -19,7 +19,9 @@ void check_draft_vocab(const tok::Vocab& target, const tok::Vocab& draft) {
                  draft.text(id), target.text(id));
 }
 
-std::vector<int32_t> DraftModel::draft(const std::vector<int32_t>& history, size_t max_draft) {
+std::vector<int32_t> DraftModel::draft(const std::vector<int32_t>& history, size_t max_draft, Sampler* sampler,
+                                       std::vector<TokenDist>* q) {
+    if (q) q->clear();
     if (max_draft == 0 || history.empty()) return {};
     const size_t room = static_cast<size_t>(ctx_.n_ctx()) > history.size() ? ctx_.n_ctx() - history.size() : 0;
     max_draft = std::min(max_draft, room);
@@ -37,7 +39,13 @@ std::vector<int32_t> DraftModel::draft(const std::vector<int32_t>& history, size
     const std::vector<float>* logits = &ctx_.decode(b);
     for (;;) {
         const float* l = logits->data();
-        out.push_back(static_cast<int32_t>(std::max_element(l, l + n_vocab) - l));
+        if (sampler) {
+            q->emplace_back();
+            sampler->distribution(l, static_cast<int32_t>(n_vocab), q->back());
+            out.push_back(sampler->draw_from(q->back()));
+        } else {
+            out.push_back(static_cast<int32_t>(std::max_element(l, l + n_vocab) - l));
+        }
         if (out.size() == max_draft) break;
         b.clear();
         b.add(out.back(), static_cast<int32_t>(fed_.size()), 0, true);

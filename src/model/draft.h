@@ -1,12 +1,13 @@
 // Speculative decoding's draft-model drafter: a small model of the same vocabulary proposes the next tokens
-// greedily from its own KV cache, which follows the accepted text (cells of rejected drafts are truncated).
-// The target verifies them as it verifies any draft (runtime/speculative.h: the output does not depend on
-// where the draft came from).
+// from its own KV cache, which follows the accepted text (cells of rejected drafts are truncated). Greedy
+// drafts are verified as any deterministic draft is; sampled drafts (at temperature > 0) come with the
+// distribution each token was drawn from, for speculative sampling's rule (runtime/speculative.h).
 #pragma once
 #include <cstdint>
 #include <vector>
 
 #include "model/forward.h"
+#include "runtime/sampler.h"
 #include "tokenizer/vocab.h"
 
 namespace hearth {
@@ -19,9 +20,11 @@ class DraftModel {
 public:
     DraftModel(const Model& model, const ContextParams& params) : ctx_(model, params) {}
 
-    // Up to max_draft tokens the draft model expects after `history` (greedy). Brings its cache to `history`
-    // first: keeps the longest prefix it already holds and feeds the rest in one pass.
-    std::vector<int32_t> draft(const std::vector<int32_t>& history, size_t max_draft);
+    // Up to max_draft tokens the draft model expects after `history`: greedy, or with `sampler` drawn through
+    // it, the distribution of each appended to *q. Brings its cache to `history` first: keeps the longest
+    // prefix it already holds and feeds the rest in one pass.
+    std::vector<int32_t> draft(const std::vector<int32_t>& history, size_t max_draft, Sampler* sampler = nullptr,
+                               std::vector<TokenDist>* q = nullptr);
     Context& context() { return ctx_; }
 
 private:

@@ -166,6 +166,7 @@ int32_t Sampler::sample(const float* logits, int32_t n_vocab) {
         // Greedy: the first maximum in id order, so ties go to the lowest id.
         size_t i = 0;
         while (w[i] != max_logit) ++i;
+        if (dist_out_) dist_out_->emplace_back(static_cast<int32_t>(i), 1.0);
         return static_cast<int32_t>(i);
     }
     const size_t k = (params_.top_k == 0 || static_cast<size_t>(params_.top_k) > n) ? n : static_cast<size_t>(params_.top_k);
@@ -343,6 +344,11 @@ int32_t Sampler::draw(float max_logit) {
     for (size_t i = 0; i < kept_.size(); ++i)
         total += kept_w_[i] = weight(kept_[i].second, max_logit, inv_t);
     // total >= 1: the maximum is always kept, with weight exp(0).
+    if (dist_out_) {
+        for (size_t i = 0; i < kept_.size(); ++i)
+            if (kept_w_[i] > 0.0) dist_out_->emplace_back(kept_[i].first, kept_w_[i] / total);
+        return -1;
+    }
     const double u = next_uniform() * total;
     double cum = 0.0;
     int32_t last_positive = -1;
@@ -365,6 +371,11 @@ int32_t Sampler::draw_unfiltered(float max_logit) {
     kept_w_.resize(n);
     double total = 0.0;
     for (size_t i = 0; i < n; ++i) total += kept_w_[i] = weight(w[i], max_logit, inv_t);
+    if (dist_out_) {
+        for (size_t i = 0; i < n; ++i)
+            if (kept_w_[i] > 0.0) dist_out_->emplace_back(static_cast<int32_t>(i), kept_w_[i] / total);
+        return -1;
+    }
     const double u = next_uniform() * total;
     double cum = 0.0;
     int32_t last_positive = -1;
@@ -373,6 +384,34 @@ int32_t Sampler::draw_unfiltered(float max_logit) {
         cum += kept_w_[i];
         last_positive = static_cast<int32_t>(i);
         if (u < cum) return last_positive;
+    }
+    return last_positive;
+}
+
+void Sampler::distribution(const float* logits, int32_t n_vocab, TokenDist& out) {
+    out.clear();
+    dist_out_ = &out;
+    try {
+        sample(logits, n_vocab);
+    } catch (...) {
+        dist_out_ = nullptr;
+        throw;
+    }
+    dist_out_ = nullptr;
+}
+
+int32_t Sampler::draw_from(const TokenDist& weights) {
+    double total = 0.0;
+    for (const auto& [tok, w] : weights) total += w;
+    if (!(total > 0.0)) fail("sampler: a distribution to draw from has no positive weight");
+    const double u = next_uniform() * total;
+    double cum = 0.0;
+    int32_t last_positive = -1;
+    for (const auto& [tok, w] : weights) {
+        if (w <= 0.0) continue;
+        cum += w;
+        last_positive = tok;
+        if (u < cum) return tok;
     }
     return last_positive;
 }

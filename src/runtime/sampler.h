@@ -32,6 +32,9 @@ struct SamplerParams {
     uint64_t seed = 0xFFFFFFFF'FFFFFFFFull;  // this value = pick a seed from std::random_device
 };
 
+// A distribution over tokens: (token, probability), ascending by token, zero-probability tokens left out.
+using TokenDist = std::vector<std::pair<int32_t, double>>;
+
 struct TokenLogprob {
     int32_t token = -1;
     float logprob = 0.0f;
@@ -52,6 +55,15 @@ public:
     // Picks the next token from n_vocab logits (not modified). The logits may contain -inf (masked
     // tokens) but no NaN or +inf; at least one must be finite.
     int32_t sample(const float* logits, int32_t n_vocab);
+
+    // The distribution sample() would draw from for these logits (penalties, filters and temperature applied;
+    // greedy: the argmax with probability 1), without drawing: speculative sampling needs the probabilities.
+    void distribution(const float* logits, int32_t n_vocab, TokenDist& out);
+    // A uniform variate in [0, 1) from the sampler's random stream.
+    double uniform() { return next_uniform(); }
+    // A token drawn from `weights` (ascending tokens, non-negative weights, not necessarily normalised, at
+    // least one positive) with one variate of the stream.
+    int32_t draw_from(const TokenDist& weights);
 
     // Records a token in the penalty window (the last penalty_last_n accepted tokens).
     void accept(int32_t token);
@@ -98,6 +110,7 @@ private:
     std::vector<uint8_t> bucket_of_;   // select_prefix: bucket of each candidate of the current set
     std::vector<std::pair<int32_t, float>> kept_;  // tokens that survive the filters, by id
     std::vector<double> kept_w_;                   // their unnormalised probabilities
+    TokenDist* dist_out_ = nullptr;  // set by distribution(): the draw writes the distribution here instead
 };
 
 }  // namespace hearth

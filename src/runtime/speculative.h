@@ -13,11 +13,20 @@
 #include <cstdint>
 #include <vector>
 
+#include "runtime/sampler.h"
+
 namespace hearth {
 
 // Prompt lookup: the tokens that followed the latest earlier occurrence of the longest suffix of `history`
 // (max_ngram tokens down to 1) that occurred before, at most max_draft of them. Empty when no suffix recurs.
 std::vector<int32_t> lookup_draft(const std::vector<int32_t>& history, size_t max_draft, size_t max_ngram = 4);
+
+// Speculative sampling's rule (Leviathan et al. 2023, Chen et al. 2023), for a draft token drawn from the draft's
+// distribution q: keep it with probability min(1, p(draft) / q(draft)), where p is the target's; otherwise emit
+// a token drawn from max(0, p - q), normalised. The emitted token is then distributed exactly as p, whatever q
+// is. Returns the token to emit at this position (the draft itself when accepted) and sets `accepted`. The
+// randomness comes from the target's sampler: one variate for the test, one more after a rejection.
+int32_t speculative_verify(const TokenDist& p, const TokenDist& q, int32_t draft, Sampler& sampler, bool& accepted);
 
 struct SpeculativeStats {
     int64_t steps = 0;    // verification forward passes (one per generated run of tokens)
