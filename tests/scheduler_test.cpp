@@ -9,6 +9,7 @@
 #include "grammar/gbnf.h"
 #include "grammar/matcher.h"
 #include "grammar_oracle.h"
+#include "model/draft.h"
 #include "model/forward.h"
 #include "runtime/scheduler.h"
 #include "model_test_util.h"
@@ -502,6 +503,52 @@ TEST(Scheduler, RequestErrorsAndFinishReasons) {
     EXPECT_EQ(s.tokens_prefilled() - prefilled, 1);
     EXPECT_EQ(s.tokens_generated() - generated, 2);
     EXPECT_TRUE(s.idle());
+}
+
+// Speculation per request: lookup and draft-model drafts verified in the batched steps give each request the
+// tokens it gets alone, the counters say drafts were made and kept, and drafting stops while the step's decode
+// entries would exceed speculative_max_tokens.
+TEST(Scheduler, SpeculativeRequestsGiveTheSameTokens) {
+    const Model& m = stories_model();
+    DraftModel drafter(m, ctx_params(1024));  // stories260K drafting for itself
+    for (const bool sampled : {false, true}) {
+        SCOPED_TRACE(sampled ? "seeded sampling" : "greedy");
+        Context ctx(m, ctx_params(1024));
+        SchedulerParams sp;
+        sp.drafter = &drafter;
+        sp.draft_max = 6;
+        sp.speculative_max_tokens = 32;
+        Scheduler s(ctx, sp);
+        std::vector<GenRequest> reqs;
+        std::vector<int64_t> ids;
+        const Speculation modes[] = {Speculation::Off, Speculation::Lookup, Speculation::Draft, Speculation::Draft};
+        for (int i = 0; i < 4; ++i) {
+            GenRequest r = request(20 + 7 * i, 60, 40 + static_cast<uint32_t>(i), sampled);
+            r.speculative = modes[i];
+            reqs.push_back(r);
+            ids.push_back(s.submit(r));
+        }
+        const auto out = drain(s);
+        for (int i = 0; i < 4; ++i) EXPECT_EQ(out.at(ids[i]).tokens, run_alone(reqs[i])) << "request " << i;
+        EXPECT_GT(s.speculative_steps(), 0);
+        EXPECT_GT(s.speculative_drafted(), s.speculative_steps());
+        EXPECT_GT(s.speculative_accepted(), 0);
+        EXPECT_LE(s.speculative_accepted(), s.speculative_drafted());
+        if (!sampled) EXPECT_LT(s.steps(), 60 + 10);  // greedy self-drafts are kept: far fewer steps than tokens
+    }
+    // Four streams decoding together fill a speculative_max_tokens of 4: no step has room for a draft.
+    Context ctx(m, ctx_params(1024));
+    SchedulerParams sp;
+    sp.drafter = &drafter;
+    sp.speculative_max_tokens = 4;
+    Scheduler s(ctx, sp);
+    for (int i = 0; i < 4; ++i) {
+        GenRequest r = request(24, 30, 70 + static_cast<uint32_t>(i), false);
+        r.speculative = Speculation::Draft;
+        s.submit(r);
+    }
+    drain(s);
+    EXPECT_EQ(s.speculative_steps(), 0);
 }
 
 }  // namespace

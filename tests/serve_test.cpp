@@ -3,6 +3,8 @@
 // requests do not disturb each other, errors are OpenAI-shaped with the right status, a disconnected client's
 // request is cancelled and its KV blocks freed.
 #include <gtest/gtest.h>
+
+#include <map>
 #include <httplib.h>
 
 #include <arpa/inet.h>
@@ -558,6 +560,46 @@ TEST(Serve, PrefixCacheServesASharedSystemPrompt) {
     EXPECT_GE(hit, static_cast<double>(prompt_tokens - 32)) << m2;  // all but the last (partial) blocks
     EXPECT_EQ(static_cast<int64_t>(hit) % 16, 0);
     EXPECT_GT(metric(m2, "hearth_prefix_cache_hit_rate"), 0.3) << m2;
+}
+
+// Speculation per request: "lookup" and "draft" (stories260K drafting for itself) give the text of plain greedy
+// decoding; /metrics counts the verification steps and the kept drafts; "draft" without a draft model and an
+// unknown mode are 400s naming the field.
+TEST(Serve, SpeculativeRequestsGiveTheSameTextAndAreCounted) {
+    const std::unique_ptr<Model> draft = Model::load(test::shared("models/stories260K.gguf"));
+    ServerOptions o;
+    o.draft_model = draft.get();
+    o.draft_max = 6;
+    Fixture f(o);
+    auto c = f.client();
+    const std::string prompt = "Once upon a time, there was a little girl named Lily. She loved to play";
+    const std::string want = greedy(f, prompt, 60);
+    std::map<std::string, std::pair<double, double>> counted;  // per mode: (steps, kept drafts) it added
+    for (const char* mode : {"off", "lookup", "draft"}) {
+        const std::string before = c.Get("/metrics")->body;
+        const json r = post(c, "/v1/completions", {{"prompt", prompt}, {"max_tokens", 60}, {"temperature", 0},
+                                                   {"speculative", mode}});
+        EXPECT_EQ(r["choices"][0]["text"], want) << mode;
+        const std::string after = c.Get("/metrics")->body;
+        counted[mode] = {metric(after, "hearth_speculative_steps_total") - metric(before, "hearth_speculative_steps_total"),
+                         metric(after, "hearth_speculative_accepted_tokens_total") -
+                             metric(before, "hearth_speculative_accepted_tokens_total")};
+    }
+    EXPECT_EQ(counted["off"].first, 0.0);
+    EXPECT_GT(counted["lookup"].first, 0.0);
+    EXPECT_GT(counted["draft"].first, 0.0);
+    EXPECT_LT(counted["draft"].first, 20.0);  // 60 tokens in under 20 verification steps: the self-drafts stand
+    EXPECT_GT(counted["draft"].second, 40.0);
+    const std::string m = c.Get("/metrics")->body;
+    EXPECT_GT(metric(m, "hearth_speculative_tokens_per_step"), 2.0) << m;
+    EXPECT_GT(metric(m, "hearth_speculative_acceptance_rate"), 0.0) << m;
+    const json bad = post(c, "/v1/completions", {{"prompt", "hi"}, {"speculative", "maybe"}}, 400);
+    EXPECT_EQ(bad["error"]["param"], "speculative");
+
+    Fixture plain;
+    auto pc = plain.client();
+    const json no_draft = post(pc, "/v1/completions", {{"prompt", "hi"}, {"speculative", "draft"}}, 400);
+    EXPECT_NE(no_draft["error"]["message"].get<std::string>().find("needs a draft model"), std::string::npos) << no_draft;
 }
 
 // SIGTERM on the real binary: an in-flight stream finishes, a new request gets 503 meanwhile, and the process

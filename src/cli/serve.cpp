@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "cli/commands.h"
+#include "model/draft.h"
 #include "model/model.h"
 #include "serve/server.h"
 #include "store/model_store.h"
@@ -35,6 +36,8 @@ void add_serve(CLI::App& app) {
         double drain = 10.0;
         bool mmap = false, no_prefix_cache = false, strict_schema = false;
         KvOptions kv;
+        std::string draft, speculative = "off";
+        int draft_max = 8, speculative_max_tokens = 16;
     };
     auto o = std::make_shared<Opts>();
     cmd->add_option("-m,--model", o->model, "GGUF model file, or a store name (hearth list)")->required();
@@ -55,6 +58,16 @@ void add_serve(CLI::App& app) {
                   "Refuse JSON Schema keywords and formats that hearth does not enforce (400), instead of ignoring "
                   "them as validators do");
     add_kv_options(cmd, o->kv);
+    cmd->add_option("--draft", o->draft,
+                    "Draft model (GGUF file or store name, same vocabulary) for requests with \"speculative\": \"draft\"");
+    cmd->add_option("--draft-max", o->draft_max, "Tokens per draft (default 8)")->check(CLI::Range(1, 64));
+    cmd->add_option("--speculative", o->speculative,
+                    "Speculative decoding for requests that do not choose: off (default), lookup or draft")
+        ->check(CLI::IsMember({"off", "lookup", "draft"}));
+    cmd->add_option("--speculative-max-tokens", o->speculative_max_tokens,
+                    "Requests draft only while a step's decode tokens, drafts included, stay within this many "
+                    "(a larger step is compute-bound, where drafts cost what they save; default 16)")
+        ->check(CLI::Range(1, 4096));
     cmd->callback([o] {
         if (!o->api_key.empty() && !o->api_key_file.empty()) fail("give --api-key or --api-key-file, not both");
         if (!o->api_key_file.empty()) {
@@ -88,6 +101,16 @@ void add_serve(CLI::App& app) {
         so.model_name = o->name;
         so.prefix_cache = !o->no_prefix_cache;
         so.strict_schema = o->strict_schema;
+        std::unique_ptr<Model> draft_model;
+        if (!o->draft.empty()) {
+            draft_model = Model::load(store::resolve_model(o->draft), o->mmap);
+            check_draft_vocab(vocab, tok::Vocab::from_gguf(draft_model->file));
+            so.draft_model = draft_model.get();
+        }
+        if (o->speculative == "draft" && !draft_model) fail("--speculative draft needs a draft model (--draft MODEL)");
+        so.draft_max = o->draft_max;
+        so.speculative = o->speculative;
+        so.speculative_max_tokens = o->speculative_max_tokens;
         serve::Server server(*model, vocab, so);
         server.start();
         fmt::print(stderr, "hearth serve: listening on http://{}:{} ({}){}\n", o->host, server.port(), o->model,

@@ -19,21 +19,27 @@ void check_draft_vocab(const tok::Vocab& target, const tok::Vocab& draft) {
                  draft.text(id), target.text(id));
 }
 
+void DraftModel::forget(int32_t seq) {
+    ctx_.kv().truncate(seq, 0);
+    fed_.erase(seq);
+}
+
 std::vector<int32_t> DraftModel::draft(const std::vector<int32_t>& history, size_t max_draft, Sampler* sampler,
-                                       std::vector<TokenDist>* q) {
+                                       std::vector<TokenDist>* q, int32_t seq) {
     if (q) q->clear();
     if (max_draft == 0 || history.empty()) return {};
     const size_t room = static_cast<size_t>(ctx_.n_ctx()) > history.size() ? ctx_.n_ctx() - history.size() : 0;
     max_draft = std::min(max_draft, room);
     if (max_draft == 0) return {};
     // The cache keeps the common prefix; the last history token is always fed again, for its logits.
+    std::vector<int32_t>& fed = fed_[seq];
     size_t keep = 0;
-    while (keep < fed_.size() && keep + 1 < history.size() && fed_[keep] == history[keep]) ++keep;
-    ctx_.kv().truncate(0, static_cast<int32_t>(keep));
-    fed_.resize(keep);
+    while (keep < fed.size() && keep + 1 < history.size() && fed[keep] == history[keep]) ++keep;
+    ctx_.kv().truncate(seq, static_cast<int32_t>(keep));
+    fed.resize(keep);
     Batch b;
-    for (size_t i = keep; i < history.size(); ++i) b.add(history[i], static_cast<int32_t>(i), 0, i + 1 == history.size());
-    fed_.insert(fed_.end(), history.begin() + static_cast<std::ptrdiff_t>(keep), history.end());
+    for (size_t i = keep; i < history.size(); ++i) b.add(history[i], static_cast<int32_t>(i), seq, i + 1 == history.size());
+    fed.insert(fed.end(), history.begin() + static_cast<std::ptrdiff_t>(keep), history.end());
     const int64_t n_vocab = ctx_.model().hp.n_vocab;
     std::vector<int32_t> out;
     const std::vector<float>* logits = &ctx_.decode(b);
@@ -48,8 +54,8 @@ std::vector<int32_t> DraftModel::draft(const std::vector<int32_t>& history, size
         }
         if (out.size() == max_draft) break;
         b.clear();
-        b.add(out.back(), static_cast<int32_t>(fed_.size()), 0, true);
-        fed_.push_back(out.back());
+        b.add(out.back(), static_cast<int32_t>(fed.size()), seq, true);
+        fed.push_back(out.back());
         logits = &ctx_.decode(b);
     }
     return out;

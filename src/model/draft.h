@@ -4,6 +4,7 @@
 // distribution each token was drawn from, for speculative sampling's rule (runtime/speculative.h).
 #pragma once
 #include <cstdint>
+#include <unordered_map>
 #include <vector>
 
 #include "model/forward.h"
@@ -23,13 +24,16 @@ public:
     // Up to max_draft tokens the draft model expects after `history`: greedy, or with `sampler` drawn through
     // it, the distribution of each appended to *q. Brings its cache to `history` first: keeps the longest
     // prefix it already holds and feeds the rest in one pass.
+    // `seq`: the draft cache's sequence (a server drafts for many requests, one sequence each).
     std::vector<int32_t> draft(const std::vector<int32_t>& history, size_t max_draft, Sampler* sampler = nullptr,
-                               std::vector<TokenDist>* q = nullptr);
+                               std::vector<TokenDist>* q = nullptr, int32_t seq = 0);
+    // Drops the cache of a sequence (its request ended).
+    void forget(int32_t seq);
     Context& context() { return ctx_; }
 
 private:
     Context ctx_;
-    std::vector<int32_t> fed_;  // tokens whose KV the cache holds, positions 0..
+    std::unordered_map<int32_t, std::vector<int32_t>> fed_;  // per sequence: tokens whose KV the cache holds
 };
 
 }  // namespace hearth

@@ -1,9 +1,12 @@
 #include "runtime/scheduler.h"
 
 #include <algorithm>
-#include <optional>
 #include <exception>
+#include <optional>
 #include <string>
+
+#include "model/draft.h"
+#include "runtime/speculative.h"
 
 namespace hearth {
 
@@ -98,6 +101,7 @@ int32_t Scheduler::take_seq_id() {
 void Scheduler::release(Req* r) {
     if (r->seq < 0) return;
     ctx_.kv().truncate(r->seq, 0);
+    if (p_.drafter) p_.drafter->forget(r->seq);
     free_seq_ids_.push_back(r->seq);
     r->seq = -1;
     r->n_computed = 0;
@@ -169,6 +173,44 @@ std::vector<Event> Scheduler::step() {
             --budget;
         }
     }
+    // 1b. Speculative decoding, batch-aware: a decode step reads every weight once whatever its few tokens, so
+    //     draft tokens verified in the same pass are nearly free while the step's decode entries stay few;
+    //     past speculative_max_tokens of them the pass turns compute-bound and drafts would cost what they
+    //     save. Requests that asked for it draft in decode order while that room lasts (and only into free KV
+    //     blocks: a draft never preempts anyone).
+    {
+        int room = p_.speculative_max_tokens - static_cast<int>(plan.size());
+        KvCache& kv = ctx_.kv();
+        const int64_t bs = kv.config().block_size;
+        for (Work& w : plan) {
+            Req* r = w.r;
+            if (room <= 0) break;
+            if (!w.decode || r->g.speculative == Speculation::Off) continue;
+            if (r->g.speculative == Speculation::Draft && !p_.drafter) continue;
+            const int left = r->g.max_tokens - r->n_generated - 1;  // tokens after the one this pass samples
+            const int ctx_left = ctx_.n_ctx() - static_cast<int>(r->tokens.size()) - 1;
+            const int k_max = std::min({p_.draft_max, room, left, ctx_left});
+            if (k_max <= 0) continue;
+            try {
+                w.draft = r->g.speculative == Speculation::Lookup
+                              ? lookup_draft(r->tokens, static_cast<size_t>(k_max))
+                              : p_.drafter->draft(r->tokens, static_cast<size_t>(k_max), nullptr, nullptr, r->seq);
+            } catch (const Error&) {
+                w.draft.clear();  // the draft model's cache is full: no draft this time
+            }
+            if (w.draft.empty()) continue;
+            const int64_t have = static_cast<int64_t>(kv.blocks(r->seq).size());
+            const int64_t need = (r->n_computed + 1 + static_cast<int64_t>(w.draft.size()) + bs - 1) / bs - have;
+            if (need > kv.free_blocks()) {
+                w.draft.clear();
+                continue;
+            }
+            kv.reserve(r->seq, r->n_computed + 1 + static_cast<int32_t>(w.draft.size()));
+            room -= static_cast<int>(w.draft.size());
+            budget -= static_cast<int>(w.draft.size());
+        }
+        if (budget < 0) budget = 0;
+    }
     // 2. Prompt chunks of running requests still prefilling, oldest first. Preemption only ever removes the
     //    newest running request, which is this one or one after it, so indexing stays valid.
     for (size_t i = 0; i < running_.size() && budget > 0; ++i) {
@@ -224,6 +266,8 @@ std::vector<Event> Scheduler::step() {
             const int pos = r->n_computed + i;
             batch_.add(r->tokens[pos], pos, r->seq, samples && i + 1 == w.n);
         }
+        for (size_t i = 0; i < w.draft.size(); ++i)  // a row of logits for each draft token too
+            batch_.add(w.draft[i], r->n_computed + w.n + static_cast<int>(i), r->seq, true);
     }
     const std::vector<float>& logits = ctx_.decode(batch_);
     ++n_steps_;
@@ -232,11 +276,15 @@ std::vector<Event> Scheduler::step() {
     const float* row = logits.data();
     // Sampling (a softmax over the vocabulary, per request) is independent between requests and, with many
     // of them, a large part of a decode step: the forward pass's threads share it.
+    // A request with a draft has one row per draft token after its own; its rows are sampled in order and a
+    // draft token stands only while it equals the token sampled before it (runtime/speculative.h), so the
+    // tokens are those of decoding without the draft.
     struct Sampled {
         Req* r;
         const float* row;
-        int32_t tok = -1;
-        Event e;
+        const std::vector<int32_t>* draft;
+        std::vector<int32_t> toks;
+        std::vector<Event> evs;
         std::string error;  // sampling failed for this request
     };
     std::vector<Sampled> sampled;
@@ -246,29 +294,39 @@ std::vector<Event> Scheduler::step() {
         if (!w.decode) n_prefilled_ += w.n;
         if (p_.prefix_cache) ctx_.kv().publish(r->seq, r->tokens.data(), r->n_computed);
         if (r->pending() != 0) continue;  // a prompt chunk that does not reach the end
-        sampled.push_back(Sampled{r, row, -1, Event{}});
-        row += n_vocab;
+        sampled.push_back(Sampled{r, row, &w.draft, {}, {}, {}});
+        row += n_vocab * static_cast<int64_t>(1 + w.draft.size());
     }
     const int n_sampled = static_cast<int>(sampled.size());
 #pragma omp parallel for schedule(dynamic, 1) num_threads(ctx_.n_threads()) if (n_sampled > 1)
     for (int i = 0; i < n_sampled; ++i) {
         Sampled& sm = sampled[static_cast<size_t>(i)];
+        Req* r = sm.r;
         try {
-            const float* row = sm.row;
-            if (auto& m = sm.r->matcher) {
-                sm.r->masked.assign(sm.row, sm.row + n_vocab);
-                if (!m->apply(sm.r->masked.data(), n_vocab, sm.r->g.stop_tokens))
-                    fail("the grammar allows no token after {} generated tokens", sm.r->n_generated);
-                row = sm.r->masked.data();
+            const auto& stop = r->g.stop_tokens;
+            for (size_t j = 0;; ++j) {
+                const float* raw = sm.row + j * static_cast<size_t>(n_vocab);
+                const float* lg = raw;
+                if (auto& m = r->matcher) {
+                    r->masked.assign(raw, raw + n_vocab);
+                    if (!m->apply(r->masked.data(), n_vocab, stop))
+                        fail("the grammar allows no token after {} generated tokens",
+                             r->n_generated + static_cast<int>(sm.toks.size()));
+                    lg = r->masked.data();
+                }
+                const int32_t tok = r->sampler.sample(lg, n_vocab);
+                const bool is_stop = std::find(stop.begin(), stop.end(), tok) != stop.end();
+                if (auto& m = r->matcher)
+                    if (!is_stop && !m->accept_token(tok))
+                        fail("internal error: token {} was sampled but the grammar forbids it", tok);
+                r->sampler.accept(tok);
+                Event e;
+                if (r->g.logprobs >= 0) e.logprob = token_logprobs(raw, n_vocab, tok, r->g.logprobs, &e.top_logprobs);
+                sm.toks.push_back(tok);
+                sm.evs.push_back(std::move(e));
+                if (is_stop || r->n_generated + static_cast<int>(sm.toks.size()) >= r->g.max_tokens) break;
+                if (j >= sm.draft->size() || (*sm.draft)[j] != tok) break;  // the draft ends or goes another way
             }
-            sm.tok = sm.r->sampler.sample(row, n_vocab);
-            if (auto& m = sm.r->matcher) {
-                const auto& stop = sm.r->g.stop_tokens;
-                if (std::find(stop.begin(), stop.end(), sm.tok) == stop.end() && !m->accept_token(sm.tok))
-                    fail("internal error: token {} was sampled but the grammar forbids it", sm.tok);
-            }
-            if (sm.r->g.logprobs >= 0)
-                sm.e.logprob = token_logprobs(sm.row, n_vocab, sm.tok, sm.r->g.logprobs, &sm.e.top_logprobs);
         } catch (const std::exception& ex) {
             // This request alone ends (a grammar too ambiguous to run, say); the batch goes on.
             sm.error = ex.what();
@@ -289,27 +347,41 @@ std::vector<Event> Scheduler::step() {
             done.push_back(r);
             continue;
         }
-        const int32_t tok = sm.tok;
-        Event e = std::move(sm.e);
-        r->sampler.accept(tok);
-        r->tokens.push_back(tok);
-        ++r->n_generated;
-        ++n_generated_;
-        r->last_served = n_steps_;
-        e.id = r->id;
-        e.token = tok;
-        e.n_prompt = r->n_prompt;
-        e.n_generated = r->n_generated;
-        const auto& stop = r->g.stop_tokens;
-        if (std::find(stop.begin(), stop.end(), tok) != stop.end())
-            e.reason = FinishReason::Stop;
-        else if (r->n_generated >= r->g.max_tokens)
-            e.reason = FinishReason::Length;
-        if (e.reason != FinishReason::None) {
-            e.finished = true;
-            done.push_back(r);
+        if (!sm.draft->empty()) {
+            ++n_spec_steps_;
+            n_spec_drafted_ += static_cast<int64_t>(sm.draft->size());
+            n_spec_accepted_ += static_cast<int64_t>(sm.toks.size()) - 1;
         }
-        events.push_back(e);
+        bool finished = false;
+        for (size_t j = 0; j < sm.toks.size() && !finished; ++j) {
+            const int32_t tok = sm.toks[j];
+            Event e = std::move(sm.evs[j]);
+            r->tokens.push_back(tok);
+            ++r->n_generated;
+            ++n_generated_;
+            r->last_served = n_steps_;
+            e.id = r->id;
+            e.token = tok;
+            e.n_prompt = r->n_prompt;
+            e.n_generated = r->n_generated;
+            const auto& stop = r->g.stop_tokens;
+            if (std::find(stop.begin(), stop.end(), tok) != stop.end())
+                e.reason = FinishReason::Stop;
+            else if (r->n_generated >= r->g.max_tokens)
+                e.reason = FinishReason::Length;
+            if (e.reason != FinishReason::None) {
+                e.finished = true;
+                done.push_back(r);
+                finished = true;
+            }
+            events.push_back(std::move(e));
+        }
+        // Kept draft tokens are computed already (tokens sampled after them are pending); the cells of the rest
+        // hold text that was not generated.
+        if (!finished && !sm.draft->empty()) {
+            r->n_computed += static_cast<int>(sm.toks.size()) - 1;
+            ctx_.kv().truncate(r->seq, r->n_computed);
+        }
     }
     for (Req* r : done) {
         release(r);

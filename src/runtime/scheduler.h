@@ -48,12 +48,22 @@
 
 namespace hearth {
 
+class DraftModel;
+
 struct SchedulerParams {
     int token_budget = 512;  // batch entries (tokens) per forward step, decode and prefill together
     int max_running = 64;    // sequences holding KV (prefilling or decoding) at once
     int max_waiting = 256;   // queue limit: submit() beyond it throws QueueFull (the server's 429)
     bool prefix_cache = true;  // reuse full KV blocks of earlier requests with the same leading tokens
+    // Speculative decoding (GenRequest::speculative): drafts of up to draft_max tokens, added while a step's
+    // decode entries (drafts included) stay within speculative_max_tokens.
+    DraftModel* drafter = nullptr;  // for Speculation::Draft; its context must hold sequences as ids go
+    int draft_max = 8;
+    int speculative_max_tokens = 16;
 };
+
+// Per request: how the scheduler drafts tokens for it (runtime/speculative.h; the output is the same tokens).
+enum class Speculation { Off, Lookup, Draft };
 
 struct GenRequest {
     std::vector<int32_t> prompt;       // token ids, BOS included if the model wants one
@@ -65,6 +75,7 @@ struct GenRequest {
     // is sampled only where the grammar may end (when nothing else may follow, only stop tokens remain).
     // Needs stop_tokens. Logprobs stay the model's own (before the mask).
     std::shared_ptr<const grammar::CompiledGrammar> grammar;
+    Speculation speculative = Speculation::Off;
 };
 
 // Error: the request could not go on (its grammar failed: Event::error says why); the others are unaffected.
@@ -132,6 +143,10 @@ public:
     int64_t prefix_tokens_queried() const { return n_prefix_queried_; }
     int64_t prefix_tokens_hit() const { return n_prefix_hit_; }
     int64_t kv_blocks_cached() const;  // blocks held by the prefix index (in use or evictable)
+    // Speculative decoding: decode feeds that carried a draft, draft tokens verified, and those kept.
+    int64_t speculative_steps() const { return n_spec_steps_; }
+    int64_t speculative_drafted() const { return n_spec_drafted_; }
+    int64_t speculative_accepted() const { return n_spec_accepted_; }
 
 private:
     struct Req;
@@ -139,6 +154,7 @@ private:
         Req* r;
         int n;        // tokens of r fed this step
         bool decode;  // its one sampled token (not a prompt chunk or a recomputation)
+        std::vector<int32_t> draft = {};  // decode: draft tokens verified in the same pass
     };
 
     // Reserves KV cells for `n` more tokens of r, preempting newer running requests while the pool is
@@ -161,6 +177,7 @@ private:
     Batch batch_;
     int64_t n_preemptions_ = 0, n_prefilled_ = 0, n_generated_ = 0, n_steps_ = 0;
     int64_t n_prefix_queried_ = 0, n_prefix_hit_ = 0;
+    int64_t n_spec_steps_ = 0, n_spec_drafted_ = 0, n_spec_accepted_ = 0;
 };
 
 }  // namespace hearth

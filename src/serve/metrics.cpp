@@ -68,6 +68,18 @@ std::string Metrics::prometheus() const {
                        q > 0 ? static_cast<double>(prefix_tokens_hit.load()) / static_cast<double>(q) : 0.0);
     gauge("hearth_preemptions_total", "counter", "Requests preempted (their KV freed, recomputed later).",
           preemptions.load());
+    gauge("hearth_speculative_steps_total", "counter", "Decode steps that verified a draft (speculative decoding).",
+          spec_steps.load());
+    gauge("hearth_speculative_draft_tokens_total", "counter", "Draft tokens verified.", spec_drafted.load());
+    gauge("hearth_speculative_accepted_tokens_total", "counter", "Draft tokens kept.", spec_accepted.load());
+    const int64_t drafted = spec_drafted.load(), steps = spec_steps.load();
+    out += fmt::format("# HELP hearth_speculative_acceptance_rate Fraction of verified draft tokens kept.\n"
+                       "# TYPE hearth_speculative_acceptance_rate gauge\nhearth_speculative_acceptance_rate {}\n",
+                       drafted > 0 ? static_cast<double>(spec_accepted.load()) / static_cast<double>(drafted) : 0.0);
+    out += fmt::format("# HELP hearth_speculative_tokens_per_step Tokens produced per verification step (kept "
+                       "drafts + 1).\n# TYPE hearth_speculative_tokens_per_step gauge\n"
+                       "hearth_speculative_tokens_per_step {}\n",
+                       steps > 0 ? static_cast<double>(spec_accepted.load() + steps) / static_cast<double>(steps) : 0.0);
     out += ttft.prometheus("hearth_time_to_first_token_seconds", "Time from submission to the first token.");
     out += itl.prometheus("hearth_inter_token_latency_seconds", "Time between consecutive tokens of a stream.");
     return out;

@@ -1,5 +1,5 @@
 // Prometheus metrics of `hearth serve` (text exposition format 0.0.4): request counts by status, tokens in and
-// out, queue depth, running requests, KV blocks, prefix-cache hits, preemptions, and histograms of time to first token and inter-token latency.
+// out, queue depth, running requests, KV blocks, prefix-cache hits, preemptions, speculative decoding's acceptance, and histograms of time to first token and inter-token latency.
 #pragma once
 #include <array>
 #include <atomic>
@@ -29,6 +29,8 @@ struct Metrics {
     std::atomic<int64_t> running{0}, waiting{0}, kv_blocks_used{0}, kv_blocks_total{0};
     // Prefix cache: blocks held by its index, and prompt tokens looked up / found at admission.
     std::atomic<int64_t> kv_blocks_cached{0}, prefix_tokens_queried{0}, prefix_tokens_hit{0}, preemptions{0};
+    // Speculative decoding: decode steps that verified a draft, draft tokens verified, and those kept.
+    std::atomic<int64_t> spec_steps{0}, spec_drafted{0}, spec_accepted{0};
     Histogram ttft, itl;
 
     void count_request(int status);

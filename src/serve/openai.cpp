@@ -151,6 +151,11 @@ SamplingFields parse_sampling(const json& j, bool chat) {
         s.logprobs = true;
         s.top_logprobs = static_cast<int>(*k);
     }
+    if (const json* v = field(j, "speculative")) {
+        if (!v->is_string() || (*v != "off" && *v != "lookup" && *v != "draft"))
+            bad_param("speculative", "'speculative' must be \"off\", \"lookup\" or \"draft\" (got " + v->dump() + ")");
+        s.speculative = v->get<std::string>();
+    }
     s.stream = bool_field(j, "stream", false);
     if (const json* so = field(j, "stream_options")) {
         if (!s.stream) bad_param("stream_options", "'stream_options' is only allowed with 'stream': true");

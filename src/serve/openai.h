@@ -35,6 +35,9 @@ struct SamplingFields {
     int top_logprobs = 0;  // 0..20, only with logprobs
     bool stream = false;
     bool include_usage = false;  // stream_options.include_usage: a last chunk with usage
+    // hearth's extension: speculative decoding for this request, "off", "lookup" or "draft" (unset: the
+    // server's default). The tokens are those of decoding without it.
+    std::optional<std::string> speculative;
 };
 
 struct ChatMessage {

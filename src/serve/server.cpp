@@ -18,6 +18,7 @@
 
 #include "base/error.h"
 #include "chat/chat_template.h"
+#include "model/draft.h"
 #include "model/embed.h"
 #include "model/forward.h"
 #include "runtime/scheduler.h"
@@ -92,6 +93,7 @@ struct Server::Impl {
     std::string model_id;
     std::unique_ptr<ChatTemplate> chat_template;
     Context ctx;
+    std::unique_ptr<DraftModel> drafter;  // before sched, which points at it
     Scheduler sched;
     httplib::Server http;
     Metrics metrics;
@@ -118,7 +120,8 @@ struct Server::Impl {
           vocab(vocab_),
           opt(o),
           ctx(model_, make_context_params(o)),
-          sched(ctx, SchedulerParams{std::min(512, std::max(64, o.parallel * 4)), o.parallel, o.max_waiting, o.prefix_cache}),
+          drafter(make_drafter(o)),
+          sched(ctx, scheduler_params(o, drafter.get())),
           grammars(vocab_) {
         model_id = opt.model_name.empty() ? (model.hp.name.empty() ? model.hp.arch : model.hp.name) : opt.model_name;
         const std::string tmpl = model.file.get_str_or("tokenizer.chat_template", "");
@@ -126,6 +129,21 @@ struct Server::Impl {
         chat_template = std::make_unique<ChatTemplate>(source);
         created = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
         tool_support = probe_tool_support(source, *chat_template, chat_inputs());
+    }
+
+    static std::unique_ptr<DraftModel> make_drafter(const ServerOptions& o) {
+        if (!o.draft_model) return nullptr;
+        ContextParams dp;
+        dp.n_ctx = o.n_ctx;
+        dp.n_threads = o.n_threads;
+        return std::make_unique<DraftModel>(*o.draft_model, dp);
+    }
+    static SchedulerParams scheduler_params(const ServerOptions& o, DraftModel* drafter) {
+        SchedulerParams p{std::min(512, std::max(64, o.parallel * 4)), o.parallel, o.max_waiting, o.prefix_cache};
+        p.drafter = drafter;
+        p.draft_max = o.draft_max;
+        p.speculative_max_tokens = o.speculative_max_tokens;
+        return p;
     }
 
     ChatInputs chat_inputs() const {
@@ -204,6 +222,9 @@ struct Server::Impl {
             metrics.prefix_tokens_queried = sched.prefix_tokens_queried();
             metrics.prefix_tokens_hit = sched.prefix_tokens_hit();
             metrics.preemptions = sched.preemptions();
+            metrics.spec_steps = sched.speculative_steps();
+            metrics.spec_drafted = sched.speculative_drafted();
+            metrics.spec_accepted = sched.speculative_accepted();
             metrics.running = sched.running();
             metrics.waiting = sched.waiting();
             for (const Event& ev : events) {
@@ -295,6 +316,10 @@ struct Server::Impl {
         g.sampling.presence_penalty = s.presence_penalty;
         g.sampling.frequency_penalty = s.frequency_penalty;
         if (s.seed) g.sampling.seed = *s.seed;
+        const std::string mode = s.speculative.value_or(opt.speculative);
+        g.speculative = mode == "lookup" ? Speculation::Lookup : mode == "draft" ? Speculation::Draft : Speculation::Off;
+        if (g.speculative == Speculation::Draft && !drafter)
+            bad_param("speculative", "'speculative': \"draft\" needs a draft model (hearth serve --draft MODEL)");
         const int room = opt.n_ctx - static_cast<int>(g.prompt.size());
         if (room < 1)
             throw ApiError(400,

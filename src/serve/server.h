@@ -35,6 +35,13 @@ struct ServerOptions {
     // Structured output: refuse JSON Schema keywords and formats hearth does not enforce (a 400) instead of
     // ignoring them as validators do.
     bool strict_schema = false;
+    // Speculative decoding: a draft model of the same vocabulary (not owned; null: "draft" requests are
+    // refused), tokens per draft, the step size up to which requests draft (SchedulerParams), and the mode of
+    // requests that do not name one ("off", "lookup" or "draft").
+    const Model* draft_model = nullptr;
+    int draft_max = 8;
+    int speculative_max_tokens = 16;
+    std::string speculative = "off";
 };
 
 class Server {
