@@ -2,6 +2,7 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -37,6 +38,14 @@ inline void add_kv_options(CLI::App* cmd, KvOptions& kv) {
                     "rot4 / rot3 (Hadamard-rotated heads, Gaussian levels)");
     cmd->add_option("--kv-residual", kv.residual,
                     "Compressed KV types: positions kept in f16 after a block before it is quantized (default 32)");
+}
+
+// -c / --ctx-size of a command that runs one sequence: the user's (`given`: they passed the option, which must
+// then be positive), else the model's training context, at most 4,096.
+inline int context_size(const Model& model, int ctx, bool given) {
+    if (given && ctx <= 0) fail("context size must be positive (got {})", ctx);
+    const int64_t train = model.hp.n_ctx_train > 0 ? model.hp.n_ctx_train : 4096;
+    return ctx > 0 ? ctx : static_cast<int>(std::min<int64_t>(train, 4096));
 }
 
 // Threads: 0 or negative from the user is an error, absent means every core.

@@ -50,9 +50,7 @@ void add_needle(CLI::App& app) {
         ContextParams cp;
         cp.n_threads = o->threads;
         o->kv.apply(cp);
-        const int64_t train = model->hp.n_ctx_train > 0 ? model->hp.n_ctx_train : 4096;
-        if (cmd->count("--ctx-size") && o->ctx <= 0) fail("context size must be positive (got {})", o->ctx);
-        cp.n_ctx = o->ctx > 0 ? o->ctx : static_cast<int>(std::min<int64_t>(train, 4096));
+        cp.n_ctx = context_size(*model, o->ctx, cmd->count("--ctx-size") > 0);
         const KvEvictParams evict = parse_kv_evict(o->kv_evict);
         check_kv_evict(evict, cp.n_ctx);
 
