@@ -534,7 +534,9 @@ TEST(Scheduler, SpeculativeRequestsGiveTheSameTokens) {
         EXPECT_GT(s.speculative_drafted(), s.speculative_steps());
         EXPECT_GT(s.speculative_accepted(), 0);
         EXPECT_LE(s.speculative_accepted(), s.speculative_drafted());
-        if (!sampled) EXPECT_LT(s.steps(), 60 + 10);  // greedy self-drafts are kept: far fewer steps than tokens
+        if (!sampled) {
+            EXPECT_LT(s.steps(), 60 + 10);  // greedy self-drafts are kept: far fewer steps than tokens
+        }
     }
     // Four streams decoding together fill a speculative_max_tokens of 4: no step has room for a draft.
     Context ctx(m, ctx_params(1024));

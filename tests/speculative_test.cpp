@@ -80,7 +80,9 @@ TEST(Speculative, VerifyRuleEmitsTheTargetDistribution) {
         const int32_t t = speculative_verify(p, q, d, target, accepted);
         ASSERT_GE(t, 0);
         ASSERT_LT(t, 6);
-        if (accepted) ASSERT_EQ(t, d);
+        if (accepted) {
+            ASSERT_EQ(t, d);
+        }
         ++counts[t];
         accepted_n += accepted;
     }
