@@ -58,7 +58,8 @@ void add_run(CLI::App& app) {
     cmd->add_option("--seed", o->sp.seed, "Random seed (same seed and settings, same output)");
     cmd->add_flag("--mmap", o->mmap, "Map the model file instead of reading it into memory");
     cmd->add_flag("--json", o->json,
-                  "Print {prompt_tokens, tokens, text, grammar_complete} as JSON instead of streaming");
+                  "Print {prompt_tokens, tokens, text, grammar_complete, timings (prompt and decode seconds and tokens/s, "
+                  "model loading excluded), speculative, kv_evict} as JSON instead of streaming");
     add_constraint_options(cmd, o->constraint);
     add_kv_options(cmd, o->kv);
     cmd->add_option("--lookup", o->lookup,
@@ -169,6 +170,10 @@ void add_run(CLI::App& app) {
             j["tokens"] = out;
             j["text"] = text;
             if (matcher) j["grammar_complete"] = matcher->can_end();
+            j["timings"] = {{"prompt_seconds", res.prompt_seconds},
+                            {"decode_seconds", res.decode_seconds},
+                            {"prompt_tokens_per_second", res.prompt_seconds > 0 ? prompt.size() / res.prompt_seconds : 0.0},
+                            {"decode_tokens_per_second", res.decode_seconds > 0 ? out.size() / res.decode_seconds : 0.0}};
             if (evict)
                 j["kv_evict"] = {{"method", evict->method == KvEvictMethod::SnapKv ? "snapkv" : "recent"},
                                  {"budget", evict->budget},

@@ -1,6 +1,7 @@
 #include "model/generate.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "base/error.h"
 
@@ -20,8 +21,17 @@ GenerateResult generate(Context& ctx, const std::vector<int32_t>& prompt, Sample
     for (size_t i = 0; i < prompt.size(); ++i) batch.add(prompt[i], static_cast<int32_t>(i), 0, i + 1 == prompt.size());
     for (int32_t t : prompt) sampler.accept(t);
     if (o.evict) kv_evict_observe(ctx, 0, static_cast<int32_t>(prompt.size()), *o.evict);
+    using Clock = std::chrono::steady_clock;
+    const auto t0 = Clock::now();
     const std::vector<float>* logits = &ctx.decode(batch);
     if (o.evict) r.evicted = kv_evict(ctx, 0, *o.evict);
+    const auto t1 = Clock::now();
+    r.prompt_seconds = std::chrono::duration<double>(t1 - t0).count();
+    struct DecodeTimer {  // also when the loop ends by an exception
+        GenerateResult& r;
+        Clock::time_point start;
+        ~DecodeTimer() { r.decode_seconds = std::chrono::duration<double>(Clock::now() - start).count(); }
+    } timer{r, t1};
 
     std::vector<int32_t> history = prompt, draft;
     std::vector<TokenDist> q;  // sampled drafts: the distribution each draft token was drawn from

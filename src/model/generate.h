@@ -41,6 +41,8 @@ struct GenerateResult {
     SpeculativeStats spec;
     KvEvictResult evicted;
     bool context_full = false;  // stopped because the context was full
+    double prompt_seconds = 0;  // the prompt's forward pass (and eviction)
+    double decode_seconds = 0;  // everything after it: drafting, verification, sampling
 };
 
 // The sequence is sequence 0 of ctx, which must be empty. Throws hearth::Error when the prompt is empty or does
