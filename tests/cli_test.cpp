@@ -259,6 +259,10 @@ TEST(Cli, RunWithKvEvictionAndItsErrors) {
     EXPECT_GT(ev["prompt_cells"].get<int>(), 200);
     EXPECT_EQ(ev["kept_cells"], 64);
     EXPECT_EQ(j["tokens"].size(), 40u);
+    const auto& tm = j["timings"];  // the prompt's pass and the decode loop, measured apart
+    EXPECT_GT(tm["prompt_seconds"].get<double>(), 0.0);
+    EXPECT_GT(tm["decode_seconds"].get<double>(), 0.0);
+    EXPECT_NEAR(tm["decode_tokens_per_second"].get<double>(), 40 / tm["decode_seconds"].get<double>(), 1e-6 * 40 / tm["decode_seconds"].get<double>());
     // With prompt lookup as well (its rollbacks cut after the compacted prompt).
     const Result lk = hearth("run -m " + stories_arg() + " -p " + prompt + " -n 40 --temp 0 -c 512 --json --kv-evict recent:64 --lookup 4");
     ASSERT_EQ(lk.code, 0) << lk.err;
