@@ -101,20 +101,8 @@ TEST(Generate, SampledDraftsKeepTheModelsDistribution) {
             EXPECT_GT(total.acceptance_rate(), 0.3);
             EXPECT_LT(total.acceptance_rate(), 0.9);
         }
-        double stat = 0, rest_e = 0, rest_o = 0;
-        int bins = 0;
-        for (int t = 0; t < V; ++t) {
-            const double e = p2[t] * kRuns;
-            if (e < 5) {
-                rest_e += e;
-                rest_o += static_cast<double>(counts[t]);
-                continue;
-            }
-            stat += (counts[t] - e) * (counts[t] - e) / e;
-            ++bins;
-        }
-        stat += (rest_o - rest_e) * (rest_o - rest_e) / std::max(rest_e, 1.0);
-        const int df = bins;
+        int df = 0;
+        const double stat = test::chi_square(p2, counts, kRuns, &df);
         EXPECT_GE(df, 10);
         EXPECT_LT(stat, df + 5 * std::sqrt(2.0 * df)) << "chi-square " << stat << " over " << df << " degrees of freedom";
         std::printf("%s: second token over %d seeds: chi-square %.1f, %d degrees of freedom; acceptance %.3f\n",

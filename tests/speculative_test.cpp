@@ -8,6 +8,7 @@
 
 #include "runtime/sampler.h"
 #include "runtime/speculative.h"
+#include "test_util.h"
 
 namespace hearth {
 namespace {
@@ -40,28 +41,6 @@ TEST(Speculative, LookupContinuationMayRunIntoTheSuffix) {
     EXPECT_EQ(lookup_draft({1, 2, 1, 2, 1}, 5), (Tokens{2, 1}));
 }
 
-// Pearson's chi-square of observed counts against expected probabilities (bins expecting fewer than 5 merged).
-double chi_square(const std::vector<double>& expected_p, const std::vector<int64_t>& counts, int64_t n, int* df) {
-    double stat = 0, rest_e = 0, rest_o = 0;
-    int bins = 0;
-    for (size_t i = 0; i < counts.size(); ++i) {
-        const double e = expected_p[i] * static_cast<double>(n);
-        if (e < 5) {
-            rest_e += e;
-            rest_o += static_cast<double>(counts[i]);
-            continue;
-        }
-        stat += (counts[i] - e) * (counts[i] - e) / e;
-        ++bins;
-    }
-    if (rest_e >= 5) {
-        stat += (rest_o - rest_e) * (rest_o - rest_e) / rest_e;
-        ++bins;
-    }
-    *df = bins - 1;
-    return stat;
-}
-
 TEST(Speculative, VerifyRuleEmitsTheTargetDistribution) {
     // q misses token 4 (which p has) and has token 5 (which p lacks), and overweights token 0.
     const TokenDist p = {{0, 0.10}, {1, 0.30}, {2, 0.25}, {3, 0.15}, {4, 0.20}};
@@ -88,14 +67,14 @@ TEST(Speculative, VerifyRuleEmitsTheTargetDistribution) {
     }
     EXPECT_EQ(counts[5], 0);  // p gives it nothing
     int df = 0;
-    const double stat = chi_square({0.10, 0.30, 0.25, 0.15, 0.20, 0.0}, counts, kN, &df);
+    const double stat = test::chi_square({0.10, 0.30, 0.25, 0.15, 0.20, 0.0}, counts, kN, &df);
     EXPECT_EQ(df, 4);
     EXPECT_LT(stat, df + 5 * std::sqrt(2.0 * df)) << "chi-square " << stat;
     // Acceptance is sum(min(p, q)) = 0.1 + 0.2 + 0.05 + 0.15 = 0.5; its standard error here is 0.0011.
     EXPECT_NEAR(static_cast<double>(accepted_n) / kN, 0.5, 0.006);
     // Emitting the draft always (the distribution of q) is what the test would catch.
     std::vector<int64_t> q_counts = {100000, 40000, 10000, 30000, 0, 20000};
-    EXPECT_GT(chi_square({0.10, 0.30, 0.25, 0.15, 0.20, 0.0}, q_counts, kN, &df), 1000.0);
+    EXPECT_GT(test::chi_square({0.10, 0.30, 0.25, 0.15, 0.20, 0.0}, q_counts, kN, &df), 1000.0);
 }
 
 }  // namespace

@@ -76,6 +76,29 @@ inline RunResult run_command(const std::string& cmd) {
 // Single-quoted for the shell, for the command lines tests build.
 inline std::string q(const std::string& s) { return "'" + s + "'"; }
 
+// Pearson's chi-square of observed counts (n draws) against expected probabilities, bins expecting fewer than 5
+// merged into one (kept when it expects at least 5); *df: the degrees of freedom (bins - 1).
+inline double chi_square(const std::vector<double>& expected_p, const std::vector<int64_t>& counts, int64_t n, int* df) {
+    double stat = 0, rest_e = 0, rest_o = 0;
+    int bins = 0;
+    for (size_t i = 0; i < counts.size(); ++i) {
+        const double e = expected_p[i] * static_cast<double>(n);
+        if (e < 5) {
+            rest_e += e;
+            rest_o += static_cast<double>(counts[i]);
+            continue;
+        }
+        stat += (static_cast<double>(counts[i]) - e) * (static_cast<double>(counts[i]) - e) / e;
+        ++bins;
+    }
+    if (rest_e >= 5) {
+        stat += (rest_o - rest_e) * (rest_o - rest_e) / rest_e;
+        ++bins;
+    }
+    *df = bins - 1;
+    return stat;
+}
+
 // A command that failed as hearth fails on bad input: exit status `code` (not a signal), one line on stderr that
 // starts with "error: " and names `needle`.
 inline void expect_one_line_error(const RunResult& r, const std::string& needle, int code = 1) {
