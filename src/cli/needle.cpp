@@ -79,7 +79,7 @@ void add_needle(CLI::App& app) {
             const std::string piece = vocab.token_to_piece(spec.haystack[i - 1]);
             if (piece.find_first_of(".!?\n") != std::string::npos) spec.boundaries.push_back(i);
         }
-        Progress progress("needle", static_cast<int64_t>(spec.depths.size()) * 3);
+        Progress progress("needle", static_cast<int64_t>(spec.depths.size()) * 2 + 1);
         const NeedleResult r = needle_check(*model, cp, spec, evict, [&](int done, int) { progress.update(done); });
         progress.finish();
 

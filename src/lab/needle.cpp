@@ -53,8 +53,14 @@ NeedleResult needle_check(const Model& model, const ContextParams& cp, const Nee
     Context ctx(model, cp);
     NeedleResult r;
     double gain_full = 0, gain_evicted = 0;
-    const int steps = static_cast<int>(spec.depths.size()) * 3;
+    const int steps = static_cast<int>(spec.depths.size()) * 2 + 1;
     int done = 0;
+    // The prompt without the needle is the same at every depth: scored once.
+    std::vector<int32_t> without = spec.prefix;
+    without.insert(without.end(), spec.haystack.begin(), spec.haystack.end());
+    without.insert(without.end(), spec.question.begin(), spec.question.end());
+    const Score none = spec.depths.empty() ? Score{} : score(ctx, without, spec.answer, nullptr);
+    if (on_step) on_step(++done, steps);
     for (double depth : spec.depths) {
         if (!(depth >= 0.0 && depth <= 1.0)) fail("needle check: depth {} is outside [0, 1]", depth);
         // The boundary nearest to the depth.
@@ -66,9 +72,6 @@ NeedleResult needle_check(const Model& model, const ContextParams& cp, const Nee
                 if (std::fabs(static_cast<double>(c) - want) < std::fabs(static_cast<double>(at) - want)) at = c;
         }
         at = std::min(at, spec.haystack.size());
-        std::vector<int32_t> without = spec.prefix;
-        without.insert(without.end(), spec.haystack.begin(), spec.haystack.end());
-        without.insert(without.end(), spec.question.begin(), spec.question.end());
         std::vector<int32_t> with = spec.prefix;
         with.insert(with.end(), spec.haystack.begin(), spec.haystack.begin() + static_cast<std::ptrdiff_t>(at));
         with.insert(with.end(), spec.needle.begin(), spec.needle.end());
@@ -82,8 +85,6 @@ NeedleResult needle_check(const Model& model, const ContextParams& cp, const Nee
         const Score full = score(ctx, with, spec.answer, nullptr);
         if (on_step) on_step(++done, steps);
         const Score ev = score(ctx, with, spec.answer, &evict);
-        if (on_step) on_step(++done, steps);
-        const Score none = score(ctx, without, spec.answer, nullptr);
         if (on_step) on_step(++done, steps);
         d.logp_full = full.logp;
         d.logp_evicted = ev.logp;
