@@ -131,6 +131,7 @@ TEST(KernelsSimd, DispatchTables) {
         EXPECT_STREQ(t->name, isa_str(isa));
         EXPECT_NE(t->quantize_act, nullptr);
         EXPECT_NE(t->swiglu, nullptr);
+        EXPECT_NE(t->f32_to_f16_row, nullptr);
         for (DType ty : kTypes) {
             EXPECT_NE(t->dot[tid(ty)], nullptr) << isa_str(isa) << " " << dtype_name(ty);
             EXPECT_NE(t->gemm[tid(ty)], nullptr) << isa_str(isa) << " " << dtype_name(ty);
@@ -242,6 +243,34 @@ TEST_P(KernelsSimdIsa, SwigluMatchesReference) {
             ASSERT_NEAR(simd[size_t(i)], ref[size_t(i)], 1e-6f * std::abs(ref[size_t(i)]) + 1e-30f)
                 << "n=" << n << " i=" << i << " g=" << g[size_t(i)] << " u=" << u[size_t(i)];
     }
+}
+
+// f32 -> f16 rows: the same bits as the scalar f32_to_f16 (nearest, ties to even) for ordinary values, exact
+// ties between two halves, subnormal halves, overflow to infinity and the infinities; a NaN stays a NaN. The
+// partial last vector must not write past n.
+TEST_P(KernelsSimdIsa, F32ToF16RowMatchesTheScalarConversion) {
+    REQUIRE_ISA(GetParam(), tab);
+    std::vector<float> x = normal(4096, 21, 3.0f);
+    const float specials[] = {0.0f, -0.0f, 65504.0f, 65519.0f, 65520.0f, -70000.0f, 1e-5f, -3e-6f, 6.0e-8f, 2.9e-8f,
+                              1e-9f, INFINITY, -INFINITY, 1.0f + 1.0f / 2048, 1.0f + 3.0f / 2048, 2049.0f, 2051.0f};
+    for (size_t i = 0; i < std::size(specials); ++i) x[i * 7] = specials[i];
+    for (size_t i = 0; i < 512; ++i) {  // exact ties in the subnormal range and between normal halves
+        uint32_t bits = 0x33800000u + uint32_t(i) * 0x1000u;
+        std::memcpy(&x[1000 + i], &bits, 4);
+        bits = 0x3f800000u + uint32_t(i) * 0x2000u + 0x1000u;
+        std::memcpy(&x[2000 + i], &bits, 4);
+    }
+    for (int64_t n : {1, 7, 15, 16, 17, 100, 4096}) {
+        std::vector<f16_t> out(size_t(n) + 1, 0x1234);
+        tab->f32_to_f16_row(x.data(), out.data(), n);
+        ASSERT_EQ(out[size_t(n)], 0x1234) << "n=" << n;
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(out[size_t(i)], f32_to_f16(x[size_t(i)])) << "n=" << n << " x=" << x[size_t(i)];
+    }
+    const float nan = std::nanf("");
+    f16_t h = 0;
+    tab->f32_to_f16_row(&nan, &h, 1);
+    EXPECT_EQ(h & 0x7c00, 0x7c00);
+    EXPECT_NE(h & 0x03ff, 0);
 }
 
 // Ties: every x * id that lands exactly on k + 0.5 must round away from zero, like lround.

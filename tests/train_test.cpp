@@ -199,12 +199,12 @@ TEST(TrainBackward, RmsNormAndRopeBackwardMatchFiniteDifferences) {
     std::vector<float> cs(n / 2), sn(n / 2);
     ops::rope_angles(rope, 13, cs.data(), sn.data());
     auto rx = x, rty = dy;
-    ops::rope_rotate(rx.data(), cs.data(), sn.data(), rope);
-    ops::rope_rotate(rty.data(), cs.data(), sn.data(), rope, true);
+    ops::rope_rotate(kernels::active(), rx.data(), cs.data(), sn.data(), rope);
+    ops::rope_rotate(kernels::active(), rty.data(), cs.data(), sn.data(), rope, true);
     double lhs = 0, rhs = 0;
     for (int64_t i = 0; i < n; ++i) lhs += double(rx[i]) * dy[i], rhs += double(x[i]) * rty[i];
     EXPECT_NEAR(lhs, rhs, 1e-4);
-    ops::rope_rotate(rx.data(), cs.data(), sn.data(), rope, true);
+    ops::rope_rotate(kernels::active(), rx.data(), cs.data(), sn.data(), rope, true);
     for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(rx[i], x[i], 1e-5);
 }
 

@@ -325,24 +325,29 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                                   static_cast<int>(r1 - r0), 1);
                 return;
             }
-            // Prefill: per block of tokens, one gemm over all of this thread's rows (the kernel packs the
+            // Prefill: per block of tokens, one gemm over a strip of this thread's rows (the kernel packs the
             // activations once and tiles internally), then scatter the [rows][tokens] tile into Y[tokens][rows].
+            // Strips keep the tile in L2 (the output projection's rows would not fit).
             constexpr int kTokBlock = 64;
-            const int64_t nr = r1 - r0;
-            if (nr <= 0) return;
-            tile.resize(static_cast<size_t>(nr) * kTokBlock);
+            constexpr int64_t kTileFloats = 64 * 1024;
+            if (r1 <= r0) return;
+            if (tile.size() < static_cast<size_t>(kTileFloats)) tile.resize(kTileFloats);  // grown once, not re-zeroed
             for (int t0 = 0; t0 < rows_in; t0 += kTokBlock) {
                 const int nc = std::min(kTokBlock, rows_in - t0);
                 const uint8_t* a = static_cast<const uint8_t*>(act.first) + t0 * act.second;
-                gemm(w.cols, w.data + r0 * w.row_bytes, w.row_bytes, a, act.second, tile.data(), nc,
-                     static_cast<int>(nr), nc);
-                // In row blocks that stay in L1 (a column at a time over all rows re-read the tile from L2).
-                constexpr int64_t kRowBlock = 64;
-                for (int64_t i0 = 0; i0 < nr; i0 += kRowBlock) {
-                    const int64_t i1 = std::min(nr, i0 + kRowBlock);
-                    for (int c = 0; c < nc; ++c) {
-                        float* y = Y + (t0 + c) * w.rows + r0;
-                        for (int64_t i = i0; i < i1; ++i) y[i] = tile[i * nc + c];
+                const int64_t rows_per_strip = std::max<int64_t>(kRowGrain, kTileFloats / nc / kRowGrain * kRowGrain);
+                for (int64_t s0 = r0; s0 < r1; s0 += rows_per_strip) {
+                    const int64_t nr = std::min(rows_per_strip, r1 - s0);
+                    gemm(w.cols, w.data + s0 * w.row_bytes, w.row_bytes, a, act.second, tile.data(), nc,
+                         static_cast<int>(nr), nc);
+                    // In row blocks that stay in L1 (a column at a time over all rows re-read the tile from L2).
+                    constexpr int64_t kRowBlock = 64;
+                    for (int64_t i0 = 0; i0 < nr; i0 += kRowBlock) {
+                        const int64_t i1 = std::min(nr, i0 + kRowBlock);
+                        for (int c = 0; c < nc; ++c) {
+                            float* y = Y + (t0 + c) * w.rows + s0;
+                            for (int64_t i = i0; i < i1; ++i) y[i] = tile[i * nc + c];
+                        }
                     }
                 }
             }
@@ -355,7 +360,8 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
         // x_next = x + residual_scale · y' (y may be null: no residual) with y' = y, or rms_norm(y) * post_w
         // when the architecture norms its block outputs (gemma); xn_out[j] = rms_norm(x_next[row j]) * w. With
         // at least as many rows as threads, whole rows per thread; otherwise (decode) every thread computes
-        // the norm of each row and writes its slice of it. No barrier at the end.
+        // the norm of each row in its own buffers and writes its slice of it. No barrier at the end.
+        std::vector<float> own_next(E), own_out(E);
         auto add_norm = [&](const float* y, const float* post_w, const float* w, const int* row_of, int n_rows,
                             float* xn_out) {
             const bool by_rows = n_rows >= nth;
@@ -365,18 +371,23 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                 const int64_t t = row_of ? row_of[j] : j;
                 const float* x = x_cur + t * E;
                 const float* yt = y ? y + t * E : nullptr;
-                float ys = hp.residual_scale;
-                if (yt && post_w) ys *= ops::rms_inv(yt, E, hp.rms_eps);
-                auto next = [&](int64_t i) {
-                    return yt ? x[i] + ys * (post_w ? yt[i] * post_w[i] : yt[i]) : x[i];
-                };
-                const float scale = ops::rms_inv(next, E, hp.rms_eps);
-                float* xo = x_other + t * E;
-                float* out = xn_out + static_cast<int64_t>(j) * E;
-                for (int64_t i = e0; i < e1; ++i) {
-                    const float v = next(i);
-                    if (yt) xo[i] = v;
-                    out[i] = v * scale * w[i];
+                float* next = by_rows ? x_other + t * E : own_next.data();
+                float* out = by_rows ? xn_out + static_cast<int64_t>(j) * E : own_out.data();
+                const float* normed = x;
+                if (yt) {
+                    float ys = hp.residual_scale;
+                    if (post_w) {
+                        ys *= ops::rms_inv(yt, E, hp.rms_eps);
+                        for (int64_t i = 0; i < E; ++i) next[i] = x[i] + ys * (yt[i] * post_w[i]);
+                    } else {
+                        for (int64_t i = 0; i < E; ++i) next[i] = x[i] + ys * yt[i];
+                    }
+                    normed = next;
+                }
+                K.rms_norm_row(normed, w, out, E, hp.rms_eps);
+                if (!by_rows) {
+                    if (yt) std::copy(next + e0, next + e1, x_other + t * E + e0);
+                    std::copy(out + e0, out + e1, xn_out + static_cast<int64_t>(j) * E + e0);
                 }
             }
             if (y) std::swap(x_cur, x_other);
@@ -511,7 +522,7 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                 const bool sliding = hp.is_sliding(il);
                 const float* cs = (sliding ? s.rope_cos_sliding : s.rope_cos).data() + t * half;
                 const float* sn = (sliding ? s.rope_sin_sliding : s.rope_sin).data() + t * half;
-                ops::rope_rotate(x, cs, sn, sliding ? rope_sliding : rope);
+                ops::rope_rotate(K, x, cs, sn, sliding ? rope_sliding : rope);
                 if (!is_k && observe[t]) std::copy(x, x + HD, observe[t] + il * observe_layer_stride[t] + h * HD);
                 if (is_k)
                     kv_->write(static_cast<int>(il), entries[t].seq, entries[t].pos, s.k.data() + t * KVD,

@@ -14,11 +14,12 @@ void rope_angles(const RopeSpec& rope, int32_t pos, float* cos_out, float* sin_o
     }
 }
 
-void rope_rotate(float* x, const float* cs, const float* sn, const RopeSpec& rope, bool inverse) {
+void rope_rotate(const kernels::KernelTable& k, float* x, const float* cs, const float* sn, const RopeSpec& rope,
+                 bool inverse) {
     const int64_t half = rope.rope_dim / 2;
     const float sign = inverse ? -1.0f : 1.0f;
     if (rope.type == RopeType::Norm) {
-        kernels::rope_pairs_ref(x, cs, sn, half, sign);
+        k.rope_pairs(x, cs, sn, half, sign);
     } else {
         for (int64_t i = 0; i < half; ++i) {
             const float a = x[i], b = x[i + half], s = sign * sn[i];

@@ -46,7 +46,9 @@ struct RopeSpec {
 void rope_angles(const RopeSpec& rope, int32_t pos, float* cos_out, float* sin_out);
 // Rotates one head's first rope_dim values by the angles (pairs (2i, 2i+1) for Norm, (i, i + half) for Neox).
 // inverse rotates by -theta: the rotation is orthogonal, so that is also its backward pass.
-void rope_rotate(float* x, const float* cs, const float* sn, const RopeSpec& rope, bool inverse = false);
+// Norm pairs go through k's rope_pairs kernel.
+void rope_rotate(const kernels::KernelTable& k, float* x, const float* cs, const float* sn, const RopeSpec& rope,
+                 bool inverse = false);
 
 // g[i] = act(g[i]) * u[i] for i in [0, n): the gated FFN's activation (SiLU through the kernel table, or GELU
 // with the tanh approximation as gemma's gelu_pytorch_tanh).

@@ -5,6 +5,7 @@
 
 #include "base/error.h"
 #include "tensor/dtype.h"
+#include "tensor/kernels.h"
 
 namespace hearth {
 
@@ -309,9 +310,14 @@ void KvCache::write(int il, int32_t seq, int32_t pos, const float* k, const floa
         }
         return;
     }
-    for (int d = d0; d < d1; ++d) {
-        kb[static_cast<size_t>(d) * bs] = f32_to_f16(k[d]);
-        vb[d] = f32_to_f16(v[d]);
+    // Keys are stored channel-major (a channel's cells adjacent): converted in chunks, then spread.
+    const kernels::ToF16RowFn to_f16 = kernels::active().f32_to_f16_row;
+    to_f16(v + d0, vb + d0, d1 - d0);
+    f16_t chunk[256];
+    for (int c0 = d0; c0 < d1; c0 += 256) {
+        const int n = std::min(256, d1 - c0);
+        to_f16(k + c0, chunk, n);
+        for (int j = 0; j < n; ++j) kb[static_cast<size_t>(c0 + j) * bs] = chunk[j];
     }
 }
 

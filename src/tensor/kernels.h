@@ -104,6 +104,9 @@ using ScaleF32Fn = void (*)(float* x, float c, int64_t n);
 // Rope on one head whose pairs are adjacent (x[2i], x[2i+1]), i < half: each pair rotated by the angle whose
 // cosine and sine are cs[i] and sign * sn[i] (sign -1: the inverse rotation, rope's backward pass).
 using RopePairsFn = void (*)(float* x, const float* cs, const float* sn, int64_t half, float sign);
+// dst[i] = x[i] in half precision, rounded to nearest with ties to even as f32_to_f16 (a NaN stays a NaN),
+// for i < n: the KV cache's writes, a few hundred values per token and layer.
+using ToF16RowFn = void (*)(const float* x, f16_t* dst, int64_t n);
 
 void sgemm_tile_ref(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate);
 float exp_shift_sum_ref(const float* x, float scale, float shift, float* y, int64_t n);
@@ -119,6 +122,7 @@ float dot_f32_ref(const float* a, const float* b, int64_t n);
 float max_f32_ref(const float* x, int64_t n);
 void scale_f32_ref(float* x, float c, int64_t n);
 void rope_pairs_ref(float* x, const float* cs, const float* sn, int64_t half, float sign);
+void f32_to_f16_row_ref(const float* x, f16_t* dst, int64_t n);
 
 constexpr int kMaxTypeId = 31;
 struct KernelTable {
@@ -139,6 +143,7 @@ struct KernelTable {
     MaxF32Fn max_f32;
     ScaleF32Fn scale_f32;
     RopePairsFn rope_pairs;
+    ToF16RowFn f32_to_f16_row;
     DotFn dot[kMaxTypeId];    // indexed by DType id; nullptr where unsupported
     GemmFn gemm[kMaxTypeId];  // indexed by DType id; nullptr where unsupported
 };

@@ -817,6 +817,15 @@ void quantize_act(const float* x, BlockQ8A* y, int64_t n) {
     }
 }
 
+// F16C's conversion rounds to nearest even, as f32_to_f16 does.
+void f32_to_f16_row(const float* x, f16_t* dst, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; i < n; ++i) dst[i] = f32_to_f16(x[i]);
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Table
 // ---------------------------------------------------------------------------------------------------------
@@ -826,6 +835,7 @@ constexpr KernelTable make_table() {
     t.name = "avx2";
     t.quantize_act = quantize_act;
     t.swiglu = swiglu_ref;  // elementwise, a small share of the work: the reference serves AVX2
+    t.f32_to_f16_row = f32_to_f16_row;
     t.sgemm = {kSgemmAvx2Mr, kSgemmAvx2Nr, sgemm_tile_avx2};
     set_reference_train_rows(t);  // a small share of a training step: the references serve AVX2
     const auto set = [&t](DType type, DotFn dot, GemmFn gemm) {

@@ -1235,6 +1235,15 @@ void swiglu(float* g, const float* u, int64_t n) {
     }
 }
 
+// The conversion instruction rounds to nearest even, as f32_to_f16 does.
+void f32_to_f16_row(const float* x, f16_t* dst, int64_t n) {
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
+        _mm256_mask_storeu_epi16(dst + i, m,
+                                 _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Table
 // ---------------------------------------------------------------------------------------------------------
@@ -1244,6 +1253,7 @@ constexpr KernelTable make_table() {
     t.name = "avx512";
     t.quantize_act = quantize_act;
     t.swiglu = swiglu;
+    t.f32_to_f16_row = f32_to_f16_row;
     t.sgemm = {kSgemmAvx512Mr, kSgemmAvx512Nr, sgemm_tile_avx512};
     t.sgemm_bf16 = {kSgemmAvx512Mr, kSgemmAvx512Nr, sgemm_bf16_tile_avx512, pack_bf16_pairs_avx512};
     t.exp_shift_sum = exp_shift_sum_avx512;

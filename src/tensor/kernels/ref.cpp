@@ -414,6 +414,7 @@ KernelTable make_ref_table() {
     t.name = "ref";
     t.quantize_act = quantize_act_ref;
     t.swiglu = swiglu_ref;
+    t.f32_to_f16_row = f32_to_f16_row_ref;
     t.sgemm = {kSgemmRefMr, kSgemmRefNr, sgemm_tile_ref};
     set_reference_train_rows(t);
     const auto set = [&t](DType type, DotFn dot, GemmFn gemm) {
@@ -515,6 +516,10 @@ float vec_dot_ref(DType t, const void* w, const void* act, int64_t n) {
 const KernelTable& ref_table() {
     static const KernelTable table = make_ref_table();
     return table;
+}
+
+void f32_to_f16_row_ref(const float* x, f16_t* dst, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_f16(x[i]);
 }
 
 }  // namespace hearth::kernels
