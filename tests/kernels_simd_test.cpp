@@ -368,6 +368,8 @@ TEST_P(KernelsSimdType, GemmMatchesReference) {
     for (int nr : {1, 3, 5, 8, 17})
         for (int nc : {1, 2, 3, 5, 8, 17}) cases.push_back({512, nr, nc});
     cases.push_back({4352, 9, 70});  // more columns than one packed-activation chunk holds
+    cases.push_back({4352, 9, 80});  // the same for the row-quad path (Q4_0, Q5_0, Q8_0, IQ4_NL); a row octet and a row
+    cases.push_back({512, 30, 16});  // row octets and a partial quad at the end, 16 columns (batched decode)
     cases.push_back({256, 33, 4});
     if (block_elems(t) == 32) {  // partial last group of 4 blocks in every row, decode and multi-column paths
         cases.push_back({160, 7, 5});
