@@ -418,6 +418,19 @@ TEST_P(KernelsSimdType, GemmMatchesReference) {
             for (size_t o = size_t(r) * out_stride + size_t(gc.nc); o < size_t(r + 1) * out_stride; ++o)
                 ASSERT_EQ(out[o], sentinel) << "gemm wrote outside its output tile";
         }
+        // The transposed variant, where the table has one: the same numbers at out[c * stride + r].
+        if (const kernels::GemmFn gemm_t = tab->gemm_t[tid(t)]) {
+            const size_t t_stride = size_t(gc.nr) + 2;
+            std::vector<float> out_t(t_stride * size_t(gc.nc), sentinel);
+            gemm_t(n, w.data() + off, w_stride, act.data(), act_stride, out_t.data(), t_stride, gc.nr, gc.nc);
+            for (int c = 0; c < gc.nc; ++c) {
+                for (int r = 0; r < gc.nr; ++r)
+                    ASSERT_EQ(out_t[size_t(c) * t_stride + size_t(r)], out[size_t(r) * out_stride + size_t(c)])
+                        << dtype_name(t) << " gemm_t n=" << n << " nr=" << gc.nr << " nc=" << gc.nc << " r=" << r << " c=" << c;
+                for (size_t o = size_t(c) * t_stride + size_t(gc.nr); o < size_t(c + 1) * t_stride; ++o)
+                    ASSERT_EQ(out_t[o], sentinel) << "gemm_t wrote outside its output tile";
+            }
+        }
     }
 }
 

@@ -325,6 +325,12 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
                                   static_cast<int>(r1 - r0), 1);
                 return;
             }
+            if (const kernels::GemmFn gemm_t = K.gemm_t[static_cast<int>(w.type)]) {  // Y[tokens][rows] directly
+                if (r1 > r0)
+                    gemm_t(w.cols, w.data + r0 * w.row_bytes, w.row_bytes, act.first, act.second, Y + r0,
+                           static_cast<size_t>(w.rows), static_cast<int>(r1 - r0), rows_in);
+                return;
+            }
             // Prefill: per block of tokens, one gemm over a strip of this thread's rows (the kernel packs the
             // activations once and tiles internally), then scatter the [rows][tokens] tile into Y[tokens][rows].
             // Strips keep the tile in L2 (the output projection's rows would not fit).

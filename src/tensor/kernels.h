@@ -146,6 +146,9 @@ struct KernelTable {
     ToF16RowFn f32_to_f16_row;
     DotFn dot[kMaxTypeId];    // indexed by DType id; nullptr where unsupported
     GemmFn gemm[kMaxTypeId];  // indexed by DType id; nullptr where unsupported
+    // The same products written transposed, out[c * out_stride + r]: a batch's [tokens][rows] outputs without a
+    // scatter through a tile. nullptr where the table has no such kernel (the caller transposes gemm's).
+    GemmFn gemm_t[kMaxTypeId];
 };
 
 // Best table this CPU supports; HEARTH_ISA=ref|avx2|avx512 in the environment forces one (clamped to what

@@ -42,6 +42,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "tensor/kernels.h"
 #include "tensor/kernels/train.h"
@@ -1088,7 +1089,8 @@ void pack_row_quad_act(const PGroup* col, int64_t ng, int off, RQAct* out) {
 // RQ row quads (rq_w[q * ng + g]) x C columns (act[c * ng + g]); writes rows < nrows, columns < ncols.
 // each_group(g) runs at the start of every group: the caller unpacks the next rows there, so that their loads
 // from memory overlap these multiplications.
-template <int RQ, int C, class EachGroup>
+// kTrans: out[c * os + r] instead of out[r * os + c].
+template <int RQ, int C, bool kTrans, class EachGroup>
 void rq_tile(const RQWeights* rq_w, int64_t ng, const RQAct* act, float* out, size_t os, int nrows, int ncols,
              EachGroup each_group) {
     __m512 acc[RQ][C];
@@ -1140,14 +1142,18 @@ void rq_tile(const RQWeights* rq_w, int64_t ng, const RQAct* act, float* out, si
             // Lane 4L + r: add the four blocks' lanes of each row.
             const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(acc[q][c]), _mm512_extractf32x8_ps(acc[q][c], 1));
             const __m128 v = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+            if (kTrans && 4 * q + 4 <= nrows) {
+                _mm_storeu_ps(out + size_t(c) * os + size_t(4 * q), v);
+                continue;
+            }
             alignas(16) float f[4];
             _mm_store_ps(f, v);
             for (int r = 0; r < 4; ++r)
-                if (4 * q + r < nrows) out[size_t(4 * q + r) * os + size_t(c)] = f[r];
+                if (4 * q + r < nrows) out[kTrans ? size_t(c) * os + size_t(4 * q + r) : size_t(4 * q + r) * os + size_t(c)] = f[r];
         }
 }
 
-template <class T>
+template <class T, bool kTrans>
 void gemm_row_quads(int64_t n, const uint8_t* wb, size_t w_stride, const uint8_t* ab, size_t act_stride, float* out,
                     size_t out_stride, int nr, int nc) {
     constexpr int RQ = 2, C = 4;
@@ -1174,7 +1180,7 @@ void gemm_row_quads(int64_t n, const uint8_t* wb, size_t w_stride, const uint8_t
         // prefetched into L2 a few lines per group, so that the weights stream from memory all the time
         // (without the spread prefetch a single-thread 8192 x 2048 Q8_0 product of 16 columns took 2.0 ms
         // against 1.6 with it).
-        float* o = out + c0;
+        float* o = kTrans ? out + size_t(c0) * out_stride : out + c0;
         const size_t oct_bytes = size_t(4 * RQ) * w_stride;
         for (int r = 0; r < nr; r += 4 * RQ) {
             const int rows = nr - r < 4 * RQ ? nr - r : 4 * RQ;
@@ -1192,8 +1198,8 @@ void gemm_row_quads(int64_t n, const uint8_t* wb, size_t w_stride, const uint8_t
             const int64_t steps = int64_t(tiles) * ng;
             for (int c = 0; c < ncc; c += C) {
                 const int64_t step0 = int64_t(c / C) * ng;
-                rq_tile<RQ, C>(rq_w, ng, cols + size_t(c) * ng, o + size_t(r) * out_stride + c, out_stride, rows,
-                               ncc - c, [&](int64_t g) {
+                float* oc = kTrans ? o + size_t(c) * out_stride + size_t(r) : o + size_t(r) * out_stride + size_t(c);
+                rq_tile<RQ, C, kTrans>(rq_w, ng, cols + size_t(c) * ng, oc, out_stride, rows, ncc - c, [&](int64_t g) {
                                    const int64_t k = step0 + g;
                                    for (int64_t l = k * lines / steps; l < (k + 1) * lines / steps; ++l)
                                        _mm_prefetch(next + 64 * l, _MM_HINT_T1);
@@ -1244,7 +1250,7 @@ void gemm_q(int64_t n, const void* w, size_t w_stride, const void* act, size_t a
         return;
     }
     if constexpr (kRowQuadFormat<T>) {
-        gemm_row_quads<T>(n, wb, w_stride, ab, act_stride, out, out_stride, nr, nc);
+        gemm_row_quads<T, false>(n, wb, w_stride, ab, act_stride, out, out_stride, nr, nc);
         return;
     }
     // Multi-column path: column chunks padded to whole K-column packs with zero columns.
@@ -1275,6 +1281,25 @@ void gemm_q(int64_t n, const void* w, size_t w_stride, const void* act, size_t a
             qc_row_tiles<T, 1>(wt, ng, cols, quads, nq, ncc, o + r * out_stride, out_stride);
         }
     }
+}
+
+// gemm_t of the row-quad formats: written transposed by the row-quad kernel; fewer than 4 columns (or an
+// empty reduction) through gemm_q and a transposing copy.
+template <class T>
+void gemm_q_t(int64_t n, const void* w, size_t w_stride, const void* act, size_t act_stride, float* out,
+              size_t out_stride, int nr, int nc) {
+    static_assert(kRowQuadFormat<T>);
+    if (nr <= 0 || nc <= 0) return;
+    if (n < 32 || nc < 4) {
+        thread_local std::vector<float> tmp;
+        if (tmp.size() < size_t(nr) * size_t(nc)) tmp.resize(size_t(nr) * size_t(nc));
+        gemm_q<T>(n, w, w_stride, act, act_stride, tmp.data(), size_t(nc), nr, nc);
+        for (int c = 0; c < nc; ++c)
+            for (int r = 0; r < nr; ++r) out[size_t(c) * out_stride + size_t(r)] = tmp[size_t(r) * size_t(nc) + size_t(c)];
+        return;
+    }
+    gemm_row_quads<T, true>(n, static_cast<const uint8_t*>(w), w_stride, static_cast<const uint8_t*>(act), act_stride,
+                            out, out_stride, nr, nc);
 }
 
 template <class T>
@@ -1497,6 +1522,10 @@ constexpr KernelTable make_table() {
     set(DType::Q4_K, dot_q<Q4_KT>, gemm_q<Q4_KT>);
     set(DType::Q5_K, dot_q<Q5_KT>, gemm_q<Q5_KT>);
     set(DType::Q6_K, dot_q<Q6_KT>, gemm_q<Q6_KT>);
+    t.gemm_t[static_cast<uint32_t>(DType::Q8_0)] = gemm_q_t<Q8_0T>;
+    t.gemm_t[static_cast<uint32_t>(DType::Q4_0)] = gemm_q_t<Q4_0T>;
+    t.gemm_t[static_cast<uint32_t>(DType::Q5_0)] = gemm_q_t<Q5_0T>;
+    t.gemm_t[static_cast<uint32_t>(DType::IQ4_NL)] = gemm_q_t<IQ4_NLT>;
     return t;
 }
 
