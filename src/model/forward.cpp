@@ -504,11 +504,14 @@ void Context::run_ubatch(const BatchEntry* entries, int T, float* logits_out) {
             matmul(L.wk, prepare(L.wk, s.xn.data(), T, false), T, s.k.data());
             matmul(L.wv, prepare(L.wv, s.xn.data(), T, false), T, s.v.data());
             barrier->wait();
-            // Rope, one (token, head) item at a time over the query and key heads; a key head's K and V go
-            // into the cache right after.
+            // Rope, one (token, head) item at a time, the query heads' items first, then the key heads' (which
+            // cost more: their K and V go into the cache right after), so that each kind is dealt evenly.
+            const int64_t n_q_items = static_cast<int64_t>(T) * hp.n_head;
             for (int64_t item = ith; item < n_rope_items; item += nth) {
-                const int t = static_cast<int>(item / (hp.n_head + hp.n_head_kv));
-                const int64_t h = item % (hp.n_head + hp.n_head_kv);
+                const bool q_item = item < n_q_items;
+                const int64_t kv_item = item - n_q_items;
+                const int t = static_cast<int>(q_item ? item / hp.n_head : kv_item / hp.n_head_kv);
+                const int64_t h = q_item ? item % hp.n_head : hp.n_head + kv_item % hp.n_head_kv;
                 const bool is_k = h >= hp.n_head;
                 const int64_t hk = h - hp.n_head;
                 float* x = is_k ? s.k.data() + t * KVD + hk * HD : s.q.data() + t * QD + h * HD;

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "base/error.h"
+#include "tensor/kernels.h"
 
 namespace hearth {
 
@@ -338,54 +339,84 @@ bool Sampler::select_prefix(const std::vector<Item>& from, bool by_count, double
 
 int32_t Sampler::draw(float max_logit) {
     // Temperature and softmax over the kept tokens (id order), then one uniform draw.
-    const float inv_t = 1.0f / params_.temperature;
-    kept_w_.resize(kept_.size());
-    double total = 0.0;
-    for (size_t i = 0; i < kept_.size(); ++i)
-        total += kept_w_[i] = weight(kept_[i].second, max_logit, inv_t);
-    // total >= 1: the maximum is always kept, with weight exp(0).
-    if (dist_out_) {
-        for (size_t i = 0; i < kept_.size(); ++i)
-            if (kept_w_[i] > 0.0) dist_out_->emplace_back(kept_[i].first, kept_w_[i] / total);
-        return -1;
+    const size_t m = kept_.size();
+    ids_.resize(m);
+    unfiltered_w_.resize(m);
+    for (size_t j = 0; j < m; ++j) {
+        ids_[j] = kept_[j].first;
+        unfiltered_w_[j] = kept_[j].second - max_logit;
     }
-    const double u = next_uniform() * total;
-    double cum = 0.0;
-    int32_t last_positive = -1;
-    for (size_t i = 0; i < kept_.size(); ++i) {
-        if (kept_w_[i] <= 0.0) continue;  // -inf logits, or underflow at a tiny temperature
-        cum += kept_w_[i];
-        last_positive = kept_[i].first;
-        if (u < cum) return last_positive;
-    }
-    return last_positive;  // only through rounding, with u just below total
+    return draw_weights(ids_.data(), m);
 }
 
 // draw() over all n_vocab tokens without building the candidate lists: the same weights, summed and walked in
 // the same (id) order, so the same token for the same random number. -inf logits weigh exp(-inf) = 0 and are
 // skipped as draw() skips them. The plain temperature sampling of most API requests takes this path.
 int32_t Sampler::draw_unfiltered(float max_logit) {
-    const float inv_t = 1.0f / params_.temperature;
     const float* w = work_.data();
     const size_t n = work_.size();
-    kept_w_.resize(n);
+    unfiltered_w_.resize(n);
+    for (size_t i = 0; i < n; ++i) unfiltered_w_[i] = w[i] - max_logit;
+    return draw_weights(nullptr, n);
+}
+
+// The draw of draw() and draw_unfiltered(): unfiltered_w_[j] holds logit - max of token ids[j] (ascending; no
+// ids: token j), j < m. The exponentials go through the kernel table's vector exp (every token of the
+// vocabulary, every step of every stream; within 1e-6 of expf). The weights are summed per block of 64 token
+// ids (float lanes by id % 8, then the lanes in double), so that the sums, and the draw, are the same bits
+// whether the zero weights of the tokens a filter dropped are there or not; the walk skips whole blocks.
+int32_t Sampler::draw_weights(const int32_t* ids, size_t m) {
+    constexpr size_t kBlock = 64;
+    float* p = unfiltered_w_.data();
+    kernels::active().exp_shift_sum(p, 1.0f / params_.temperature, 0.0f, p, static_cast<int64_t>(m));
+    const size_t n_blocks = (work_.size() + kBlock - 1) / kBlock;
+    block_w_.assign(n_blocks, 0.0);
+    block_end_.assign(n_blocks, 0);
+    auto id_of = [&](size_t j) { return ids ? static_cast<size_t>(ids[j]) : j; };
     double total = 0.0;
-    for (size_t i = 0; i < n; ++i) total += kept_w_[i] = weight(w[i], max_logit, inv_t);
+    for (size_t j = 0; j < m;) {
+        const size_t b = id_of(j) / kBlock;
+        float part[8] = {};
+        for (; j < m && id_of(j) / kBlock == b; ++j) part[id_of(j) % 8] += p[j];
+        double sum = 0.0;
+        for (float x : part) sum += x;
+        total += block_w_[b] = sum;
+        block_end_[b] = j;
+    }
+    // total >= 1: the maximum is always kept, with weight exp(0).
     if (dist_out_) {
-        for (size_t i = 0; i < n; ++i)
-            if (kept_w_[i] > 0.0) dist_out_->emplace_back(static_cast<int32_t>(i), kept_w_[i] / total);
+        for (size_t j = 0; j < m; ++j)
+            if (p[j] > 0.0f) dist_out_->emplace_back(static_cast<int32_t>(id_of(j)), p[j] / total);
         return -1;
     }
     const double u = next_uniform() * total;
     double cum = 0.0;
     int32_t last_positive = -1;
-    for (size_t i = 0; i < n; ++i) {
-        if (kept_w_[i] <= 0.0) continue;
-        cum += kept_w_[i];
-        last_positive = static_cast<int32_t>(i);
-        if (u < cum) return last_positive;
+    size_t j = 0;
+    for (size_t b = 0; b < n_blocks; ++b) {
+        if (block_w_[b] <= 0.0) {  // no weight here (-inf logits, filtered out, or underflow)
+            j = std::max(j, block_end_[b]);
+            continue;
+        }
+        const size_t end = block_end_[b];
+        if (u >= cum + block_w_[b] && b + 1 < n_blocks) {  // not in this block
+            for (size_t i = end; i-- > j;)
+                if (p[i] > 0.0f) {
+                    last_positive = static_cast<int32_t>(id_of(i));
+                    break;
+                }
+            cum += block_w_[b];
+            j = end;
+            continue;
+        }
+        for (; j < end; ++j) {
+            if (p[j] <= 0.0f) continue;
+            cum += p[j];
+            last_positive = static_cast<int32_t>(id_of(j));
+            if (u < cum) return last_positive;
+        }
     }
-    return last_positive;
+    return last_positive;  // only through rounding, with u just below total
 }
 
 void Sampler::distribution(const float* logits, int32_t n_vocab, TokenDist& out) {

@@ -94,6 +94,7 @@ private:
     bool select_prefix(const std::vector<Item>& from, bool by_count, double target, Item& last);
     int32_t draw(float max_logit);  // from kept_ (token ids ascending, logits in .second)
     int32_t draw_unfiltered(float max_logit);  // the same draw over every token of work_ (no filter is on)
+    int32_t draw_weights(const int32_t* ids, size_t m);  // both draws' weights and walk
     double next_uniform();           // in [0, 1), 53 random bits
 
     SamplerParams params_;
@@ -109,7 +110,10 @@ private:
     std::vector<Item> sel_a_, sel_b_;  // select_prefix working sets
     std::vector<uint8_t> bucket_of_;   // select_prefix: bucket of each candidate of the current set
     std::vector<std::pair<int32_t, float>> kept_;  // tokens that survive the filters, by id
-    std::vector<double> kept_w_;                   // their unnormalised probabilities
+    std::vector<int32_t> ids_;                     // draw(): the kept tokens' ids
+    std::vector<float> unfiltered_w_;              // the drawn tokens' logit - max, then unnormalised probability
+    std::vector<double> block_w_;                  // their sums over blocks of 64 token ids
+    std::vector<size_t> block_end_;                // where each block's tokens end in unfiltered_w_
     TokenDist* dist_out_ = nullptr;  // set by distribution(): the draw writes the distribution here instead
 };
 
