@@ -1072,17 +1072,28 @@ HK_INLINE void unpack_row_quad_group(const uint8_t* w, size_t ws, int nrows, int
     _mm512_store_ps(o.s, _mm512_mask_blend_ps(0x8888, sv, sc[3]));
 }
 
-void pack_row_quad_act(const PGroup* col, int64_t ng, int off, RQAct* out) {
+// One activation row of nblocks Q8A blocks, straight from the blocks; a null row packs zeros.
+void pack_row_quad_act(const BlockQ8A* a, int64_t nblocks, int off, RQAct* out) {
+    const int64_t ng = (nblocks + 3) / 4;
+    const __m512i quad = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     for (int64_t g = 0; g < ng; ++g) {
-        const PGroup& c = col[g];
         RQAct& o = out[g];
-        std::memcpy(o.v0, c.v0, sizeof(o.v0));
-        std::memcpy(o.v1, c.v1, sizeof(o.v1));
-        for (int p = 0; p < 16; ++p) {
-            const int L = p / 4;
-            o.da[p] = c.d[L];
-            o.ci[p] = -off * (c.hs[2 * L] + c.hs[2 * L + 1]);
+        const int nv = !a ? 0 : nblocks - 4 * g >= 4 ? 4 : int(nblocks - 4 * g);
+        alignas(16) float d[4] = {0, 0, 0, 0};
+        alignas(16) int32_t ci[4] = {0, 0, 0, 0};
+        if (nv < 4) {
+            std::memset(o.v0, 0, sizeof(o.v0));
+            std::memset(o.v1, 0, sizeof(o.v1));
         }
+        for (int L = 0; L < nv; ++L) {
+            const BlockQ8A& b = a[4 * g + L];
+            std::memcpy(o.v0 + 16 * L, b.qs, 16);
+            std::memcpy(o.v1 + 16 * L, b.qs + 16, 16);
+            d[L] = b.d;
+            ci[L] = -off * (int32_t(b.sum[0]) + int32_t(b.sum[1]));
+        }
+        _mm512_store_ps(o.da, _mm512_permutexvar_ps(quad, _mm512_castps128_ps512(_mm_load_ps(d))));
+        _mm512_store_si512(o.ci, _mm512_permutexvar_epi32(quad, _mm512_castsi128_si512(_mm_load_si128((const __m128i*)ci))));
     }
 }
 
@@ -1165,17 +1176,14 @@ void gemm_row_quads(int64_t n, const uint8_t* wb, size_t w_stride, const uint8_t
     if (cb < C) cb = C;
     const int nc_pad = (nc + C - 1) / C * C;
     if (cb > nc_pad) cb = nc_pad;
-    PGroup* col = static_cast<PGroup*>(scratch(0, size_t(ng) * sizeof(PGroup)));
     RQWeights* rq_w = static_cast<RQWeights*>(scratch(1, size_t(RQ) * ng * sizeof(RQWeights)));
     RQAct* cols = static_cast<RQAct*>(scratch(2, size_t(cb) * per_col));
     for (int c0 = 0; c0 < nc; c0 += cb) {
         const int ncc = nc - c0 < cb ? nc - c0 : cb;
         const int ncc_pad = (ncc + C - 1) / C * C;
-        for (int c = 0; c < ncc_pad; ++c) {
-            pack_act(c < ncc ? reinterpret_cast<const BlockQ8A*>(ab + size_t(c0 + c) * act_stride) : nullptr, nblocks,
-                     *T::kTab, T::kOff, col);
-            pack_row_quad_act(col, ng, T::kOff, cols + size_t(c) * ng);
-        }
+        for (int c = 0; c < ncc_pad; ++c)
+            pack_row_quad_act(c < ncc ? reinterpret_cast<const BlockQ8A*>(ab + size_t(c0 + c) * act_stride) : nullptr,
+                              nblocks, T::kOff, cols + size_t(c) * ng);
         // Row octets. Unpacking one prefetches the next into L1; while it multiplies, the octet after that is
         // prefetched into L2 a few lines per group, so that the weights stream from memory all the time
         // (without the spread prefetch a single-thread 8192 x 2048 Q8_0 product of 16 columns took 2.0 ms
