@@ -14,7 +14,6 @@ GenerateResult generate(Context& ctx, const std::vector<int32_t>& prompt, Sample
         fail("the prompt has {} tokens, more than the context size {}", prompt.size(), n_ctx);
     const int32_t n_vocab = static_cast<int32_t>(ctx.model().hp.n_vocab);
     const bool sampled_drafts = o.drafter && o.draft_sampler && sampler.params().temperature > 0.0f;
-    auto is_eog = [&](int32_t t) { return std::binary_search(o.eog.begin(), o.eog.end(), t); };
 
     GenerateResult r;
     Batch batch;
@@ -35,7 +34,6 @@ GenerateResult generate(Context& ctx, const std::vector<int32_t>& prompt, Sample
 
     std::vector<int32_t> history = prompt, draft;
     std::vector<TokenDist> q;  // sampled drafts: the distribution each draft token was drawn from
-    TokenDist p;
     std::vector<float> masked;
     int32_t fed_at = static_cast<int32_t>(prompt.size()) - 1;  // position of the pass's first token
     bool done = o.n_predict == 0;
@@ -44,33 +42,21 @@ GenerateResult generate(Context& ctx, const std::vector<int32_t>& prompt, Sample
         size_t row = 0;
         bool rejected = false;
         for (;; ++row) {
-            const float* lg = logits->data() + row * static_cast<size_t>(n_vocab);
-            if (o.matcher) {
-                if (o.matcher->must_end()) {  // the text is complete and nothing may follow
-                    done = true;
-                    break;
-                }
-                masked.assign(lg, lg + n_vocab);
-                if (!o.matcher->apply(masked.data(), n_vocab, o.eog))
-                    fail("the grammar allows no token after {} generated tokens", r.tokens.size());
-                lg = masked.data();
-            }
-            if (sampled_drafts && row < draft.size()) {
-                sampler.distribution(lg, n_vocab, p);
-                bool accepted = false;
-                tok = speculative_verify(p, q[row], draft[row], sampler, accepted);
-                rejected = !accepted;
-            } else {
-                tok = sampler.sample(lg, n_vocab);
-                rejected = row < draft.size() && draft[row] != tok;
-            }
-            sampler.accept(tok);
-            if (is_eog(tok)) {
+            if (o.matcher && o.matcher->must_end()) {  // the text is complete and nothing may follow
                 done = true;
                 break;
             }
-            if (o.matcher && !o.matcher->accept_token(tok))
-                fail("internal error: the sampler picked token {} the grammar forbids", tok);
+            const bool in_draft = row < draft.size();
+            const VerifiedToken v = verify_position(logits->data() + row * static_cast<size_t>(n_vocab), n_vocab, sampler,
+                                                    o.matcher, o.eog, in_draft ? &draft[row] : nullptr,
+                                                    sampled_drafts && in_draft ? &q[row] : nullptr,
+                                                    static_cast<int64_t>(r.tokens.size()), masked);
+            tok = v.token;
+            rejected = v.rejected;
+            if (v.stop) {
+                done = true;
+                break;
+            }
             r.tokens.push_back(tok);
             history.push_back(tok);
             if (o.on_token) o.on_token(tok);

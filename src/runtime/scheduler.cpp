@@ -303,29 +303,18 @@ std::vector<Event> Scheduler::step() {
         Sampled& sm = sampled[static_cast<size_t>(i)];
         Req* r = sm.r;
         try {
-            const auto& stop = r->g.stop_tokens;
             for (size_t j = 0;; ++j) {
                 const float* raw = sm.row + j * static_cast<size_t>(n_vocab);
-                const float* lg = raw;
-                if (auto& m = r->matcher) {
-                    r->masked.assign(raw, raw + n_vocab);
-                    if (!m->apply(r->masked.data(), n_vocab, stop))
-                        fail("the grammar allows no token after {} generated tokens",
-                             r->n_generated + static_cast<int>(sm.toks.size()));
-                    lg = r->masked.data();
-                }
-                const int32_t tok = r->sampler.sample(lg, n_vocab);
-                const bool is_stop = std::find(stop.begin(), stop.end(), tok) != stop.end();
-                if (auto& m = r->matcher)
-                    if (!is_stop && !m->accept_token(tok))
-                        fail("internal error: token {} was sampled but the grammar forbids it", tok);
-                r->sampler.accept(tok);
+                const VerifiedToken v =
+                    verify_position(raw, n_vocab, r->sampler, r->matcher ? &*r->matcher : nullptr, r->g.stop_tokens,
+                                    j < sm.draft->size() ? &(*sm.draft)[j] : nullptr, nullptr,
+                                    r->n_generated + static_cast<int64_t>(sm.toks.size()), r->masked);
                 Event e;
-                if (r->g.logprobs >= 0) e.logprob = token_logprobs(raw, n_vocab, tok, r->g.logprobs, &e.top_logprobs);
-                sm.toks.push_back(tok);
+                if (r->g.logprobs >= 0) e.logprob = token_logprobs(raw, n_vocab, v.token, r->g.logprobs, &e.top_logprobs);
+                sm.toks.push_back(v.token);
                 sm.evs.push_back(std::move(e));
-                if (is_stop || r->n_generated + static_cast<int>(sm.toks.size()) >= r->g.max_tokens) break;
-                if (j >= sm.draft->size() || (*sm.draft)[j] != tok) break;  // the draft ends or goes another way
+                if (v.stop || r->n_generated + static_cast<int>(sm.toks.size()) >= r->g.max_tokens) break;
+                if (j >= sm.draft->size() || v.rejected) break;  // the draft ends or goes another way
             }
         } catch (const std::exception& ex) {
             // This request alone ends (a grammar too ambiguous to run, say); the batch goes on.

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "base/error.h"
+
 namespace hearth {
 
 std::vector<int32_t> lookup_draft(const std::vector<int32_t>& history, size_t max_draft, size_t max_ngram) {
@@ -38,6 +40,34 @@ int32_t speculative_verify(const TokenDist& p, const TokenDist& q, int32_t draft
     for (const auto& e : residual) total += e.second;
     // p <= q everywhere only through rounding (both sum to 1): then p itself is the distribution left.
     return sampler.draw_from(total > 1e-12 ? residual : p);
+}
+
+VerifiedToken verify_position(const float* logits, int32_t n_vocab, Sampler& sampler, grammar::GrammarMatcher* matcher,
+                              const std::vector<int32_t>& stop_tokens, const int32_t* draft, const TokenDist* q,
+                              int64_t n_generated, std::vector<float>& masked) {
+    const float* lg = logits;
+    if (matcher) {
+        masked.assign(logits, logits + n_vocab);
+        if (!matcher->apply(masked.data(), n_vocab, stop_tokens))
+            fail("the grammar allows no token after {} generated tokens", n_generated);
+        lg = masked.data();
+    }
+    VerifiedToken v;
+    if (draft && q) {
+        TokenDist p;
+        sampler.distribution(lg, n_vocab, p);
+        bool accepted = false;
+        v.token = speculative_verify(p, *q, *draft, sampler, accepted);
+        v.rejected = !accepted;
+    } else {
+        v.token = sampler.sample(lg, n_vocab);
+        v.rejected = draft && *draft != v.token;
+    }
+    v.stop = std::find(stop_tokens.begin(), stop_tokens.end(), v.token) != stop_tokens.end();
+    if (matcher && !v.stop && !matcher->accept_token(v.token))
+        fail("internal error: token {} was sampled but the grammar forbids it", v.token);
+    sampler.accept(v.token);
+    return v;
 }
 
 }  // namespace hearth

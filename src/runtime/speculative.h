@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "grammar/matcher.h"
 #include "runtime/sampler.h"
 
 namespace hearth {
@@ -27,6 +28,21 @@ std::vector<int32_t> lookup_draft(const std::vector<int32_t>& history, size_t ma
 // is. Returns the token to emit at this position (the draft itself when accepted) and sets `accepted`. The
 // randomness comes from the target's sampler: one variate for the test, one more after a rejection.
 int32_t speculative_verify(const TokenDist& p, const TokenDist& q, int32_t draft, Sampler& sampler, bool& accepted);
+
+// One position of a verification pass, or of plain decoding (no draft), as generate() and the scheduler both
+// run it: the grammar's mask on the logits row (`masked` is its scratch), the token sampled exactly as without
+// speculation, or, for a draft token drawn from q (sampled drafts), by speculative sampling's rule; then the
+// token accepted by the sampler, and by the grammar unless it is a stop token. Fails when the grammar allows
+// no token (after `n_generated` generated tokens) or, as an internal error, when the sampled token is one it
+// forbids.
+struct VerifiedToken {
+    int32_t token = -1;
+    bool stop = false;      // the token is one of the stop tokens
+    bool rejected = false;  // a draft token stood at this position and was not kept
+};
+VerifiedToken verify_position(const float* logits, int32_t n_vocab, Sampler& sampler, grammar::GrammarMatcher* matcher,
+                              const std::vector<int32_t>& stop_tokens, const int32_t* draft, const TokenDist* q,
+                              int64_t n_generated, std::vector<float>& masked);
 
 struct SpeculativeStats {
     int64_t steps = 0;    // verification forward passes (one per generated run of tokens)
