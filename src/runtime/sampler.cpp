@@ -341,10 +341,10 @@ int32_t Sampler::draw(float max_logit) {
     // Temperature and softmax over the kept tokens (id order), then one uniform draw.
     const size_t m = kept_.size();
     ids_.resize(m);
-    unfiltered_w_.resize(m);
+    draw_w_.resize(m);
     for (size_t j = 0; j < m; ++j) {
         ids_[j] = kept_[j].first;
-        unfiltered_w_[j] = kept_[j].second - max_logit;
+        draw_w_[j] = kept_[j].second - max_logit;
     }
     return draw_weights(ids_.data(), m);
 }
@@ -355,19 +355,19 @@ int32_t Sampler::draw(float max_logit) {
 int32_t Sampler::draw_unfiltered(float max_logit) {
     const float* w = work_.data();
     const size_t n = work_.size();
-    unfiltered_w_.resize(n);
-    for (size_t i = 0; i < n; ++i) unfiltered_w_[i] = w[i] - max_logit;
+    draw_w_.resize(n);
+    for (size_t i = 0; i < n; ++i) draw_w_[i] = w[i] - max_logit;
     return draw_weights(nullptr, n);
 }
 
-// The draw of draw() and draw_unfiltered(): unfiltered_w_[j] holds logit - max of token ids[j] (ascending; no
+// The draw of draw() and draw_unfiltered(): draw_w_[j] holds logit - max of token ids[j] (ascending; no
 // ids: token j), j < m. The exponentials go through the kernel table's vector exp (every token of the
 // vocabulary, every step of every stream; within 1e-6 of expf). The weights are summed per block of 64 token
 // ids (float lanes by id % 8, then the lanes in double), so that the sums, and the draw, are the same bits
 // whether the zero weights of the tokens a filter dropped are there or not; the walk skips whole blocks.
 int32_t Sampler::draw_weights(const int32_t* ids, size_t m) {
     constexpr size_t kBlock = 64;
-    float* p = unfiltered_w_.data();
+    float* p = draw_w_.data();
     kernels::active().exp_shift_sum(p, 1.0f / params_.temperature, 0.0f, p, static_cast<int64_t>(m));
     const size_t n_blocks = (work_.size() + kBlock - 1) / kBlock;
     block_w_.assign(n_blocks, 0.0);

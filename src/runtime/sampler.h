@@ -111,9 +111,9 @@ private:
     std::vector<uint8_t> bucket_of_;   // select_prefix: bucket of each candidate of the current set
     std::vector<std::pair<int32_t, float>> kept_;  // tokens that survive the filters, by id
     std::vector<int32_t> ids_;                     // draw(): the kept tokens' ids
-    std::vector<float> unfiltered_w_;              // the drawn tokens' logit - max, then unnormalised probability
+    std::vector<float> draw_w_;                    // the drawn tokens' logit - max, then unnormalised probability
     std::vector<double> block_w_;                  // their sums over blocks of 64 token ids
-    std::vector<size_t> block_end_;                // where each block's tokens end in unfiltered_w_
+    std::vector<size_t> block_end_;                // where each block's tokens end in draw_w_
     TokenDist* dist_out_ = nullptr;  // set by distribution(): the draw writes the distribution here instead
 };
 

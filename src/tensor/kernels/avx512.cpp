@@ -1098,8 +1098,8 @@ void pack_row_quad_act(const BlockQ8A* a, int64_t nblocks, int off, RQAct* out) 
 }
 
 // RQ row quads (rq_w[q * ng + g]) x C columns (act[c * ng + g]); writes rows < nrows, columns < ncols.
-// each_group(g) runs at the start of every group: the caller unpacks the next rows there, so that their loads
-// from memory overlap these multiplications.
+// each_group(g) runs at the start of every group: the caller prefetches the rows after next there, so that
+// their loads from memory overlap these multiplications.
 // kTrans: out[c * os + r] instead of out[r * os + c].
 template <int RQ, int C, bool kTrans, class EachGroup>
 void rq_tile(const RQWeights* rq_w, int64_t ng, const RQAct* act, float* out, size_t os, int nrows, int ncols,
